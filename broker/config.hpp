@@ -1,0 +1,85 @@
+// Broker configuration: one YAML file plus command-line overrides.
+//
+// Every option is a plain field with its default; deploy/strata.yaml is the
+// commented reference. load_config() either returns a complete, validated
+// config or throws config_error whose message names the file, the line and
+// the key ("strata.yaml:12: limits.max_packet_size: expected an integer").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace strata::broker {
+
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct listener_config {
+    std::string name = "default";        // for logs and metrics
+    std::string protocol = "mqtt";       // "mqtt" (TCP); other protocols come with their issues
+    std::string bind = "127.0.0.1:1883"; // "host:port", "[v6]:port"; port 0 picks a free port
+    // Derived from `bind` by load_config().
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 1883;
+};
+
+struct limits_config {
+    std::uint32_t max_connections = 100'000;       // further connections are refused (0x97 in 5.0)
+    std::uint32_t max_packet_size = 1'048'576;     // bytes, inbound; advertised in 5.0 CONNACK
+    std::uint16_t receive_maximum = 1024;          // inbound QoS 1/2 in flight per client; advertised
+    std::uint16_t topic_alias_maximum = 64;        // inbound aliases per 5.0 client; advertised
+    std::uint16_t max_keepalive = 3600;            // seconds; larger (or 0) keep-alives are capped (5.0: Server Keep Alive)
+    std::uint32_t max_queued_messages = 1000;      // per session: messages waiting to be sent
+    std::uint64_t max_queued_bytes = 16'777'216;   // per session: payload+topic bytes waiting
+    std::uint16_t max_inflight = 64;               // outbound QoS 1/2 unacknowledged per client (also capped by the client's Receive Maximum)
+    std::uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; larger requested intervals are capped
+    std::uint32_t max_subscriptions_per_client = 0;  // 0: unlimited
+};
+
+// An access rule that applies to every client. The auth issue grows this
+// into roles bound to namespace levels.
+struct access_rule {
+    enum class action : std::uint8_t { subscribe, publish };
+    bool deny = true;      // `deny:` or `allow:`
+    action what = action::subscribe;
+    std::string filter;    // a topic filter; wildcards allowed
+};
+
+struct redirect_config {
+    std::string server_reference;  // sent as Server Reference (5.0)
+    bool permanent = false;        // 0x9D Server moved instead of 0x9C Use another server
+};
+
+struct config {
+    std::string source_file;  // the file this was loaded from (empty: defaults)
+
+    std::vector<listener_config> listeners{listener_config{}};
+    limits_config limits;
+
+    std::string log_level = "info";  // trace, debug, info, warn, error, off
+    std::string persistence_path = "./data";
+    bool allow_anonymous = true;     // until the auth issue: everyone is anonymous
+    std::vector<access_rule> access;
+    std::optional<redirect_config> redirect;  // when set, every CONNECT is redirected
+
+    std::uint32_t sys_interval = 10;  // seconds between $SYS/broker/... updates; 0 disables them
+    unsigned threads = 0;             // network threads; 0: one per core
+    std::uint32_t shutdown_grace_ms = 2000;  // bounded wait for clients to drain at shutdown
+};
+
+// Loads and validates a config file. Unknown keys are errors (a typo must
+// not silently become a default).
+[[nodiscard]] config load_config(const std::string& path);
+
+// Parses config text; `name` is used in error messages.
+[[nodiscard]] config parse_config(const std::string& text, const std::string& name);
+
+// Splits "host:port" / "[v6]:port"; throws config_error mentioning `key`.
+void parse_bind(const std::string& bind, const std::string& key, std::string& host, std::uint16_t& port);
+
+}  // namespace strata::broker
