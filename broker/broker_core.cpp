@@ -1,0 +1,249 @@
+#include "broker/broker_core.hpp"
+
+#include "broker/connection.hpp"
+#include "namespace/topic.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace strata::broker {
+
+// The pending expiry / will-delay timer of an offline session.
+struct session::timer_slot {
+    explicit timer_slot(asio::io_context::executor_type ex) : t(ex) {}
+    asio::steady_timer t;
+};
+
+namespace {
+
+std::vector<auth::rule> to_rules(const std::vector<access_rule>& in) {
+    std::vector<auth::rule> out;
+    out.reserve(in.size());
+    for (const auto& r : in) {
+        out.push_back(auth::rule{r.deny,
+                                 r.what == access_rule::action::subscribe ? auth::action::subscribe
+                                                                          : auth::action::publish,
+                                 r.filter});
+    }
+    return out;
+}
+
+constexpr std::uint32_t never_expires = 0xFFFFFFFF;
+
+// Cancels a session's pending timer on the thread that owns it.
+void cancel_timer(session& s) {
+    if (auto slot = std::move(s.timer)) {
+        asio::post(slot->t.get_executor(), [slot] { slot->t.cancel(); });
+    }
+}
+
+}  // namespace
+
+broker_core::broker_core(config cfg) : cfg_(std::move(cfg)), access_(to_rules(cfg_.access)) {}
+
+broker_core::~broker_core() {
+    // Sessions and their connections refer to each other until a connection
+    // closes; break what is left at exit.
+    std::lock_guard lock(registry_mutex_);
+    for (auto& [id, s] : sessions_) {
+        if (auto c = s->owner()) s->detach(c.get());
+        s->timer.reset();
+    }
+}
+
+broker_core::open_result broker_core::open_session(const std::string& client_id, bool clean_start,
+                                                   const std::shared_ptr<connection>& c) {
+    open_result r;
+    std::optional<message_ptr> will_to_publish;
+    {
+        std::lock_guard lock(registry_mutex_);
+        auto it = sessions_.find(client_id);
+        if (it != sessions_.end()) {
+            session_ptr old = it->second;
+            cancel_timer(*old);
+            r.previous = old->owner();
+            r.previous_generation = old->generation();
+            // The previous connection's will (or an offline session's delayed
+            // will): sent when the session ends here (clean start) or when it
+            // had no delay; a resumed session within the delay discards it.
+            auto will = old->take_will();
+            if (will && (clean_start || (r.previous && old->will_delay() == 0))) {
+                will_to_publish = std::move(will);
+            }
+            if (clean_start) {
+                old->detach(r.previous.get());
+                end_session_locked(old);
+            } else {
+                r.s = old;
+                r.present = true;
+            }
+        }
+        if (!r.s) {
+            r.s = std::make_shared<session>(*this, client_id);
+            r.s->set_queue_limits({cfg_.limits.max_queued_messages, cfg_.limits.max_queued_bytes});
+            sessions_.emplace(client_id, r.s);
+        }
+        r.generation = r.s->attach(c, r.present);
+    }
+    if (will_to_publish) publish_will(*will_to_publish);
+    return r;
+}
+
+void broker_core::end_session_locked(const session_ptr& s) {
+    for (const auto& filter : s->subscription_filters()) {
+        ns::shared_filter sf;
+        if (ns::parse_shared(filter, sf) == ns::share_parse::shared) {
+            router_.unsubscribe_shared(s.get(), sf.group, sf.filter);
+        } else {
+            router_.unsubscribe(s.get(), filter);
+        }
+    }
+    cancel_timer(*s);
+    s->clear();
+    auto it = sessions_.find(s->client_id());
+    if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+}
+
+void broker_core::connection_lost(const session_ptr& s, std::uint64_t generation,
+                                  asio::io_context::executor_type ex) {
+    std::optional<message_ptr> will_now;
+    {
+        std::lock_guard lock(registry_mutex_);
+        if (s->generation() != generation || s->owner()) return;  // resumed elsewhere meanwhile
+        const std::uint32_t expiry = s->expiry_interval();
+        const std::uint32_t delay = s->will_delay();
+        if (expiry == 0) {
+            will_now = s->take_will();
+            end_session_locked(s);
+        } else {
+            bool will_pending = false;
+            if (delay == 0) {
+                will_now = s->take_will();
+            } else {
+                // A delayed will stays in the session until the delay passes
+                // or the session ends, whichever comes first.
+                will_pending = true;
+            }
+            arm_timer(s, generation, ex, std::chrono::seconds(delay), will_pending, expiry);
+        }
+    }
+    if (will_now && *will_now) publish_will(*will_now);
+}
+
+void broker_core::arm_timer(const session_ptr& s, std::uint64_t generation,
+                            asio::io_context::executor_type ex, std::chrono::seconds will_delay,
+                            bool will_pending, std::uint32_t expiry) {
+    // One timer per offline session: first for the will delay (if any and
+    // shorter than the expiry), then re-armed for the expiry.
+    const bool has_will = will_pending && (expiry == never_expires || will_delay.count() < expiry);
+    if (!has_will && !will_pending && expiry == never_expires) return;
+    const auto wait = has_will ? will_delay : std::chrono::seconds(expiry);
+    auto slot = std::make_shared<session::timer_slot>(ex);
+    s->timer = slot;
+    slot->t.expires_after(wait);
+    std::weak_ptr<session> weak = s;
+    slot->t.async_wait([this, weak, generation, ex, has_will, will_delay, expiry](boost::system::error_code ec) {
+        if (ec) return;
+        auto s = weak.lock();
+        if (!s) return;
+        std::optional<message_ptr> will;
+        {
+            std::lock_guard lock(registry_mutex_);
+            if (s->generation() != generation || s->owner()) return;
+            if (has_will) {
+                will = s->take_will();
+                if (expiry != never_expires) {
+                    const auto rest = std::chrono::seconds(expiry) - will_delay;
+                    arm_timer(s, generation, ex, rest, false, static_cast<std::uint32_t>(rest.count()));
+                }
+            } else {
+                // Expired: a will still pending goes out as the session ends.
+                will = s->take_will();
+                spdlog::debug("session '{}' expired", s->client_id());
+                end_session_locked(s);
+            }
+        }
+        if (will && *will) publish_will(*will);
+    });
+}
+
+void broker_core::publish_will(const message_ptr& will) {
+    if (!will) return;
+    spdlog::debug("publishing will on '{}'", will->topic);
+    publish(will);
+}
+
+std::size_t broker_core::publish(const message_ptr& m) {
+    if (m->retain) router_.retain(m);
+    return router_.publish(m);
+}
+
+void broker_core::add_connection(const std::shared_ptr<connection>& c) {
+    std::lock_guard lock(connections_mutex_);
+    connections_.emplace(c.get(), c);
+}
+
+void broker_core::remove_connection(const connection* c) {
+    std::lock_guard lock(connections_mutex_);
+    connections_.erase(c);
+}
+
+std::size_t broker_core::kick_all(mqtt::reason_code code) {
+    std::vector<std::shared_ptr<connection>> all;
+    {
+        std::lock_guard lock(connections_mutex_);
+        for (auto& [p, w] : connections_) {
+            if (auto c = w.lock()) all.push_back(std::move(c));
+        }
+    }
+    for (auto& c : all) c->kick(code);
+    return all.size();
+}
+
+std::size_t broker_core::connection_count() const {
+    std::lock_guard lock(connections_mutex_);
+    return connections_.size();
+}
+
+std::size_t broker_core::session_count() const {
+    std::lock_guard lock(registry_mutex_);
+    return sessions_.size();
+}
+
+std::string broker_core::assign_client_id() {
+    char buf[48];
+    const auto n = next_assigned_id_.fetch_add(1, std::memory_order_relaxed);
+    const auto t = static_cast<unsigned long long>(
+        std::chrono::duration_cast<std::chrono::microseconds>(started_.time_since_epoch()).count());
+    std::snprintf(buf, sizeof buf, "strata-%llx-%llu", t, static_cast<unsigned long long>(n));
+    return buf;
+}
+
+void broker_core::publish_sys() {
+    const auto t = stats_.sum();
+    const auto uptime =
+        std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - started_).count();
+    auto put = [this](const char* topic, std::string value) {
+        auto m = std::make_shared<message>();
+        m->topic = topic;
+        m->payload = std::move(value);
+        m->retain = true;
+        publish(m);
+    };
+    put("$SYS/broker/version", std::string("strata ") + STRATA_VERSION);
+    put("$SYS/broker/uptime", std::to_string(uptime) + " seconds");
+    put("$SYS/broker/clients/connected", std::to_string(stats_.clients_connected.load()));
+    put("$SYS/broker/sessions/count", std::to_string(session_count()));
+    put("$SYS/broker/messages/received", std::to_string(t.publish_received));
+    put("$SYS/broker/messages/sent", std::to_string(t.publish_sent));
+    put("$SYS/broker/messages/dropped", std::to_string(t.dropped()));
+    put("$SYS/broker/bytes/received", std::to_string(t.bytes_received));
+    put("$SYS/broker/bytes/sent", std::to_string(t.bytes_sent));
+    put("$SYS/broker/retained messages/count", std::to_string(router_.retained_count()));
+    put("$SYS/broker/subscriptions/count", std::to_string(router_.subscription_count()));
+}
+
+}  // namespace strata::broker

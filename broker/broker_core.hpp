@@ -1,0 +1,98 @@
+// The broker's shared state and the rules that span connections: the
+// session registry (takeover, clean start, expiry), wills, the router,
+// counters and $SYS. No sockets here; see server.hpp for the I/O runtime.
+//
+// Thread-safety: every member may be called from any network thread.
+#pragma once
+
+#include "auth/access.hpp"
+#include "broker/config.hpp"
+#include "broker/message.hpp"
+#include "broker/router.hpp"
+#include "broker/session.hpp"
+#include "broker/stats.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace strata::broker {
+
+namespace asio = boost::asio;
+class connection;
+
+class broker_core {
+public:
+    explicit broker_core(config cfg);
+    ~broker_core();
+
+    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
+    [[nodiscard]] router& routes() noexcept { return router_; }
+    [[nodiscard]] stats& counters() noexcept { return stats_; }
+    [[nodiscard]] const auth::access_policy& access() const noexcept { return access_; }
+    [[nodiscard]] steady_clock::time_point started() const noexcept { return started_; }
+
+    struct open_result {
+        session_ptr s;
+        bool present = false;                       // Session Present in CONNACK
+        std::shared_ptr<connection> previous;       // a connection to close with 0x8E
+        std::uint64_t previous_generation = 0;
+        std::uint64_t generation = 0;               // of the new attachment
+    };
+    // Finds or creates the session of `client_id` and attaches `c` to it,
+    // applying clean start and takeover rules (including the previous
+    // connection's will). The caller kicks `previous`.
+    open_result open_session(const std::string& client_id, bool clean_start,
+                             const std::shared_ptr<connection>& c);
+
+    // The connection that owned `s` is gone. Publishes the will now or
+    // after its delay, ends the session now (expiry 0) or arms its expiry.
+    void connection_lost(const session_ptr& s, std::uint64_t generation,
+                         asio::io_context::executor_type ex);
+
+    // Routes a message (and stores it when retained). Returns the number of
+    // sessions it was queued for.
+    std::size_t publish(const message_ptr& m);
+
+    // Registry of live connections (for shutdown and counts).
+    void add_connection(const std::shared_ptr<connection>& c);
+    void remove_connection(const connection* c);
+    // Kicks every connection with `code`; returns how many there were.
+    std::size_t kick_all(mqtt::reason_code code);
+    [[nodiscard]] std::size_t connection_count() const;
+
+    // Publishes the $SYS/broker/... topics (retained).
+    void publish_sys();
+
+    // A fresh client identifier for a client that sent an empty one.
+    [[nodiscard]] std::string assign_client_id();
+
+    [[nodiscard]] std::size_t session_count() const;
+
+private:
+    void end_session_locked(const session_ptr& s);
+    void publish_will(const message_ptr& will);
+    void arm_timer(const session_ptr& s, std::uint64_t generation, asio::io_context::executor_type ex,
+                   std::chrono::seconds will_delay, bool will_pending, std::uint32_t expiry);
+
+    config cfg_;
+    router router_;
+    stats stats_;
+    auth::access_policy access_;
+    steady_clock::time_point started_ = steady_clock::now();
+
+    mutable std::mutex registry_mutex_;
+    std::unordered_map<std::string, session_ptr> sessions_;
+
+    mutable std::mutex connections_mutex_;
+    std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
+
+    std::atomic<std::uint64_t> next_assigned_id_{0};
+};
+
+}  // namespace strata::broker

@@ -1,0 +1,352 @@
+// Connection I/O: the reader coroutine, the writer, keep-alive and close.
+// The packet handlers live in handle_*.cpp.
+#include "broker/connection.hpp"
+
+#include "broker/broker_core.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+namespace strata::broker {
+
+namespace {
+
+constexpr auto connect_timeout = std::chrono::seconds(10);
+constexpr std::size_t read_chunk = 64 * 1024;
+// Buffers larger than this are released once empty, so that a connection
+// that once moved a large message does not keep the memory while idle.
+constexpr std::size_t keep_capacity = 16 * 1024;
+
+void trim(std::vector<std::uint8_t>& v) {
+    if (v.empty() && v.capacity() > keep_capacity) std::vector<std::uint8_t>().swap(v);
+}
+
+}  // namespace
+
+connection::connection(broker_core& core, socket_type socket, std::size_t thread_index)
+    : core_(core),
+      socket_(std::move(socket)),
+      executor_(socket_.get_executor()),
+      thread_index_(thread_index),
+      timer_(executor_) {
+    boost::system::error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+    // Latency: no Nagle. Throughput: the writer coalesces everything queued
+    // for this connection into one write, so small packets still travel
+    // together under load.
+    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);
+    decode_limits_.max_packet_size = core_.cfg().limits.max_packet_size;
+}
+
+connection::~connection() = default;
+
+void connection::start() {
+    auto self = shared_from_this();
+    core_.add_connection(self);
+    bump(core_.counters().local().connections_accepted);
+    timer_.expires_after(connect_timeout);
+    timer_.async_wait([self](boost::system::error_code ec) {
+        if (!ec && self->state_ == state::awaiting_connect) {
+            spdlog::debug("{}: no CONNECT within {}s", self->remote_, connect_timeout.count());
+            self->close_now();
+        }
+    });
+    asio::co_spawn(executor_, reader(), [self](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("{} '{}': closing after an internal error: {}", self->remote_,
+                              self->client_id_, ex.what());
+            }
+            self->close_now();
+            return;
+        }
+        self->close_after_flush();
+    });
+}
+
+asio::awaitable<void> connection::reader() {
+    // One read buffer per thread: a connection keeps only the tail of a
+    // partial packet between reads. Nothing in this loop suspends between
+    // filling the buffer and consuming it.
+    static thread_local std::array<std::uint8_t, read_chunk> buf;
+    auto& counters = core_.counters();
+    while (!inbound_closed_ && state_ != state::closed) {
+        boost::system::error_code ec;
+        const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            auto [wec] = co_await socket_.async_wait(socket_type::wait_read,
+                                                     asio::as_tuple(asio::use_awaitable));
+            if (wec) co_return;
+            continue;
+        }
+        if (ec) {
+            if (ec != asio::error::eof && ec != asio::error::connection_reset) {
+                spdlog::debug("{} '{}': read: {}", remote_, client_id_, ec.message());
+            }
+            co_return;
+        }
+        last_rx_ = steady_clock::now();
+        bump(counters.local().bytes_received, n);
+        if (in_.empty()) {
+            const std::size_t used = consume(buf.data(), n);
+            if (used < n && !inbound_closed_) in_.assign(buf.data() + used, buf.data() + n);
+        } else {
+            in_.insert(in_.end(), buf.data(), buf.data() + n);
+            const std::size_t used = consume(in_.data(), in_.size());
+            in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
+            trim(in_);
+        }
+        if (n == buf.size()) {
+            // A busy publisher must not starve the other connections of this thread.
+            co_await asio::post(executor_, asio::use_awaitable);
+        }
+    }
+}
+
+std::size_t connection::consume(const std::uint8_t* data, std::size_t size) {
+    std::size_t off = 0;
+    while (off < size && !inbound_closed_) {
+        mqtt::packet p;
+        const auto r = mqtt::decode({data + off, size - off}, version_, decode_limits_, p);
+        if (r.status == mqtt::decode_status::need_more) break;
+        if (r.status == mqtt::decode_status::error) {
+            if (state_ == state::awaiting_connect) {
+                spdlog::debug("{}: bad CONNECT: {}", remote_, r.detail);
+                if (r.code == mqtt::reason_code::unsupported_protocol_version) {
+                    // Answered in the 3.1.1 format, which every version understands.
+                    version_ = mqtt::protocol_version::v311;
+                    refuse_connect(r.code, r.detail);
+                } else {
+                    close_now();
+                }
+            } else {
+                fail(r.code, r.detail);
+            }
+            return size;
+        }
+        off += r.consumed;
+        bump(core_.counters().local().messages_received);
+        handle(p);
+    }
+    return off;
+}
+
+void connection::handle(mqtt::packet& p) {
+    if (state_ == state::awaiting_connect) {
+        if (auto* c = std::get_if<mqtt::connect>(&p)) {
+            handle_connect(*c);
+        } else {
+            spdlog::debug("{}: first packet is not CONNECT", remote_);
+            close_now();
+        }
+        return;
+    }
+    if (state_ != state::connected) return;
+    std::visit(
+        [this](auto& pk) {
+            using T = std::decay_t<decltype(pk)>;
+            if constexpr (std::is_same_v<T, mqtt::publish>) handle_publish(pk);
+            else if constexpr (std::is_same_v<T, mqtt::puback>) handle_puback(pk);
+            else if constexpr (std::is_same_v<T, mqtt::pubrec>) handle_pubrec(pk);
+            else if constexpr (std::is_same_v<T, mqtt::pubrel>) handle_pubrel(pk);
+            else if constexpr (std::is_same_v<T, mqtt::pubcomp>) handle_pubcomp(pk);
+            else if constexpr (std::is_same_v<T, mqtt::subscribe>) handle_subscribe(pk);
+            else if constexpr (std::is_same_v<T, mqtt::unsubscribe>) handle_unsubscribe(pk);
+            else if constexpr (std::is_same_v<T, mqtt::pingreq>) send(mqtt::pingresp{});
+            else if constexpr (std::is_same_v<T, mqtt::disconnect>) handle_disconnect(pk);
+            else if constexpr (std::is_same_v<T, mqtt::auth>) handle_auth(pk);
+            else if constexpr (std::is_same_v<T, mqtt::connect>) fail(mqtt::reason_code::protocol_error, "second CONNECT");
+            else fail(mqtt::reason_code::protocol_error, "packet type a client must not send");
+        },
+        p);
+}
+
+void connection::notify() {
+    if (notify_pending_.exchange(true, std::memory_order_acq_rel)) return;
+    asio::post(executor_, [self = shared_from_this()] {
+        self->notify_pending_.store(false, std::memory_order_release);
+        self->flush();
+    });
+}
+
+void connection::kick(mqtt::reason_code code, std::uint64_t generation) {
+    asio::post(executor_, [self = shared_from_this(), code, generation] {
+        if (generation != 0 && generation != self->generation_) return;
+        if (self->state_ == state::closed) return;
+        spdlog::debug("{} '{}': disconnecting: {}", self->remote_, self->client_id_, mqtt::to_string(code));
+        self->fail(code, mqtt::to_string(code));
+    });
+}
+
+void connection::send(const mqtt::packet& p) {
+    if (state_ == state::closed) return;
+    mqtt::encode(p, version_, control_);
+    flush();
+}
+
+void connection::flush() {
+    if (writing_ || state_ == state::closed) return;
+    out_.clear();
+    out_.swap(control_);
+    if (session_ && state_ == state::connected) {
+        const auto now = steady_clock::now();
+        collected_.clear();
+        session_->collect(this, collected_, window_, now);
+        for (auto& o : collected_) encode_delivery(o, now);
+        collected_.clear();
+    }
+    if (out_.empty()) {
+        trim(out_);
+        if (close_when_flushed_) close_now();
+        return;
+    }
+    writing_ = true;
+    bump(core_.counters().local().bytes_sent, out_.size());
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                          self->writing_ = false;
+                          if (ec) {
+                              self->close_now();
+                              return;
+                          }
+                          self->flush();
+                      });
+}
+
+void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
+    auto& counters = core_.counters().local();
+    if (o.what == outgoing::kind::pubrel) {
+        mqtt::encode(mqtt::pubrel{o.packet_id, mqtt::reason_code::success, {}}, version_, out_);
+        return;
+    }
+    const message& m = *o.d.msg;
+    mqtt::publish_view v;
+    v.topic = m.topic;
+    v.payload = m.payload;
+    v.qos = o.d.qos;
+    v.retain = o.d.retain;
+    v.dup = o.dup;
+    v.packet_id = o.packet_id;
+    if (version_ == mqtt::protocol_version::v5) {
+        v.props = &m.props;
+        v.subscription_identifiers = {o.d.sub_ids.data(), o.d.sub_ids.size()};
+        if (m.expires_at) {
+            // The remaining lifetime travels on, rounded up so it never reads 0.
+            const auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - now).count();
+            v.message_expiry_interval = static_cast<std::uint32_t>(std::max<long long>(left, 1));
+        }
+    }
+    if (mqtt::encoded_size(v, version_) > client_max_packet_size_) {
+        // Larger than the client accepts: discarded for this client only, and
+        // treated as delivered so that it does not block the session.
+        bump(counters.dropped_too_large);
+        if (o.d.qos > 0) session_->abandon(o.packet_id);
+        return;
+    }
+    if (version_ == mqtt::protocol_version::v5 && client_topic_alias_max_ > 0) {
+        auto it = outbound_aliases_.find(m.topic);
+        if (it != outbound_aliases_.end()) {
+            v.topic_alias = it->second;
+            v.topic = {};
+        } else if (outbound_aliases_.size() < client_topic_alias_max_) {
+            const auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
+            outbound_aliases_.emplace(m.topic, alias);
+            v.topic_alias = alias;
+        }
+    }
+    mqtt::encode_publish(v, version_, out_);
+    bump(counters.publish_sent);
+    bump(counters.messages_sent);
+}
+
+void connection::refuse_connect(mqtt::reason_code code, const char* why,
+                                std::optional<std::string> server_reference) {
+    spdlog::info("{} '{}': connection refused: {} ({})", remote_, client_id_, mqtt::to_string(code), why);
+    mqtt::connack ack;
+    ack.code = code;
+    if (version_ == mqtt::protocol_version::v5) {
+        if (request_problem_info_) ack.props.reason_string = why;
+        ack.props.server_reference = std::move(server_reference);
+    }
+    state_ = state::closing;
+    send(ack);
+    close_after_flush();
+}
+
+void connection::fail(mqtt::reason_code code, const char* why) {
+    if (state_ == state::closed) return;
+    spdlog::debug("{} '{}': closing: {} ({})", remote_, client_id_, mqtt::to_string(code), why);
+    if (state_ == state::connected && version_ == mqtt::protocol_version::v5) {
+        mqtt::disconnect d;
+        d.code = code;
+        if (request_problem_info_ && code != mqtt::reason_code::server_shutting_down) {
+            d.props.reason_string = why;
+        }
+        state_ = state::closing;
+        send(d);
+    }
+    close_after_flush();
+}
+
+void connection::close_after_flush() {
+    if (state_ == state::closed) return;
+    if (state_ != state::closing) state_ = state::closing;
+    inbound_closed_ = true;
+    close_when_flushed_ = true;
+    if (!writing_) flush();
+}
+
+void connection::close_now() {
+    if (state_ == state::closed) return;
+    state_ = state::closed;
+    inbound_closed_ = true;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    on_closed();
+}
+
+void connection::on_closed() {
+    core_.remove_connection(this);
+    if (connected_) {
+        connected_ = false;
+        core_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (!session_) return;
+    auto s = std::move(session_);
+    if (!s->detach(this)) return;  // taken over: the new connection owns the session now
+    if (!will_on_close_) s->take_will();  // normal DISCONNECT: the will is discarded
+    core_.connection_lost(s, generation_, executor_);
+}
+
+void connection::arm_keepalive() {
+    if (keep_alive_ == 0 || state_ == state::closed) return;
+    const auto deadline = last_rx_ + std::chrono::milliseconds(keep_alive_ * 1500u);
+    timer_.expires_at(deadline);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->on_keepalive_timer();
+    });
+}
+
+void connection::on_keepalive_timer() {
+    if (state_ != state::connected) return;
+    const auto deadline = last_rx_ + std::chrono::milliseconds(keep_alive_ * 1500u);
+    if (steady_clock::now() >= deadline) {
+        fail(mqtt::reason_code::keep_alive_timeout, "keep alive timeout");
+        return;
+    }
+    arm_keepalive();
+}
+
+}  // namespace strata::broker

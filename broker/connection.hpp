@@ -1,0 +1,145 @@
+// One client network connection: reads and decodes packets, applies the
+// protocol rules, writes responses and deliveries.
+//
+// Thread-safety: a connection lives on one io_context, which is run by one
+// thread; that thread is the connection's strand. Other threads talk to it
+// only through notify() and kick(), which post to its executor.
+//
+// Memory: an idle connection holds no read buffer (reads go through a
+// per-thread buffer; only the tail of a partial packet is kept) and no write
+// buffer, and only one coroutine frame (the reader); the writer and the
+// keep-alive check are completion handlers. This keeps idle connections
+// cheap enough to hold tens of thousands.
+#pragma once
+
+#include "broker/codec/codec.hpp"
+#include "broker/session.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace strata::broker {
+
+namespace asio = boost::asio;
+class broker_core;
+
+class connection : public std::enable_shared_from_this<connection> {
+public:
+    using executor_type = asio::io_context::executor_type;
+    using socket_type = asio::basic_stream_socket<asio::ip::tcp, executor_type>;
+
+    connection(broker_core& core, socket_type socket, std::size_t thread_index);
+    ~connection();
+
+    // Starts the reader; call once, on the connection's thread.
+    void start();
+
+    // Any thread: the session has something to send.
+    void notify();
+    // Any thread: close this connection with `code` (5.0 clients get a
+    // DISCONNECT with it first), unless `generation` says it was already
+    // replaced. generation 0 means unconditionally.
+    void kick(mqtt::reason_code code, std::uint64_t generation = 0);
+
+    [[nodiscard]] executor_type executor() const { return executor_; }
+    [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+    [[nodiscard]] const std::string& remote() const noexcept { return remote_; }
+    [[nodiscard]] mqtt::protocol_version version() const noexcept { return version_; }
+
+private:
+    enum class state : std::uint8_t { awaiting_connect, connected, closing, closed };
+
+    asio::awaitable<void> reader();
+    // Decodes and handles every whole packet in [data, data+size); returns
+    // the number of bytes consumed (a partial packet stays unconsumed).
+    std::size_t consume(const std::uint8_t* data, std::size_t size);
+    void handle(mqtt::packet& p);
+
+    void handle_connect(mqtt::connect& c);
+    void handle_publish(mqtt::publish& p);
+    void handle_puback(const mqtt::puback& p);
+    void handle_pubrec(const mqtt::pubrec& p);
+    void handle_pubrel(const mqtt::pubrel& p);
+    void handle_pubcomp(const mqtt::pubcomp& p);
+    void handle_subscribe(mqtt::subscribe& s);
+    void handle_unsubscribe(mqtt::unsubscribe& u);
+    void handle_disconnect(const mqtt::disconnect& d);
+    void handle_auth(const mqtt::auth& a);
+
+    void refuse_connect(mqtt::reason_code code, const char* why,
+                        std::optional<std::string> server_reference = std::nullopt);
+    // Protocol violation: 5.0 clients get DISCONNECT(code); then close.
+    void fail(mqtt::reason_code code, const char* why);
+
+    // Queue a control packet (ack, suback, ...) and flush.
+    void send(const mqtt::packet& p);
+    // The writer: gathers control packets and session deliveries into one
+    // buffer and starts one write; re-runs when that write completes.
+    void flush();
+    void encode_delivery(outgoing& o, steady_clock::time_point now);
+    // Stops reading, flushes what is queued, then closes the socket.
+    void close_after_flush();
+    void close_now();
+    void on_closed();
+
+    void arm_keepalive();
+    void on_keepalive_timer();
+
+    broker_core& core_;
+    socket_type socket_;
+    executor_type executor_;
+    std::size_t thread_index_;
+    std::string remote_;
+
+    state state_ = state::awaiting_connect;
+    mqtt::protocol_version version_ = mqtt::protocol_version::v5;
+    mqtt::decode_limits decode_limits_;
+    std::string client_id_;
+    session_ptr session_;
+    std::uint64_t generation_ = 0;
+    bool connected_ = false;      // counted in clients_connected
+    bool will_on_close_ = true;   // false after a normal DISCONNECT
+    bool inbound_closed_ = false;
+
+    // Partial packet carried over between reads.
+    std::vector<std::uint8_t> in_;
+
+    // Writer state (connection thread only).
+    std::vector<std::uint8_t> control_;   // encoded control packets waiting
+    std::vector<std::uint8_t> out_;       // the buffer being written
+    std::vector<outgoing> collected_;
+    bool writing_ = false;
+    bool close_when_flushed_ = false;
+    std::atomic<bool> notify_pending_{false};
+
+    // Negotiated with the client (5.0 CONNECT properties).
+    std::uint32_t client_max_packet_size_ = 268'435'460;
+    std::uint16_t client_receive_maximum_ = 65535;
+    std::uint16_t client_topic_alias_max_ = 0;
+    bool request_problem_info_ = true;
+    std::size_t window_ = 64;
+
+    // Topic aliases: inbound (alias -> topic) and outbound (topic -> alias).
+    std::vector<std::string> inbound_aliases_;
+    std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+
+    // Keep-alive: the client must send something within 1.5 x keep_alive.
+    std::uint16_t keep_alive_ = 0;
+    steady_clock::time_point last_rx_{};
+    // Before CONNECT: the connect timeout; after: the keep-alive check.
+    asio::steady_timer timer_;
+};
+
+using connection_ptr = std::shared_ptr<connection>;
+
+}  // namespace strata::broker

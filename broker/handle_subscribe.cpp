@@ -1,0 +1,100 @@
+// SUBSCRIBE and UNSUBSCRIBE, including retained messages sent on subscribe.
+#include "broker/broker_core.hpp"
+#include "broker/connection.hpp"
+#include "namespace/topic.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace strata::broker {
+
+void connection::handle_subscribe(mqtt::subscribe& s) {
+    using mqtt::reason_code;
+    const bool v5 = version_ == mqtt::protocol_version::v5;
+    const auto& limits = core_.cfg().limits;
+    mqtt::suback ack;
+    ack.packet_id = s.packet_id;
+    ack.codes.reserve(s.subscriptions.size());
+
+    const std::uint32_t identifier =
+        s.props.subscription_identifiers.empty() ? 0 : s.props.subscription_identifiers.front();
+
+    // Retained messages go out after the SUBACK; collect them first.
+    struct retained_send {
+        std::string filter;
+        subscription_entry entry;
+    };
+    std::vector<retained_send> retained;
+
+    for (auto& req : s.subscriptions) {
+        ns::shared_filter shared;
+        const auto kind = ns::parse_shared(req.filter, shared);
+        const std::string_view filter = kind == ns::share_parse::shared ? shared.filter : req.filter;
+        if (kind == ns::share_parse::invalid || !ns::valid_topic_filter(filter)) {
+            ack.codes.push_back(v5 ? reason_code::topic_filter_invalid : reason_code::unspecified_error);
+            continue;
+        }
+        if (kind == ns::share_parse::shared && req.options.no_local) {
+            fail(reason_code::protocol_error, "No Local on a shared subscription");
+            return;
+        }
+        if (!core_.access().may_subscribe(filter)) {
+            spdlog::debug("{} '{}': subscription to '{}' refused", remote_, client_id_, req.filter);
+            ack.codes.push_back(reason_code::unspecified_error);
+            continue;
+        }
+        if (limits.max_subscriptions_per_client != 0 &&
+            session_->subscription_count() >= limits.max_subscriptions_per_client) {
+            ack.codes.push_back(v5 ? reason_code::quota_exceeded : reason_code::unspecified_error);
+            continue;
+        }
+        const subscription_entry entry{req.options, identifier};
+        bool is_new = false;
+        if (kind == ns::share_parse::shared) {
+            is_new = core_.routes().subscribe_shared(session_.get(), shared.group, shared.filter, entry);
+        } else {
+            is_new = core_.routes().subscribe(session_.get(), req.filter, entry);
+        }
+        session_->remember_subscription(req.filter, entry);
+        ack.codes.push_back(static_cast<reason_code>(req.options.qos));
+
+        // Retained messages are not sent for shared subscriptions.
+        const auto rh = req.options.retain_handling;
+        if (kind != ns::share_parse::shared && (rh == 0 || (rh == 1 && is_new))) {
+            retained.push_back({req.filter, entry});
+        }
+    }
+    send(ack);
+
+    for (const auto& r : retained) {
+        subscription_ids ids;
+        if (r.entry.identifier != 0) ids.push_back(r.entry.identifier);
+        core_.routes().for_each_retained(r.filter, [&](const message_ptr& m) {
+            session_->deliver(m, std::min(m->qos, r.entry.options.qos), true, ids);
+        });
+    }
+}
+
+void connection::handle_unsubscribe(mqtt::unsubscribe& u) {
+    using mqtt::reason_code;
+    mqtt::unsuback ack;
+    ack.packet_id = u.packet_id;
+    for (const auto& filter : u.filters) {
+        ns::shared_filter shared;
+        const auto kind = ns::parse_shared(filter, shared);
+        bool removed = false;
+        if (kind == ns::share_parse::shared) {
+            removed = core_.routes().unsubscribe_shared(session_.get(), shared.group, shared.filter);
+        } else if (kind == ns::share_parse::not_shared && ns::valid_topic_filter(filter)) {
+            removed = core_.routes().unsubscribe(session_.get(), filter);
+        } else {
+            ack.codes.push_back(reason_code::topic_filter_invalid);
+            continue;
+        }
+        session_->forget_subscription(filter);
+        ack.codes.push_back(removed ? reason_code::success : reason_code::no_subscription_existed);
+    }
+    if (version_ != mqtt::protocol_version::v5) ack.codes.clear();
+    send(ack);
+}
+
+}  // namespace strata::broker

@@ -1,0 +1,139 @@
+#include "broker/router.hpp"
+
+#include "broker/connection.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+namespace strata::broker {
+
+namespace {
+
+// One session's merged view of every subscription that matched a message.
+struct match {
+    session* s = nullptr;
+    std::uint8_t qos = 0;
+    bool retain_as_published = false;
+    subscription_ids ids;
+};
+
+}  // namespace
+
+std::size_t router::publish(const message_ptr& m) {
+    // Reused per thread: matching allocates nothing once warmed up.
+    thread_local std::vector<match> matches;
+    matches.clear();
+    std::size_t delivered = 0;
+
+    std::shared_lock lock(subs_mutex_);
+    subs_.match(
+        m->topic,
+        [&](session* s, const subscription_entry& e) {
+            if (e.options.no_local && s == m->origin) return;
+            match mt{s, e.options.qos, e.options.retain_as_published, {}};
+            if (e.identifier != 0) mt.ids.push_back(e.identifier);
+            matches.push_back(std::move(mt));
+        },
+        [&](const auto& group) {
+            const auto& members = group.members();
+            if (members.empty()) return;
+            // Round robin, preferring a member whose client is connected.
+            const std::size_t n = members.size();
+            const std::size_t start = group.next() % n;
+            std::size_t pick = start;
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::size_t k = (start + i) % n;
+                if (members[k].subscriber->owner()) {
+                    pick = k;
+                    break;
+                }
+            }
+            session* s = members[pick].subscriber;
+            const subscription_entry& e = members[pick].data;
+            if (e.options.no_local && s == m->origin) return;
+            subscription_ids ids;
+            if (e.identifier != 0) ids.push_back(e.identifier);
+            const std::uint8_t qos = std::min(m->qos, e.options.qos);
+            if (s->deliver(m, qos, e.options.retain_as_published && m->retain, ids)) ++delivered;
+        });
+
+    if (matches.size() > 1) {
+        // Overlapping subscriptions of one session: one delivery at the
+        // highest QoS with every identifier.
+        std::sort(matches.begin(), matches.end(),
+                  [](const match& a, const match& b) { return a.s < b.s; });
+        std::size_t out = 0;
+        for (std::size_t i = 0; i < matches.size(); ++i) {
+            if (out > 0 && matches[out - 1].s == matches[i].s) {
+                auto& into = matches[out - 1];
+                into.qos = std::max(into.qos, matches[i].qos);
+                into.retain_as_published = into.retain_as_published || matches[i].retain_as_published;
+                into.ids.insert(into.ids.end(), matches[i].ids.begin(), matches[i].ids.end());
+            } else {
+                if (out != i) matches[out] = std::move(matches[i]);
+                ++out;
+            }
+        }
+        matches.resize(out);
+    }
+    for (auto& mt : matches) {
+        const std::uint8_t qos = std::min(m->qos, mt.qos);
+        if (mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids)) ++delivered;
+    }
+    return delivered;
+}
+
+void router::retain(const message_ptr& m) {
+    std::unique_lock lock(retained_mutex_);
+    if (m->payload.empty()) {
+        retained_.erase(m->topic);
+    } else {
+        retained_.set(m->topic, m);
+    }
+}
+
+bool router::subscribe(session* s, const std::string& filter, const subscription_entry& e) {
+    std::unique_lock lock(subs_mutex_);
+    return subs_.insert(filter, s, e);
+}
+
+bool router::subscribe_shared(session* s, std::string_view group, std::string_view filter,
+                              const subscription_entry& e) {
+    std::unique_lock lock(subs_mutex_);
+    return subs_.insert_shared(group, filter, s, e);
+}
+
+bool router::unsubscribe(session* s, const std::string& filter) {
+    std::unique_lock lock(subs_mutex_);
+    return subs_.erase(filter, s);
+}
+
+bool router::unsubscribe_shared(session* s, std::string_view group, std::string_view filter) {
+    std::unique_lock lock(subs_mutex_);
+    return subs_.erase_shared(group, filter, s);
+}
+
+void router::for_each_retained(std::string_view filter,
+                               const std::function<void(const message_ptr&)>& f) const {
+    const auto now = steady_clock::now();
+    std::vector<message_ptr> found;
+    {
+        std::shared_lock lock(retained_mutex_);
+        retained_.match(filter, [&](const message_ptr& m) {
+            if (!m->expired(now)) found.push_back(m);
+        });
+    }
+    for (const auto& m : found) f(m);
+}
+
+std::size_t router::retained_count() const {
+    std::shared_lock lock(retained_mutex_);
+    return retained_.size();
+}
+
+std::size_t router::subscription_count() const {
+    std::shared_lock lock(subs_mutex_);
+    return subs_.size();
+}
+
+}  // namespace strata::broker

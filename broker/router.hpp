@@ -1,0 +1,59 @@
+// The router: subscription trie and retained messages.
+//
+// Thread-safety: all members may be called from any thread. Matching takes
+// a shared (reader) lock on the subscription trie; subscribe/unsubscribe take
+// the exclusive lock. Deliveries into sessions happen under the shared lock,
+// which is what keeps a session alive while it is being delivered to: a
+// session is removed from the trie (exclusive lock) before it is destroyed.
+// No lock is held across any I/O.
+#pragma once
+
+#include "broker/message.hpp"
+#include "broker/session.hpp"
+#include "namespace/retained_tree.hpp"
+#include "namespace/subscription_trie.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace strata::broker {
+
+class router {
+public:
+    // Routes `m` to every matching subscription. Overlapping subscriptions of
+    // one session give one delivery at the highest granted QoS carrying all
+    // matching subscription identifiers; each matching shared group gives one
+    // delivery to one member (round robin, preferring connected members).
+    // Returns the number of sessions the message was queued for.
+    std::size_t publish(const message_ptr& m);
+
+    // Stores, replaces or (empty payload) clears the retained message of m->topic.
+    void retain(const message_ptr& m);
+
+    // Adds or replaces a subscription; returns true when it is new.
+    bool subscribe(session* s, const std::string& filter, const subscription_entry& e);
+    bool subscribe_shared(session* s, std::string_view group, std::string_view filter,
+                          const subscription_entry& e);
+    bool unsubscribe(session* s, const std::string& filter);
+    bool unsubscribe_shared(session* s, std::string_view group, std::string_view filter);
+
+    // Calls f for each unexpired retained message matching `filter`.
+    void for_each_retained(std::string_view filter, const std::function<void(const message_ptr&)>& f) const;
+
+    [[nodiscard]] std::size_t retained_count() const;
+    [[nodiscard]] std::size_t subscription_count() const;
+
+private:
+    mutable std::shared_mutex subs_mutex_;
+    ns::subscription_trie<session*, subscription_entry> subs_;
+
+    mutable std::shared_mutex retained_mutex_;
+    ns::retained_tree<message_ptr> retained_;
+};
+
+}  // namespace strata::broker

@@ -1,0 +1,52 @@
+// The I/O runtime: one io_context per network thread, the listeners, signal
+// handling and graceful shutdown, the $SYS timer.
+//
+// Thread-safety: construct, listen() and run() from the main thread.
+#pragma once
+
+#include "broker/broker_core.hpp"
+#include "broker/config.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace strata::broker {
+
+// A listener could not be opened; the message names the listener and address.
+class listen_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class server {
+public:
+    explicit server(config cfg);
+    ~server();
+
+    // Binds every configured listener, or throws listen_error.
+    void listen();
+    // Prints "strata listening NAME PROTOCOL HOST:PORT" per listener and
+    // "strata ready" to stdout, serves until SIGINT/SIGTERM, shuts down
+    // gracefully and returns the process exit code.
+    int run();
+
+    [[nodiscard]] broker_core& core() noexcept { return core_; }
+
+private:
+    struct listener;
+    void start_accepting(listener& l);
+    void begin_shutdown();
+
+    broker_core core_;
+    std::vector<std::unique_ptr<asio::io_context>> ios_;
+    std::vector<std::unique_ptr<listener>> listeners_;
+    std::size_t next_io_ = 0;
+    bool stopping_ = false;
+};
+
+}  // namespace strata::broker

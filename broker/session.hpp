@@ -1,0 +1,180 @@
+// A client's session: what survives between network connections of one
+// client identifier (subscriptions, messages waiting to be sent, outbound
+// QoS 1/2 in flight, inbound QoS 2 awaiting PUBREL, the pending will).
+//
+// Thread-safety: the router delivers from any network thread, the attached
+// connection works on its own thread, timers fire on the thread that armed
+// them. All mutable state is guarded by `mutex_`; critical sections are
+// short and never span a co_await or any I/O. A session is attached to at
+// most one connection at a time; `generation()` changes with every attach so
+// that a connection that was taken over can tell it no longer owns it.
+#pragma once
+
+#include "broker/codec/packet.hpp"
+#include "broker/message.hpp"
+
+#include <boost/container/small_vector.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace strata::broker {
+
+class connection;
+class broker_core;
+
+using subscription_ids = boost::container::small_vector<std::uint32_t, 2>;
+
+// What the subscription trie stores per subscription.
+struct subscription_entry {
+    mqtt::subscribe_options options;
+    std::uint32_t identifier = 0;  // Subscription Identifier; 0: none
+};
+
+// One message on its way to this session's client.
+struct delivery {
+    message_ptr msg;
+    std::uint8_t qos = 0;
+    bool retain = false;
+    subscription_ids sub_ids;
+};
+
+// A packet the writer must put on the wire, produced by session::collect.
+struct outgoing {
+    enum class kind : std::uint8_t { publish, pubrel };
+    kind what = kind::publish;
+    std::uint16_t packet_id = 0;
+    bool dup = false;
+    delivery d;  // for publish
+};
+
+// Per-session queue limits and policy.
+struct queue_limits {
+    std::uint32_t max_messages = 1000;
+    std::uint64_t max_bytes = 16u << 20;
+};
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(broker_core& core, std::string client_id);
+    ~session();
+
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
+
+    // --- Router side (any thread) ---------------------------------------
+
+    // Queues a message for the client (or for later, when offline).
+    // Returns false when it was dropped (queue full, or QoS 0 while offline).
+    bool deliver(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids);
+
+    // --- Connection side ------------------------------------------------
+
+    // Attaches `c` (the new owner); returns the new generation. Re-arms
+    // nothing: the caller resends in-flight messages through collect().
+    std::uint64_t attach(const std::shared_ptr<connection>& c, bool resend_inflight);
+    // Detaches `c` if it is still the owner. Returns false when the session
+    // was taken over by another connection in the meantime.
+    bool detach(const connection* c);
+    [[nodiscard]] std::shared_ptr<connection> owner() const;
+    [[nodiscard]] std::uint64_t generation() const;
+
+    // Moves what may be sent now into `out`: in-flight messages to resend
+    // (first call after attach), then queued messages while the number of
+    // unacknowledged QoS 1/2 messages stays below `window`. Expired
+    // messages are dropped. Returns nothing unless `c` is the owner.
+    void collect(const connection* c, std::vector<outgoing>& out, std::size_t window,
+                 steady_clock::time_point now);
+
+    // Outbound acknowledgements. Return false for an unknown packet id.
+    bool on_puback(std::uint16_t id);                  // QoS 1 done
+    bool on_pubrec(std::uint16_t id, bool accepted);   // QoS 2 step 1 (accepted: reason < 0x80)
+    bool on_pubcomp(std::uint16_t id);                 // QoS 2 done
+    // Forgets an in-flight message that was never sent (too large for the
+    // client): it counts as delivered.
+    void abandon(std::uint16_t id);
+
+    // Inbound QoS 2: remembers the packet id until PUBREL. Returns false
+    // when the id was already known (a resent PUBLISH: do not route again).
+    bool begin_inbound_qos2(std::uint16_t id);
+    bool end_inbound_qos2(std::uint16_t id);
+    [[nodiscard]] std::size_t inbound_qos2_count() const;
+
+    // Subscriptions this session holds (key: the filter as subscribed,
+    // including a "$share/group/" prefix). Used to clean the router.
+    bool remember_subscription(const std::string& filter, const subscription_entry& e);
+    bool forget_subscription(const std::string& filter);
+    [[nodiscard]] std::vector<std::string> subscription_filters() const;
+    [[nodiscard]] std::size_t subscription_count() const;
+
+    // Session Expiry Interval in seconds (0xFFFFFFFF: never).
+    void set_expiry_interval(std::uint32_t s);
+    [[nodiscard]] std::uint32_t expiry_interval() const;
+
+    // Will message of the attached connection, kept here so that a delayed
+    // will outlives the connection.
+    void set_will(std::optional<message_ptr> will, std::uint32_t delay_s);
+    // Removes and returns the will (if any).
+    std::optional<message_ptr> take_will();
+    [[nodiscard]] std::uint32_t will_delay() const;
+
+    void set_queue_limits(queue_limits l);
+    [[nodiscard]] std::size_t queued_messages() const;
+    [[nodiscard]] std::size_t inflight_messages() const;
+
+    // Called once when the session ends (clean start, expiry): forgets
+    // everything queued. The router cleanup is the broker_core's job.
+    void clear();
+
+    // A timer handle for expiry / will delay (the core arms it; attach()
+    // and clear() cancel it through the generation check).
+    struct timer_slot;
+    std::shared_ptr<timer_slot> timer;
+
+private:
+    struct inflight {
+        std::uint16_t packet_id = 0;
+        bool awaiting_comp = false;  // QoS 2 after PUBREC: PUBREL sent, awaiting PUBCOMP
+        delivery d;
+    };
+
+    std::uint16_t next_packet_id_locked();
+    void notify_locked();
+
+    broker_core& core_;
+    const std::string client_id_;
+
+    mutable std::mutex mutex_;
+    std::shared_ptr<connection> conn_;
+    std::uint64_t generation_ = 0;
+    bool resend_pending_ = false;
+
+    std::deque<delivery> queue_;
+    std::uint64_t queued_bytes_ = 0;
+    queue_limits limits_;
+
+    std::deque<inflight> inflight_;  // in send order
+    std::uint16_t last_packet_id_ = 0;
+    std::unordered_set<std::uint16_t> inbound_qos2_;
+
+    std::unordered_map<std::string, subscription_entry> subscriptions_;
+
+    std::uint32_t expiry_interval_ = 0;
+    std::optional<message_ptr> will_;
+    std::uint32_t will_delay_ = 0;
+};
+
+using session_ptr = std::shared_ptr<session>;
+
+}  // namespace strata::broker

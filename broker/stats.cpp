@@ -1,0 +1,33 @@
+#include "broker/stats.hpp"
+
+namespace strata::broker {
+
+namespace {
+thread_local std::size_t slot_index = stats::max_slots - 1;
+}
+
+counter_slot& stats::local() noexcept { return slots_[slot_index]; }
+
+void stats::bind_thread(std::size_t index) noexcept {
+    slot_index = index < max_slots - 1 ? index : max_slots - 1;
+}
+
+stats::totals stats::sum() const noexcept {
+    totals t;
+    for (const auto& s : slots_) {
+        t.messages_received += s.messages_received.load(std::memory_order_relaxed);
+        t.messages_sent += s.messages_sent.load(std::memory_order_relaxed);
+        t.bytes_received += s.bytes_received.load(std::memory_order_relaxed);
+        t.bytes_sent += s.bytes_sent.load(std::memory_order_relaxed);
+        t.publish_received += s.publish_received.load(std::memory_order_relaxed);
+        t.publish_sent += s.publish_sent.load(std::memory_order_relaxed);
+        t.dropped_queue_full += s.dropped_queue_full.load(std::memory_order_relaxed);
+        t.dropped_expired += s.dropped_expired.load(std::memory_order_relaxed);
+        t.dropped_too_large += s.dropped_too_large.load(std::memory_order_relaxed);
+        t.dropped_offline_qos0 += s.dropped_offline_qos0.load(std::memory_order_relaxed);
+        t.connections_accepted += s.connections_accepted.load(std::memory_order_relaxed);
+    }
+    return t;
+}
+
+}  // namespace strata::broker

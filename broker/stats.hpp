@@ -1,0 +1,61 @@
+// Broker-wide counters. Each network thread owns one slot and is its only
+// writer (plain relaxed load+store, no read-modify-write on a shared cache
+// line); readers sum the slots. Gauges that several threads change use
+// atomics in `gauges`.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+namespace strata::broker {
+
+struct alignas(64) counter_slot {
+    std::atomic<std::uint64_t> messages_received{0};
+    std::atomic<std::uint64_t> messages_sent{0};
+    std::atomic<std::uint64_t> bytes_received{0};
+    std::atomic<std::uint64_t> bytes_sent{0};
+    std::atomic<std::uint64_t> publish_received{0};
+    std::atomic<std::uint64_t> publish_sent{0};
+    std::atomic<std::uint64_t> dropped_queue_full{0};
+    std::atomic<std::uint64_t> dropped_expired{0};
+    std::atomic<std::uint64_t> dropped_too_large{0};
+    std::atomic<std::uint64_t> dropped_offline_qos0{0};
+    std::atomic<std::uint64_t> connections_accepted{0};
+};
+
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+class stats {
+public:
+    static constexpr std::size_t max_slots = 257;  // network threads + one shared slot
+
+    // The slot of the calling thread. Counting happens only on network
+    // threads (each bound to its own slot); the last slot belongs to the
+    // main thread.
+    counter_slot& local() noexcept;
+    // Called once by each network thread before it runs.
+    void bind_thread(std::size_t index) noexcept;
+
+    struct totals {
+        std::uint64_t messages_received = 0, messages_sent = 0, bytes_received = 0, bytes_sent = 0;
+        std::uint64_t publish_received = 0, publish_sent = 0;
+        std::uint64_t dropped_queue_full = 0, dropped_expired = 0, dropped_too_large = 0,
+                      dropped_offline_qos0 = 0;
+        std::uint64_t connections_accepted = 0;
+        [[nodiscard]] std::uint64_t dropped() const noexcept {
+            return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;
+        }
+    };
+    [[nodiscard]] totals sum() const noexcept;
+
+    std::atomic<std::int64_t> clients_connected{0};
+    std::atomic<std::int64_t> sessions{0};
+
+private:
+    std::array<counter_slot, max_slots> slots_{};
+};
+
+}  // namespace strata::broker
