@@ -1,0 +1,594 @@
+// The YAML config loader.
+//
+// The walk is strict on purpose: a plant's broker config is edited by hand,
+// often under time pressure, and a typo that silently becomes a default (a
+// misspelt limit, a quoted number, a second `limits:` section) is worse than
+// a broker that refuses to start. So every map is checked for unknown and
+// duplicate keys (yaml-cpp keeps both copies of a duplicated key and lookups
+// would see only the first), every scalar for its type, and every number for
+// its range, and the first problem is thrown as one config_error naming
+// file:line: key.path.
+//
+// Lines come from YAML::Mark (0-based, hence +1). An empty value (`threads:`)
+// carries the mark of the next token, which can be on a later line, so errors
+// about a value point at its key's line when the value is empty.
+#include "broker/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+namespace strata::broker {
+namespace {
+
+// Listener protocols this build can serve. Add "mqtts", "ws", ... here when
+// their listeners exist; the error message lists this set.
+constexpr std::array<std::string_view, 1> known_protocols{"mqtt"};
+
+constexpr std::array<std::string_view, 6> log_levels{"trace", "debug", "info", "warn", "error", "off"};
+
+// A value in the document with what is needed to blame it.
+struct value_ref {
+    YAML::Node node;
+    YAML::Mark mark;   // the value's position, or its key's when the value is empty
+    std::string path;  // "limits.receive_maximum", "listeners[0].bind"
+};
+
+std::string join_path(const std::string& parent, std::string_view key) {
+    if (parent.empty()) return std::string(key);
+    std::string out = parent;
+    out += '.';
+    out += key;
+    return out;
+}
+
+std::string describe(const YAML::Node& node) {
+    switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+        return "an empty value";
+    case YAML::NodeType::Sequence:
+        return "a list";
+    case YAML::NodeType::Map:
+        return "a map";
+    case YAML::NodeType::Scalar:
+        break;
+    }
+    return "'" + node.Scalar() + "'";
+}
+
+template <std::size_t N>
+std::string one_of(const std::array<std::string_view, N>& names) {
+    std::string out;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (i != 0) out += (i + 1 == N) ? " or " : ", ";
+        out += names[i];
+    }
+    return out;
+}
+
+template <std::size_t N>
+bool contains(const std::array<std::string_view, N>& names, std::string_view s) {
+    return std::find(names.begin(), names.end(), s) != names.end();
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0u : 1u)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+class reader {
+public:
+    explicit reader(std::string file) : file_(std::move(file)) {}
+
+    [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view msg) const {
+        std::string out = file_;
+        if (!mark.is_null() && mark.line >= 0) {
+            out += ':';
+            out += std::to_string(mark.line + 1);
+        }
+        out += ": ";
+        if (!path.empty()) {
+            out += path;
+            out += ": ";
+        }
+        out += msg;
+        throw config_error(out);
+    }
+    [[noreturn]] void fail(const value_ref& v, std::string_view msg) const { fail(v.mark, v.path, msg); }
+
+    struct key {
+        std::string_view name;
+        std::function<void(const value_ref&)> read;
+        bool required = false;
+    };
+
+    // Walks a map, dispatching each key to its reader. An empty value means
+    // "all defaults" (a section written as `limits:` with nothing under it).
+    void read_map(const value_ref& v, std::initializer_list<key> keys) const {
+        if (v.node.IsNull()) {
+            for (const key& k : keys)
+                if (k.required) fail(v, "missing required key '" + std::string(k.name) + "'");
+            return;
+        }
+        if (!v.node.IsMap()) fail(v, "expected a map, got " + describe(v.node));
+
+        std::vector<std::string> seen;
+        for (auto it = v.node.begin(); it != v.node.end(); ++it) {
+            const YAML::Node k = it->first;  // copies: it-> yields a temporary pair
+            if (!k.IsScalar()) fail(k.Mark(), v.path, "keys must be strings, got " + describe(k));
+            const std::string& name = k.Scalar();
+            if (std::find(seen.begin(), seen.end(), name) != seen.end())
+                fail(k.Mark(), v.path, "duplicate key '" + name + "'");
+            seen.push_back(name);
+
+            const auto found =
+                std::find_if(keys.begin(), keys.end(), [&](const key& c) { return c.name == name; });
+            if (found == keys.end()) fail(k.Mark(), v.path, unknown_key_message(name, keys));
+
+            const YAML::Node value = it->second;
+            found->read(value_ref{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)});
+        }
+        for (const key& k : keys)
+            if (k.required && std::find(seen.begin(), seen.end(), k.name) == seen.end())
+                fail(v, "missing required key '" + std::string(k.name) + "'");
+    }
+
+    // Elements of a list; an empty value is an empty list.
+    void read_list(const value_ref& v, const std::function<void(const value_ref&, std::size_t)>& each) const {
+        if (v.node.IsNull()) return;
+        if (!v.node.IsSequence()) fail(v, "expected a list, got " + describe(v.node));
+        // An empty element (a bare "-") carries the mark of the next token;
+        // point at the previous element (or the list) instead, never past it.
+        YAML::Mark previous = v.node.Mark().is_null() ? v.mark : v.node.Mark();
+        std::size_t i = 0;
+        for (const YAML::Node& element : v.node) {
+            const YAML::Mark mark = element.IsNull() || element.Mark().is_null() ? previous : element.Mark();
+            each(value_ref{element, mark, v.path + "[" + std::to_string(i) + "]"}, i);
+            previous = mark;
+            ++i;
+        }
+    }
+
+    std::string read_string(const value_ref& v) const {
+        if (!v.node.IsScalar()) fail(v, "expected a string, got " + describe(v.node));
+        return v.node.Scalar();
+    }
+
+    std::string read_nonempty_string(const value_ref& v) const {
+        std::string s = read_string(v);
+        if (s.empty()) fail(v, "must not be empty");
+        return s;
+    }
+
+    template <std::size_t N>
+    std::string read_choice(const value_ref& v, const std::array<std::string_view, N>& choices) const {
+        std::string s = read_string(v);
+        if (!contains(choices, s)) fail(v, "must be " + one_of(choices) + " (got '" + s + "')");
+        return s;
+    }
+
+    bool read_bool(const value_ref& v) const {
+        // YAML 1.2 core schema booleans only; `yes`/`on` are YAML 1.1 and a
+        // quoted "true" is a string.
+        if (v.node.IsScalar() && is_plain(v.node)) {
+            const std::string& s = v.node.Scalar();
+            if (s == "true" || s == "True" || s == "TRUE") return true;
+            if (s == "false" || s == "False" || s == "FALSE") return false;
+        }
+        fail(v, "expected true or false, got " + describe(v.node));
+    }
+
+    // An unsigned integer in [min, max] of T. A quoted number is a string, not
+    // an integer: reject it rather than guess.
+    template <typename T>
+    T read_uint(const value_ref& v, std::uint64_t min, std::uint64_t max = std::numeric_limits<T>::max()) const {
+        if (!v.node.IsScalar() || !is_plain(v.node)) fail(v, "expected an integer, got " + describe(v.node));
+        const std::string& text = v.node.Scalar();
+        std::uint64_t value = 0;
+        switch (parse_digits(text, value)) {
+        case digits::ok:
+            break;
+        case digits::out_of_range:
+            fail_range(v, min, max, text);
+        case digits::invalid:
+            fail(v, "expected an integer, got " + describe(v.node));
+        }
+        if (value < min || value > max) fail_range(v, min, max, text);
+        return static_cast<T>(value);
+    }
+
+    // A byte count: an integer, or a number with a unit (quoted or not).
+    template <typename T>
+    T read_size(const value_ref& v, std::uint64_t min, std::uint64_t max = std::numeric_limits<T>::max()) const {
+        if (!v.node.IsScalar()) fail(v, size_syntax() + ", got " + describe(v.node));
+        const std::string& text = v.node.Scalar();
+
+        std::string_view rest(text);
+        const bool negative = rest.starts_with('-');
+        if (negative) rest.remove_prefix(1);
+        std::size_t end = 0;
+        while (end < rest.size() && rest[end] >= '0' && rest[end] <= '9') ++end;
+        const std::string_view number = rest.substr(0, end);
+        std::string_view unit = rest.substr(end);
+        while (!unit.empty() && (unit.front() == ' ' || unit.front() == '\t')) unit.remove_prefix(1);
+
+        // A bare number must be a plain scalar ("1024" in quotes is a string,
+        // as for integers); with a unit it is a string anyway.
+        if (number.empty() || (unit.empty() && !is_plain(v.node)))
+            fail(v, size_syntax() + ", got " + describe(v.node));
+        std::uint64_t multiplier = 1;
+        if (!unit.empty()) {
+            static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+                {"B", 1},
+                {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+                {"KB", 1'000}, {"kB", 1'000}, {"MB", 1'000'000}, {"GB", 1'000'000'000},
+            };
+            const auto* u = std::find_if(std::begin(units), std::end(units),
+                                         [&](const auto& p) { return p.first == unit; });
+            if (u == std::end(units)) fail(v, size_syntax() + ", got " + describe(v.node));
+            multiplier = u->second;
+        }
+        if (negative) fail_range(v, min, max, text);
+
+        std::uint64_t value = 0;
+        if (parse_digits(number, value) != digits::ok) fail_range(v, min, max, text);
+        if (value > std::numeric_limits<std::uint64_t>::max() / multiplier) fail_range(v, min, max, text);
+        value *= multiplier;
+        if (value < min || value > max) {
+            fail_range(v, min, max, multiplier == 1 ? text : text + " = " + std::to_string(value) + " bytes");
+        }
+        return static_cast<T>(value);
+    }
+
+private:
+    enum class digits { ok, invalid, out_of_range };
+
+    static bool is_plain(const YAML::Node& n) {
+        // "?" : a plain scalar the application resolves; explicit !!int / !!bool are fine too.
+        const std::string& tag = n.Tag();
+        return tag == "?" || tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:bool";
+    }
+
+    static digits parse_digits(std::string_view text, std::uint64_t& out) {
+        if (!text.empty() && text.front() == '-') {
+            // A negative number is an integer, just not one in range.
+            const std::string_view rest = text.substr(1);
+            if (!rest.empty() && std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
+                return digits::out_of_range;
+            return digits::invalid;
+        }
+        if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return digits::invalid;
+        const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+        if (ec == std::errc::result_out_of_range) return digits::out_of_range;
+        if (ec != std::errc{} || ptr != text.data() + text.size()) return digits::invalid;
+        return digits::ok;
+    }
+
+    static std::string size_syntax() {
+        return "expected a size: an integer, optionally followed by B, KiB, MiB, GiB, KB, MB or GB";
+    }
+
+    [[noreturn]] void fail_range(const value_ref& v, std::uint64_t min, std::uint64_t max, const std::string& got) const {
+        if (max == std::numeric_limits<std::uint64_t>::max() || max == std::numeric_limits<std::uint32_t>::max()) {
+            if (min > 0) fail(v, "must be at least " + std::to_string(min) + " (got " + got + ")");
+            fail(v, "must be between 0 and " + std::to_string(max) + " (got " + got + ")");
+        }
+        fail(v, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (got " + got + ")");
+    }
+
+    static std::string unknown_key_message(const std::string& name, std::initializer_list<key> keys) {
+        std::string out = "unknown key '" + name + "'";
+        std::string_view best;
+        // Suggest only close matches: one edit for short names, more for long ones.
+        std::size_t best_distance = name.size() <= 4 ? 1 : name.size() <= 8 ? 2 : 3;
+        for (const key& k : keys) {
+            const std::size_t d = edit_distance(name, k.name);
+            if (d <= best_distance && (best.empty() || d < edit_distance(name, best))) {
+                best_distance = d;
+                best = k.name;
+            }
+        }
+        if (!best.empty()) {
+            out += " (did you mean '";
+            out += best;
+            out += "'?)";
+        } else {
+            out += " (expected ";
+            for (auto it = keys.begin(); it != keys.end(); ++it) {
+                if (it != keys.begin()) out += ", ";
+                out += it->name;
+            }
+            out += ')';
+        }
+        return out;
+    }
+
+    std::string file_;
+};
+
+// Returns an error message, or an empty string on success.
+std::string split_bind(const std::string& bind, std::string& host, std::uint16_t& port) {
+    const std::string form = "expected \"host:port\" or \"[ipv6]:port\" (got '" + bind + "')";
+    std::string_view h;
+    std::string_view p;
+    if (bind.starts_with('[')) {
+        const auto close = bind.find(']');
+        if (close == std::string::npos) return form;
+        h = std::string_view(bind).substr(1, close - 1);
+        if (close + 1 >= bind.size() || bind[close + 1] != ':') return form;
+        p = std::string_view(bind).substr(close + 2);
+        if (h.empty()) return "the host must not be empty (got '" + bind + "')";
+        if (h.find(':') == std::string_view::npos)
+            return "brackets are for IPv6 addresses (got '" + bind + "')";
+    } else {
+        const auto colon = bind.rfind(':');
+        if (colon == std::string::npos) return "missing port: " + form;
+        h = std::string_view(bind).substr(0, colon);
+        p = std::string_view(bind).substr(colon + 1);
+        if (h.find(':') != std::string_view::npos)
+            return "an IPv6 address must be in brackets, e.g. \"[::1]:1883\" (got '" + bind + "')";
+        if (h.empty())
+            return "the host must not be empty; use 0.0.0.0 (all IPv4) or [::] (all IPv6) (got '" + bind + "')";
+    }
+    if (std::any_of(h.begin(), h.end(), [](unsigned char c) {
+            return c <= ' ' || c == '[' || c == ']' || c == '/' || c == 0x7f;
+        }))
+        return "invalid host '" + std::string(h) + "'";
+
+    unsigned value = 0;
+    const bool digits_only =
+        !p.empty() && p.size() <= 5 && std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits_only) std::from_chars(p.data(), p.data() + p.size(), value);
+    if (!digits_only || value > 65535)
+        return "the port must be between 0 and 65535 (got '" + std::string(p) + "')";
+
+    host = std::string(h);
+    port = static_cast<std::uint16_t>(value);
+    return {};
+}
+
+// MQTT topic filter rules (3.1.1 / 5.0 section 4.7): non-empty, at most
+// 65535 bytes, no U+0000, '+' and '#' each a whole level, '#' only last.
+// Kept local so the config loader does not depend on the namespace library.
+bool valid_filter(std::string_view f) {
+    if (f.empty() || f.size() > 65535 || f.find('\0') != std::string_view::npos) return false;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t slash = f.find('/', start);
+        const std::string_view level = f.substr(start, slash == std::string_view::npos ? f.npos : slash - start);
+        if (level.find_first_of("+#") != std::string_view::npos) {
+            if (level.size() != 1) return false;
+            if (level == "#" && slash != std::string_view::npos) return false;
+        }
+        if (slash == std::string_view::npos) return true;
+        start = slash + 1;
+    }
+}
+
+bool valid_listener_name(std::string_view name) {
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+               c == '_' || c == '.';
+    });
+}
+
+void read_listeners(const reader& r, const value_ref& v, config& cfg) {
+    if (v.node.IsNull()) return;  // `listeners:` with nothing: the default listener
+    if (!v.node.IsSequence()) r.fail(v, "expected a list, got " + describe(v.node));
+    if (v.node.size() == 0) r.fail(v, "at least one listener is required");
+
+    struct seen_listener {
+        std::string path;
+        std::string bind_key;  // normalized host:port, empty for port 0
+    };
+    std::vector<seen_listener> seen;
+    cfg.listeners.clear();
+
+    r.read_list(v, [&](const value_ref& item, std::size_t) {
+        listener_config l;
+        YAML::Mark name_mark = item.mark;
+        YAML::Mark bind_mark = item.mark;
+        r.read_map(item, {
+            {"name",
+             [&](const value_ref& x) {
+                 l.name = r.read_string(x);
+                 name_mark = x.mark;
+                 if (!valid_listener_name(l.name))
+                     r.fail(x, "must be non-empty and use only letters, digits, '-', '_' and '.' (got '" + l.name +
+                                   "')");
+             },
+             true},
+            {"protocol",
+             [&](const value_ref& x) {
+                 l.protocol = r.read_string(x);
+                 if (!contains(known_protocols, l.protocol))
+                     r.fail(x, "unsupported protocol '" + l.protocol + "' (supported: " + one_of(known_protocols) +
+                                   ")");
+             }},
+            {"bind",
+             [&](const value_ref& x) {
+                 l.bind = r.read_string(x);
+                 bind_mark = x.mark;
+                 const std::string err = split_bind(l.bind, l.host, l.port);
+                 if (!err.empty()) r.fail(x, err);
+             },
+             true},
+        });
+
+        std::string bind_key;
+        if (l.port != 0) {
+            bind_key = l.host;
+            std::transform(bind_key.begin(), bind_key.end(), bind_key.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            bind_key += "|" + std::to_string(l.port);
+        }
+        for (std::size_t i = 0; i < cfg.listeners.size(); ++i) {
+            if (cfg.listeners[i].name == l.name)
+                r.fail(name_mark, item.path + ".name",
+                       "duplicate listener name '" + l.name + "' (also " + seen[i].path + ")");
+            if (!bind_key.empty() && seen[i].bind_key == bind_key)
+                r.fail(bind_mark, item.path + ".bind",
+                       "'" + l.bind + "' is already bound by " + seen[i].path + " ('" + cfg.listeners[i].name + "')");
+        }
+        seen.push_back({item.path, bind_key});
+        cfg.listeners.push_back(std::move(l));
+    });
+}
+
+void read_limits(const reader& r, const value_ref& v, limits_config& l) {
+    using u16 = std::uint16_t;
+    using u32 = std::uint32_t;
+    using u64 = std::uint64_t;
+    r.read_map(v, {
+        {"max_connections", [&](const value_ref& x) { l.max_connections = r.read_uint<u32>(x, 1); }},
+        {"max_packet_size", [&](const value_ref& x) { l.max_packet_size = r.read_size<u32>(x, 16, 268'435'460); }},
+        {"receive_maximum", [&](const value_ref& x) { l.receive_maximum = r.read_uint<u16>(x, 1, 65535); }},
+        {"topic_alias_maximum", [&](const value_ref& x) { l.topic_alias_maximum = r.read_uint<u16>(x, 0, 65535); }},
+        {"max_keepalive", [&](const value_ref& x) { l.max_keepalive = r.read_uint<u16>(x, 1, 65535); }},
+        {"max_queued_messages", [&](const value_ref& x) { l.max_queued_messages = r.read_uint<u32>(x, 1); }},
+        {"max_queued_bytes", [&](const value_ref& x) { l.max_queued_bytes = r.read_size<u64>(x, 1024); }},
+        {"max_inflight", [&](const value_ref& x) { l.max_inflight = r.read_uint<u16>(x, 1, 65535); }},
+        {"max_session_expiry", [&](const value_ref& x) { l.max_session_expiry = r.read_uint<u32>(x, 0); }},
+        {"max_subscriptions_per_client",
+         [&](const value_ref& x) { l.max_subscriptions_per_client = r.read_uint<u32>(x, 0); }},
+    });
+}
+
+void read_access(const reader& r, const value_ref& v, config& cfg) {
+    r.read_list(v, [&](const value_ref& item, std::size_t) {
+        access_rule rule;
+        int verdicts = 0;
+        const auto verdict = [&](bool deny) {
+            return [&, deny](const value_ref& x) {
+                ++verdicts;
+                rule.deny = deny;
+                static constexpr std::array<std::string_view, 2> actions{"subscribe", "publish"};
+                rule.what = r.read_choice(x, actions) == "publish" ? access_rule::action::publish
+                                                                   : access_rule::action::subscribe;
+            };
+        };
+        r.read_map(item, {
+            {"deny", verdict(true)},
+            {"allow", verdict(false)},
+            {"on",
+             [&](const value_ref& x) {
+                 rule.filter = r.read_string(x);
+                 if (!valid_filter(rule.filter))
+                     r.fail(x, "not a valid MQTT topic filter: '" + rule.filter +
+                                   "' ('+' and '#' must be whole levels, '#' only last)");
+             },
+             true},
+        });
+        if (verdicts != 1) r.fail(item, "needs exactly one of 'deny' or 'allow'");
+        cfg.access.push_back(std::move(rule));
+    });
+}
+
+void read_root(const reader& r, const value_ref& root, config& cfg) {
+    r.read_map(root, {
+        {"listeners", [&](const value_ref& x) { read_listeners(r, x, cfg); }},
+        {"limits", [&](const value_ref& x) { read_limits(r, x, cfg.limits); }},
+        {"log",
+         [&](const value_ref& x) {
+             r.read_map(x, {{"level", [&](const value_ref& y) { cfg.log_level = r.read_choice(y, log_levels); }}});
+         }},
+        {"persistence",
+         [&](const value_ref& x) {
+             r.read_map(x, {{"path", [&](const value_ref& y) { cfg.persistence_path = r.read_nonempty_string(y); }}});
+         }},
+        {"auth",
+         [&](const value_ref& x) {
+             r.read_map(x, {{"allow_anonymous", [&](const value_ref& y) { cfg.allow_anonymous = r.read_bool(y); }}});
+         }},
+        {"access", [&](const value_ref& x) { read_access(r, x, cfg); }},
+        {"redirect",
+         [&](const value_ref& x) {
+             if (x.node.IsNull()) return;  // `redirect:` with nothing: no redirect
+             redirect_config rc;
+             r.read_map(x, {
+                 {"server_reference",
+                  [&](const value_ref& y) { rc.server_reference = r.read_nonempty_string(y); }, true},
+                 {"permanent", [&](const value_ref& y) { rc.permanent = r.read_bool(y); }},
+             });
+             cfg.redirect = std::move(rc);
+         }},
+        {"sys",
+         [&](const value_ref& x) {
+             r.read_map(x, {{"interval", [&](const value_ref& y) { cfg.sys_interval = r.read_uint<std::uint32_t>(y, 0); }}});
+         }},
+        {"threads", [&](const value_ref& x) { cfg.threads = r.read_uint<unsigned>(x, 0, 256); }},
+        {"shutdown",
+         [&](const value_ref& x) {
+             r.read_map(x, {{"grace_ms",
+                             [&](const value_ref& y) { cfg.shutdown_grace_ms = r.read_uint<std::uint32_t>(y, 0); }}});
+         }},
+    });
+}
+
+}  // namespace
+
+void parse_bind(const std::string& bind, const std::string& key, std::string& host, std::uint16_t& port) {
+    const std::string err = split_bind(bind, host, port);
+    if (!err.empty()) throw config_error(key + ": " + err);
+}
+
+config parse_config(const std::string& text, const std::string& name) {
+    const reader r(name);
+    std::vector<YAML::Node> docs;
+    try {
+        docs = YAML::LoadAll(text);
+    } catch (const YAML::Exception& e) {
+        r.fail(e.mark, "", e.msg);
+    }
+    if (docs.size() > 1) r.fail(docs[1].Mark(), "", "expected a single YAML document, found a second one");
+
+    config cfg;
+    cfg.source_file = name;
+    if (docs.empty() || docs[0].IsNull()) return cfg;  // empty file: all defaults
+
+    const YAML::Node& root = docs[0];
+    if (!root.IsMap()) r.fail(root.Mark(), "", "the document root must be a map, got " + describe(root));
+    read_root(r, value_ref{root, root.Mark(), ""}, cfg);
+    return cfg;
+}
+
+config load_config(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        const int err = errno;
+        throw config_error("cannot read config file '" + path + "': " + std::strerror(err));
+    }
+    std::string text;
+    char buf[8192];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;  // e.g. EISDIR: fopen() succeeds on a directory, reading fails
+    std::fclose(f);
+    if (failed) throw config_error("cannot read config file '" + path + "': " + std::strerror(err));
+    return parse_config(text, path);
+}
+
+}  // namespace strata::broker

@@ -1,0 +1,492 @@
+// The YAML config loader: defaults, a full file, every kind of error with its
+// file:line: key text, sizes with units, binds, and deploy/strata.yaml.
+#include "broker/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+#ifndef STRATA_SOURCE_DIR
+#error "STRATA_SOURCE_DIR must point at the repository root (for deploy/strata.yaml)"
+#endif
+
+using namespace strata::broker;
+using Catch::Matchers::Contains;
+using Catch::Matchers::Equals;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+config parse(const std::string& text) { return parse_config(text, "t.yaml"); }
+
+// The message parse() throws for `text`, or "(no error)".
+std::string error_of(const std::string& text) {
+    try {
+        (void)parse(text);
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+void check_defaults(const config& c) {
+    const config d;
+    REQUIRE(c.listeners.size() == 1);
+    CHECK(c.listeners[0].name == "default");
+    CHECK(c.listeners[0].protocol == "mqtt");
+    CHECK(c.listeners[0].bind == "127.0.0.1:1883");
+    CHECK(c.listeners[0].host == "127.0.0.1");
+    CHECK(c.listeners[0].port == 1883);
+    CHECK(c.limits.max_connections == 100'000);
+    CHECK(c.limits.max_packet_size == 1'048'576);
+    CHECK(c.limits.receive_maximum == 1024);
+    CHECK(c.limits.topic_alias_maximum == 64);
+    CHECK(c.limits.max_keepalive == 3600);
+    CHECK(c.limits.max_queued_messages == 1000);
+    CHECK(c.limits.max_queued_bytes == 16'777'216);
+    CHECK(c.limits.max_inflight == 64);
+    CHECK(c.limits.max_session_expiry == 0xFFFFFFFFu);
+    CHECK(c.limits.max_subscriptions_per_client == 0);
+    CHECK(c.log_level == "info");
+    CHECK(c.persistence_path == "./data");
+    CHECK(c.allow_anonymous);
+    CHECK(c.access.empty());
+    CHECK_FALSE(c.redirect.has_value());
+    CHECK(c.sys_interval == 10);
+    CHECK(c.threads == 0);
+    CHECK(c.shutdown_grace_ms == 2000);
+
+    // ... and the same as the struct's own defaults.
+    CHECK(c.limits.max_packet_size == d.limits.max_packet_size);
+    CHECK(c.limits.max_queued_bytes == d.limits.max_queued_bytes);
+    CHECK(c.sys_interval == d.sys_interval);
+}
+
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        path = std::filesystem::temp_directory_path() /
+               ("strata_test_config_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+        std::filesystem::create_directories(path);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string write(const std::string& name, const std::string& text) const {
+        const auto p = path / name;
+        std::ofstream(p) << text;
+        return p.string();
+    }
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("config: empty input and missing sections give the defaults", "[config]") {
+    check_defaults(config{});
+    for (const char* text : {"", "\n", "# only a comment\n", "---\n", "---\n...\n", "limits:\n", "listeners:\n",
+                             "log: {}\nlimits: {}\naccess: []\nredirect:\n"}) {
+        INFO("text: " << text);
+        const config c = parse(text);
+        check_defaults(c);
+        CHECK(c.source_file == "t.yaml");
+    }
+}
+
+TEST_CASE("config: a full file sets every field", "[config]") {
+    const config c = parse(R"(listeners:
+  - name: default
+    protocol: mqtt
+    bind: "127.0.0.1:1883"
+  - name: plant.floor-2_b
+    bind: "[::]:0"
+limits:
+  max_connections: 5000
+  max_packet_size: 2MiB
+  receive_maximum: 100
+  topic_alias_maximum: 0
+  max_keepalive: 600
+  max_queued_messages: 50
+  max_queued_bytes: 1GB
+  max_inflight: 10
+  max_session_expiry: 86400
+  max_subscriptions_per_client: 20
+log: {level: debug}
+persistence: {path: /var/lib/strata}
+auth: {allow_anonymous: false}
+access:
+  - {deny: subscribe, on: "test/nosubscribe"}
+  - {allow: publish, on: "sandbox/#"}
+  - deny: publish
+    on: "+/cmd/+"
+redirect: {server_reference: "other-broker:1883", permanent: true}
+sys: {interval: 0}
+threads: 4
+shutdown: {grace_ms: 500}
+)");
+    REQUIRE(c.listeners.size() == 2);
+    CHECK(c.listeners[0].name == "default");
+    CHECK(c.listeners[0].host == "127.0.0.1");
+    CHECK(c.listeners[0].port == 1883);
+    CHECK(c.listeners[1].name == "plant.floor-2_b");
+    CHECK(c.listeners[1].protocol == "mqtt");
+    CHECK(c.listeners[1].bind == "[::]:0");
+    CHECK(c.listeners[1].host == "::");
+    CHECK(c.listeners[1].port == 0);
+
+    CHECK(c.limits.max_connections == 5000);
+    CHECK(c.limits.max_packet_size == 2u * 1024 * 1024);
+    CHECK(c.limits.receive_maximum == 100);
+    CHECK(c.limits.topic_alias_maximum == 0);
+    CHECK(c.limits.max_keepalive == 600);
+    CHECK(c.limits.max_queued_messages == 50);
+    CHECK(c.limits.max_queued_bytes == 1'000'000'000u);
+    CHECK(c.limits.max_inflight == 10);
+    CHECK(c.limits.max_session_expiry == 86400);
+    CHECK(c.limits.max_subscriptions_per_client == 20);
+
+    CHECK(c.log_level == "debug");
+    CHECK(c.persistence_path == "/var/lib/strata");
+    CHECK_FALSE(c.allow_anonymous);
+
+    REQUIRE(c.access.size() == 3);
+    CHECK(c.access[0].deny);
+    CHECK(c.access[0].what == access_rule::action::subscribe);
+    CHECK(c.access[0].filter == "test/nosubscribe");
+    CHECK_FALSE(c.access[1].deny);
+    CHECK(c.access[1].what == access_rule::action::publish);
+    CHECK(c.access[1].filter == "sandbox/#");
+    CHECK(c.access[2].deny);
+    CHECK(c.access[2].what == access_rule::action::publish);
+    CHECK(c.access[2].filter == "+/cmd/+");
+
+    REQUIRE(c.redirect.has_value());
+    CHECK(c.redirect->server_reference == "other-broker:1883");
+    CHECK(c.redirect->permanent);
+
+    CHECK(c.sys_interval == 0);
+    CHECK(c.threads == 4);
+    CHECK(c.shutdown_grace_ms == 500);
+}
+
+TEST_CASE("config: range limits are inclusive", "[config]") {
+    const config lo = parse("limits:\n  max_connections: 1\n  max_packet_size: 16\n  receive_maximum: 1\n"
+                            "  topic_alias_maximum: 0\n  max_keepalive: 1\n  max_queued_messages: 1\n"
+                            "  max_queued_bytes: 1024\n  max_inflight: 1\n  max_session_expiry: 0\n"
+                            "threads: 0\nsys: {interval: 0}\nshutdown: {grace_ms: 0}\n");
+    CHECK(lo.limits.max_packet_size == 16);
+    CHECK(lo.limits.max_queued_bytes == 1024);
+    CHECK(lo.limits.max_session_expiry == 0);
+    const config hi = parse("limits:\n  max_connections: 4294967295\n  max_packet_size: 268435460\n"
+                            "  receive_maximum: 65535\n  topic_alias_maximum: 65535\n  max_keepalive: 65535\n"
+                            "  max_queued_messages: 4294967295\n  max_queued_bytes: 18446744073709551615\n"
+                            "  max_inflight: 65535\n  max_session_expiry: 4294967295\n"
+                            "  max_subscriptions_per_client: 4294967295\nthreads: 256\n");
+    CHECK(hi.limits.max_connections == 4294967295u);
+    CHECK(hi.limits.max_packet_size == 268435460u);
+    CHECK(hi.limits.receive_maximum == 65535);
+    CHECK(hi.limits.max_queued_bytes == 18446744073709551615ull);
+    CHECK(hi.threads == 256);
+}
+
+TEST_CASE("config: sizes with units", "[config]") {
+    const auto packet = [](const std::string& v) { return parse("limits:\n  max_packet_size: " + v).limits.max_packet_size; };
+    const auto queued = [](const std::string& v) { return parse("limits:\n  max_queued_bytes: " + v).limits.max_queued_bytes; };
+    CHECK(packet("1048576") == 1048576);
+    CHECK(packet("100B") == 100);
+    CHECK(packet("64KiB") == 65536);
+    CHECK(packet("\"64 KiB\"") == 65536);
+    CHECK(packet("'1MiB'") == 1048576);
+    CHECK(packet("256MiB") == 268435456);
+    CHECK(packet("2KB") == 2000);
+    CHECK(packet("2kB") == 2000);
+    CHECK(packet("3MB") == 3'000'000);
+    CHECK(queued("1GiB") == 1073741824ull);
+    CHECK(queued("4GiB") == 4294967296ull);  // beyond 32 bits
+    CHECK(queued("5GB") == 5'000'000'000ull);
+
+    CHECK_THAT(error_of("limits:\n  max_packet_size: 1GiB"),
+               Equals("t.yaml:2: limits.max_packet_size: must be between 16 and 268435460 "
+                      "(got 1GiB = 1073741824 bytes)"));
+    CHECK_THAT(error_of("limits:\n  max_packet_size: 15"),
+               Equals("t.yaml:2: limits.max_packet_size: must be between 16 and 268435460 (got 15)"));
+    CHECK_THAT(error_of("limits:\n  max_queued_bytes: 1000B"),
+               Equals("t.yaml:2: limits.max_queued_bytes: must be at least 1024 (got 1000B)"));
+    CHECK_THAT(error_of("limits:\n  max_packet_size: -1"),
+               Equals("t.yaml:2: limits.max_packet_size: must be between 16 and 268435460 (got -1)"));
+    CHECK_THAT(error_of("limits:\n  max_queued_bytes: 99999999999GiB"),
+               StartsWith("t.yaml:2: limits.max_queued_bytes: must be at least 1024 (got 99999999999GiB"));
+    for (const char* bad : {"1.5MiB", "1mib", "MiB", "1 TiB", "'1024'", "[1]", "{a: 1}", "1Mi"}) {
+        INFO(bad);
+        CHECK_THAT(error_of(std::string("limits:\n  max_packet_size: ") + bad),
+                   StartsWith("t.yaml:2: limits.max_packet_size: expected a size: an integer, optionally followed by "
+                              "B, KiB, MiB, GiB, KB, MB or GB, got "));
+    }
+}
+
+TEST_CASE("config: out-of-range values name file, line and key", "[config]") {
+    // The example from the design: line 7 of the file.
+    CHECK_THAT(error_of("# Strata\nlisteners:\n  - name: default\n    bind: \"127.0.0.1:1883\"\n"
+                        "limits:\n  max_connections: 10\n  receive_maximum: 0\n"),
+               Equals("t.yaml:7: limits.receive_maximum: must be between 1 and 65535 (got 0)"));
+
+    struct row {
+        const char* text;
+        const char* error;
+    };
+    const row rows[] = {
+        {"limits:\n  receive_maximum: 65536", "t.yaml:2: limits.receive_maximum: must be between 1 and 65535 (got 65536)"},
+        {"limits:\n  topic_alias_maximum: 65536",
+         "t.yaml:2: limits.topic_alias_maximum: must be between 0 and 65535 (got 65536)"},
+        {"limits:\n  max_keepalive: 0", "t.yaml:2: limits.max_keepalive: must be between 1 and 65535 (got 0)"},
+        {"limits:\n  max_inflight: 0", "t.yaml:2: limits.max_inflight: must be between 1 and 65535 (got 0)"},
+        {"limits:\n  max_inflight: 70000", "t.yaml:2: limits.max_inflight: must be between 1 and 65535 (got 70000)"},
+        {"limits:\n  max_queued_messages: 0", "t.yaml:2: limits.max_queued_messages: must be at least 1 (got 0)"},
+        {"limits:\n  max_connections: 0", "t.yaml:2: limits.max_connections: must be at least 1 (got 0)"},
+        {"limits:\n  max_session_expiry: 4294967296",
+         "t.yaml:2: limits.max_session_expiry: must be between 0 and 4294967295 (got 4294967296)"},
+        {"limits:\n  max_subscriptions_per_client: -3",
+         "t.yaml:2: limits.max_subscriptions_per_client: must be between 0 and 4294967295 (got -3)"},
+        {"threads: 257", "t.yaml:1: threads: must be between 0 and 256 (got 257)"},
+        {"threads: 99999999999999999999999", "t.yaml:1: threads: must be between 0 and 256 (got 99999999999999999999999)"},
+        {"\n\nsys: {interval: -1}", "t.yaml:3: sys.interval: must be between 0 and 4294967295 (got -1)"},
+        {"shutdown:\n  grace_ms: 4294967296", "t.yaml:2: shutdown.grace_ms: must be between 0 and 4294967295 (got 4294967296)"},
+        {"log: {level: verbose}", "t.yaml:1: log.level: must be trace, debug, info, warn, error or off (got 'verbose')"},
+        {"persistence:\n  path: \"\"", "t.yaml:2: persistence.path: must not be empty"},
+    };
+    for (const row& r : rows) {
+        INFO(r.text);
+        CHECK_THAT(error_of(r.text), Equals(r.error));
+    }
+}
+
+TEST_CASE("config: wrong types", "[config]") {
+    struct row {
+        const char* text;
+        const char* error;
+    };
+    const row rows[] = {
+        {"threads: \"4\"", "t.yaml:1: threads: expected an integer, got '4'"},
+        {"threads: four", "t.yaml:1: threads: expected an integer, got 'four'"},
+        {"threads: 0x10", "t.yaml:1: threads: expected an integer, got '0x10'"},
+        {"threads: 1.0", "t.yaml:1: threads: expected an integer, got '1.0'"},
+        {"threads: [1]", "t.yaml:1: threads: expected an integer, got a list"},
+        // An empty value points at its key's line, not at the next token's.
+        {"limits:\n  max_inflight:\n  receive_maximum: 5\n",
+         "t.yaml:2: limits.max_inflight: expected an integer, got an empty value"},
+        {"limits: 5", "t.yaml:1: limits: expected a map, got '5'"},
+        {"limits:\n  - 5", "t.yaml:2: limits: expected a map, got a list"},
+        {"listeners: {name: a}", "t.yaml:1: listeners: expected a list, got a map"},
+        {"access: {deny: publish}", "t.yaml:1: access: expected a list, got a map"},
+        {"auth: {allow_anonymous: yes}", "t.yaml:1: auth.allow_anonymous: expected true or false, got 'yes'"},
+        {"auth: {allow_anonymous: \"true\"}", "t.yaml:1: auth.allow_anonymous: expected true or false, got 'true'"},
+        {"auth:\n  allow_anonymous: 1", "t.yaml:2: auth.allow_anonymous: expected true or false, got '1'"},
+        {"log: {level: [info]}", "t.yaml:1: log.level: expected a string, got a list"},
+        {"persistence: {path: {a: b}}", "t.yaml:1: persistence.path: expected a string, got a map"},
+        {"redirect: {server_reference: x, permanent: no}",
+         "t.yaml:1: redirect.permanent: expected true or false, got 'no'"},
+    };
+    for (const row& r : rows) {
+        INFO(r.text);
+        CHECK_THAT(error_of(r.text), Equals(r.error));
+    }
+    // Booleans in YAML 1.2 spellings.
+    CHECK_FALSE(parse("auth: {allow_anonymous: False}").allow_anonymous);
+    CHECK(parse("auth: {allow_anonymous: TRUE}").allow_anonymous);
+}
+
+TEST_CASE("config: unknown and duplicate keys", "[config]") {
+    CHECK_THAT(error_of("limits:\n  max_connections: 10\n  recieve_maximum: 5\n"),
+               Equals("t.yaml:3: limits: unknown key 'recieve_maximum' (did you mean 'receive_maximum'?)"));
+    CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
+               Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
+                      "redirect, sys, threads, shutdown)"));
+    CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    tls: true\n"),
+               StartsWith("t.yaml:4: listeners[0]: unknown key 'tls'"));
+    CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - {deny: publish, topic: a}\n"),
+               StartsWith("t.yaml:3: access[1]: unknown key 'topic'"));
+    CHECK_THAT(error_of("log:\n  levl: info\n"), Equals("t.yaml:2: log: unknown key 'levl' (did you mean 'level'?)"));
+    CHECK_THAT(error_of("limits:\n  max_inflight: 5\nthreads: 2\nlimits:\n  max_inflight: 6\n"),
+               Equals("t.yaml:4: duplicate key 'limits'"));
+    CHECK_THAT(error_of("limits:\n  max_inflight: 5\n  max_inflight: 6\n"),
+               Equals("t.yaml:3: limits: duplicate key 'max_inflight'"));
+    CHECK_THAT(error_of("[a]: 1\n"), Equals("t.yaml:1: keys must be strings, got a list"));
+}
+
+TEST_CASE("config: document structure and YAML syntax errors", "[config]") {
+    CHECK_THAT(error_of("- a\n- b\n"), Equals("t.yaml:1: the document root must be a map, got a list"));
+    CHECK_THAT(error_of("just text\n"), Equals("t.yaml:1: the document root must be a map, got 'just text'"));
+    CHECK_THAT(error_of("threads: 1\n---\nthreads: 2\n"),
+               Equals("t.yaml:3: expected a single YAML document, found a second one"));
+    // Syntax errors: file:line: the parser's message.
+    CHECK_THAT(error_of("limits:\n  max_inflight: [1\nthreads: 2\n"), StartsWith("t.yaml:3: "));
+    CHECK_THAT(error_of("threads: 1\nlimits:\n  max_inflight: 1\n bad: 2\n"), Equals("t.yaml:4: end of map not found"));
+    CHECK_THAT(error_of("a: \"unterminated\n"), StartsWith("t.yaml:"));
+}
+
+TEST_CASE("config: listeners", "[config]") {
+    SECTION("protocol defaults to mqtt; other protocols are refused until they exist") {
+        const config c = parse("listeners:\n  - name: x\n    bind: \"0.0.0.0:1883\"\n");
+        CHECK(c.listeners.at(0).protocol == "mqtt");
+        CHECK(c.listeners.at(0).host == "0.0.0.0");
+        CHECK_THAT(error_of("listeners:\n  - name: x\n    protocol: mqtts\n    bind: \"0.0.0.0:8883\"\n"),
+                   Equals("t.yaml:3: listeners[0].protocol: unsupported protocol 'mqtts' (supported: mqtt)"));
+    }
+    SECTION("at least one") {
+        CHECK_THAT(error_of("threads: 1\nlisteners: []\n"),
+                   Equals("t.yaml:2: listeners: at least one listener is required"));
+    }
+    SECTION("name and bind are required") {
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n  - name: b\n"),
+                   Equals("t.yaml:4: listeners[1]: missing required key 'bind'"));
+        CHECK_THAT(error_of("listeners:\n  - bind: \"h:1\"\n"),
+                   Equals("t.yaml:2: listeners[0]: missing required key 'name'"));
+        CHECK_THAT(error_of("listeners:\n  -\n"), Equals("t.yaml:2: listeners[0]: missing required key 'name'"));
+        CHECK_THAT(error_of("listeners:\n  - 5\n"), Equals("t.yaml:2: listeners[0]: expected a map, got '5'"));
+    }
+    SECTION("names are unique and well-formed") {
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n  - name: a\n    bind: \"h:2\"\n"),
+                   Equals("t.yaml:4: listeners[1].name: duplicate listener name 'a' (also listeners[0])"));
+        CHECK_THAT(error_of("listeners:\n  - name: \"a b\"\n    bind: \"h:1\"\n"),
+                   Equals("t.yaml:2: listeners[0].name: must be non-empty and use only letters, digits, '-', '_' "
+                          "and '.' (got 'a b')"));
+        CHECK_THAT(error_of("listeners:\n  - name: \"\"\n    bind: \"h:1\"\n"),
+                   StartsWith("t.yaml:2: listeners[0].name: must be non-empty"));
+    }
+    SECTION("binds are unique, except port 0") {
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"localhost:1883\"\n  - name: b\n"
+                            "    bind: \"LocalHost:1883\"\n"),
+                   Equals("t.yaml:5: listeners[1].bind: 'LocalHost:1883' is already bound by listeners[0] ('a')"));
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"[::1]:1\"\n  - name: b\n    bind: \"[::1]:1\"\n"),
+                   StartsWith("t.yaml:5: listeners[1].bind: '[::1]:1' is already bound by listeners[0]"));
+        const config c = parse("listeners:\n  - name: a\n    bind: \"127.0.0.1:0\"\n  - name: b\n"
+                               "    bind: \"127.0.0.1:0\"\n  - name: c\n    bind: \"127.0.0.1:1\"\n");
+        CHECK(c.listeners.size() == 3);
+    }
+    SECTION("a bad bind names its key and line") {
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"::1:1883\"\n"),
+                   Equals("t.yaml:3: listeners[0].bind: an IPv6 address must be in brackets, e.g. \"[::1]:1883\" "
+                          "(got '::1:1883')"));
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: 1883\n"),
+                   StartsWith("t.yaml:3: listeners[0].bind: missing port"));
+        CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:65536\"\n"),
+                   Equals("t.yaml:3: listeners[0].bind: the port must be between 0 and 65535 (got '65536')"));
+    }
+}
+
+TEST_CASE("config: parse_bind", "[config]") {
+    std::string host;
+    std::uint16_t port = 1;
+    parse_bind("127.0.0.1:1883", "k", host, port);
+    CHECK(host == "127.0.0.1");
+    CHECK(port == 1883);
+    parse_bind("localhost:0", "k", host, port);
+    CHECK(host == "localhost");
+    CHECK(port == 0);
+    parse_bind("0.0.0.0:65535", "k", host, port);
+    CHECK(host == "0.0.0.0");
+    CHECK(port == 65535);
+    parse_bind("[::1]:8883", "k", host, port);
+    CHECK(host == "::1");
+    CHECK(port == 8883);
+    parse_bind("[::]:1", "k", host, port);
+    CHECK(host == "::");
+    parse_bind("[fe80::1%eth0]:1883", "k", host, port);
+    CHECK(host == "fe80::1%eth0");
+    parse_bind("[2001:db8::ff00:42:8329]:00080", "k", host, port);
+    CHECK(host == "2001:db8::ff00:42:8329");
+    CHECK(port == 80);
+
+    const auto err = [](const std::string& bind) {
+        std::string h;
+        std::uint16_t p = 0;
+        try {
+            parse_bind(bind, "listeners[0].bind", h, p);
+        } catch (const config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    CHECK_THAT(err(":1883"), StartsWith("listeners[0].bind: the host must not be empty"));
+    CHECK_THAT(err("[]:1883"), Equals("listeners[0].bind: the host must not be empty (got '[]:1883')"));
+    CHECK_THAT(err("localhost"), StartsWith("listeners[0].bind: missing port"));
+    CHECK_THAT(err("localhost:"), Equals("listeners[0].bind: the port must be between 0 and 65535 (got '')"));
+    CHECK_THAT(err("localhost:65536"), Equals("listeners[0].bind: the port must be between 0 and 65535 (got '65536')"));
+    CHECK_THAT(err("localhost:-1"), Equals("listeners[0].bind: the port must be between 0 and 65535 (got '-1')"));
+    CHECK_THAT(err("localhost:1883x"), StartsWith("listeners[0].bind: the port must be between 0 and 65535"));
+    CHECK_THAT(err("localhost:100000"), StartsWith("listeners[0].bind: the port must be between 0 and 65535"));
+    CHECK_THAT(err("::1:1883"), StartsWith("listeners[0].bind: an IPv6 address must be in brackets"));
+    CHECK_THAT(err("[::1]1883"), StartsWith("listeners[0].bind: expected \"host:port\" or \"[ipv6]:port\""));
+    CHECK_THAT(err("[::1:1883"), StartsWith("listeners[0].bind: expected \"host:port\" or \"[ipv6]:port\""));
+    CHECK_THAT(err("[::1]:"), StartsWith("listeners[0].bind: the port must be between 0 and 65535"));
+    CHECK_THAT(err("[localhost]:1883"), StartsWith("listeners[0].bind: brackets are for IPv6 addresses"));
+    CHECK_THAT(err("my host:1883"), Equals("listeners[0].bind: invalid host 'my host'"));
+    CHECK_THAT(err(""), StartsWith("listeners[0].bind: missing port"));
+}
+
+TEST_CASE("config: access rules", "[config]") {
+    const config c = parse("access:\n  - {allow: subscribe, on: \"#\"}\n  - {deny: publish, on: \"a/+/c\"}\n"
+                           "  - {deny: subscribe, on: \"$SYS/#\"}\n  - {deny: publish, on: \"a//b\"}\n");
+    REQUIRE(c.access.size() == 4);
+    CHECK_FALSE(c.access[0].deny);
+    CHECK(c.access[0].filter == "#");
+    CHECK(c.access[3].filter == "a//b");
+
+    CHECK_THAT(error_of("access:\n  - {deny: publish, allow: publish, on: a}\n"),
+               Equals("t.yaml:2: access[0]: needs exactly one of 'deny' or 'allow'"));
+    CHECK_THAT(error_of("access:\n  - {on: a}\n"), Equals("t.yaml:2: access[0]: needs exactly one of 'deny' or 'allow'"));
+    CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - deny: publish\n"),
+               Equals("t.yaml:3: access[1]: missing required key 'on'"));
+    CHECK_THAT(error_of("access:\n  - {deny: read, on: a}\n"),
+               Equals("t.yaml:2: access[0].deny: must be subscribe or publish (got 'read')"));
+    for (const char* bad : {"a/#/b", "a+/b", "a/b#", "\"\"", "'#/'"}) {
+        INFO(bad);
+        CHECK_THAT(error_of(std::string("access:\n  - deny: publish\n    on: ") + bad),
+                   StartsWith("t.yaml:3: access[0].on: not a valid MQTT topic filter"));
+    }
+}
+
+TEST_CASE("config: redirect", "[config]") {
+    const config c = parse("redirect: {server_reference: \"b2:1883\"}");
+    REQUIRE(c.redirect.has_value());
+    CHECK(c.redirect->server_reference == "b2:1883");
+    CHECK_FALSE(c.redirect->permanent);
+    CHECK_THAT(error_of("redirect: {permanent: true}"),
+               Equals("t.yaml:1: redirect: missing required key 'server_reference'"));
+    CHECK_THAT(error_of("redirect:\n  server_reference: \"\"\n"),
+               Equals("t.yaml:2: redirect.server_reference: must not be empty"));
+}
+
+TEST_CASE("config: load_config reads files and names them in errors", "[config]") {
+    const temp_dir dir;
+    const std::string good = dir.write("good.yaml", "threads: 3\n");
+    const config c = load_config(good);
+    CHECK(c.threads == 3);
+    CHECK(c.source_file == good);
+
+    const std::string bad = dir.write("bad.yaml", "threads: 3\nlimits:\n  max_inflight: 0\n");
+    CHECK_THROWS_WITH(load_config(bad), Equals(bad + ":3: limits.max_inflight: must be between 1 and 65535 (got 0)"));
+
+    const std::string empty = dir.write("empty.yaml", "");
+    check_defaults(load_config(empty));
+
+    CHECK_THROWS_WITH(load_config("x.yaml"), Equals("cannot read config file 'x.yaml': No such file or directory"));
+    CHECK_THROWS_WITH(load_config(dir.path.string()),
+                      Equals("cannot read config file '" + dir.path.string() + "': Is a directory"));
+}
+
+TEST_CASE("config: deploy/strata.yaml loads and gives the documented defaults", "[config]") {
+    const std::string path = std::string(STRATA_SOURCE_DIR) + "/deploy/strata.yaml";
+    config c;
+    REQUIRE_NOTHROW(c = load_config(path));
+    check_defaults(c);
+    CHECK(c.source_file == path);
+}
