@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Set-up on a Debian 12 machine, in one command each:
+#   deploy/setup.sh run    install what is missing, build, run the broker on deploy/strata.yaml
+#   deploy/setup.sh test   install what is missing, build the test build (ASan+UBSan), run every test
+#   deploy/setup.sh build  install what is missing and build the release binary only
+# Idempotent; incremental builds (and ccache) keep repeated runs fast.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+build_packages=(g++ cmake ninja-build ccache pkg-config
+  libboost1.81-dev libssl-dev librocksdb-dev nlohmann-json3-dev catch2 prometheus-cpp-dev
+  libyaml-cpp-dev libspdlog-dev libvalijson-dev libbenchmark-dev)
+test_packages=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3 python3-paho-mqtt
+  python3-pytest openssl json-schema-test-suite)
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+
+install_missing() {
+    local missing=()
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]}" >&2
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    fi
+}
+
+jobs="$(nproc)"
+
+build_release() {
+    install_missing "${build_packages[@]}"
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTRATA_TESTS=OFF -DSTRATA_BENCHMARKS=ON >/dev/null
+    ninja -C build -j "$jobs" strata
+}
+
+case "${1:-}" in
+    build)
+        build_release
+        ;;
+    run)
+        build_release
+        mkdir -p data
+        exec build/broker/strata --config deploy/strata.yaml
+        ;;
+    test)
+        install_missing "${build_packages[@]}" "${test_packages[@]}"
+        cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=ON \
+            -DSTRATA_TESTS=ON -DSTRATA_BENCHMARKS=OFF >/dev/null
+        ninja -C build-test -j "$jobs"
+        # The decoder's fuzz target, built with clang, for a bounded time.
+        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}"
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        ctest --test-dir build-test --output-on-failure -j "$jobs" --timeout 600
+        ;;
+    *)
+        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+        exit 2
+        ;;
+esac
