@@ -173,6 +173,13 @@ void broker_core::arm_timer(const session_ptr& s, std::uint64_t generation,
 void broker_core::publish_will(const message_ptr& will) {
     if (!will) return;
     spdlog::debug("publishing will on '{}'", will->topic);
+    if (will->props.message_expiry_interval) {
+        // A will's lifetime starts when it is published.
+        auto m = std::make_shared<message>(*will);
+        m->expires_at = steady_clock::now() + std::chrono::seconds(*will->props.message_expiry_interval);
+        publish(m);
+        return;
+    }
     publish(will);
 }
 
@@ -234,7 +241,7 @@ void broker_core::publish_sys() {
         publish(m);
     };
     put("$SYS/broker/version", std::string("strata ") + STRATA_VERSION);
-    put("$SYS/broker/uptime", std::to_string(uptime) + " seconds");
+    put("$SYS/broker/uptime", std::to_string(uptime));
     put("$SYS/broker/clients/connected", std::to_string(stats_.clients_connected.load()));
     put("$SYS/broker/sessions/count", std::to_string(session_count()));
     put("$SYS/broker/messages/received", std::to_string(t.publish_received));

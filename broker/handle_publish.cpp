@@ -17,6 +17,10 @@ void connection::handle_publish(mqtt::publish& p) {
     const bool v5 = version_ == mqtt::protocol_version::v5;
     const auto& limits = core_.cfg().limits;
 
+    if (v5 && !p.props.subscription_identifiers.empty()) {
+        fail(reason_code::protocol_error, "a client's PUBLISH must not carry a Subscription Identifier");
+        return;
+    }
     if (v5 && p.props.topic_alias) {
         const std::uint16_t alias = *p.props.topic_alias;
         if (alias == 0 || alias > limits.topic_alias_maximum) {

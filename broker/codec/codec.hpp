@@ -47,8 +47,10 @@ struct fixed_header {
 };
 
 // Parses only the fixed header. need_more until the whole header is present;
-// error (malformed_packet) for a bad varint or reserved packet type 0;
-// error (packet_too_large) when total_size() exceeds limits.max_packet_size.
+// error (malformed_packet) for a bad varint (more than 4 bytes, or not
+// minimally encoded) or reserved packet type 0; error (packet_too_large)
+// when total_size() exceeds limits.max_packet_size. On ok, `consumed` is
+// header_size. Flags are not checked here (decode does).
 [[nodiscard]] decode_result parse_fixed_header(std::span<const std::uint8_t> in,
                                                const decode_limits& limits, fixed_header& out);
 
@@ -60,6 +62,12 @@ struct fixed_header {
 // UTF-8 strings are validated (well-formed, no U+0000); property identifiers
 // are checked against the packet type and for illegal duplicates; reserved
 // flag bits are checked. On error `out` is unspecified.
+// Errors that the fixed header alone shows (flags, packet_too_large, AUTH in
+// 3.1.1, a wrong remaining length for PINGREQ/PINGRESP and 3.1.1 PUBACK..
+// PUBCOMP/CONNACK/UNSUBACK/DISCONNECT) are reported before the body arrives.
+// If `out` already holds a publish, a PUBLISH is decoded into it in place
+// (its strings' capacity is reused): a session that keeps one packet
+// decodes PUBLISHes without allocating once its buffers are large enough.
 [[nodiscard]] decode_result decode(std::span<const std::uint8_t> in, protocol_version version,
                                    const decode_limits& limits, packet& out);
 
@@ -82,6 +90,13 @@ struct publish_view {
 
 // Appends the encoding of `p` to `out`. 3.1.1 encodings omit properties and
 // 5.0-only fields; reason codes are mapped to 3.1.1 return codes.
+// Exceptions to `version`: a CONNECT is encoded as its own `version` field
+// says, an AUTH always the 5.0 way. Only the properties the packet type
+// allows are written. Preconditions (not checked): strings and binary data
+// at most 65,535 bytes (longer ones are cut there), QoS <= 2, body at most
+// 268,435,455 bytes, non-zero packet ids where required, 5.0 reason codes
+// valid for the packet; otherwise the bytes are well-framed but may not
+// decode.
 void encode(const packet& p, protocol_version version, std::vector<std::uint8_t>& out);
 void encode_publish(const publish_view& p, protocol_version version, std::vector<std::uint8_t>& out);
 
