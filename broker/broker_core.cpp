@@ -44,9 +44,12 @@ void cancel_timer(session& s) {
 
 broker_core::broker_core(config cfg) : cfg_(std::move(cfg)), access_(to_rules(cfg_.access)) {}
 
-broker_core::~broker_core() {
+broker_core::~broker_core() { release_io(); }
+
+void broker_core::release_io() {
     // Sessions and their connections refer to each other until a connection
-    // closes; break what is left at exit.
+    // closes, and offline sessions own timers: both must go before the
+    // io_contexts they belong to.
     std::lock_guard lock(registry_mutex_);
     for (auto& [id, s] : sessions_) {
         if (auto c = s->owner()) s->detach(c.get());

@@ -74,6 +74,10 @@ public:
 
     [[nodiscard]] std::size_t session_count() const;
 
+    // At exit, before the io_contexts are destroyed: drops every timer and
+    // connection reference the sessions hold. The sessions stay.
+    void release_io();
+
 private:
     void end_session_locked(const session_ptr& s);
     void publish_will(const message_ptr& will);

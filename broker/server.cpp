@@ -29,7 +29,7 @@ server::server(config cfg) : core_(std::move(cfg)) {
     for (unsigned i = 0; i < n; ++i) ios_.push_back(std::make_unique<asio::io_context>(1));
 }
 
-server::~server() = default;
+server::~server() { core_.release_io(); }
 
 void server::listen() {
     auto& io = *ios_.front();

@@ -13,10 +13,10 @@
 #include "broker/codec/packet.hpp"
 #include "broker/message.hpp"
 
+#include <boost/container/deque.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -160,11 +160,13 @@ private:
     std::uint64_t generation_ = 0;
     bool resend_pending_ = false;
 
-    std::deque<delivery> queue_;
+    // boost's deque allocates nothing until used (std::deque allocates
+    // ~600 bytes up front), which matters for idle sessions.
+    boost::container::deque<delivery> queue_;
     std::uint64_t queued_bytes_ = 0;
     queue_limits limits_;
 
-    std::deque<inflight> inflight_;  // in send order
+    boost::container::deque<inflight> inflight_;  // in send order
     std::uint16_t last_packet_id_ = 0;
     std::unordered_set<std::uint16_t> inbound_qos2_;
 
