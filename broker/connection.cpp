@@ -1,13 +1,10 @@
-// Connection I/O: the reader coroutine, the writer, keep-alive and close.
+// Connection I/O: reading, the writer, keep-alive and close.
 // The packet handlers live in handle_*.cpp.
 #include "broker/connection.hpp"
 
 #include "broker/broker_core.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +15,7 @@ namespace strata::broker {
 namespace {
 
 constexpr auto connect_timeout = std::chrono::seconds(10);
+constexpr auto close_timeout = std::chrono::seconds(5);
 constexpr std::size_t read_chunk = 64 * 1024;
 // Buffers larger than this are released once empty, so that a connection
 // that once moved a large message does not keep the memory while idle.
@@ -59,57 +57,77 @@ void connection::start() {
             self->close_now();
         }
     });
-    asio::co_spawn(executor_, reader(), [self](std::exception_ptr e) {
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("{} '{}': closing after an internal error: {}", self->remote_,
-                              self->client_id_, ex.what());
-            }
-            self->close_now();
-            return;
-        }
-        self->close_after_flush();
-    });
+    start_read();
 }
 
-asio::awaitable<void> connection::reader() {
-    // One read buffer per thread: a connection keeps only the tail of a
-    // partial packet between reads. Nothing in this loop suspends between
-    // filling the buffer and consuming it.
+void connection::start_read() {
+    // async_read_some tries the read at once and only then waits; a bare
+    // readiness wait would cost an epoll_ctl per message.
+    socket_.async_read_some(asio::buffer(small_),
+                            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                                self->on_read(ec, n);
+                            });
+}
+
+void connection::on_read(boost::system::error_code ec, std::size_t n) {
+    if (state_ == state::closed) return;
+    auto end_of_input = [this](const boost::system::error_code& e) {
+        if (e != asio::error::eof && e != asio::error::connection_reset &&
+            e != asio::error::operation_aborted) {
+            spdlog::debug("{} '{}': read: {}", remote_, client_id_, e.message());
+        }
+        close_after_flush();
+    };
+    if (ec) {
+        end_of_input(ec);
+        return;
+    }
+    // One per-thread buffer for the bulk of busy connections. Nothing
+    // between filling it and consuming it can run another connection.
     static thread_local std::array<std::uint8_t, read_chunk> buf;
-    auto& counters = core_.counters();
-    while (!inbound_closed_ && state_ != state::closed) {
-        boost::system::error_code ec;
-        const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            auto [wec] = co_await socket_.async_wait(socket_type::wait_read,
-                                                     asio::as_tuple(asio::use_awaitable));
-            if (wec) co_return;
-            continue;
-        }
-        if (ec) {
-            if (ec != asio::error::eof && ec != asio::error::connection_reset) {
-                spdlog::debug("{} '{}': read: {}", remote_, client_id_, ec.message());
+    auto& counters = core_.counters().local();
+    last_rx_ = steady_clock::now();
+    batching_ = true;
+    try {
+        bump(counters.bytes_received, n);
+        process_input(small_.data(), n);
+        // A full small buffer: more is probably waiting. Read it now, but
+        // a bounded amount, so one busy client cannot starve the others.
+        for (int i = 0; n == small_.size() && i < 4 && !inbound_closed_; ++i) {
+            boost::system::error_code rec;
+            n = socket_.read_some(asio::buffer(buf), rec);
+            if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+            if (rec) {
+                batching_ = false;
+                end_of_input(rec);
+                return;
             }
-            co_return;
+            bump(counters.bytes_received, n);
+            process_input(buf.data(), n);
+            if (n < buf.size()) break;
+            n = small_.size();  // keep draining
         }
-        last_rx_ = steady_clock::now();
-        bump(counters.local().bytes_received, n);
-        if (in_.empty()) {
-            const std::size_t used = consume(buf.data(), n);
-            if (used < n && !inbound_closed_) in_.assign(buf.data() + used, buf.data() + n);
-        } else {
-            in_.insert(in_.end(), buf.data(), buf.data() + n);
-            const std::size_t used = consume(in_.data(), in_.size());
-            in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
-            trim(in_);
-        }
-        if (n == buf.size()) {
-            // A busy publisher must not starve the other connections of this thread.
-            co_await asio::post(executor_, asio::use_awaitable);
-        }
+    } catch (const std::exception& e) {
+        // An exception closes this connection only.
+        spdlog::error("{} '{}': closing after an internal error: {}", remote_, client_id_, e.what());
+        batching_ = false;
+        close_now();
+        return;
+    }
+    batching_ = false;
+    flush();
+    if (!inbound_closed_ && state_ != state::closed) start_read();
+}
+
+void connection::process_input(const std::uint8_t* data, std::size_t n) {
+    if (in_.empty()) {
+        const std::size_t used = consume(data, n);
+        if (used < n && !inbound_closed_) in_.assign(data + used, data + n);
+    } else {
+        in_.insert(in_.end(), data, data + n);
+        const std::size_t used = consume(in_.data(), in_.size());
+        in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
+        trim(in_);
     }
 }
 
@@ -195,7 +213,7 @@ void connection::send(const mqtt::packet& p) {
 }
 
 void connection::flush() {
-    if (writing_ || state_ == state::closed) return;
+    if (writing_ || batching_ || state_ == state::closed) return;
     out_.clear();
     out_.swap(control_);
     if (session_ && state_ == state::connected) {
@@ -302,8 +320,15 @@ void connection::close_after_flush() {
     if (state_ == state::closed) return;
     if (state_ != state::closing) state_ = state::closing;
     inbound_closed_ = true;
-    close_when_flushed_ = true;
-    if (!writing_) flush();
+    if (!close_when_flushed_) {
+        close_when_flushed_ = true;
+        // A peer that stops reading must not keep the connection open.
+        timer_.expires_after(close_timeout);
+        timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+            if (!ec) self->close_now();
+        });
+    }
+    flush();
 }
 
 void connection::close_now() {

@@ -69,7 +69,7 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
         subscription_ids ids;
         if (r.entry.identifier != 0) ids.push_back(r.entry.identifier);
         core_.routes().for_each_retained(r.filter, [&](const message_ptr& m) {
-            session_->deliver(m, std::min(m->qos, r.entry.options.qos), true, ids);
+            session_->deliver(m, std::min(m->qos, r.entry.options.qos), true, ids, true);
         });
     }
 }

@@ -15,7 +15,7 @@ session::session(broker_core& core, std::string client_id)
 session::~session() { core_.counters().sessions.fetch_sub(1, std::memory_order_relaxed); }
 
 bool session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                      std::span<const std::uint32_t> sub_ids) {
+                      std::span<const std::uint32_t> sub_ids, bool retained_replay) {
     std::lock_guard lock(mutex_);
     auto& slot = core_.counters().local();
     if (!conn_ && qos == 0) {
@@ -24,7 +24,8 @@ bool session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
         return false;
     }
     const std::size_t w = m->weight();
-    if (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes) {
+    if (!retained_replay &&
+        (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes)) {
         bump(slot.dropped_queue_full);
         return false;
     }

@@ -77,7 +77,12 @@ public:
 
     // Queues a message for the client (or for later, when offline).
     // Returns false when it was dropped (queue full, or QoS 0 while offline).
-    bool deliver(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids);
+    // `retained_replay`: the retained messages sent on subscribe; they are
+    // already held in memory by the retained store, so they are queued
+    // whatever the queue limits (a fresh '#' subscriber must get all of
+    // them) and leave as the client's window allows.
+    bool deliver(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids,
+                 bool retained_replay = false);
 
     // --- Connection side ------------------------------------------------
 
