@@ -218,10 +218,12 @@ void connection::flush() {
     out_.swap(control_);
     if (session_ && state_ == state::connected) {
         const auto now = steady_clock::now();
-        collected_.clear();
-        session_->collect(this, collected_, window_, now);
-        for (auto& o : collected_) encode_delivery(o, now);
-        collected_.clear();
+        // Per thread, not per connection: flush never runs nested.
+        static thread_local std::vector<outgoing> collected;
+        collected.clear();
+        session_->collect(this, collected, window_, now);
+        for (auto& o : collected) encode_delivery(o, now);
+        collected.clear();
     }
     if (out_.empty()) {
         trim(out_);
@@ -272,13 +274,15 @@ void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
         return;
     }
     if (version_ == mqtt::protocol_version::v5 && client_topic_alias_max_ > 0) {
-        auto it = outbound_aliases_.find(m.topic);
-        if (it != outbound_aliases_.end()) {
+        if (!outbound_aliases_) outbound_aliases_ = std::make_unique<std::unordered_map<std::string, std::uint16_t>>();
+        auto& aliases = *outbound_aliases_;
+        auto it = aliases.find(m.topic);
+        if (it != aliases.end()) {
             v.topic_alias = it->second;
             v.topic = {};
-        } else if (outbound_aliases_.size() < client_topic_alias_max_) {
-            const auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
-            outbound_aliases_.emplace(m.topic, alias);
+        } else if (aliases.size() < client_topic_alias_max_) {
+            const auto alias = static_cast<std::uint16_t>(aliases.size() + 1);
+            aliases.emplace(m.topic, alias);
             v.topic_alias = alias;
         }
     }

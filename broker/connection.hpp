@@ -127,7 +127,6 @@ private:
     // Writer state (connection thread only).
     std::vector<std::uint8_t> control_;   // encoded control packets waiting
     std::vector<std::uint8_t> out_;       // the buffer being written
-    std::vector<outgoing> collected_;
     bool writing_ = false;
     bool close_when_flushed_ = false;
     std::atomic<bool> notify_pending_{false};
@@ -141,7 +140,7 @@ private:
 
     // Topic aliases: inbound (alias -> topic) and outbound (topic -> alias).
     std::vector<std::string> inbound_aliases_;
-    std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+    std::unique_ptr<std::unordered_map<std::string, std::uint16_t>> outbound_aliases_;  // created on first use
 
     // Keep-alive: the client must send something within 1.5 x keep_alive.
     std::uint16_t keep_alive_ = 0;
