@@ -132,7 +132,7 @@ std::size_t router::retained_count() const {
 }
 
 std::size_t router::subscription_count() const {
-    std::shared_lock lock(subs_mutex_);
+    std::lock_guard lock(subs_mutex_);
     return subs_.size();
 }
 

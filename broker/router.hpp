@@ -1,8 +1,9 @@
 // The router: subscription trie and retained messages.
 //
 // Thread-safety: all members may be called from any thread. Matching takes
-// a shared (reader) lock on the subscription trie; subscribe/unsubscribe take
-// the exclusive lock. Deliveries into sessions happen under the shared lock,
+// the calling thread's own slot of a per-thread reader-writer lock (see
+// thread_rwlock.hpp), so publishes on different threads never contend;
+// subscribe/unsubscribe take every slot. Deliveries into sessions happen under the shared lock,
 // which is what keeps a session alive while it is being delivered to: a
 // session is removed from the trie (exclusive lock) before it is destroyed.
 // No lock is held across any I/O.
@@ -10,6 +11,7 @@
 
 #include "broker/message.hpp"
 #include "broker/session.hpp"
+#include "broker/thread_rwlock.hpp"
 #include "namespace/retained_tree.hpp"
 #include "namespace/subscription_trie.hpp"
 
@@ -49,7 +51,7 @@ public:
     [[nodiscard]] std::size_t subscription_count() const;
 
 private:
-    mutable std::shared_mutex subs_mutex_;
+    mutable thread_rwlock subs_mutex_;
     ns::subscription_trie<session*, subscription_entry> subs_;
 
     mutable std::shared_mutex retained_mutex_;

@@ -146,10 +146,12 @@ int server::run() {
     for (std::size_t i = 1; i < ios_.size(); ++i) {
         threads.emplace_back([this, i] {
             core_.counters().bind_thread(i);
+            thread_rwlock::bind_thread(i);
             ios_[i]->run();
         });
     }
     core_.counters().bind_thread(0);
+    thread_rwlock::bind_thread(0);
     ios_.front()->run();
     for (auto& t : threads) t.join();
     spdlog::info("stopped");

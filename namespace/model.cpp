@@ -1,0 +1,657 @@
+// The namespace model's data path (check), the per-level walk, explain and
+// quarantine helpers. Loading and the automaton's construction are in
+// model_load.cpp; the automaton itself is described in model_impl.hpp.
+//
+// check() on the passing path: one scan of the free-filter index (a hash
+// lookup of the first level), the walk (one hash lookup per level, plus the
+// patterns of levels whose names are not listed), the override scan, and a
+// backward pass over at most max_levels + 1 recorded edges to recover which
+// topic level matched which model level. Everything lives on the stack;
+// nothing allocates unless the class has a schema (the payload is then
+// parsed) or the message is refused (the reason is a string).
+#include "namespace/model.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "namespace/model_impl.hpp"
+#include "namespace/model_schema.hpp"
+#include "namespace/topic.hpp"
+
+namespace strata::ns {
+
+std::string_view to_string(outcome o) noexcept {
+    switch (o) {
+    case outcome::pass: return "pass";
+    case outcome::free: return "free";
+    case outcome::violation: return "violation";
+    }
+    return "?";
+}
+
+std::string_view to_string(enforcement e) noexcept {
+    switch (e) {
+    case enforcement::reject: return "reject";
+    case enforcement::warn: return "warn";
+    case enforcement::quarantine: return "quarantine";
+    }
+    return "?";
+}
+
+std::string_view to_string(reason_code r) noexcept {
+    switch (r) {
+    case reason_code::none: return "none";
+    case reason_code::topic_invalid: return "topic_invalid";
+    case reason_code::payload_invalid: return "payload_invalid";
+    case reason_code::retain_violation: return "retain_violation";
+    }
+    return "?";
+}
+
+std::string_view to_string(retain_rule r) noexcept {
+    switch (r) {
+    case retain_rule::any: return "any";
+    case retain_rule::required: return "required";
+    case retain_rule::forbidden: return "forbidden";
+    }
+    return "?";
+}
+
+std::uint8_t mqtt_reason_code(reason_code r) noexcept {
+    switch (r) {
+    case reason_code::none: return 0x00;
+    case reason_code::topic_invalid: return 0x90;
+    case reason_code::payload_invalid: return 0x99;
+    case reason_code::retain_violation: return 0x83;
+    }
+    return 0x83;
+}
+
+namespace {
+
+constexpr std::size_t max_steps = max_levels + 2;
+
+// The walk of one topic through the automaton.
+// Only [0, steps) of the arrays is ever read; they are left uninitialised
+// because zeroing them would be a measurable part of a passing check.
+struct walk {
+    std::array<const model_edge*, max_steps> edges;
+    std::array<std::uint32_t, max_steps> begin;  // token offsets in the topic
+    std::array<std::uint32_t, max_steps> end;
+    std::size_t steps = 0;
+    const model_node* node = nullptr;  // last node reached
+    enum class stop : std::uint8_t { ended, absorbed, dead, empty_level } how = stop::ended;
+    std::size_t fail_begin = 0;  // dead / empty_level: the offending token
+    std::size_t fail_end = 0;
+    std::size_t rest = std::string_view::npos;  // absorbed: offset of the first unread level
+};
+
+walk run_walk(const model::impl& m, std::string_view topic) {
+    walk w;
+    const model_node* n = m.nodes.front().get();
+    std::size_t pos = 0;
+    while (true) {
+        if (n->absorbing) {
+            w.how = walk::stop::absorbed;
+            if (pos <= topic.size() && w.steps > 0 && w.end[w.steps - 1] < topic.size()) w.rest = pos;
+            break;
+        }
+        if (pos > topic.size()) {
+            w.how = walk::stop::ended;
+            break;
+        }
+        const std::size_t slash = topic.find('/', pos);
+        const std::size_t tok_end = slash == std::string_view::npos ? topic.size() : slash;
+        const std::string_view tok = topic.substr(pos, tok_end - pos);
+        if (tok.empty()) {
+            w.how = walk::stop::empty_level;
+            w.fail_begin = pos;
+            w.fail_end = tok_end;
+            break;
+        }
+        const model_edge* e = n->edge_for(tok, m.levels);
+        if (e->to == nullptr || w.steps == max_steps) {
+            w.how = walk::stop::dead;
+            w.fail_begin = pos;
+            w.fail_end = tok_end;
+            break;
+        }
+        w.edges[w.steps] = e;
+        w.begin[w.steps] = static_cast<std::uint32_t>(pos);
+        w.end[w.steps] = static_cast<std::uint32_t>(tok_end);
+        ++w.steps;
+        n = e->to;
+        pos = tok_end + 1;  // past the '/', or past the end
+    }
+    w.node = n;
+    return w;
+}
+
+// Which topic level each model level got, for the reading that ends in
+// thread `t` of the walk's last node.
+struct reading {
+    std::array<std::string_view, max_levels>& levels;  // the verdict's
+    std::array<std::uint32_t, max_levels> level_end;   // valid where levels[i] is set
+    int class_step = -1;                               // the step that read the class name
+};
+
+reading trace(const model::impl& m, std::string_view topic, const walk& w, std::size_t t,
+              std::array<std::string_view, max_levels>& levels) {
+    reading r{levels, {}, -1};
+    const model_node* root = m.nodes.front().get();
+    for (std::size_t s = w.steps; s-- > 0;) {
+        const model_edge* e = w.edges[s];
+        const nfa_state st = e->to->threads[t];
+        const std::size_t p = e->parent[t];
+        const model_node* from = s == 0 ? root : w.edges[s - 1]->to;
+        const nfa_state ps = from->threads[p];
+        if (!is_class_state(st)) {
+            const auto lv = static_cast<std::size_t>(st - 1);
+            r.levels[lv] = topic.substr(w.begin[s], w.end[s] - w.begin[s]);
+            r.level_end[lv] = w.end[s];
+        } else if (!is_class_state(ps)) {
+            r.class_step = static_cast<int>(s);
+        }
+        t = p;
+    }
+    return r;
+}
+
+// The metrics key: the topic up to the metrics level (or the deepest level
+// read before it when it is optional and skipped), empty when the reading
+// never got that far.
+std::string_view subtree_of(const model::impl& m, std::string_view topic, const reading& r) {
+    const std::size_t ml = m.metrics_level;
+    if (!r.levels[ml].empty()) return topic.substr(0, r.level_end[ml]);
+    bool beyond = false;
+    for (std::size_t i = ml + 1; i < m.levels.size(); ++i) beyond = beyond || !r.levels[i].empty();
+    if (!beyond) return {};
+    for (std::size_t i = ml; i-- > 0;)
+        if (!r.levels[i].empty()) return topic.substr(0, r.level_end[i]);
+    return {};
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0u : 1u)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// What a node expects next: levels (in model order) and classes.
+struct expectation {
+    std::vector<std::size_t> levels;
+    std::vector<std::size_t> classes;
+};
+
+bool class_allowed(const model::impl& m, std::size_t k, nfa_state c) {
+    if (c <= 0) return false;
+    const auto& u = m.classes[k].under;
+    return std::binary_search(u.begin(), u.end(), static_cast<std::size_t>(c - 1));
+}
+
+expectation expected_at(const model::impl& m, const model_node* n) {
+    expectation ex;
+    for (nfa_state s : n->threads) {
+        if (is_class_state(s)) continue;
+        for (std::size_t k = 0; k < m.classes.size(); ++k)
+            if (class_allowed(m, k, s) && std::find(ex.classes.begin(), ex.classes.end(), k) == ex.classes.end())
+                ex.classes.push_back(k);
+        for (std::size_t lv = static_cast<std::size_t>(s); lv < m.levels.size(); ++lv) {
+            if (std::find(ex.levels.begin(), ex.levels.end(), lv) == ex.levels.end()) ex.levels.push_back(lv);
+            if (!m.levels[lv].info.optional) break;
+        }
+    }
+    std::sort(ex.levels.begin(), ex.levels.end());
+    return ex;
+}
+
+std::string quoted_list(const std::vector<std::string>& v) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i != 0) out += (i + 1 == v.size()) ? " or " : ", ";
+        out += v[i];
+    }
+    return out;
+}
+
+std::string class_names(const model::impl& m, const std::vector<std::size_t>& ks) {
+    std::vector<std::string> names;
+    for (std::size_t k : ks) names.push_back(m.classes[k].name);
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
+    return out;
+}
+
+// "not one of [..]" / "does not match '...'" for a token a level refused.
+std::string level_refusal(const level_rule& r, std::string_view tok, bool first_level) {
+    if (first_level && tok.starts_with('$')) return "is reserved: topics starting with '$' belong to the broker";
+    const level_rule_info& i = r.info;
+    std::string out;
+    if (!i.names.empty()) {
+        out = "is not one of [";
+        for (std::size_t k = 0; k < i.names.size() && k < 12; ++k) out += (k ? ", " : "") + i.names[k];
+        if (i.names.size() > 12) out += ", ...";
+        out += "]";
+    }
+    if (!i.pattern.empty()) {
+        if (!out.empty()) out += " and ";
+        out += "does not match '" + i.pattern + "'";
+    }
+    return out;
+}
+
+std::string suggestion(std::string_view tok, const std::vector<std::string_view>& candidates) {
+    std::string_view best;
+    std::size_t best_d = tok.size() <= 4 ? 1 : tok.size() <= 8 ? 2 : 3;
+    for (std::string_view c : candidates) {
+        const std::size_t d = edit_distance(tok, c);
+        if (d <= best_d && (best.empty() || d < edit_distance(tok, best))) {
+            best = c;
+            best_d = d;
+        }
+    }
+    if (best.empty()) return {};
+    return " (did you mean '" + std::string(best) + "'?)";
+}
+
+// "after line 'line-2'" for the reading so far, or "" at the start.
+std::string after_text(const model::impl& m, const model_node* n, const reading& r) {
+    if (n->threads.empty() || is_class_state(n->threads.front())) return {};
+    const nfa_state s = n->threads.front();
+    if (s == 0) return {};
+    const auto lv = static_cast<std::size_t>(s - 1);
+    return "after " + m.levels[lv].info.name + " '" + std::string(r.levels[lv]) + "'";
+}
+
+std::string refusal_message(const model::impl& m, const model_node* n, const reading& r, std::string_view tok) {
+    const expectation ex = expected_at(m, n);
+    std::vector<std::string_view> names;
+    for (std::size_t k : ex.classes) names.emplace_back(m.classes[k].name);
+    for (std::size_t lv : ex.levels)
+        for (const std::string& s : m.levels[lv].info.names) names.emplace_back(s);
+    const std::string hint = suggestion(tok, names);
+    const std::string t = "'" + std::string(tok) + "'";
+    const bool root = n->id == 0;
+
+    if (ex.classes.empty() && ex.levels.size() == 1) {
+        const level_rule& rule = m.levels[ex.levels.front()];
+        return "level '" + rule.info.name + "': " + t + " " + level_refusal(rule, tok, root) + hint;
+    }
+    if (ex.levels.empty()) {
+        std::string out = after_text(m, n, r);
+        if (!out.empty()) out += ": ";
+        return out + t + " is not a data class (expected " + class_names(m, ex.classes) + ")" + hint;
+    }
+    std::vector<std::string> level_names;
+    std::string details;
+    for (std::size_t lv : ex.levels) {
+        const level_rule& rule = m.levels[lv];
+        level_names.push_back("'" + rule.info.name + "'");
+        if (!details.empty()) details += "; ";
+        details += rule.info.name + ": " + level_refusal(rule, tok, root && lv == 0);
+    }
+    if (!ex.classes.empty()) {
+        details += "; data classes here: " + class_names(m, ex.classes);
+        return "level " + quoted_list(level_names) + " or data class: " + t + " is not accepted (" + details + ")" + hint;
+    }
+    return "level " + quoted_list(level_names) + ": " + t + " is not accepted (" + details + ")" + hint;
+}
+
+std::string incomplete_message(const model::impl& m, const model_node* n, const reading& r) {
+    const expectation ex = expected_at(m, n);
+    std::string out = "incomplete topic";
+    const std::string after = after_text(m, n, r);
+    if (!after.empty()) out += ": ends " + after;
+    out += "; expected ";
+    std::vector<std::string> level_names;
+    for (std::size_t lv : ex.levels) level_names.push_back("'" + m.levels[lv].info.name + "'");
+    if (!level_names.empty()) out += "level " + quoted_list(level_names);
+    if (!ex.classes.empty()) {
+        if (!level_names.empty()) out += ", or ";
+        out += "a data class (" + class_names(m, ex.classes) + ")";
+    }
+    return out;
+}
+
+std::string retain_message(const data_class& c, bool retain) {
+    if (retain) return "retain: class '" + c.name + "' forbids retained messages (publish with retain=0)";
+    return "retain: class '" + c.name + "' requires retained messages (publish with retain=1)";
+}
+
+bool retain_ok(const data_class& c, bool retain) {
+    return c.retain == retain_rule::any || (c.retain == retain_rule::required) == retain;
+}
+
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+        else return false;
+        if (i + n >= s.size()) return false;
+        for (std::size_t k = 1; k <= n; ++k) {
+            const auto cc = static_cast<unsigned char>(s[i + k]);
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        // Overlong forms, surrogates, beyond U+10FFFF.
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)) return false;
+        if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+std::string base64(std::string_view in) {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((in.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                                static_cast<unsigned char>(in[i + 2]);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (i < in.size()) {
+        std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += i + 1 < in.size() ? alphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::string format_period(std::chrono::milliseconds p) {
+    const auto ms = p.count();
+    if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+    if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+model::model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+model::~model() = default;
+
+bool model::is_free(std::string_view topic) const noexcept {
+    const impl& m = *impl_;
+    const std::string_view first = topic.substr(0, topic.find('/'));
+    if (const auto* list = m.free_by_first.find(first))
+        for (std::size_t i : *list)
+            if (m.free_compiled[i].matches(topic)) return true;
+    for (std::size_t i : m.free_wild)
+        if (m.free_compiled[i].matches(topic)) return true;
+    return false;
+}
+
+enforcement model::mode_for(std::string_view topic) const noexcept {
+    const impl& m = *impl_;
+    for (std::size_t i : m.override_order)
+        if (m.override_compiled[i].matches(topic)) return m.overrides[i].mode;
+    return m.default_mode;
+}
+
+verdict model::check(std::string_view topic, std::string_view payload, bool retain) const {
+    verdict v = evaluate(topic, payload, retain);
+    impl_->stats->record(v);
+    return v;
+}
+
+verdict model::evaluate(std::string_view topic, std::string_view payload, bool retain) const {
+    const impl& m = *impl_;
+    verdict v;
+
+    // Free subtrees: nothing else is looked at.
+    {
+        const std::string_view first = topic.substr(0, topic.find('/'));
+        const auto match_free = [&](std::size_t i) {
+            if (!m.free_compiled[i].matches(topic)) return false;
+            v.result = outcome::free;
+            v.subtree = m.free_filters[i];
+            return true;
+        };
+        if (const auto* list = m.free_by_first.find(first))
+            for (std::size_t i : *list)
+                if (match_free(i)) return v;
+        for (std::size_t i : m.free_wild)
+            if (match_free(i)) return v;
+    }
+    v.mode = mode_for(topic);
+
+    const walk w = run_walk(m, topic);
+    const auto fail_topic = [&](std::string reason, const reading& r) {
+        v.result = outcome::violation;
+        v.code = reason_code::topic_invalid;
+        v.reason = std::move(reason);
+        v.subtree = subtree_of(m, topic, r);
+        return v;
+    };
+
+    if (w.how == walk::stop::dead || w.how == walk::stop::empty_level) {
+        // The best partial reading: the preferred thread of the last node.
+        const reading r = trace(m, topic, w, 0, v.levels);
+        if (w.how == walk::stop::empty_level) {
+            const std::string after = after_text(m, w.node, r);
+            return fail_topic(after.empty() ? "empty first level" : "empty level " + after, r);
+        }
+        return fail_topic(refusal_message(m, w.node, r, topic.substr(w.fail_begin, w.fail_end - w.fail_begin)), r);
+    }
+    if (w.node->accept_thread < 0) {
+        const reading r = trace(m, topic, w, 0, v.levels);
+        return fail_topic(incomplete_message(m, w.node, r), r);
+    }
+
+    const reading r = trace(m, topic, w, static_cast<std::size_t>(w.node->accept_thread), v.levels);
+    const data_class& c = *w.node->klass;
+    v.klass = &c;
+    v.command = c.command;
+    v.subtree = subtree_of(m, topic, r);
+    // Subtopic: everything after the class name.
+    const std::size_t class_end = r.class_step >= 0 ? w.end[static_cast<std::size_t>(r.class_step)] : topic.size();
+    if (class_end < topic.size()) {
+        v.subpath = topic.substr(class_end + 1);
+        if (v.subpath.empty() || v.subpath.front() == '/' || v.subpath.back() == '/' ||
+            v.subpath.find("//") != std::string_view::npos)
+            return fail_topic("empty level in the subtopic of class '" + c.name + "'", r);
+    }
+
+    // An empty retained payload deletes the retained message: allowed
+    // whatever the class says, and there is no payload to check.
+    if (retain && payload.empty()) return v;
+    if (!retain_ok(c, retain)) {
+        v.result = outcome::violation;
+        v.code = reason_code::retain_violation;
+        v.reason = retain_message(c, retain);
+        return v;
+    }
+    if (c.schema) {
+        std::string why;
+        if (!c.schema->valid_payload(payload, &why)) {
+            v.result = outcome::violation;
+            v.code = reason_code::payload_invalid;
+            v.reason = "payload: " + why;
+        }
+    }
+    return v;
+}
+
+// ---- walk ------------------------------------------------------------------
+
+const model_node* model::root() const noexcept { return impl_->nodes.front().get(); }
+
+const model_node* model::child(const model_node* node, std::string_view level) const noexcept {
+    if (node == nullptr || level.empty()) return nullptr;
+    if (node->absorbing) return node;
+    return node->edge_for(level, impl_->levels)->to;
+}
+
+bool model::accepting(const model_node* node) const noexcept { return node != nullptr && node->klass != nullptr; }
+bool model::absorbing(const model_node* node) const noexcept { return node != nullptr && node->absorbing; }
+const data_class* model::class_at(const model_node* node) const noexcept { return node ? node->klass : nullptr; }
+std::size_t model::node_count() const noexcept { return impl_->nodes.size(); }
+
+// ---- quarantine --------------------------------------------------------------
+
+const std::string& model::dead_letter_prefix() const noexcept { return impl_->dead_letter; }
+
+std::string model::quarantine_topic(std::string_view topic) const {
+    std::string out = impl_->dead_letter;
+    out += '/';
+    out += topic;
+    return out;
+}
+
+std::string model::quarantine_envelope(std::string_view topic, std::string_view payload, bool retain, const verdict& v) {
+    nlohmann::ordered_json j;
+    // Topics come from the codec, which has checked their UTF-8; be safe anyway.
+    j["topic"] = valid_utf8(topic) ? std::string(topic) : base64(topic);
+    j["reason"] = v.reason;
+    j["code"] = std::string(to_string(v.code));
+    if (v.klass != nullptr) j["class"] = v.klass->name;
+    j["retain"] = retain;
+    if (valid_utf8(payload)) j["payload"] = std::string(payload);
+    else j["payload_base64"] = base64(payload);
+    return j.dump();
+}
+
+// ---- introspection -------------------------------------------------------------
+
+const std::vector<level_rule_info>& model::levels() const noexcept { return impl_->level_infos; }
+const std::vector<data_class>& model::classes() const noexcept { return impl_->classes; }
+const data_class* model::find_class(std::string_view name) const noexcept {
+    const auto it = impl_->class_index.find(name);
+    return it == impl_->class_index.end() ? nullptr : &impl_->classes[it->second];
+}
+const std::vector<std::string>& model::free_filters() const noexcept { return impl_->free_filters; }
+const std::vector<mode_override>& model::overrides() const noexcept { return impl_->overrides; }
+enforcement model::default_mode() const noexcept { return impl_->default_mode; }
+std::size_t model::metrics_level() const noexcept { return impl_->metrics_level; }
+const std::string& model::source() const noexcept { return impl_->source; }
+const std::vector<std::string>& model::warnings() const noexcept { return impl_->warnings; }
+model_stats& model::stats() const noexcept { return *impl_->stats; }
+std::shared_ptr<model_stats> model::shared_stats() const noexcept { return impl_->stats; }
+
+std::string model::explain(std::string_view topic, std::optional<std::string_view> payload, bool retain) const {
+    const impl& m = *impl_;
+    std::size_t width = 10;
+    for (const level_rule& l : m.levels) width = std::max(width, l.info.name.size() + 2);
+    std::ostringstream out;
+    const auto row = [&](std::string_view label, const std::string& text) {
+        out << label;
+        for (std::size_t i = label.size(); i < width; ++i) out << ' ';
+        out << text << '\n';
+    };
+    const auto quote = [](std::string_view s) { return "'" + std::string(s) + "'"; };
+    const auto pad = [](std::string s, std::size_t n) {
+        if (s.size() < n) s.append(n - s.size(), ' ');
+        return s;
+    };
+
+    row("topic", std::string(topic));
+    row("model", m.source);
+    const verdict v = evaluate(topic, payload.value_or(std::string_view{}), retain);
+
+    if (v.result == outcome::free) {
+        std::size_t line = 0;
+        for (std::size_t i = 0; i < m.free_filters.size(); ++i)
+            if (m.free_filters[i] == v.subtree) line = static_cast<std::size_t>(m.free_lines[i]);
+        std::string text = "yes: matches " + quote(v.subtree);
+        if (v.subtree == m.dead_letter + "/#") text += " (the dead-letter tree)";
+        else if (line != 0) text += " (line " + std::to_string(line) + ")";
+        row("free", text + "; nothing else is checked");
+        row("verdict", "free");
+        return out.str();
+    }
+    row("free", "no");
+
+    // Levels: what each got; for a violation, up to where reading stopped.
+    std::size_t last = 0;
+    for (std::size_t i = 0; i < m.levels.size(); ++i)
+        if (!v.levels[i].empty()) last = i + 1;
+    for (std::size_t i = 0; i < last; ++i) {
+        const level_rule& l = m.levels[i];
+        const std::string rule = std::string(l.info.optional ? "optional, " : "") + l.info.describe();
+        if (!v.levels[i].empty()) row(l.info.name, pad(quote(v.levels[i]), 16) + " " + rule);
+        else row(l.info.name, pad("-", 16) + " skipped (" + rule + ")");
+    }
+
+    if (v.klass != nullptr) {
+        const data_class& c = *v.klass;
+        row("class", pad(quote(c.name), 16) + " (line " + std::to_string(c.line) + ")");
+        if (!v.subpath.empty()) row("subtopic", quote(v.subpath));
+        row("schema", c.schema ? c.schema_source : "none (payload not checked)");
+        std::string rr(to_string(c.retain));
+        rr += retain ? " (this publish: retain=1)" : " (this publish: retain=0)";
+        row("retain", rr);
+        if (c.expected_period) row("period", format_period(*c.expected_period));
+        row("command", c.command ? "yes (publishing here needs the 'command' grant)" : "no");
+    }
+    {
+        std::string mode(to_string(v.mode));
+        bool overridden = false;
+        for (std::size_t i : m.override_order) {
+            if (m.override_compiled[i].matches(topic)) {
+                mode += " (override " + quote(m.overrides[i].filter) + ", line " + std::to_string(m.overrides[i].line) + ")";
+                overridden = true;
+                break;
+            }
+        }
+        if (!overridden) mode += " (model default)";
+        row("mode", mode);
+    }
+    if (v.klass != nullptr && v.klass->schema) {
+        if (!payload.has_value()) row("payload", "not given (schema not checked)");
+        else if (retain && payload->empty()) row("payload", "empty retained message: deletes the retained message");
+        else if (v.code == reason_code::payload_invalid) row("payload", "invalid: " + v.reason.substr(9));
+        else if (v.code == reason_code::retain_violation) row("payload", "not checked (retain rule failed first)");
+        else row("payload", "valid");
+    }
+    if (v.result == outcome::pass) {
+        row("verdict", "pass");
+    } else {
+        std::string what = "violation: " + std::string(to_string(v.code));
+        char code[8];
+        std::snprintf(code, sizeof code, "0x%02X", v.mqtt_reason());
+        what += std::string(" (MQTT 5 reason ") + code + ")";
+        row("verdict", what);
+        row("reason", v.reason);
+        switch (v.mode) {
+        case enforcement::reject: row("action", "reject: refused (5.0: reason code above; 3.1.1: dropped), counted"); break;
+        case enforcement::warn: row("action", "warn: delivered, logged and counted"); break;
+        case enforcement::quarantine:
+            row("action", "quarantine: re-published to " + quote(quarantine_topic(topic)) + " with the reason");
+            break;
+        }
+    }
+    return out.str();
+}
+
+}  // namespace strata::ns
