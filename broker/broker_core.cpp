@@ -46,6 +46,55 @@ broker_core::broker_core(config cfg) : cfg_(std::move(cfg)), access_(to_rules(cf
 
 broker_core::~broker_core() { release_io(); }
 
+namespace {
+std::atomic<std::uint64_t> model_generations{0};
+
+struct model_cache {
+    std::uint64_t generation = 0;
+    std::shared_ptr<const ns::model> model;
+};
+thread_local model_cache cached_model;
+}  // namespace
+
+const ns::model* broker_core::model() const {
+    const std::uint64_t g = model_generation_.load(std::memory_order_acquire);
+    if (cached_model.generation != g) {
+        std::lock_guard lock(model_mutex_);
+        cached_model.model = model_;
+        cached_model.generation = model_generation_.load(std::memory_order_relaxed);
+    }
+    return cached_model.model.get();
+}
+
+void broker_core::set_model(std::shared_ptr<const ns::model> m) {
+    std::lock_guard lock(model_mutex_);
+    model_ = std::move(m);
+    model_generation_.store(++model_generations, std::memory_order_release);
+}
+
+bool broker_core::reload_model() {
+    const std::string& path = cfg_.namespace_model;
+    if (path.empty()) {
+        spdlog::warn("reload: no namespace model configured (namespace.model); nothing to reload");
+        return false;
+    }
+    std::shared_ptr<ns::model_stats> stats;
+    {
+        std::lock_guard lock(model_mutex_);
+        if (model_) stats = model_->shared_stats();
+    }
+    try {
+        auto m = ns::model::load(path, std::move(stats));
+        for (const auto& w : m->warnings()) spdlog::warn("namespace model: {}", w);
+        set_model(std::move(m));
+    } catch (const ns::model_error& e) {
+        spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
+        return false;
+    }
+    spdlog::info("namespace model reloaded from {}", path);
+    return true;
+}
+
 void broker_core::release_io() {
     // Sessions and their connections refer to each other until a connection
     // closes, and offline sessions own timers: both must go before the

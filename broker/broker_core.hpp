@@ -11,6 +11,7 @@
 #include "broker/router.hpp"
 #include "broker/session.hpp"
 #include "broker/stats.hpp"
+#include "namespace/model.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -36,6 +37,22 @@ public:
     [[nodiscard]] stats& counters() noexcept { return stats_; }
     [[nodiscard]] const auth::access_policy& access() const noexcept { return access_; }
     [[nodiscard]] steady_clock::time_point started() const noexcept { return started_; }
+
+    // ---- the namespace model --------------------------------------------
+    //
+    // The current model, or null when none is configured. The pointer stays
+    // valid on the calling thread until its next call to model(): each
+    // thread keeps its own shared_ptr copy and refreshes it only when the
+    // generation changes, so the publish path takes no lock and touches no
+    // shared reference count (std::atomic<std::shared_ptr> in libstdc++ 12
+    // takes a lock on every load).
+    [[nodiscard]] const ns::model* model() const;
+    // Installs a model (null: none). Any thread.
+    void set_model(std::shared_ptr<const ns::model> m);
+    // SIGHUP: loads cfg().namespace_model again. On success swaps it in
+    // (keeping the counters) and logs "namespace model reloaded"; on
+    // model_error logs it and keeps the old model. Returns whether swapped.
+    bool reload_model();
 
     struct open_result {
         session_ptr s;
@@ -97,6 +114,12 @@ private:
     std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
+
+    mutable std::mutex model_mutex_;
+    std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_
+    // Globally unique per set_model() (0: never set), so that a thread's
+    // cached copy can never be mistaken for another broker_core's.
+    std::atomic<std::uint64_t> model_generation_{0};
 };
 
 }  // namespace strata::broker

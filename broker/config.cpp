@@ -22,6 +22,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -544,6 +545,14 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
              r.read_map(x, {{"grace_ms",
                              [&](const value_ref& y) { cfg.shutdown_grace_ms = r.read_uint<std::uint32_t>(y, 0); }}});
          }},
+        {"namespace",
+         [&](const value_ref& x) {
+             // `namespace:` with nothing under it: no model, as when absent.
+             if (x.node.IsNull()) return;
+             r.read_map(x, {{"model",
+                             [&](const value_ref& y) { cfg.namespace_model = r.read_nonempty_string(y); },
+                             true}});
+         }},
     });
 }
 
@@ -571,6 +580,14 @@ config parse_config(const std::string& text, const std::string& name) {
     const YAML::Node& root = docs[0];
     if (!root.IsMap()) r.fail(root.Mark(), "", "the document root must be a map, got " + describe(root));
     read_root(r, value_ref{root, root.Mark(), ""}, cfg);
+    // The model path is relative to the config file, so that a deployment
+    // directory (strata.yaml next to namespace/acme.yaml) works from any
+    // working directory.
+    if (!cfg.namespace_model.empty()) {
+        const std::filesystem::path model(cfg.namespace_model);
+        const std::filesystem::path dir = std::filesystem::path(name).parent_path();
+        if (model.is_relative() && !dir.empty()) cfg.namespace_model = (dir / model).lexically_normal().string();
+    }
     return cfg;
 }
 

@@ -70,6 +70,11 @@ struct config {
     std::uint32_t sys_interval = 10;  // seconds between $SYS/broker/... updates; 0 disables them
     unsigned threads = 0;             // network threads; 0: one per core
     std::uint32_t shutdown_grace_ms = 2000;  // bounded wait for clients to drain at shutdown
+
+    // `namespace: {model: FILE}`: the ISA-95 model the broker enforces
+    // (deploy/namespace/README.md). Resolved against the config file's
+    // directory by parse_config(); empty: no model, every topic passes.
+    std::string namespace_model;
 };
 
 // Loads and validates a config file. Unknown keys are errors (a typo must

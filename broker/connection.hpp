@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -73,6 +74,11 @@ private:
 
     void handle_connect(mqtt::connect& c);
     void handle_publish(mqtt::publish& p);
+    // Hands an accepted PUBLISH to the router (moves topic, payload and
+    // props out of `p`); returns the number of sessions it was queued for.
+    std::size_t route(mqtt::publish& p, bool v5);
+    // A message passed under the model's warn mode (rate-limited at info).
+    void log_warned(std::string_view topic, std::string_view reason);
     void handle_puback(const mqtt::puback& p);
     void handle_pubrec(const mqtt::pubrec& p);
     void handle_pubrel(const mqtt::pubrel& p);

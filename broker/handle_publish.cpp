@@ -11,6 +11,15 @@
 #include <spdlog/spdlog.h>
 
 namespace strata::broker {
+namespace {
+
+// `topic` is `prefix` or below it.
+bool under_prefix(std::string_view topic, std::string_view prefix) noexcept {
+    return !prefix.empty() && topic.starts_with(prefix) &&
+           (topic.size() == prefix.size() || topic[prefix.size()] == '/');
+}
+
+}  // namespace
 
 void connection::handle_publish(mqtt::publish& p) {
     using mqtt::reason_code;
@@ -56,34 +65,110 @@ void connection::handle_publish(mqtt::publish& p) {
     }
 
     reason_code outcome = reason_code::success;
+    std::optional<std::string> ack_reason;  // Reason String for a 5.0 PUBACK/PUBREC
+    const ns::model* model = core_.model();
     // '$' topics are the broker's own ($SYS); clients do not publish there.
-    if (p.topic.front() == '$' || !core_.access().may_publish(p.topic)) {
+    // Nor under the dead-letter prefix: what is there was put there by the
+    // broker's quarantine, and a client writing there could forge it.
+    if (p.topic.front() == '$' || !core_.access().may_publish(p.topic) ||
+        (model != nullptr && under_prefix(p.topic, model->dead_letter_prefix()))) {
         outcome = reason_code::not_authorized;
         spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, p.topic);
     } else {
-        auto m = std::make_shared<message>();
-        m->topic = std::move(p.topic);
-        m->payload = std::move(p.payload);
-        m->qos = p.qos;
-        m->retain = p.retain;
-        m->origin = session_.get();
-        if (v5) {
-            m->props = std::move(p.props);
-            m->props.topic_alias.reset();
-            m->props.subscription_identifiers.clear();
-            if (m->props.message_expiry_interval) {
-                m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
+        ns::verdict v;
+        if (model != nullptr) v = model->check(p.topic, p.payload, p.retain);
+        if (!v.violation()) {
+            if (route(p, v5) == 0 && v5) outcome = reason_code::no_matching_subscribers;
+        } else {
+            switch (v.mode) {
+            case ns::enforcement::reject:
+                spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_,
+                              p.topic, v.reason);
+                // 3.1.1 has no way to say no: the message is dropped and a
+                // QoS 1/2 one still acknowledged, or the client would resend
+                // it forever.
+                if (v5) {
+                    outcome = static_cast<reason_code>(v.mqtt_reason());
+                    if (request_problem_info_) ack_reason = v.reason;
+                }
+                break;
+            case ns::enforcement::warn:
+                log_warned(p.topic, v.reason);
+                if (route(p, v5) == 0 && v5) outcome = reason_code::no_matching_subscribers;
+                break;
+            case ns::enforcement::quarantine: {
+                auto q = std::make_shared<message>();
+                q->topic = model->quarantine_topic(p.topic);
+                q->payload = ns::model::quarantine_envelope(p.topic, p.payload, p.retain, v);
+                q->qos = p.qos;
+                q->retain = false;  // the dead-letter tree is a log, not state
+                q->origin = session_.get();
+                q->props.payload_format_indicator = 1;
+                q->props.content_type = "application/json";
+                q->props.user_properties.emplace_back("strata-quarantine-reason", v.reason);
+                spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, p.topic,
+                              q->topic, v.reason);
+                // The publisher did nothing wrong it could fix by resending:
+                // success, and (5.0) a Reason String saying where it went.
+                if (v5 && request_problem_info_) ack_reason = "quarantined to '" + q->topic + "': " + v.reason;
+                core_.publish(q);
+                break;
+            }
             }
         }
-        if (core_.publish(m) == 0 && v5) outcome = reason_code::no_matching_subscribers;
     }
 
     if (!v5 && outcome == reason_code::not_authorized) outcome = reason_code::success;
+    // The Reason String is optional: leave it out rather than exceed the
+    // client's Maximum Packet Size [MQTT-3.4.2-3]. Bound: fixed header 5,
+    // packet id 2, reason 1, property length 4, property id 1 + length 2.
+    if (ack_reason && ack_reason->size() + 15 > client_max_packet_size_) ack_reason.reset();
     if (p.qos == 1) {
-        send(mqtt::puback{p.packet_id, outcome, {}});
+        mqtt::puback ack{p.packet_id, outcome, {}};
+        ack.props.reason_string = std::move(ack_reason);
+        send(ack);
     } else if (p.qos == 2) {
         if (static_cast<std::uint8_t>(outcome) >= 0x80) session_->end_inbound_qos2(p.packet_id);
-        send(mqtt::pubrec{p.packet_id, outcome, {}});
+        mqtt::pubrec ack{p.packet_id, outcome, {}};
+        ack.props.reason_string = std::move(ack_reason);
+        send(ack);
+    }
+}
+
+std::size_t connection::route(mqtt::publish& p, bool v5) {
+    auto m = std::make_shared<message>();
+    m->topic = std::move(p.topic);
+    m->payload = std::move(p.payload);
+    m->qos = p.qos;
+    m->retain = p.retain;
+    m->origin = session_.get();
+    if (v5) {
+        m->props = std::move(p.props);
+        m->props.topic_alias.reset();
+        m->props.subscription_identifiers.clear();
+        if (m->props.message_expiry_interval) {
+            m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
+        }
+    }
+    return core_.publish(m);
+}
+
+void connection::log_warned(std::string_view topic, std::string_view reason) {
+    // Info at most once a second per network thread, so a misconfigured
+    // device publishing at 100 Hz does not flood the log; the rest at
+    // debug. Every one is counted in the model's statistics.
+    thread_local steady_clock::time_point next_info{};
+    thread_local std::uint64_t suppressed = 0;
+    const auto now = steady_clock::now();
+    if (now >= next_info) {
+        next_info = now + std::chrono::seconds(1);
+        spdlog::info("{} '{}': namespace model (warn): '{}': {}{}", remote_, client_id_, topic, reason,
+                     suppressed == 0 ? std::string()
+                                     : " (" + std::to_string(suppressed) + " more warnings not logged at info)");
+        suppressed = 0;
+    } else {
+        ++suppressed;
+        spdlog::debug("{} '{}': namespace model (warn): '{}': {}", remote_, client_id_, topic, reason);
     }
 }
 

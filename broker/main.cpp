@@ -2,17 +2,26 @@
 // libraries together; everything else lives in the libraries.
 #include "broker/config.hpp"
 #include "broker/server.hpp"
+#include "namespace/model.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
 constexpr const char* usage = R"(Usage: strata [--config FILE]
+       strata namespace check MODEL
+       strata namespace explain [--retain] MODEL TOPIC [PAYLOAD_FILE]
        strata --help | --version
 
 A Unified Namespace MQTT broker (MQTT 3.1.1 and 5.0).
@@ -23,8 +32,23 @@ Options:
   -h, --help          show this help and exit
   -V, --version       show the version and exit
 
+Namespace model (deploy/namespace/README.md):
+  namespace check MODEL
+        loads the model file and prints "MODEL: ok" and any warnings (exit 0),
+        or the error with file, line and key (exit 2)
+  namespace explain [--retain] MODEL TOPIC [PAYLOAD_FILE]
+        shows how TOPIC is read level by level, its class, schema, retain rule
+        and enforcement mode, and the verdict (the payload is checked when a
+        file is given; --retain: as a retained publish). Exit 0: the message
+        would pass; 1: it would be refused (rejected, warned or quarantined);
+        2: bad model or unreadable payload file
+
+Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reloads the namespace
+model (a model that does not load is logged and the old one stays).
+
 Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad command
-line, a bad config or a listener that cannot be opened.
+line, a bad config, a namespace model that does not load or a listener that
+cannot be opened.
 )";
 
 int fail(const std::string& msg) {
@@ -32,9 +56,65 @@ int fail(const std::string& msg) {
     return 2;
 }
 
+int namespace_check(const std::string& path) {
+    const auto report = strata::ns::model::lint(path);
+    if (!report.ok()) return fail(report.error);
+    std::printf("%s: ok\n", path.c_str());
+    for (const auto& w : report.warnings) std::printf("warning: %s\n", w.c_str());
+    return 0;
+}
+
+int namespace_explain(int argc, char** argv, int first) {
+    bool retain = false;
+    std::vector<std::string> args;
+    for (int i = first; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--retain") {
+            retain = true;
+        } else {
+            args.push_back(arg);
+        }
+    }
+    if (args.size() < 2 || args.size() > 3)
+        return fail("usage: strata namespace explain [--retain] MODEL TOPIC [PAYLOAD_FILE]");
+    std::shared_ptr<const strata::ns::model> m;
+    try {
+        m = strata::ns::model::load(args[0]);
+    } catch (const strata::ns::model_error& e) {
+        return fail(e.what());
+    }
+    std::optional<std::string> payload;
+    if (args.size() == 3) {
+        std::ifstream in(args[2], std::ios::binary);
+        if (!in) return fail("cannot read payload file '" + args[2] + "': " + std::strerror(errno));
+        payload.emplace(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const std::string& topic = args[1];
+    std::fputs(m->explain(topic, payload ? std::optional<std::string_view>(*payload) : std::nullopt, retain).c_str(),
+               stdout);
+    // Without a payload file only the topic (and retain rule) can fail.
+    const auto v = m->evaluate(topic, payload ? std::string_view(*payload) : std::string_view(), retain);
+    const bool payload_unchecked = !payload && v.code == strata::ns::reason_code::payload_invalid;
+    if (payload_unchecked)
+        std::fputs("note      no PAYLOAD_FILE given: the exit code reflects the topic and retain rule only\n", stdout);
+    return v.violation() && !payload_unchecked ? 1 : 0;
+}
+
+int namespace_command(int argc, char** argv) {
+    const std::string sub = argc > 2 ? argv[2] : "";
+    if (sub == "check") {
+        if (argc != 4) return fail("usage: strata namespace check MODEL");
+        return namespace_check(argv[3]);
+    }
+    if (sub == "explain") return namespace_explain(argc, argv, 3);
+    return fail("unknown namespace command '" + sub + "' (expected check or explain; see --help)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "namespace") == 0) return namespace_command(argc, argv);
+
     std::string config_path;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -69,8 +149,22 @@ int main(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
+    // A model that does not load stops the broker before it listens: a UNS
+    // that runs unchecked because of a typo is worse than one that is down.
+    std::shared_ptr<const strata::ns::model> model;
+    if (!cfg.namespace_model.empty()) {
+        try {
+            model = strata::ns::model::load(cfg.namespace_model);
+        } catch (const strata::ns::model_error& e) {
+            return fail(e.what());
+        }
+        for (const auto& w : model->warnings()) spdlog::warn("namespace model: {}", w);
+        spdlog::info("namespace model loaded from {}", cfg.namespace_model);
+    }
+
     try {
         strata::broker::server srv(std::move(cfg));
+        srv.core().set_model(std::move(model));
         srv.listen();
         return srv.run();
     } catch (const strata::broker::listen_error& e) {

@@ -12,7 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
 namespace strata::broker {
@@ -110,12 +112,23 @@ int server::run() {
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& io : ios_) guards.push_back(asio::make_work_guard(*io));
 
-    asio::signal_set signals(*ios_.front(), SIGINT, SIGTERM);
-    signals.async_wait([this](boost::system::error_code ec, int sig) {
-        if (ec) return;
-        spdlog::info("signal {} received", sig);
-        begin_shutdown();
-    });
+    // SIGINT/SIGTERM: graceful shutdown. SIGHUP: reload the namespace model
+    // (connections stay up), then wait for the next signal.
+    asio::signal_set signals(*ios_.front(), SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal;
+    wait_signal = [&] {
+        signals.async_wait([&](boost::system::error_code ec, int sig) {
+            if (ec) return;
+            spdlog::info("signal {} received", sig);
+            if (sig == SIGHUP) {
+                core_.reload_model();
+                if (!stopping_) wait_signal();
+                return;
+            }
+            begin_shutdown();
+        });
+    };
+    wait_signal();
 
     // $SYS topics, refreshed every sys_interval seconds.
     asio::steady_timer sys_timer(*ios_.front());

@@ -539,7 +539,9 @@ std::string model::quarantine_envelope(std::string_view topic, std::string_view 
     j["retain"] = retain;
     if (valid_utf8(payload)) j["payload"] = std::string(payload);
     else j["payload_base64"] = base64(payload);
-    return j.dump();
+    // The reason is built from model and payload text; never let a stray
+    // byte turn into an exception on the data path.
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 // ---- introspection -------------------------------------------------------------

@@ -766,7 +766,23 @@ bool json_schema::valid_payload(std::string_view payload, std::string* why) cons
                 const auto pos = m.find("] ");
                 if (pos != std::string::npos) m = m.substr(pos + 2);
                 if (m.starts_with("parse error ")) m = m.substr(12);
-                *why = "not JSON: " + m;
+                // "last read: '...'" quotes the payload's raw bytes, which
+                // need not be UTF-8; the reason goes into MQTT strings and
+                // JSON (Reason String, quarantine envelope), so escape them.
+                std::string safe;
+                safe.reserve(m.size());
+                for (const char ch : m) {
+                    const auto u = static_cast<unsigned char>(ch);
+                    if (u >= 0x20 && u < 0x7F) {
+                        safe += ch;
+                    } else {
+                        static constexpr char hex[] = "0123456789ABCDEF";
+                        safe += "\\x";
+                        safe += hex[u >> 4];
+                        safe += hex[u & 0xF];
+                    }
+                }
+                *why = "not JSON: " + safe;
             }
         }
         return false;

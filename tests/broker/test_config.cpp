@@ -59,6 +59,7 @@ void check_defaults(const config& c) {
     CHECK(c.sys_interval == 10);
     CHECK(c.threads == 0);
     CHECK(c.shutdown_grace_ms == 2000);
+    CHECK(c.namespace_model.empty());
 
     // ... and the same as the struct's own defaults.
     CHECK(c.limits.max_packet_size == d.limits.max_packet_size);
@@ -308,7 +309,7 @@ TEST_CASE("config: unknown and duplicate keys", "[config]") {
                Equals("t.yaml:3: limits: unknown key 'recieve_maximum' (did you mean 'receive_maximum'?)"));
     CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
                Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
-                      "redirect, sys, threads, shutdown)"));
+                      "redirect, sys, threads, shutdown, namespace)"));
     CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    tls: true\n"),
                StartsWith("t.yaml:4: listeners[0]: unknown key 'tls'"));
     CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - {deny: publish, topic: a}\n"),
@@ -463,6 +464,29 @@ TEST_CASE("config: redirect", "[config]") {
                Equals("t.yaml:1: redirect: missing required key 'server_reference'"));
     CHECK_THAT(error_of("redirect:\n  server_reference: \"\"\n"),
                Equals("t.yaml:2: redirect.server_reference: must not be empty"));
+}
+
+TEST_CASE("config: namespace model", "[config]") {
+    CHECK(parse("namespace:\n").namespace_model.empty());
+    // Relative to the config file's directory; absolute paths stay.
+    CHECK(parse_config("namespace: {model: acme.yaml}", "t.yaml").namespace_model == "acme.yaml");
+    CHECK(parse_config("namespace: {model: ns/acme.yaml}", "/etc/strata/strata.yaml").namespace_model ==
+          "/etc/strata/ns/acme.yaml");
+    CHECK(parse_config("namespace: {model: ../m.yaml}", "/etc/strata/strata.yaml").namespace_model ==
+          "/etc/m.yaml");
+    CHECK(parse_config("namespace: {model: /srv/m.yaml}", "/etc/strata/strata.yaml").namespace_model ==
+          "/srv/m.yaml");
+    CHECK_THAT(error_of("namespace: {}"), Equals("t.yaml:1: namespace: missing required key 'model'"));
+    CHECK_THAT(error_of("namespace:\n  model: \"\"\n"), Equals("t.yaml:2: namespace.model: must not be empty"));
+    CHECK_THAT(error_of("namespace:\n  modle: a.yaml\n"),
+               Equals("t.yaml:2: namespace: unknown key 'modle' (did you mean 'model'?)"));
+    CHECK_THAT(error_of("namespace:\n  model: [a]\n"),
+               Equals("t.yaml:2: namespace.model: expected a string, got a list"));
+    CHECK_THAT(error_of("namespace: acme.yaml\n"), Equals("t.yaml:1: namespace: expected a map, got 'acme.yaml'"));
+
+    const temp_dir dir;
+    const std::string cfg = dir.write("strata.yaml", "namespace:\n  model: namespace/acme.yaml\n");
+    CHECK(load_config(cfg).namespace_model == (dir.path / "namespace/acme.yaml").string());
 }
 
 TEST_CASE("config: load_config reads files and names them in errors", "[config]") {

@@ -618,6 +618,14 @@ TEST_CASE("quarantine topic and envelope", "[model]") {
                                                         std::string("\x00\xff\x01", 3), false, b);
     CHECK(benv.find(R"("payload_base64":"AP8B")") != std::string::npos);
     CHECK(benv.find(R"("payload":)") == std::string::npos);
+    // A payload that is not UTF-8: the parser's "last read" text is escaped,
+    // so that the reason fits an MQTT Reason String and the envelope.
+    const std::string junk("\xff\xfe", 2);
+    const verdict j = m->evaluate("acme/dresden/assembly/line-1/robot-12/telemetry/x", junk, false);
+    CHECK(j.reason.find("\\xFF") != std::string::npos);
+    std::string jenv;
+    CHECK_NOTHROW(jenv = model::quarantine_envelope("acme/dresden/assembly/line-1/robot-12/telemetry/x", junk, false, j));
+    CHECK(jenv.find(R"("payload_base64":"//4=")") != std::string::npos);
     // A topic violation has no class.
     const verdict t = m->evaluate("acme/x", "", false);
     CHECK(model::quarantine_envelope("acme/x", "", false, t).find("\"class\"") == std::string::npos);
