@@ -16,6 +16,9 @@ namespace {
 
 constexpr auto connect_timeout = std::chrono::seconds(10);
 constexpr auto close_timeout = std::chrono::seconds(5);
+// Encoded replies (acks, SUBACKs, PINGRESPs) waiting behind a write in
+// progress beyond which the connection stops reading.
+constexpr std::size_t max_pending_replies = 256 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;
 // Buffers larger than this are released once empty, so that a connection
 // that once moved a large message does not keep the memory while idle.
@@ -116,7 +119,18 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
     }
     batching_ = false;
     flush();
+    if (output_backlogged()) {
+        // The client sends faster than it reads our replies: stop reading
+        // until the write drains, so the replies cannot pile up without
+        // bound. A client that never reads is closed by its keep-alive.
+        read_paused_ = true;
+        return;
+    }
     if (!inbound_closed_ && state_ != state::closed) start_read();
+}
+
+bool connection::output_backlogged() const noexcept {
+    return writing_ && control_.size() > max_pending_replies;
 }
 
 void connection::process_input(const std::uint8_t* data, std::size_t n) {
@@ -240,6 +254,10 @@ void connection::flush() {
                               return;
                           }
                           self->flush();
+                          if (self->read_paused_ && !self->output_backlogged()) {
+                              self->read_paused_ = false;
+                              if (!self->inbound_closed_ && self->state_ != state::closed) self->start_read();
+                          }
                       });
 }
 

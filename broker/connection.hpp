@@ -98,6 +98,7 @@ private:
     // The writer: gathers control packets and session deliveries into one
     // buffer and starts one write; re-runs when that write completes.
     void flush();
+    [[nodiscard]] bool output_backlogged() const noexcept;
     void encode_delivery(outgoing& o, steady_clock::time_point now);
     // Stops reading, flushes what is queued, then closes the socket.
     void close_after_flush();
@@ -135,6 +136,7 @@ private:
     std::vector<std::uint8_t> out_;       // the buffer being written
     bool writing_ = false;
     bool close_when_flushed_ = false;
+    bool read_paused_ = false;            // reading stops while replies are backlogged
     std::atomic<bool> notify_pending_{false};
 
     // Negotiated with the client (5.0 CONNECT properties).

@@ -43,7 +43,7 @@ std::size_t router::publish(const message_ptr& m) {
             std::size_t pick = start;
             for (std::size_t i = 0; i < n; ++i) {
                 const std::size_t k = (start + i) % n;
-                if (members[k].subscriber->owner()) {
+                if (members[k].subscriber->connected()) {
                     pick = k;
                     break;
                 }

@@ -62,6 +62,11 @@ std::shared_ptr<connection> session::owner() const {
     return conn_;
 }
 
+bool session::connected() const {
+    std::lock_guard lock(mutex_);
+    return conn_ != nullptr;
+}
+
 std::uint64_t session::generation() const {
     std::lock_guard lock(mutex_);
     return generation_;

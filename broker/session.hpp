@@ -93,6 +93,7 @@ public:
     // was taken over by another connection in the meantime.
     bool detach(const connection* c);
     [[nodiscard]] std::shared_ptr<connection> owner() const;
+    [[nodiscard]] bool connected() const;
     [[nodiscard]] std::uint64_t generation() const;
 
     // Moves what may be sent now into `out`: in-flight messages to resend

@@ -144,3 +144,79 @@ def test_max_inflight_limits_unacknowledged_outbound(broker_factory, raw_clients
         s.ack(p)
     rest = [s.recv_publish() for _ in range(3)]
     assert [p.payload for p in first + rest] == [b"%d" % i for i in range(6)]
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+@strata_only
+def test_client_that_does_not_read_its_replies_is_throttled_not_buffered(broker_factory, raw_clients):
+    """A client pipelining requests without reading the replies: the broker
+    stops reading from it instead of buffering replies without bound, and
+    resumes (losing nothing) once the client reads."""
+    import select
+    import threading
+
+    b = broker_factory()
+    c = raw_clients(b)
+    c.connect_ok(uid())
+    c.sock.settimeout(None)
+    pid = b.proc.pid
+    rss_before = _rss_kib(pid)
+
+    # 64 MiB of PINGREQ (64 MiB of PINGRESP owed): far more than the kernel's
+    # socket buffers on both sides hold.
+    count = 32 * 1024 * 1024
+    chunk = r.pingreq() * 32768
+    sent = [0]
+    done = threading.Event()
+
+    def sender():
+        for _ in range(count // 32768):
+            c.sock.sendall(chunk)
+            sent[0] += len(chunk)
+        done.set()
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+
+    # Bounded poll until the sender has been stuck for half a second: the
+    # broker has stopped reading.
+    last = [-1, time.monotonic()]
+
+    def stalled():
+        if sent[0] != last[0]:
+            last[0], last[1] = sent[0], time.monotonic()
+            return False
+        return time.monotonic() - last[1] > 0.5
+
+    wait_until(stalled, timeout=30, interval=0.1, what="the sender to stall")
+    assert not done.is_set(), "the broker read 64 MiB without the client reading a reply"
+    grown = _rss_kib(pid) - rss_before
+    assert grown < 8 * 1024, "broker RSS grew by %d KiB buffering replies" % grown
+
+    # Reading resumes the flow; every request gets its reply.
+    expected = 2 * count
+    received = 0
+    while received < expected:
+        # Bounded wait without a socket timeout (the sender thread shares the socket).
+        readable, _, _ = select.select([c.sock], [], [], TIMEOUT_READ)
+        assert readable, "no reply for %d s after %d of %d bytes" % (TIMEOUT_READ, received, expected)
+        data = c.sock.recv(1 << 20)
+        assert data, "connection closed after %d of %d bytes" % (received, expected)
+        # Only PINGRESPs (0xD0 0x00), whatever the split of the stream.
+        first = received % 2  # where the first 0xD0 of this chunk is
+        assert data[first::2].count(0xD0) == len(data[first::2]), "unexpected bytes in the reply stream"
+        assert data[1 - first::2].count(0x00) == len(data[1 - first::2]), "unexpected bytes in the reply stream"
+        received += len(data)
+    assert received == expected
+    assert done.wait(TIMEOUT_READ)
+    c.ping()
+
+
+TIMEOUT_READ = 30
