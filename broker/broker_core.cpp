@@ -1,6 +1,7 @@
 #include "broker/broker_core.hpp"
 
 #include "broker/connection.hpp"
+#include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
 #include <boost/asio/post.hpp>
@@ -145,6 +146,7 @@ broker_core::open_result broker_core::open_session(const std::string& client_id,
 }
 
 void broker_core::end_session_locked(const session_ptr& s) {
+    if (store_ != nullptr && s->persistent()) store_->submit(persistence::erase_session{s->client_id()});
     for (const auto& filter : s->subscription_filters()) {
         ns::shared_filter sf;
         if (ns::parse_shared(filter, sf) == ns::share_parse::shared) {
@@ -179,6 +181,8 @@ void broker_core::connection_lost(const session_ptr& s, std::uint64_t generation
                 // or the session ends, whichever comes first.
                 will_pending = true;
             }
+            s->set_disconnected_at(now_ms());
+            save_session(s);
             arm_timer(s, generation, ex, std::chrono::seconds(delay), will_pending, expiry);
         }
     }
@@ -207,6 +211,7 @@ void broker_core::arm_timer(const session_ptr& s, std::uint64_t generation,
             if (s->generation() != generation || s->owner()) return;
             if (has_will) {
                 will = s->take_will();
+                save_session(s);
                 if (expiry != never_expires) {
                     const auto rest = std::chrono::seconds(expiry) - will_delay;
                     arm_timer(s, generation, ex, rest, false, static_cast<std::uint32_t>(rest.count()));
@@ -235,9 +240,144 @@ void broker_core::publish_will(const message_ptr& will) {
     publish(will);
 }
 
-std::size_t broker_core::publish(const message_ptr& m) {
-    if (m->retain) router_.retain(m);
-    return router_.publish(m);
+broker_core::publish_result broker_core::publish(const message_ptr& m) {
+    publish_result r;
+    if (store_ == nullptr) {
+        if (m->retain) router_.retain(m);
+        r.delivered = router_.publish(m);
+        return r;
+    }
+    store_ops ops;
+    if (m->retain) {
+        router_.retain(m);
+        // $SYS values are the broker's own and made afresh after a restart.
+        if (m->topic.front() != '$') {
+            if (m->payload.empty()) {
+                ops.push_back(persistence::erase_retained{m->topic});
+            } else {
+                ops.push_back(persistence::put_retained{to_stored(*m)});
+            }
+        }
+    }
+    r.delivered = router_.publish(m, &ops);
+    if (!ops.empty()) r.ticket = store_->submit(std::move(ops));
+    return r;
+}
+
+std::size_t broker_core::purge_expired() {
+    const auto topics = router_.purge_expired_retained(steady_clock::now());
+    if (store_ != nullptr && !topics.empty()) {
+        store_ops ops;
+        ops.reserve(topics.size());
+        for (const auto& t : topics) {
+            if (t.front() != '$') ops.push_back(persistence::erase_retained{t});
+        }
+        if (!ops.empty()) store_->submit(std::move(ops));
+    }
+    return topics.size();
+}
+
+void broker_core::save_session(const session_ptr& s) {
+    if (store_ == nullptr) return;
+    if (s->expiry_interval() > 0) {
+        s->set_persistent(true);
+        store_->submit(persistence::put_session{s->record()});
+    } else if (s->persistent()) {
+        s->set_persistent(false);
+        store_->submit(persistence::erase_session{s->client_id()});
+    }
+}
+
+broker_core::recovery_counts broker_core::recover(asio::io_context::executor_type ex) {
+    recovery_counts rc;
+    if (store_ == nullptr) return rc;
+    const std::int64_t now = now_ms();
+    std::vector<session_ptr> recovered;
+    std::vector<message_ptr> wills;
+    const auto find = [&](const std::string& client_id) -> session* {
+        auto it = sessions_.find(client_id);
+        return it == sessions_.end() ? nullptr : it->second.get();
+    };
+
+    std::unique_lock lock(registry_mutex_);
+    persistence::recovery_visitor v;
+    v.retained = [&](persistence::stored_message&& m) { router_.retain(from_stored(std::move(m))); };
+    v.session = [&](persistence::stored_session&& r) {
+        auto s = std::make_shared<session>(*this, r.client_id);
+        s->set_queue_limits({cfg_.limits.max_queued_messages, cfg_.limits.max_queued_bytes});
+        s->set_expiry_interval(r.expiry_interval);
+        std::optional<message_ptr> will;
+        if (r.will) will = from_stored(std::move(*r.will));
+        s->set_will(std::move(will), r.will_delay);
+        // A session whose client was connected when the broker stopped
+        // counts as disconnected now.
+        s->set_disconnected_at(r.disconnected_at_ms != 0 ? r.disconnected_at_ms : now);
+        sessions_.emplace(r.client_id, s);
+        recovered.push_back(std::move(s));
+    };
+    v.subscription = [&](const std::string& client_id, persistence::stored_subscription&& sub) {
+        session* s = find(client_id);
+        if (s == nullptr) return;
+        const subscription_entry e{options_from_byte(sub.options), sub.identifier};
+        ns::shared_filter sf;
+        if (ns::parse_shared(sub.filter, sf) == ns::share_parse::shared) {
+            router_.subscribe_shared(s, sf.group, sf.filter, e);
+        } else {
+            router_.subscribe(s, sub.filter, e);
+        }
+        s->remember_subscription(sub.filter, e);
+    };
+    v.delivery = [&](persistence::stored_delivery&& d) {
+        session* s = find(d.client_id);
+        if (s == nullptr) return;
+        message_ptr m;
+        if (!d.awaiting_comp) m = from_stored(std::move(d.msg));
+        s->restore_delivery(std::move(m), d);
+    };
+    v.inbound_qos2 = [&](const std::string& client_id, std::uint16_t packet_id) {
+        if (session* s = find(client_id)) s->begin_inbound_qos2(packet_id);
+    };
+    v.expired_session = [&](persistence::stored_session&& r) {
+        if (r.will) wills.push_back(from_stored(std::move(*r.will)));
+    };
+    persistence::load_result loaded;
+    try {
+        loaded = store_->load(v, now);
+    } catch (const persistence::store_error& e) {
+        // Records that decode but do not make sense to the broker (e.g.
+        // stored properties) are reported with the path as well.
+        const std::string& path = store_->opts().path;
+        if (std::string_view(e.what()).find(path) == std::string_view::npos) {
+            throw persistence::store_error(path + ": " + e.what());
+        }
+        throw;
+    }
+    rc.loaded = loaded.loaded;
+    rc.purged = loaded.purged;
+
+    for (const auto& s : recovered) {
+        s->set_persistent(true, false);
+        const auto rec = s->record();
+        const std::int64_t elapsed_s = std::max<std::int64_t>(0, (now - rec.disconnected_at_ms) / 1000);
+        const auto left = [&](std::uint32_t total) {
+            return static_cast<std::uint32_t>(std::max<std::int64_t>(1, std::int64_t{total} - elapsed_s));
+        };
+        const std::uint32_t expiry = rec.expiry_interval == never_expires ? never_expires : left(rec.expiry_interval);
+        bool will_pending = rec.will.has_value();
+        std::uint32_t delay = 0;
+        if (will_pending && std::int64_t{rec.will_delay} <= elapsed_s) {
+            if (auto w = s->take_will(); w && *w) wills.push_back(*w);
+            will_pending = false;
+        } else if (will_pending) {
+            delay = left(rec.will_delay);
+        }
+        save_session(s);
+        arm_timer(s, s->generation(), ex, std::chrono::seconds(delay), will_pending, expiry);
+    }
+    lock.unlock();
+    rc.wills_published = wills.size();
+    for (const auto& w : wills) publish_will(w);
+    return rc;
 }
 
 void broker_core::add_connection(const std::shared_ptr<connection>& c) {

@@ -12,6 +12,7 @@
 #include "broker/session.hpp"
 #include "broker/stats.hpp"
 #include "namespace/model.hpp"
+#include "persistence/store.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -72,9 +73,50 @@ public:
     void connection_lost(const session_ptr& s, std::uint64_t generation,
                          asio::io_context::executor_type ex);
 
-    // Routes a message (and stores it when retained). Returns the number of
-    // sessions it was queued for.
-    std::size_t publish(const message_ptr& m);
+    struct publish_result {
+        std::size_t delivered = 0;       // sessions it was queued for
+        persistence::ticket ticket = 0;  // the store operations it caused (0: none)
+    };
+    // Routes a message, keeps it when retained, and submits to the store
+    // what must survive a restart: the retained value (not '$' topics) and
+    // the QoS 1/2 deliveries to persistent sessions. An acknowledgement to
+    // the publisher waits for `ticket`.
+    publish_result publish(const message_ptr& m);
+
+    // ---- persistence -----------------------------------------------------
+    //
+    // The store (null: nothing is stored). Set once before any connection;
+    // the caller owns it and closes it after the network stopped.
+    void use_store(persistence::store* s) noexcept { store_ = s; }
+    [[nodiscard]] persistence::store* store() const noexcept { return store_; }
+    // Whether new QoS 1/2 publishes can be made durable now (false while the
+    // disk refuses writes, e.g. full).
+    [[nodiscard]] bool store_healthy() const noexcept { return store_ == nullptr || store_->healthy(); }
+
+    // Writes (or, when it no longer has a session expiry, erases) the
+    // stored record of `s`. Called on connect, on disconnect and when its
+    // delayed will was published.
+    void save_session(const session_ptr& s);
+
+    struct recovery_counts {
+        persistence::store_counts loaded, purged;
+        std::size_t wills_published = 0;  // of sessions that expired while the broker was down
+    };
+    // Start-up: reads the store back (retained messages into the retained
+    // tree, persistent sessions offline with their subscriptions, queues,
+    // QoS 2 state and pending wills) and arms their expiry and will-delay
+    // timers on `ex`. Before any listener accepts. Throws
+    // persistence::store_error on a corrupt store.
+    recovery_counts recover(asio::io_context::executor_type ex);
+
+    // Housekeeping, every few seconds: retained messages whose Message
+    // Expiry passed leave memory and the store. Returns how many.
+    std::size_t purge_expired();
+
+    // Readiness (for /readyz): false until recovery is done and the
+    // listeners accept.
+    void set_ready(bool r) noexcept { ready_.store(r, std::memory_order_release); }
+    [[nodiscard]] bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
     // Registry of live connections (for shutdown and counts).
     void add_connection(const std::shared_ptr<connection>& c);
@@ -114,6 +156,9 @@ private:
     std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
+
+    persistence::store* store_ = nullptr;
+    std::atomic<bool> ready_{false};
 
     mutable std::mutex model_mutex_;
     std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_

@@ -517,7 +517,21 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
          }},
         {"persistence",
          [&](const value_ref& x) {
-             r.read_map(x, {{"path", [&](const value_ref& y) { cfg.persistence_path = r.read_nonempty_string(y); }}});
+             auto& p = cfg.persistence;
+             r.read_map(x, {
+                 {"enabled", [&](const value_ref& y) { p.enabled = r.read_bool(y); }},
+                 {"path", [&](const value_ref& y) { p.path = r.read_nonempty_string(y); }},
+                 {"durability",
+                  [&](const value_ref& y) {
+                      static constexpr std::array<std::string_view, 3> modes{"always", "batch", "none"};
+                      const auto m = r.read_choice(y, modes);
+                      p.durability = m == "always" ? persistence_config::mode::always
+                                     : m == "none" ? persistence_config::mode::none
+                                                   : persistence_config::mode::batch;
+                  }},
+                 {"batch_interval_ms",
+                  [&](const value_ref& y) { p.batch_interval_ms = r.read_uint<std::uint32_t>(y, 1, 10'000); }},
+             });
          }},
         {"auth",
          [&](const value_ref& x) {

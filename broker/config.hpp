@@ -55,6 +55,16 @@ struct redirect_config {
     bool permanent = false;        // 0x9D Server moved instead of 0x9C Use another server
 };
 
+// `persistence:`: the RocksDB store of retained messages and persistent
+// sessions (persistence/store.hpp says what each durability mode promises).
+struct persistence_config {
+    enum class mode : std::uint8_t { always, batch, none };
+    bool enabled = true;                 // false: nothing is stored, a restart forgets everything
+    std::string path = "./data";         // relative to the working directory, as given
+    mode durability = mode::batch;       // when a QoS 1/2 publish may be acknowledged
+    std::uint32_t batch_interval_ms = 5; // batch: longest wait before a group commit
+};
+
 struct config {
     std::string source_file;  // the file this was loaded from (empty: defaults)
 
@@ -62,7 +72,7 @@ struct config {
     limits_config limits;
 
     std::string log_level = "info";  // trace, debug, info, warn, error, off
-    std::string persistence_path = "./data";
+    persistence_config persistence;
     bool allow_anonymous = true;     // until the auth issue: everyone is anonymous
     std::vector<access_rule> access;
     std::optional<redirect_config> redirect;  // when set, every CONNECT is redirected

@@ -226,6 +226,62 @@ void connection::send(const mqtt::packet& p) {
     flush();
 }
 
+void connection::send_when_durable(const mqtt::packet& p, persistence::ticket t) {
+    if (state_ == state::closed) return;
+    auto* st = core_.store();
+    const bool holding = held_ && !held_->ends.empty();
+    if (st == nullptr || (!holding && (t == 0 || st->durable_ticket() >= t))) {
+        send(p);
+        return;
+    }
+    if (!held_) held_ = std::make_unique<held_acks>();
+    if (holding) t = std::max(t, held_->ends.back().first);
+    mqtt::encode(p, version_, held_->bytes);
+    held_->ends.emplace_back(t, held_->bytes.size());
+    wait_for_store();
+}
+
+void connection::wait_for_store() {
+    const persistence::ticket t = held_->ends.back().first;
+    if (held_->waiting_for >= t) return;
+    held_->waiting_for = t;
+    // Runs on the store's writer thread: only hand over to this thread.
+    core_.store()->when_durable(t, [weak = weak_from_this(), ex = executor_](bool ok) {
+        asio::post(ex, [weak, ok] {
+            if (auto self = weak.lock()) self->on_store_durable(ok);
+        });
+    });
+}
+
+void connection::on_store_durable(bool ok) {
+    if (!held_ || state_ == state::closed) return;
+    auto& h = *held_;
+    const persistence::ticket durable = core_.store()->durable_ticket();
+    std::size_t n = 0;
+    std::size_t end = 0;
+    while (n < h.ends.size() && h.ends[n].first <= durable) end = h.ends[n++].second;
+    if (n > 0) {
+        control_.insert(control_.end(), h.bytes.begin(), h.bytes.begin() + static_cast<std::ptrdiff_t>(end));
+        h.bytes.erase(h.bytes.begin(), h.bytes.begin() + static_cast<std::ptrdiff_t>(end));
+        h.ends.erase(h.ends.begin(), h.ends.begin() + static_cast<std::ptrdiff_t>(n));
+        for (auto& e : h.ends) e.second -= end;
+        flush();
+    }
+    if (h.ends.empty()) {
+        h.waiting_for = 0;
+        return;
+    }
+    // A failed commit is retried by the store; the acknowledgements wait
+    // for the retry (nothing is acknowledged that is not on disk).
+    if (!ok) {
+        spdlog::debug("{} '{}': store commit failed; acknowledgements wait", remote_, client_id_);
+        h.waiting_for = 0;
+    } else if (h.waiting_for <= durable) {
+        h.waiting_for = 0;  // the registration that fired was the last one
+    }
+    wait_for_store();
+}
+
 void connection::flush() {
     if (writing_ || batching_ || state_ == state::closed) return;
     out_.clear();

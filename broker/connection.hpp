@@ -15,8 +15,10 @@
 // write.
 #pragma once
 
+#include "broker/broker_core.hpp"
 #include "broker/codec/codec.hpp"
 #include "broker/session.hpp"
+#include "persistence/store.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,6 +27,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,8 +78,11 @@ private:
     void handle_connect(mqtt::connect& c);
     void handle_publish(mqtt::publish& p);
     // Hands an accepted PUBLISH to the router (moves topic, payload and
-    // props out of `p`); returns the number of sessions it was queued for.
-    std::size_t route(mqtt::publish& p, bool v5);
+    // props out of `p`).
+    broker_core::publish_result route(mqtt::publish& p, bool v5);
+    // A QoS 1/2 PUBLISH while the store cannot write: 5.0 gets 0x97, a
+    // 3.1.1 client is disconnected (it resends after reconnecting).
+    void refuse_unstorable(const mqtt::publish& p, bool v5);
     // A message passed under the model's warn mode (rate-limited at info).
     void log_warned(std::string_view topic, std::string_view reason);
     void handle_puback(const mqtt::puback& p);
@@ -95,6 +101,12 @@ private:
 
     // Queue a control packet (ack, suback, ...) and flush.
     void send(const mqtt::packet& p);
+    // An acknowledgement that may go out only once the store made ticket
+    // `t` durable (0: nothing to wait for). Acknowledgements keep their
+    // order: one waits behind those held before it.
+    void send_when_durable(const mqtt::packet& p, persistence::ticket t);
+    void wait_for_store();
+    void on_store_durable(bool ok);
     // The writer: gathers control packets and session deliveries into one
     // buffer and starts one write; re-runs when that write completes.
     void flush();
@@ -138,6 +150,16 @@ private:
     bool close_when_flushed_ = false;
     bool read_paused_ = false;            // reading stops while replies are backlogged
     std::atomic<bool> notify_pending_{false};
+
+    // Acknowledgements held until the store has made their effects durable:
+    // encoded back to back, with the ticket each waits for and where it ends.
+    // Created on first use (most connections never hold one).
+    struct held_acks {
+        std::vector<std::uint8_t> bytes;
+        std::deque<std::pair<persistence::ticket, std::size_t>> ends;
+        persistence::ticket waiting_for = 0;  // registered with when_durable
+    };
+    std::unique_ptr<held_acks> held_;
 
     // Negotiated with the client (5.0 CONNECT properties).
     std::uint32_t client_max_packet_size_ = 268'435'460;

@@ -111,6 +111,8 @@ void connection::handle_connect(mqtt::connect& c) {
     generation_ = opened.generation;
     session_->set_expiry_interval(expiry);
     session_->set_will(std::move(will), will_delay);
+    session_->set_disconnected_at(0);
+    core_.save_session(session_);
     state_ = state::connected;
     connected_ = true;
     core_.counters().clients_connected.fetch_add(1, std::memory_order_relaxed);

@@ -52,10 +52,15 @@ void connection::handle_publish(mqtt::publish& p) {
     }
     bump(core_.counters().local().publish_received);
 
+    if (p.qos > 0 && !core_.store_healthy()) {
+        refuse_unstorable(p, v5);
+        return;
+    }
+
     if (p.qos == 2) {
         if (!session_->begin_inbound_qos2(p.packet_id)) {
             // A resent PUBLISH whose first copy was already routed.
-            send(mqtt::pubrec{p.packet_id, reason_code::success, {}});
+            send_when_durable(mqtt::pubrec{p.packet_id, reason_code::success, {}}, session_->last_ticket());
             return;
         }
         if (session_->inbound_qos2_count() > limits.receive_maximum) {
@@ -66,6 +71,7 @@ void connection::handle_publish(mqtt::publish& p) {
 
     reason_code outcome = reason_code::success;
     std::optional<std::string> ack_reason;  // Reason String for a 5.0 PUBACK/PUBREC
+    persistence::ticket ticket = 0;         // what the acknowledgement waits for
     const ns::model* model = core_.model();
     // '$' topics are the broker's own ($SYS); clients do not publish there.
     // Nor under the dead-letter prefix: what is there was put there by the
@@ -78,7 +84,9 @@ void connection::handle_publish(mqtt::publish& p) {
         ns::verdict v;
         if (model != nullptr) v = model->check(p.topic, p.payload, p.retain);
         if (!v.violation()) {
-            if (route(p, v5) == 0 && v5) outcome = reason_code::no_matching_subscribers;
+            const auto r = route(p, v5);
+            ticket = r.ticket;
+            if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
         } else {
             switch (v.mode) {
             case ns::enforcement::reject:
@@ -92,10 +100,13 @@ void connection::handle_publish(mqtt::publish& p) {
                     if (request_problem_info_) ack_reason = v.reason;
                 }
                 break;
-            case ns::enforcement::warn:
+            case ns::enforcement::warn: {
                 log_warned(p.topic, v.reason);
-                if (route(p, v5) == 0 && v5) outcome = reason_code::no_matching_subscribers;
+                const auto r = route(p, v5);
+                ticket = r.ticket;
+                if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
                 break;
+            }
             case ns::enforcement::quarantine: {
                 auto q = std::make_shared<message>();
                 q->topic = model->quarantine_topic(p.topic);
@@ -111,7 +122,7 @@ void connection::handle_publish(mqtt::publish& p) {
                 // The publisher did nothing wrong it could fix by resending:
                 // success, and (5.0) a Reason String saying where it went.
                 if (v5 && request_problem_info_) ack_reason = "quarantined to '" + q->topic + "': " + v.reason;
-                core_.publish(q);
+                ticket = core_.publish(q).ticket;
                 break;
             }
             }
@@ -123,19 +134,54 @@ void connection::handle_publish(mqtt::publish& p) {
     // client's Maximum Packet Size [MQTT-3.4.2-3]. Bound: fixed header 5,
     // packet id 2, reason 1, property length 4, property id 1 + length 2.
     if (ack_reason && ack_reason->size() + 15 > client_max_packet_size_) ack_reason.reset();
+    // The acknowledgement goes out once the message's effects (retained
+    // value, deliveries to persistent sessions, this session's QoS 2 state)
+    // are as durable as the store's policy promises.
     if (p.qos == 1) {
         mqtt::puback ack{p.packet_id, outcome, {}};
         ack.props.reason_string = std::move(ack_reason);
-        send(ack);
+        send_when_durable(ack, std::max(ticket, session_->last_ticket()));
     } else if (p.qos == 2) {
         if (static_cast<std::uint8_t>(outcome) >= 0x80) session_->end_inbound_qos2(p.packet_id);
         mqtt::pubrec ack{p.packet_id, outcome, {}};
         ack.props.reason_string = std::move(ack_reason);
+        send_when_durable(ack, std::max(ticket, session_->last_ticket()));
+    }
+}
+
+void connection::refuse_unstorable(const mqtt::publish& p, bool v5) {
+    // The store refuses writes (e.g. the disk is full): a QoS 1/2 message
+    // could not be made durable, so it is not taken. QoS 0 is still served.
+    thread_local steady_clock::time_point next_log{};
+    const auto now = steady_clock::now();
+    if (now >= next_log) {
+        next_log = now + std::chrono::seconds(5);
+        spdlog::warn("store cannot write ({}): refusing QoS 1/2 publishes until it can",
+                     core_.store()->stats().last_error);
+    }
+    bump(core_.counters().local().refused_unstorable);
+    if (!v5) {
+        // 3.1.1 has no negative acknowledgement: the client keeps the
+        // message and sends it again after reconnecting.
+        fail(mqtt::reason_code::quota_exceeded, "store cannot write");
+        return;
+    }
+    // At once, not behind acknowledgements that wait for the disk: the
+    // client learns now that it must keep this message.
+    const std::optional<std::string> why =
+        request_problem_info_ ? std::optional<std::string>("the broker cannot store messages now") : std::nullopt;
+    if (p.qos == 1) {
+        mqtt::puback ack{p.packet_id, mqtt::reason_code::quota_exceeded, {}};
+        ack.props.reason_string = why;
+        send(ack);
+    } else {
+        mqtt::pubrec ack{p.packet_id, mqtt::reason_code::quota_exceeded, {}};
+        ack.props.reason_string = why;
         send(ack);
     }
 }
 
-std::size_t connection::route(mqtt::publish& p, bool v5) {
+broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
     auto m = std::make_shared<message>();
     m->topic = std::move(p.topic);
     m->payload = std::move(p.payload);
@@ -198,9 +244,12 @@ void connection::handle_pubrec(const mqtt::pubrec& p) {
 
 void connection::handle_pubrel(const mqtt::pubrel& p) {
     const bool known = session_->end_inbound_qos2(p.packet_id);
-    send(mqtt::pubcomp{p.packet_id,
-                       known ? mqtt::reason_code::success : mqtt::reason_code::packet_identifier_not_found,
-                       {}});
+    // Once the packet id is forgotten on disk too: after a crash the client
+    // may reuse it for a new message, which must not look like a resend.
+    send_when_durable(mqtt::pubcomp{p.packet_id,
+                                    known ? mqtt::reason_code::success : mqtt::reason_code::packet_identifier_not_found,
+                                    {}},
+                      session_->last_ticket());
 }
 
 void connection::handle_pubcomp(const mqtt::pubcomp& p) {

@@ -63,7 +63,8 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
             retained.push_back({req.filter, entry});
         }
     }
-    send(ack);
+    // A persistent session's subscriptions are on disk before the SUBACK.
+    send_when_durable(ack, session_->last_ticket());
 
     for (const auto& r : retained) {
         subscription_ids ids;
@@ -94,7 +95,7 @@ void connection::handle_unsubscribe(mqtt::unsubscribe& u) {
         ack.codes.push_back(removed ? reason_code::success : reason_code::no_subscription_existed);
     }
     if (version_ != mqtt::protocol_version::v5) ack.codes.clear();
-    send(ack);
+    send_when_durable(ack, session_->last_ticket());
 }
 
 }  // namespace strata::broker

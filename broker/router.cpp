@@ -19,7 +19,7 @@ struct match {
 
 }  // namespace
 
-std::size_t router::publish(const message_ptr& m) {
+std::size_t router::publish(const message_ptr& m, store_ops* ops) {
     // Reused per thread: matching allocates nothing once warmed up.
     thread_local std::vector<match> matches;
     matches.clear();
@@ -54,7 +54,7 @@ std::size_t router::publish(const message_ptr& m) {
             subscription_ids ids;
             if (e.identifier != 0) ids.push_back(e.identifier);
             const std::uint8_t qos = std::min(m->qos, e.options.qos);
-            if (s->deliver(m, qos, e.options.retain_as_published && m->retain, ids)) ++delivered;
+            if (s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, false, ops)) ++delivered;
         });
 
     if (matches.size() > 1) {
@@ -78,12 +78,13 @@ std::size_t router::publish(const message_ptr& m) {
     }
     for (auto& mt : matches) {
         const std::uint8_t qos = std::min(m->qos, mt.qos);
-        if (mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids)) ++delivered;
+        if (mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, false, ops)) ++delivered;
     }
     return delivered;
 }
 
 void router::retain(const message_ptr& m) {
+    if (m->expires_at) retained_expiry_.store(true, std::memory_order_relaxed);
     std::unique_lock lock(retained_mutex_);
     if (m->payload.empty()) {
         retained_.erase(m->topic);
@@ -124,6 +125,33 @@ void router::for_each_retained(std::string_view filter,
         });
     }
     for (const auto& m : found) f(m);
+}
+
+std::vector<std::string> router::purge_expired_retained(steady_clock::time_point now) {
+    std::vector<std::string> expired;
+    if (!retained_expiry_.exchange(false, std::memory_order_relaxed)) return expired;
+    bool more = false;
+    {
+        std::shared_lock lock(retained_mutex_);
+        retained_.for_each([&](std::string_view topic, const message_ptr& m) {
+            if (m->expired(now)) {
+                expired.emplace_back(topic);
+            } else if (m->expires_at) {
+                more = true;
+            }
+        });
+    }
+    if (more) retained_expiry_.store(true, std::memory_order_relaxed);
+    if (expired.empty()) return expired;
+    std::unique_lock lock(retained_mutex_);
+    // Replaced meanwhile by a fresh value: keep that one.
+    std::erase_if(expired, [&](const std::string& t) {
+        const message_ptr* m = retained_.find(t);
+        if (m == nullptr || !(*m)->expired(now)) return true;
+        retained_.erase(t);
+        return false;
+    });
+    return expired;
 }
 
 std::size_t router::retained_count() const {

@@ -31,11 +31,16 @@ public:
     // one session give one delivery at the highest granted QoS carrying all
     // matching subscription identifiers; each matching shared group gives one
     // delivery to one member (round robin, preferring connected members).
-    // Returns the number of sessions the message was queued for.
-    std::size_t publish(const message_ptr& m);
+    // Returns the number of sessions the message was queued for. Persistent
+    // sessions append their deliveries to `ops` (when not null).
+    std::size_t publish(const message_ptr& m, store_ops* ops = nullptr);
 
     // Stores, replaces or (empty payload) clears the retained message of m->topic.
     void retain(const message_ptr& m);
+    // Removes the retained messages whose Message Expiry has passed and
+    // returns their topics. Walks the tree only when a message with an
+    // expiry was retained since the last walk found none left.
+    std::vector<std::string> purge_expired_retained(steady_clock::time_point now);
 
     // Adds or replaces a subscription; returns true when it is new.
     bool subscribe(session* s, const std::string& filter, const subscription_entry& e);
@@ -55,6 +60,7 @@ private:
     ns::subscription_trie<session*, subscription_entry> subs_;
 
     mutable std::shared_mutex retained_mutex_;
+    std::atomic<bool> retained_expiry_{false};  // a retained message may carry an expiry
     ns::retained_tree<message_ptr> retained_;
 };
 

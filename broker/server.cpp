@@ -145,6 +145,19 @@ int server::run() {
         asio::post(*ios_.front(), [&] { sys_tick(); });
     }
 
+    // Housekeeping: expired retained messages leave memory and disk.
+    asio::steady_timer housekeeping_timer(*ios_.front());
+    std::function<void()> housekeeping;
+    housekeeping = [&] {
+        housekeeping_timer.expires_after(std::chrono::seconds(5));
+        housekeeping_timer.async_wait([&](boost::system::error_code ec) {
+            if (ec || stopping_) return;
+            if (const auto n = core_.purge_expired()) spdlog::debug("{} expired retained messages removed", n);
+            housekeeping();
+        });
+    };
+    housekeeping();
+
     for (auto& l : listeners_) {
         start_accepting(*l);
         spdlog::info("listening on {} ({}, {})", l->cfg.host + ":" + std::to_string(l->port), l->cfg.name,
@@ -153,6 +166,7 @@ int server::run() {
                     l->cfg.host.c_str(), static_cast<unsigned>(l->port));
     }
     std::printf("strata ready\n");
+    core_.set_ready(true);
     std::fflush(stdout);
 
     std::vector<std::thread> threads;

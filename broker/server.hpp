@@ -36,6 +36,8 @@ public:
     int run();
 
     [[nodiscard]] broker_core& core() noexcept { return core_; }
+    // The first network thread's executor (for timers armed before run()).
+    [[nodiscard]] asio::io_context::executor_type executor() { return ios_.front()->get_executor(); }
 
 private:
     struct listener;

@@ -2,6 +2,7 @@
 
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
+#include "broker/stored.hpp"
 
 #include <algorithm>
 
@@ -14,8 +15,16 @@ session::session(broker_core& core, std::string client_id)
 
 session::~session() { core_.counters().sessions.fetch_sub(1, std::memory_order_relaxed); }
 
+namespace {
+
+std::uint16_t packet_id_of(std::uint64_t seq) noexcept {
+    return static_cast<std::uint16_t>((seq - 1) % 65535 + 1);
+}
+
+}  // namespace
+
 bool session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                      std::span<const std::uint32_t> sub_ids, bool retained_replay) {
+                      std::span<const std::uint32_t> sub_ids, bool retained_replay, store_ops* ops) {
     std::lock_guard lock(mutex_);
     auto& slot = core_.counters().local();
     if (!conn_ && qos == 0) {
@@ -29,8 +38,13 @@ bool session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
         bump(slot.dropped_queue_full);
         return false;
     }
-    queue_.push_back(delivery{m, qos, retain, subscription_ids(sub_ids.begin(), sub_ids.end())});
+    auto& d = queue_.emplace_back(delivery{m, qos, retain, false, 0, subscription_ids(sub_ids.begin(), sub_ids.end())});
     queued_bytes_ += w;
+    if (qos > 0) {
+        d.seq = ++last_seq_;
+        // Retained messages sent on subscribe are in the store already.
+        if (persistent_ && ops != nullptr && !retained_replay) ops->push_back(persistence::put_delivery{stored(d)});
+    }
     notify_locked();
     return true;
 }
@@ -72,16 +86,93 @@ std::uint64_t session::generation() const {
     return generation_;
 }
 
-std::uint16_t session::next_packet_id_locked() {
-    // Packet identifiers in use are those in flight; the window is far
-    // smaller than 65535, so a free one is always near.
-    for (;;) {
-        if (++last_packet_id_ == 0) last_packet_id_ = 1;
-        const auto id = last_packet_id_;
-        const bool used = std::any_of(inflight_.begin(), inflight_.end(),
-                                      [id](const inflight& f) { return f.packet_id == id; });
-        if (!used) return id;
+bool session::packet_id_free_locked(std::uint64_t seq) const {
+    // In-flight deliveries are in seq order: only one 65,535 or more
+    // behind can share the identifier.
+    if (inflight_.empty() || seq - inflight_.front().d.seq < 65535) return true;
+    const auto id = packet_id_of(seq);
+    return std::none_of(inflight_.begin(), inflight_.end(),
+                        [id](const inflight& f) { return f.packet_id == id; });
+}
+
+persistence::stored_delivery session::stored(const delivery& d) const {
+    persistence::stored_delivery sd;
+    sd.client_id = client_id_;
+    sd.seq = d.seq;
+    sd.msg = to_stored(*d.msg);
+    sd.qos = d.qos;
+    sd.retain = d.retain;
+    sd.subscription_ids.assign(d.sub_ids.begin(), d.sub_ids.end());
+    return sd;
+}
+
+void session::submit_locked(persistence::operation op) {
+    if (auto* st = core_.store()) last_ticket_ = st->submit(std::move(op));
+}
+
+persistence::ticket session::last_ticket() const {
+    std::lock_guard lock(mutex_);
+    return last_ticket_;
+}
+
+void session::forget_stored_locked(std::uint64_t seq) {
+    if (persistent_ && seq != 0) submit_locked(persistence::erase_delivery{client_id_, seq});
+}
+
+void session::set_persistent(bool on, bool store_existing) {
+    std::lock_guard lock(mutex_);
+    on = on && core_.store() != nullptr;
+    if (on && !persistent_ && store_existing) {
+        // A session that becomes persistent (taken over by a connection
+        // with a session expiry) stores what it already holds.
+        for (const auto& [filter, e] : subscriptions_) {
+            submit_locked(persistence::put_subscription{
+                client_id_, persistence::stored_subscription{filter, options_byte(e.options), e.identifier}});
+        }
+        const auto store_delivery = [&](const delivery& d) {
+            if (d.qos == 0 || !d.msg) return;
+            submit_locked(persistence::put_delivery{stored(d)});
+        };
+        for (const auto& f : inflight_) store_delivery(f.d);
+        for (const auto& d : queue_) store_delivery(d);
     }
+    persistent_ = on;
+}
+
+bool session::persistent() const {
+    std::lock_guard lock(mutex_);
+    return persistent_;
+}
+
+void session::restore_delivery(message_ptr m, const persistence::stored_delivery& d) {
+    std::lock_guard lock(mutex_);
+    last_seq_ = std::max(last_seq_, d.seq);
+    delivery dl{std::move(m), d.qos, d.retain, true, d.seq,
+                subscription_ids(d.subscription_ids.begin(), d.subscription_ids.end())};
+    if (d.awaiting_comp) {
+        // PUBREC was received: only PUBREL/PUBCOMP are left.
+        dl.msg.reset();
+        inflight_.push_back(inflight{packet_id_of(d.seq), true, std::move(dl)});
+        return;
+    }
+    if (dl.msg) queued_bytes_ += dl.msg->weight();
+    queue_.push_back(std::move(dl));
+}
+
+void session::set_disconnected_at(std::int64_t ms) {
+    std::lock_guard lock(mutex_);
+    disconnected_at_ms_ = ms;
+}
+
+persistence::stored_session session::record() const {
+    std::lock_guard lock(mutex_);
+    persistence::stored_session r;
+    r.client_id = client_id_;
+    r.disconnected_at_ms = disconnected_at_ms_;
+    r.expiry_interval = expiry_interval_;
+    if (will_ && *will_) r.will = to_stored(**will_);
+    r.will_delay = will_delay_;
+    return r;
 }
 
 void session::collect(const connection* c, std::vector<outgoing>& out, std::size_t window,
@@ -101,21 +192,24 @@ void session::collect(const connection* c, std::vector<outgoing>& out, std::size
     auto& slot = core_.counters().local();
     while (!queue_.empty()) {
         auto& front = queue_.front();
-        if (front.qos > 0 && inflight_.size() >= window) break;  // keeps order: wait for acks
+        // Keeps order: wait for acks.
+        if (front.qos > 0 && (inflight_.size() >= window || !packet_id_free_locked(front.seq))) break;
         delivery d = std::move(front);
         queue_.pop_front();
         queued_bytes_ -= d.msg->weight();
         if (d.msg->expired(now)) {
             bump(slot.dropped_expired);
+            forget_stored_locked(d.seq);
             continue;
         }
         if (d.qos == 0) {
             out.push_back(outgoing{outgoing::kind::publish, 0, false, std::move(d)});
             continue;
         }
-        const auto id = next_packet_id_locked();
+        const auto id = packet_id_of(d.seq);
+        const bool dup = d.maybe_sent;
         inflight_.push_back(inflight{id, false, d});
-        out.push_back(outgoing{outgoing::kind::publish, id, false, std::move(d)});
+        out.push_back(outgoing{outgoing::kind::publish, id, dup, std::move(d)});
     }
 }
 
@@ -124,6 +218,7 @@ bool session::on_puback(std::uint16_t id) {
     auto it = std::find_if(inflight_.begin(), inflight_.end(),
                            [id](const inflight& f) { return f.packet_id == id; });
     if (it == inflight_.end() || it->d.qos != 1) return false;
+    forget_stored_locked(it->d.seq);
     inflight_.erase(it);
     if (!queue_.empty()) notify_locked();
     return true;
@@ -136,12 +231,22 @@ bool session::on_pubrec(std::uint16_t id, bool accepted) {
     if (it == inflight_.end() || it->d.qos != 2) return false;
     if (!accepted) {
         // The receiver refused the message: the exchange ends here.
+        forget_stored_locked(it->d.seq);
         inflight_.erase(it);
         if (!queue_.empty()) notify_locked();
         return true;
     }
     it->awaiting_comp = true;
     it->d.msg.reset();  // only the packet id matters from here on
+    if (persistent_) {
+        persistence::stored_delivery sd;
+        sd.client_id = client_id_;
+        sd.seq = it->d.seq;
+        sd.qos = 2;
+        sd.packet_id = id;
+        sd.awaiting_comp = true;
+        submit_locked(persistence::put_delivery{std::move(sd)});
+    }
     return true;
 }
 
@@ -150,6 +255,7 @@ bool session::on_pubcomp(std::uint16_t id) {
     auto it = std::find_if(inflight_.begin(), inflight_.end(),
                            [id](const inflight& f) { return f.packet_id == id && f.awaiting_comp; });
     if (it == inflight_.end()) return false;
+    forget_stored_locked(it->d.seq);
     inflight_.erase(it);
     if (!queue_.empty()) notify_locked();
     return true;
@@ -159,17 +265,24 @@ void session::abandon(std::uint16_t id) {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(inflight_.begin(), inflight_.end(),
                            [id](const inflight& f) { return f.packet_id == id; });
-    if (it != inflight_.end()) inflight_.erase(it);
+    if (it != inflight_.end()) {
+        forget_stored_locked(it->d.seq);
+        inflight_.erase(it);
+    }
 }
 
 bool session::begin_inbound_qos2(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    return inbound_qos2_.insert(id).second;
+    if (!inbound_qos2_.insert(id).second) return false;
+    if (persistent_) submit_locked(persistence::put_inbound_qos2{client_id_, id});
+    return true;
 }
 
 bool session::end_inbound_qos2(std::uint16_t id) {
     std::lock_guard lock(mutex_);
-    return inbound_qos2_.erase(id) > 0;
+    if (inbound_qos2_.erase(id) == 0) return false;
+    if (persistent_) submit_locked(persistence::erase_inbound_qos2{client_id_, id});
+    return true;
 }
 
 std::size_t session::inbound_qos2_count() const {
@@ -180,12 +293,18 @@ std::size_t session::inbound_qos2_count() const {
 bool session::remember_subscription(const std::string& filter, const subscription_entry& e) {
     std::lock_guard lock(mutex_);
     auto [it, inserted] = subscriptions_.insert_or_assign(filter, e);
+    if (persistent_) {
+        submit_locked(persistence::put_subscription{
+            client_id_, persistence::stored_subscription{filter, options_byte(e.options), e.identifier}});
+    }
     return inserted;
 }
 
 bool session::forget_subscription(const std::string& filter) {
     std::lock_guard lock(mutex_);
-    return subscriptions_.erase(filter) > 0;
+    if (subscriptions_.erase(filter) == 0) return false;
+    if (persistent_) submit_locked(persistence::erase_subscription{client_id_, filter});
+    return true;
 }
 
 std::vector<std::string> session::subscription_filters() const {
@@ -252,6 +371,7 @@ void session::clear() {
     inbound_qos2_.clear();
     subscriptions_.clear();
     will_.reset();
+    persistent_ = false;  // the core erased the stored session
     ++generation_;  // disarms pending timers
 }
 

@@ -12,6 +12,7 @@
 
 #include "broker/codec/packet.hpp"
 #include "broker/message.hpp"
+#include "persistence/store.hpp"
 
 #include <boost/container/deque.hpp>
 #include <boost/container/small_vector.hpp>
@@ -45,8 +46,18 @@ struct delivery {
     message_ptr msg;
     std::uint8_t qos = 0;
     bool retain = false;
+    // Read back from the store after a restart: it may have been sent
+    // before, so it goes out with DUP set.
+    bool maybe_sent = false;
+    // QoS 1/2: the session's sequence number of this delivery, which is
+    // also its key in the store and gives its packet identifier.
+    std::uint64_t seq = 0;
     subscription_ids sub_ids;
 };
+
+// Operations for the store, gathered while one message is routed and
+// submitted together (null: nothing is stored).
+using store_ops = std::vector<persistence::operation>;
 
 // A packet the writer must put on the wire, produced by session::collect.
 struct outgoing {
@@ -81,8 +92,31 @@ public:
     // already held in memory by the retained store, so they are queued
     // whatever the queue limits (a fresh '#' subscriber must get all of
     // them) and leave as the client's window allows.
+    // A persistent session appends the delivery to `ops` (QoS 1/2 only).
     bool deliver(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids,
-                 bool retained_replay = false);
+                 bool retained_replay = false, store_ops* ops = nullptr);
+
+    // --- Persistence ------------------------------------------------------
+
+    // Whether this session's state is kept in the store (session expiry > 0
+    // and a store configured). Set by the broker core, which also writes
+    // the session record; from then on the session writes its deliveries'
+    // progress itself (acknowledged: erased, PUBREC: marked).
+    // `store_existing`: when it becomes persistent, write what it already
+    // holds (false at recovery, where it came from the store).
+    void set_persistent(bool on, bool store_existing = true);
+    [[nodiscard]] bool persistent() const;
+    // Start-up recovery, before any connection: a stored delivery in seq
+    // order (queued, or QoS 2 awaiting PUBCOMP).
+    void restore_delivery(message_ptr m, const persistence::stored_delivery& d);
+    // The ticket of the last store operation this session submitted
+    // (subscriptions, inbound QoS 2 ids, delivery progress): an
+    // acknowledgement of those waits for it.
+    [[nodiscard]] persistence::ticket last_ticket() const;
+    // When the client went away (wall-clock ms; 0 while connected).
+    void set_disconnected_at(std::int64_t ms);
+    // The record the store keeps for this session.
+    [[nodiscard]] persistence::stored_session record() const;
 
     // --- Connection side ------------------------------------------------
 
@@ -155,8 +189,18 @@ private:
         delivery d;
     };
 
-    std::uint16_t next_packet_id_locked();
+    // The packet identifier of a delivery is derived from its sequence
+    // number, so that one restored from the store after a crash goes out
+    // with the identifier it may already have been sent with (a QoS 2
+    // receiver recognises it) without writing anything per send. False when
+    // that identifier is still in flight (65,535 deliveries later): the
+    // queue waits.
+    [[nodiscard]] bool packet_id_free_locked(std::uint64_t seq) const;
     void notify_locked();
+    // Completed or dropped: removes it from the store.
+    void forget_stored_locked(std::uint64_t seq);
+    void submit_locked(persistence::operation op);
+    [[nodiscard]] persistence::stored_delivery stored(const delivery& d) const;
 
     broker_core& core_;
     const std::string client_id_;
@@ -173,7 +217,10 @@ private:
     queue_limits limits_;
 
     boost::container::deque<inflight> inflight_;  // in send order
-    std::uint16_t last_packet_id_ = 0;
+    std::uint64_t last_seq_ = 0;
+    bool persistent_ = false;
+    persistence::ticket last_ticket_ = 0;
+    std::int64_t disconnected_at_ms_ = 0;
     std::unordered_set<std::uint16_t> inbound_qos2_;
 
     std::unordered_map<std::string, subscription_entry> subscriptions_;

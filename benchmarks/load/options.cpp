@@ -68,6 +68,10 @@ Options:
   --conns N              conns: connections to hold          [1000]
   --retained N           retained: topics                    [10000]
   --payload BYTES        payload size, >= 16                 [16]
+  --retain 0|1           publishers set the retain flag      [0]
+  --sub-session 0|1      subscribers keep persistent sessions (3.1.1 clean
+                         session 0; 5.0 session expiry 3600 s), so a broker
+                         that persists stores every QoS 1 delivery [0]
   --duration S           publishing time (conns: hold time)  [10]
   --warmup S             excluded from rate and latency      [2]
   --drain-timeout S      wait for in-flight messages         [10]
@@ -234,6 +238,8 @@ options parse_options(int argc, char** argv) {
         else if (a == "--keepalive") o.keepalive = static_cast<int>(to_long(a, v, 0, 65535));
         else if (a == "--prefix") o.prefix = v;
         else if (a == "--label") o.label = v;
+        else if (a == "--retain") o.retain = to_long(a, v, 0, 1) == 1;
+        else if (a == "--sub-session") o.sub_session = to_long(a, v, 0, 1) == 1;
         else die("unknown option '" + a + "'");
     }
 

@@ -39,6 +39,8 @@ struct options {
     int source_addrs = 0;    // 0: auto (one 127.0.0.x per 15,000 connections)
     int connect_concurrency = 128;
     int keepalive = 600;
+    bool retain = false;       // publishers set the retain flag (fanin, fanout, pairs, latency)
+    bool sub_session = false;  // subscribers keep a persistent session (the broker stores their deliveries)
     std::string prefix = "acme";
     std::string label;       // copied into the output line
     bool verbose = false;

@@ -235,7 +235,8 @@ private:
         char cid[64];
         const char* tag = c.kind == role::publisher ? "p" : c.kind == role::subscriber ? "s" : "i";
         std::snprintf(cid, sizeof cid, "sb%d-%s%u", static_cast<int>(::getpid()), tag, c.index);
-        const bytes pkt = encode_connect(opts_.level, cid, static_cast<std::uint16_t>(opts_.keepalive));
+        const bytes pkt = encode_connect(opts_.level, cid, static_cast<std::uint16_t>(opts_.keepalive),
+                                         c.kind == role::subscriber && opts_.sub_session);
         c.out.insert(c.out.end(), pkt.begin(), pkt.end());
         mark_dirty(id);
     }
@@ -766,7 +767,7 @@ private:
             pb.conn = add_connection(role::publisher, static_cast<std::uint32_t>(i));
             const std::string topic = opts_.kind == scenario::fanout ? fanout_topic : isa95_topic(opts_.prefix, i);
             pb.tpl = make_publish(opts_.level, topic, static_cast<std::size_t>(opts_.payload),
-                                  static_cast<std::uint8_t>(opts_.qos), false);
+                                  static_cast<std::uint8_t>(opts_.qos), opts_.retain);
             // fanin: every subscriber is on PREFIX/#; fanout: all on the one topic; pairs: one each.
             pb.receivers = opts_.kind == scenario::pairs ? 1u : static_cast<std::uint32_t>(S);
             if (opts_.qos > 0) pb.pid_used.assign(1024, 0);

@@ -76,13 +76,26 @@ inline bytes with_fixed_header(std::uint8_t first, const bytes& body) {
     return out;
 }
 
-inline bytes encode_connect(std::uint8_t level, std::string_view client_id, std::uint16_t keepalive) {
+// persistent: a session the broker keeps (and stores) after the connection,
+// 3.1.1 clean session 0; 5.0 clean start with a Session Expiry Interval of
+// one hour.
+inline bytes encode_connect(std::uint8_t level, std::string_view client_id, std::uint16_t keepalive,
+                            bool persistent = false) {
     bytes b;
     put_string(b, "MQTT");
     b.push_back(level);
-    b.push_back(0x02);  // clean session / clean start, no will, no credentials
+    // no will, no credentials
+    b.push_back(persistent && level != mqtt_5 ? 0x00 : 0x02);
     put_u16(b, keepalive);
-    if (level == mqtt_5) b.push_back(0);  // no properties: Receive Maximum 65535, no aliases
+    if (level == mqtt_5) {
+        // Receive Maximum 65535, no aliases; a persistent session's expiry
+        if (persistent) {
+            const std::uint8_t props[] = {5, 0x11, 0x00, 0x00, 0x0E, 0x10};  // Session Expiry 3600 s
+            b.insert(b.end(), props, props + sizeof props);
+        } else {
+            b.push_back(0);
+        }
+    }
     put_string(b, client_id);
     return with_fixed_header(0x10, b);
 }

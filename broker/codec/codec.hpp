@@ -105,6 +105,14 @@ void encode_publish(const publish_view& p, protocol_version version, std::vector
 [[nodiscard]] std::size_t encoded_size(const publish_view& p, protocol_version version);
 [[nodiscard]] std::size_t encoded_size(const packet& p, protocol_version version);
 
+// A message's PUBLISH properties on their own (property length, then the
+// properties a PUBLISH may carry), for keeping a message outside a packet:
+// the store, bridge buffers. decode_message_properties checks what decode()
+// checks for a PUBLISH's properties and that nothing follows; it returns
+// false on any error.
+void encode_message_properties(const properties& p, std::string& out);
+[[nodiscard]] bool decode_message_properties(std::string_view in, properties& out);
+
 // UTF-8 well-formedness as MQTT requires (no surrogates, no overlong forms,
 // no U+0000).
 [[nodiscard]] bool valid_utf8(std::string_view s) noexcept;

@@ -577,4 +577,11 @@ decode_result decode(std::span<const std::uint8_t> in, protocol_version version,
     return {decode_status::ok, h.total_size()};
 }
 
+bool decode_message_properties(std::string_view in, properties& out) {
+    const auto* b = reinterpret_cast<const std::uint8_t*>(in.data());
+    reader r(b, b + in.size());
+    out = properties{};
+    return r.props(out, ctx_of(packet_type::publish)) && r.left() == 0;
+}
+
 }  // namespace strata::mqtt

@@ -439,6 +439,17 @@ std::size_t encoded_size(const packet& p, protocol_version version) {
     return std::visit([&](const auto& x) { return size_of(x, v5); }, p);
 }
 
+void encode_message_properties(const properties& p, std::string& out) {
+    constexpr prop_ctx pub = ctx(packet_type::publish);
+    counter c;
+    put_props<pub>(c, p);
+    const std::size_t old = out.size();
+    out.resize(old + c.n);
+    writer w{reinterpret_cast<std::uint8_t*>(out.data() + old), c.lens};
+    put_props<pub>(w, p);
+    assert(w.p == reinterpret_cast<std::uint8_t*>(out.data() + out.size()));
+}
+
 packet_type type_of(const packet& p) noexcept {
     // The variant's alternatives are in packet type order, CONNECT = 1.
     return static_cast<packet_type>(p.index() + 1);

@@ -52,7 +52,10 @@ void check_defaults(const config& c) {
     CHECK(c.limits.max_session_expiry == 0xFFFFFFFFu);
     CHECK(c.limits.max_subscriptions_per_client == 0);
     CHECK(c.log_level == "info");
-    CHECK(c.persistence_path == "./data");
+    CHECK(c.persistence.enabled);
+    CHECK(c.persistence.path == "./data");
+    CHECK(c.persistence.durability == persistence_config::mode::batch);
+    CHECK(c.persistence.batch_interval_ms == 5);
     CHECK(c.allow_anonymous);
     CHECK(c.access.empty());
     CHECK_FALSE(c.redirect.has_value());
@@ -121,7 +124,7 @@ limits:
   max_session_expiry: 86400
   max_subscriptions_per_client: 20
 log: {level: debug}
-persistence: {path: /var/lib/strata}
+persistence: {path: /var/lib/strata, durability: always, batch_interval_ms: 20}
 auth: {allow_anonymous: false}
 access:
   - {deny: subscribe, on: "test/nosubscribe"}
@@ -155,7 +158,9 @@ shutdown: {grace_ms: 500}
     CHECK(c.limits.max_subscriptions_per_client == 20);
 
     CHECK(c.log_level == "debug");
-    CHECK(c.persistence_path == "/var/lib/strata");
+    CHECK(c.persistence.path == "/var/lib/strata");
+    CHECK(c.persistence.durability == persistence_config::mode::always);
+    CHECK(c.persistence.batch_interval_ms == 20);
     CHECK_FALSE(c.allow_anonymous);
 
     REQUIRE(c.access.size() == 3);

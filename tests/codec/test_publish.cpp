@@ -374,3 +374,32 @@ TEST_CASE("PUBACK family 5.0 short and long forms", "[codec][ack]") {
         CHECK(decode_error({0x40, 0x02, 0x00, 0x00}, v5) == reason_code::malformed_packet);  // id 0
     }
 }
+
+TEST_CASE("a message's properties on their own round-trip and are checked", "[codec][properties]") {
+    properties p;
+    p.payload_format_indicator = 1;
+    p.message_expiry_interval = 3600;
+    p.content_type = "application/json";
+    p.response_topic = "reply/here";
+    p.correlation_data = std::string("\x00\x01\x02", 3);
+    p.user_properties = {{"site", "dresden"}, {"site", "twice"}, {"k", ""}};
+    std::string enc;
+    encode_message_properties(p, enc);
+    properties back;
+    REQUIRE(decode_message_properties(enc, back));
+    CHECK(back == p);
+
+    std::string empty;
+    encode_message_properties(properties{}, empty);
+    CHECK(empty == std::string(1, '\0'));  // property length 0
+    REQUIRE(decode_message_properties(empty, back));
+    CHECK(back == properties{});
+
+    SECTION("errors") {
+        CHECK_FALSE(decode_message_properties("", back));                         // no length
+        CHECK_FALSE(decode_message_properties(enc + "x", back));                  // trailing bytes
+        CHECK_FALSE(decode_message_properties(enc.substr(0, enc.size() - 1), back));  // cut short
+        CHECK_FALSE(decode_message_properties(std::string("\x02\x11\x00", 3), back));  // session expiry: not a PUBLISH property
+        CHECK_FALSE(decode_message_properties(std::string("\x02\x01\x02", 3), back));  // format indicator 2
+    }
+}
