@@ -78,7 +78,7 @@ struct config {
     std::optional<redirect_config> redirect;  // when set, every CONNECT is redirected
 
     std::uint32_t sys_interval = 10;  // seconds between $SYS/broker/... updates; 0 disables them
-    unsigned threads = 0;             // network threads; 0: one per core
+    unsigned threads = 0;             // network threads; 0: one per core but one (at least 1)
     std::uint32_t shutdown_grace_ms = 2000;  // bounded wait for clients to drain at shutdown
 
     // `namespace: {model: FILE}`: the ISA-95 model the broker enforces
