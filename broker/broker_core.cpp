@@ -79,6 +79,7 @@ bool broker_core::reload_model() {
         return false;
     }
     std::shared_ptr<ns::model_stats> stats;
+    std::shared_ptr<const ns::model> loaded;
     {
         std::lock_guard lock(model_mutex_);
         if (model_) stats = model_->shared_stats();
@@ -86,12 +87,14 @@ bool broker_core::reload_model() {
     try {
         auto m = ns::model::load(path, std::move(stats));
         for (const auto& w : m->warnings()) spdlog::warn("namespace model: {}", w);
+        loaded = m;
         set_model(std::move(m));
     } catch (const ns::model_error& e) {
         spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
         return false;
     }
     spdlog::info("namespace model reloaded from {}", path);
+    recheck_retained(*loaded);
     return true;
 }
 

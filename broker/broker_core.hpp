@@ -50,9 +50,14 @@ public:
     // Installs a model (null: none). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
     // SIGHUP: loads cfg().namespace_model again. On success swaps it in
-    // (keeping the counters) and logs "namespace model reloaded"; on
-    // model_error logs it and keeps the old model. Returns whether swapped.
+    // (keeping the counters), logs "namespace model reloaded" and re-checks
+    // the retained messages (recheck_retained); on model_error logs it and
+    // keeps the old model. Returns whether swapped.
     bool reload_model();
+    // Applies `m` to every stored retained message (not '$' topics): what it
+    // refuses is removed (reject), moved to the dead-letter tree
+    // (quarantine) or kept (warn), and counted. See model_enforcement.cpp.
+    void recheck_retained(const ns::model& m);
 
     struct open_result {
         session_ptr s;

@@ -36,6 +36,9 @@ public:
 
     // Stores, replaces or (empty payload) clears the retained message of m->topic.
     void retain(const message_ptr& m);
+    // Removes the retained message of m->topic if it is still `m` (not
+    // replaced meanwhile); returns whether it did.
+    bool erase_retained_if_same(const message_ptr& m);
 
     // Adds or replaces a subscription; returns true when it is new.
     bool subscribe(session* s, const std::string& filter, const subscription_entry& e);
