@@ -617,7 +617,8 @@ public:
         return nullptr;
     }
 
-    entry& store(std::uint64_t model_id, std::uint64_t hash, std::string_view topic, const topic_reading& r) {
+    entry& store(std::uint64_t model_id, std::uint64_t hash, std::string_view topic, const topic_reading& r,
+                 model_stats::subtree_counters& counters) {
         set& s = sets_[hash & (sets - 1)];
         while (s.used & (1u << s.hand)) {
             s.used &= static_cast<std::uint8_t>(~(1u << s.hand));
@@ -630,6 +631,7 @@ public:
         e.model_id = 0;  // stays empty if the copy below throws
         e.topic.assign(topic);
         e.reading = r;
+        e.counters = &counters;
         e.model_id = model_id;
         s.hash[w] = hash;
         return e;
@@ -665,9 +667,9 @@ verdict run_check(const model::impl& m, std::string_view topic, std::string_view
         if (e == nullptr) {
             topic_reading fresh;
             if (!read_topic(m, topic, fresh, v)) return v;
-            e = &cache.store(m.id, h, topic, fresh);
-            e->counters = &m.stats->counters_for(fresh.result == outcome::free ? std::string_view(m.free_filters[fresh.index])
-                                                                               : topic.substr(0, fresh.subtree_len));
+            const std::string_view subtree = fresh.result == outcome::free ? std::string_view(m.free_filters[fresh.index])
+                                                                           : topic.substr(0, fresh.subtree_len);
+            e = &cache.store(m.id, h, topic, fresh, m.stats->counters_for(subtree));
         }
         if (counters != nullptr) *counters = e->counters;
         apply(m, topic, e->reading, v);
