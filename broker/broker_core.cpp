@@ -80,6 +80,7 @@ bool broker_core::reload_model() {
         return false;
     }
     std::shared_ptr<ns::model_stats> stats;
+    std::shared_ptr<const ns::model> loaded;
     {
         std::lock_guard lock(model_mutex_);
         if (model_) stats = model_->shared_stats();
@@ -87,12 +88,14 @@ bool broker_core::reload_model() {
     try {
         auto m = ns::model::load(path, std::move(stats));
         for (const auto& w : m->warnings()) spdlog::warn("namespace model: {}", w);
+        loaded = m;
         set_model(std::move(m));
     } catch (const ns::model_error& e) {
         spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
         return false;
     }
     spdlog::info("namespace model reloaded from {}", path);
+    recheck_retained(*loaded);
     return true;
 }
 
@@ -275,6 +278,12 @@ std::size_t broker_core::purge_expired() {
         if (!ops.empty()) store_->submit(std::move(ops));
     }
     return topics.size();
+}
+
+bool broker_core::erase_retained(const message_ptr& m) {
+    if (!router_.erase_retained_if_same(m)) return false;
+    if (store_ != nullptr) store_->submit(persistence::erase_retained{m->topic});
+    return true;
 }
 
 void broker_core::save_session(const session_ptr& s) {

@@ -51,9 +51,14 @@ public:
     // Installs a model (null: none). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
     // SIGHUP: loads cfg().namespace_model again. On success swaps it in
-    // (keeping the counters) and logs "namespace model reloaded"; on
-    // model_error logs it and keeps the old model. Returns whether swapped.
+    // (keeping the counters), logs "namespace model reloaded" and re-checks
+    // the retained messages (recheck_retained); on model_error logs it and
+    // keeps the old model. Returns whether swapped.
     bool reload_model();
+    // Applies `m` to every stored retained message (not '$' topics): what it
+    // refuses is removed (reject), moved to the dead-letter tree
+    // (quarantine) or kept (warn), and counted. See model_enforcement.cpp.
+    void recheck_retained(const ns::model& m);
 
     struct open_result {
         session_ptr s;
@@ -108,6 +113,10 @@ public:
     // timers on `ex`. Before any listener accepts. Throws
     // persistence::store_error on a corrupt store.
     recovery_counts recover(asio::io_context::executor_type ex);
+
+    // Removes the retained message of m->topic from memory and the store
+    // if it is still `m` (not replaced meanwhile); returns whether it did.
+    bool erase_retained(const message_ptr& m);
 
     // Housekeeping, every few seconds: retained messages whose Message
     // Expiry passed leave memory and the store. Returns how many.

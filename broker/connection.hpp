@@ -85,6 +85,10 @@ private:
     void refuse_unstorable(const mqtt::publish& p, bool v5);
     // A message passed under the model's warn mode (rate-limited at info).
     void log_warned(std::string_view topic, std::string_view reason);
+    // The namespace model's verdict on the will of a CONNECT: false when the
+    // connection was refused; may drop the will or replace it with its
+    // dead-letter copy (model_enforcement.cpp).
+    bool check_will(std::shared_ptr<message>& will);
     void handle_puback(const mqtt::puback& p);
     void handle_pubrec(const mqtt::pubrec& p);
     void handle_pubrel(const mqtt::pubrel& p);

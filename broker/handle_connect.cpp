@@ -103,7 +103,8 @@ void connection::handle_connect(mqtt::connect& c) {
         will_delay = c.will->props.will_delay_interval.value_or(0);
         m->props = std::move(c.will->props);
         m->props.will_delay_interval.reset();
-        will = std::move(m);
+        if (!check_will(m)) return;
+        if (m) will = std::move(m);
     }
 
     auto opened = core_.open_session(client_id_, c.clean_start, shared_from_this());

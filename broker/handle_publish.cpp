@@ -6,20 +6,12 @@
 // routed twice.
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
+#include "broker/model_enforcement.hpp"
 #include "namespace/topic.hpp"
 
 #include <spdlog/spdlog.h>
 
 namespace strata::broker {
-namespace {
-
-// `topic` is `prefix` or below it.
-bool under_prefix(std::string_view topic, std::string_view prefix) noexcept {
-    return !prefix.empty() && topic.starts_with(prefix) &&
-           (topic.size() == prefix.size() || topic[prefix.size()] == '/');
-}
-
-}  // namespace
 
 void connection::handle_publish(mqtt::publish& p) {
     using mqtt::reason_code;
@@ -81,8 +73,7 @@ void connection::handle_publish(mqtt::publish& p) {
         outcome = reason_code::not_authorized;
         spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, p.topic);
     } else {
-        ns::verdict v;
-        if (model != nullptr) v = model->check(p.topic, p.payload, p.retain);
+        const ns::verdict v = model != nullptr ? model->check(p.topic, p.payload, p.retain) : ns::verdict{};
         if (!v.violation()) {
             const auto r = route(p, v5);
             ticket = r.ticket;
@@ -108,15 +99,7 @@ void connection::handle_publish(mqtt::publish& p) {
                 break;
             }
             case ns::enforcement::quarantine: {
-                auto q = std::make_shared<message>();
-                q->topic = model->quarantine_topic(p.topic);
-                q->payload = ns::model::quarantine_envelope(p.topic, p.payload, p.retain, v);
-                q->qos = p.qos;
-                q->retain = false;  // the dead-letter tree is a log, not state
-                q->origin = session_.get();
-                q->props.payload_format_indicator = 1;
-                q->props.content_type = "application/json";
-                q->props.user_properties.emplace_back("strata-quarantine-reason", v.reason);
+                auto q = quarantine_copy(*model, p.topic, p.payload, p.qos, p.retain, v, session_.get());
                 spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, p.topic,
                               q->topic, v.reason);
                 // The publisher did nothing wrong it could fix by resending:

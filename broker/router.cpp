@@ -93,6 +93,13 @@ void router::retain(const message_ptr& m) {
     }
 }
 
+bool router::erase_retained_if_same(const message_ptr& m) {
+    std::unique_lock lock(retained_mutex_);
+    bool same = false;
+    retained_.match(m->topic, [&](const message_ptr& stored) { same = stored == m; });  // a topic: one match at most
+    return same && retained_.erase(m->topic);
+}
+
 bool router::subscribe(session* s, const std::string& filter, const subscription_entry& e) {
     std::unique_lock lock(subs_mutex_);
     return subs_.insert(filter, s, e);

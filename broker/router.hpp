@@ -41,6 +41,9 @@ public:
     // returns their topics. Walks the tree only when a message with an
     // expiry was retained since the last walk found none left.
     std::vector<std::string> purge_expired_retained(steady_clock::time_point now);
+    // Removes the retained message of m->topic if it is still `m` (not
+    // replaced meanwhile); returns whether it did.
+    bool erase_retained_if_same(const message_ptr& m);
 
     // Adds or replaces a subscription; returns true when it is new.
     bool subscribe(session* s, const std::string& filter, const subscription_entry& e);

@@ -2,19 +2,27 @@
 // quarantine helpers. Loading and the automaton's construction are in
 // model_load.cpp; the automaton itself is described in model_impl.hpp.
 //
-// check() on the passing path: one scan of the free-filter index (a hash
-// lookup of the first level), the walk (one hash lookup per level, plus the
-// patterns of levels whose names are not listed), the override scan, and a
-// backward pass over at most max_levels + 1 recorded edges to recover which
-// topic level matched which model level. Everything lives on the stack;
-// nothing allocates unless the class has a schema (the payload is then
-// parsed) or the message is refused (the reason is a string).
+// check() splits a message in two: its topic and the rest. What the topic
+// alone decides (free or not, which class, which mode, the metrics subtree)
+// is a topic_reading, kept in a per-thread cache keyed by topic, so a topic
+// seen before costs one hash over it and one comparison. A topic not in the
+// cache is read: one scan of the free-filter index (a hash lookup of the
+// first level), the walk (one hash lookup per level, plus the patterns of
+// levels whose names are not listed), the override scan, and a backward
+// pass over at most max_levels + 1 recorded edges to recover which topic
+// level matched which model level. Then, for every message, the retain rule
+// and the payload against the class schema. Nothing allocates on the
+// passing path unless the class has a schema the fast path cannot decide
+// or a new topic is cached; a refused message allocates its reason text.
 #include "namespace/model.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <sstream>
 
 #include "namespace/model_impl.hpp"
@@ -133,14 +141,15 @@ walk run_walk(const model::impl& m, std::string_view topic) {
 // Which topic level each model level got, for the reading that ends in
 // thread `t` of the walk's last node.
 struct reading {
-    std::array<std::string_view, max_levels>& levels;  // the verdict's
-    std::array<std::uint32_t, max_levels> level_end;   // valid where levels[i] is set
-    int class_step = -1;                               // the step that read the class name
+    std::string_view topic;
+    level_spans& spans;  // the verdict's
+    int class_step = -1;  // the step that read the class name
+    [[nodiscard]] bool has(std::size_t lv) const noexcept { return spans.size[lv] != 0; }
+    [[nodiscard]] std::size_t end(std::size_t lv) const noexcept { return std::size_t{spans.begin[lv]} + spans.size[lv]; }
 };
 
-reading trace(const model::impl& m, std::string_view topic, const walk& w, std::size_t t,
-              std::array<std::string_view, max_levels>& levels) {
-    reading r{levels, {}, -1};
+reading trace(const model::impl& m, std::string_view topic, const walk& w, std::size_t t, level_spans& spans) {
+    reading r{topic, spans, -1};
     const model_node* root = m.nodes.front().get();
     for (std::size_t s = w.steps; s-- > 0;) {
         const model_edge* e = w.edges[s];
@@ -150,8 +159,8 @@ reading trace(const model::impl& m, std::string_view topic, const walk& w, std::
         const nfa_state ps = from->threads[p];
         if (!is_class_state(st)) {
             const auto lv = static_cast<std::size_t>(st - 1);
-            r.levels[lv] = topic.substr(w.begin[s], w.end[s] - w.begin[s]);
-            r.level_end[lv] = w.end[s];
+            r.spans.begin[lv] = static_cast<std::uint16_t>(w.begin[s]);
+            r.spans.size[lv] = static_cast<std::uint16_t>(w.end[s] - w.begin[s]);
         } else if (!is_class_state(ps)) {
             r.class_step = static_cast<int>(s);
         }
@@ -165,12 +174,12 @@ reading trace(const model::impl& m, std::string_view topic, const walk& w, std::
 // never got that far.
 std::string_view subtree_of(const model::impl& m, std::string_view topic, const reading& r) {
     const std::size_t ml = m.metrics_level;
-    if (!r.levels[ml].empty()) return topic.substr(0, r.level_end[ml]);
+    if (r.has(ml)) return topic.substr(0, r.end(ml));
     bool beyond = false;
-    for (std::size_t i = ml + 1; i < m.levels.size(); ++i) beyond = beyond || !r.levels[i].empty();
+    for (std::size_t i = ml + 1; i < m.levels.size(); ++i) beyond = beyond || r.has(i);
     if (!beyond) return {};
     for (std::size_t i = ml; i-- > 0;)
-        if (!r.levels[i].empty()) return topic.substr(0, r.level_end[i]);
+        if (r.has(i)) return topic.substr(0, r.end(i));
     return {};
 }
 
@@ -272,7 +281,7 @@ std::string after_text(const model::impl& m, const model_node* n, const reading&
     const nfa_state s = n->threads.front();
     if (s == 0) return {};
     const auto lv = static_cast<std::size_t>(s - 1);
-    return "after " + m.levels[lv].info.name + " '" + std::string(r.levels[lv]) + "'";
+    return "after " + m.levels[lv].info.name + " '" + std::string(r.topic.substr(r.spans.begin[lv], r.spans.size[lv])) + "'";
 }
 
 std::string refusal_message(const model::impl& m, const model_node* n, const reading& r, std::string_view tok) {
@@ -396,101 +405,126 @@ std::string format_period(std::chrono::milliseconds p) {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------
+// ---- the data path -------------------------------------------------------------
 
-model::model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-model::~model() = default;
+namespace {
 
-bool model::is_free(std::string_view topic) const noexcept {
-    const impl& m = *impl_;
+std::atomic<std::uint64_t> model_ids{0};
+
+constexpr std::size_t not_free = static_cast<std::size_t>(-1);
+constexpr std::size_t max_topic_size = 65535;
+
+// Index of the first free filter matching the topic, or not_free.
+std::size_t free_index(const model::impl& m, std::string_view topic) noexcept {
     const std::string_view first = topic.substr(0, topic.find('/'));
     if (const auto* list = m.free_by_first.find(first))
         for (std::size_t i : *list)
-            if (m.free_compiled[i].matches(topic)) return true;
+            if (m.free_compiled[i].matches(topic)) return i;
     for (std::size_t i : m.free_wild)
-        if (m.free_compiled[i].matches(topic)) return true;
-    return false;
+        if (m.free_compiled[i].matches(topic)) return i;
+    return not_free;
 }
 
-enforcement model::mode_for(std::string_view topic) const noexcept {
-    const impl& m = *impl_;
+enforcement mode_of(const model::impl& m, std::string_view topic) noexcept {
     for (std::size_t i : m.override_order)
         if (m.override_compiled[i].matches(topic)) return m.overrides[i].mode;
     return m.default_mode;
 }
 
-verdict model::check(std::string_view topic, std::string_view payload, bool retain) const {
-    verdict v = evaluate(topic, payload, retain);
-    impl_->stats->record(v);
-    return v;
-}
+// What a check learns from the topic alone: the topic is free, or it
+// reaches a class (which topic level is which model level, the metrics
+// subtree, the subtopic, the mode). Offsets rather than views, so that it
+// can be kept for the next message on the same topic; MQTT topics are at
+// most 65,535 bytes, so 16 bits hold every offset.
+struct topic_reading {
+    outcome result = outcome::pass;  // pass: a class was reached; or free
+    enforcement mode = enforcement::reject;
+    std::uint32_t index = 0;          // the class, or the free filter
+    std::uint16_t subtree_len = 0;    // class: the subtree is topic[0, subtree_len)
+    std::uint16_t subpath_begin = 0;  // class: where the subtopic starts, 0: none
+    level_spans spans;
+};
 
-verdict model::evaluate(std::string_view topic, std::string_view payload, bool retain) const {
-    const impl& m = *impl_;
-    verdict v;
-
-    // Free subtrees: nothing else is looked at.
-    {
-        const std::string_view first = topic.substr(0, topic.find('/'));
-        const auto match_free = [&](std::size_t i) {
-            if (!m.free_compiled[i].matches(topic)) return false;
-            v.result = outcome::free;
-            v.subtree = m.free_filters[i];
-            return true;
-        };
-        if (const auto* list = m.free_by_first.find(first))
-            for (std::size_t i : *list)
-                if (match_free(i)) return v;
-        for (std::size_t i : m.free_wild)
-            if (match_free(i)) return v;
+// Reads a topic level by level. True with `r` filled when the topic is free
+// or reaches a class; false with the topic violation in `v` otherwise.
+bool read_topic(const model::impl& m, std::string_view topic, topic_reading& r, verdict& v) {
+    if (const std::size_t f = free_index(m, topic); f != not_free) {
+        r.result = outcome::free;
+        r.index = static_cast<std::uint32_t>(f);
+        return true;
     }
-    v.mode = mode_for(topic);
+    v.mode = r.mode = mode_of(m, topic);
 
     const walk w = run_walk(m, topic);
-    const auto fail_topic = [&](std::string reason, const reading& r) {
+    const auto fail_topic = [&](std::string reason, const reading& rd) {
         v.result = outcome::violation;
         v.code = reason_code::topic_invalid;
         v.reason = std::move(reason);
-        v.subtree = subtree_of(m, topic, r);
-        return v;
+        v.subtree = subtree_of(m, topic, rd);
+        return false;
     };
-
     if (w.how == walk::stop::dead || w.how == walk::stop::empty_level) {
         // The best partial reading: the preferred thread of the last node.
-        const reading r = trace(m, topic, w, 0, v.levels);
+        const reading rd = trace(m, topic, w, 0, v.spans);
         if (w.how == walk::stop::empty_level) {
-            const std::string after = after_text(m, w.node, r);
-            return fail_topic(after.empty() ? "empty first level" : "empty level " + after, r);
+            const std::string after = after_text(m, w.node, rd);
+            return fail_topic(after.empty() ? "empty first level" : "empty level " + after, rd);
         }
-        return fail_topic(refusal_message(m, w.node, r, topic.substr(w.fail_begin, w.fail_end - w.fail_begin)), r);
+        return fail_topic(refusal_message(m, w.node, rd, topic.substr(w.fail_begin, w.fail_end - w.fail_begin)), rd);
     }
     if (w.node->accept_thread < 0) {
-        const reading r = trace(m, topic, w, 0, v.levels);
-        return fail_topic(incomplete_message(m, w.node, r), r);
+        const reading rd = trace(m, topic, w, 0, v.spans);
+        return fail_topic(incomplete_message(m, w.node, rd), rd);
     }
 
-    const reading r = trace(m, topic, w, static_cast<std::size_t>(w.node->accept_thread), v.levels);
+    const reading rd = trace(m, topic, w, static_cast<std::size_t>(w.node->accept_thread), v.spans);
     const data_class& c = *w.node->klass;
+    // Subtopic: everything after the class name.
+    const std::size_t class_end = rd.class_step >= 0 ? w.end[static_cast<std::size_t>(rd.class_step)] : topic.size();
+    if (class_end < topic.size()) {
+        const std::string_view sub = topic.substr(class_end + 1);
+        if (sub.empty() || sub.front() == '/' || sub.back() == '/' || sub.find("//") != std::string_view::npos) {
+            v.klass = &c;
+            v.command = c.command;
+            v.subpath = sub;
+            return fail_topic("empty level in the subtopic of class '" + c.name + "'", rd);
+        }
+        r.subpath_begin = static_cast<std::uint16_t>(class_end + 1);
+    }
+    r.result = outcome::pass;
+    r.index = static_cast<std::uint32_t>(c.index);
+    r.subtree_len = static_cast<std::uint16_t>(subtree_of(m, topic, rd).size());
+    r.spans = v.spans;
+    return true;
+}
+
+// The verdict's topic part from a reading of `topic`.
+void apply(const model::impl& m, std::string_view topic, const topic_reading& r, verdict& v) noexcept {
+    if (r.result == outcome::free) {
+        v.result = outcome::free;
+        v.subtree = m.free_filters[r.index];
+        return;
+    }
+    const data_class& c = m.classes[r.index];
+    v.mode = r.mode;
     v.klass = &c;
     v.command = c.command;
-    v.subtree = subtree_of(m, topic, r);
-    // Subtopic: everything after the class name.
-    const std::size_t class_end = r.class_step >= 0 ? w.end[static_cast<std::size_t>(r.class_step)] : topic.size();
-    if (class_end < topic.size()) {
-        v.subpath = topic.substr(class_end + 1);
-        if (v.subpath.empty() || v.subpath.front() == '/' || v.subpath.back() == '/' ||
-            v.subpath.find("//") != std::string_view::npos)
-            return fail_topic("empty level in the subtopic of class '" + c.name + "'", r);
-    }
+    v.spans = r.spans;
+    // The offsets came from reading this very text: no bounds checks.
+    v.subtree = std::string_view(topic.data(), r.subtree_len);
+    if (r.subpath_begin != 0) v.subpath = std::string_view(topic.data() + r.subpath_begin, topic.size() - r.subpath_begin);
+}
 
+// The message part: retain rule, then the payload against the class schema.
+void check_message(const data_class& c, std::string_view payload, bool retain, verdict& v) {
     // An empty retained payload deletes the retained message: allowed
     // whatever the class says, and there is no payload to check.
-    if (retain && payload.empty()) return v;
+    if (retain && payload.empty()) return;
     if (!retain_ok(c, retain)) {
         v.result = outcome::violation;
         v.code = reason_code::retain_violation;
         v.reason = retain_message(c, retain);
-        return v;
+        return;
     }
     if (c.schema) {
         std::string why;
@@ -500,7 +534,175 @@ verdict model::evaluate(std::string_view topic, std::string_view payload, bool r
             v.reason = "payload: " + why;
         }
     }
+}
+
+// The cache's hash of a whole topic: 16 bytes per 64x64->128-bit multiply
+// (the two halves folded), seeded per process. Collisions only cost a miss:
+// a hit also compares the topic.
+inline std::uint64_t fold_mul(std::uint64_t a, std::uint64_t b) noexcept {
+    const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+    return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+}
+
+std::uint64_t topic_hash(std::string_view s, std::uint64_t seed) noexcept {
+    constexpr std::uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull;
+    const auto load = [](const char* p) noexcept {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        return w;
+    };
+    const char* p = s.data();
+    std::size_t n = s.size();
+    std::uint64_t h = seed ^ (n * k0);
+    for (; n > 16; p += 16, n -= 16) h = fold_mul(load(p) ^ k1 ^ h, load(p + 8) ^ k2);
+    // The last 1..16 bytes with (possibly overlapping) fixed-size loads.
+    std::uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        a = load(p);
+        b = load(p + n - 8);
+    } else if (n >= 4) {
+        std::uint32_t x, y;
+        std::memcpy(&x, p, 4);
+        std::memcpy(&y, p + n - 4, 4);
+        a = x;
+        b = y;
+    } else if (n > 0) {
+        a = (std::uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+            (std::uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) | static_cast<unsigned char>(p[n - 1]);
+    }
+    return fold_mul(fold_mul(a ^ k1 ^ h, b ^ k2) ^ k0, k1 ^ seed);
+}
+
+// Per-thread cache of topic readings. A device publishes on the same few
+// topics again and again, and finding a topic here (one hash over it, one
+// comparison) costs a fraction of reading it level by level. Four-way set
+// associative with clock replacement (a way hit since the hand last passed
+// is spared once), keyed by model id and topic; the hash is seeded, so a
+// client cannot aim topics at one set. Only topics that are free or reach a
+// class are kept: a refused topic gets its reason text built anyway.
+// Entries of a replaced model never match again and are overwritten as
+// their slots are reused. Allocated on a thread's first check (about
+// 140 KB); afterwards a miss allocates only to store a topic longer than
+// the one its slot held.
+class topic_cache {
+public:
+    static constexpr std::size_t ways = 4;
+    static constexpr std::size_t sets = 256;
+    static constexpr std::size_t max_topic = 256;  // longer topics are read every time
+
+    struct entry {
+        std::uint64_t model_id = 0;  // 0: empty
+        std::string topic;
+        topic_reading reading;
+        model_stats::subtree_counters* counters = nullptr;
+    };
+
+    static topic_cache& mine() {
+        thread_local std::unique_ptr<topic_cache> cache;
+        if (!cache) cache = std::make_unique<topic_cache>();
+        return *cache;
+    }
+
+    entry* find(std::uint64_t model_id, std::uint64_t hash, std::string_view topic) noexcept {
+        set& s = sets_[hash & (sets - 1)];
+        for (std::size_t w = 0; w < ways; ++w) {
+            if (s.hash[w] != hash) continue;
+            entry& e = s.way[w];
+            if (e.model_id == model_id && e.topic.size() == topic.size() &&
+                std::memcmp(e.topic.data(), topic.data(), topic.size()) == 0) {
+                s.used |= static_cast<std::uint8_t>(1u << w);
+                return &e;
+            }
+        }
+        return nullptr;
+    }
+
+    entry& store(std::uint64_t model_id, std::uint64_t hash, std::string_view topic, const topic_reading& r,
+                 model_stats::subtree_counters& counters) {
+        set& s = sets_[hash & (sets - 1)];
+        while (s.used & (1u << s.hand)) {
+            s.used &= static_cast<std::uint8_t>(~(1u << s.hand));
+            s.hand = static_cast<std::uint8_t>((s.hand + 1) % ways);
+        }
+        const std::size_t w = s.hand;
+        s.hand = static_cast<std::uint8_t>((s.hand + 1) % ways);
+        entry& e = s.way[w];
+        s.hash[w] = 0;
+        e.model_id = 0;  // stays empty if the copy below throws
+        e.topic.assign(topic);
+        e.reading = r;
+        e.counters = &counters;
+        e.model_id = model_id;
+        s.hash[w] = hash;
+        return e;
+    }
+
+private:
+    struct set {
+        std::array<std::uint64_t, ways> hash{};  // compared before any entry is touched
+        std::uint8_t used = 0;                   // bit per way: hit since the hand passed
+        std::uint8_t hand = 0;                   // next way to consider for replacement
+        std::array<entry, ways> way;
+    };
+    std::array<set, sets> sets_;
+};
+
+// check() and evaluate(): `counters` (check only) receives the subtree's
+// counters when the reading came from or went into the cache.
+verdict run_check(const model::impl& m, std::string_view topic, std::string_view payload, bool retain,
+                  model_stats::subtree_counters** counters) {
+    verdict v;
+    v.topic = topic;
+    if (topic.size() > max_topic_size) {
+        // Not an MQTT topic (and level offsets would not fit 16 bits).
+        v.result = outcome::violation;
+        v.code = reason_code::topic_invalid;
+        v.reason = "topic longer than 65,535 bytes";
+        return v;
+    }
+    if (topic.size() <= topic_cache::max_topic) {
+        topic_cache& cache = topic_cache::mine();
+        const std::uint64_t h = topic_hash(topic, process_seed());
+        topic_cache::entry* e = cache.find(m.id, h, topic);
+        if (e == nullptr) {
+            topic_reading fresh;
+            if (!read_topic(m, topic, fresh, v)) return v;
+            const std::string_view subtree = fresh.result == outcome::free ? std::string_view(m.free_filters[fresh.index])
+                                                                           : topic.substr(0, fresh.subtree_len);
+            e = &cache.store(m.id, h, topic, fresh, m.stats->counters_for(subtree));
+        }
+        if (counters != nullptr) *counters = e->counters;
+        apply(m, topic, e->reading, v);
+    } else {
+        topic_reading fresh;
+        if (!read_topic(m, topic, fresh, v)) return v;
+        apply(m, topic, fresh, v);
+    }
+    if (v.result == outcome::pass) check_message(*v.klass, payload, retain, v);
     return v;
+}
+
+}  // namespace
+
+model::model(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+    impl_->id = model_ids.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+model::~model() = default;
+
+bool model::is_free(std::string_view topic) const noexcept { return free_index(*impl_, topic) != not_free; }
+
+enforcement model::mode_for(std::string_view topic) const noexcept { return mode_of(*impl_, topic); }
+
+verdict model::check(std::string_view topic, std::string_view payload, bool retain) const {
+    model_stats::subtree_counters* counters = nullptr;
+    verdict v = run_check(*impl_, topic, payload, retain, &counters);
+    if (counters != nullptr) model_stats::add(*counters, model_stats::counter_for(v));
+    else impl_->stats->record(v);
+    return v;
+}
+
+verdict model::evaluate(std::string_view topic, std::string_view payload, bool retain) const {
+    return run_check(*impl_, topic, payload, retain, nullptr);
 }
 
 // ---- walk ------------------------------------------------------------------
@@ -597,11 +799,11 @@ std::string model::explain(std::string_view topic, std::optional<std::string_vie
     // Levels: what each got; for a violation, up to where reading stopped.
     std::size_t last = 0;
     for (std::size_t i = 0; i < m.levels.size(); ++i)
-        if (!v.levels[i].empty()) last = i + 1;
+        if (!v.level(i).empty()) last = i + 1;
     for (std::size_t i = 0; i < last; ++i) {
         const level_rule& l = m.levels[i];
         const std::string rule = std::string(l.info.optional ? "optional, " : "") + l.info.describe();
-        if (!v.levels[i].empty()) row(l.info.name, pad(quote(v.levels[i]), 16) + " " + rule);
+        if (!v.level(i).empty()) row(l.info.name, pad(quote(v.level(i)), 16) + " " + rule);
         else row(l.info.name, pad("-", 16) + " skipped (" + rule + ")");
     }
 

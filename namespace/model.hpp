@@ -40,6 +40,8 @@
 // Thread-safety: a model is immutable after load()/parse() and every const
 // member may be called from any number of threads at once. The statistics
 // object it points to is updated with relaxed atomics (see model_stats).
+// check() and evaluate() share a per-thread topic cache (thread_local, one
+// per thread that checks, never shared), keyed by a process-unique model id.
 // Replace a model by swapping a std::shared_ptr<const model> (e.g. with
 // std::atomic<std::shared_ptr<const model>>); a verdict holds string_views
 // into the model and into the checked topic, so keep both alive while you
@@ -108,6 +110,14 @@ struct data_class {
     int line = 0;                    // where the class is declared in the model file
 };
 
+// Where each model level lies in a topic: level i is the topic's bytes
+// [begin[i], begin[i] + size[i]); size 0: skipped or not reached. 16 bits
+// hold every offset: an MQTT topic is at most 65,535 bytes.
+struct level_spans {
+    std::array<std::uint16_t, max_levels> begin{};
+    std::array<std::uint16_t, max_levels> size{};
+};
+
 struct verdict {
     outcome result = outcome::pass;
     // The mode for this topic (default or the most specific override).
@@ -117,15 +127,20 @@ struct verdict {
     bool command = false;                 // the class is a command class
     const data_class* klass = nullptr;    // null when no class was reached
     std::string reason;                   // empty unless violation
-    // Topic text per model level (empty: skipped or not reached), for the
-    // reading chosen; for a violation, the levels read before the problem.
-    std::array<std::string_view, max_levels> levels{};
+    std::string_view topic;               // the checked topic
+    // The model levels in `topic`, for the reading chosen; for a violation,
+    // the levels read before the problem. See level().
+    level_spans spans;
     std::string_view subpath;             // topic below the class ("temperature")
     // Metrics key: the topic prefix up to the model's metrics level
     // ("acme/dresden"), the free filter for free topics, or empty when the
     // topic failed before reaching that level.
     std::string_view subtree;
 
+    // Topic text of model level i (empty: skipped or not reached).
+    [[nodiscard]] std::string_view level(std::size_t i) const noexcept {
+        return {topic.data() + spans.begin[i], spans.size[i]};
+    }
     [[nodiscard]] bool violation() const noexcept { return result == outcome::violation; }
     [[nodiscard]] std::uint8_t mqtt_reason() const noexcept { return mqtt_reason_code(code); }
 };
@@ -166,8 +181,11 @@ public:
     // ---- the data path ------------------------------------------------
 
     // Checks one publish and counts it in stats(). `topic` must be a valid
-    // topic name (no wildcards). Does not allocate when the message passes
-    // and its class has no schema (and then payload is not looked at).
+    // topic name (no wildcards). What the topic alone decides is cached per
+    // thread and topic (up to 256 bytes), so repeated publishes on a topic
+    // do not read it level by level again. Does not allocate when the
+    // message passes, its topic was seen before and its class has no schema
+    // (then the payload is not looked at).
     [[nodiscard]] verdict check(std::string_view topic, std::string_view payload, bool retain) const;
     // The same without counting (explain, tests, dry runs).
     [[nodiscard]] verdict evaluate(std::string_view topic, std::string_view payload, bool retain) const;

@@ -91,6 +91,11 @@ inline std::uint64_t name_hash(std::string_view s, std::uint64_t seed = 0) noexc
     return h ^ (h >> 32);
 }
 
+// A random seed, fixed for the life of the process, for name_hash() over
+// names that clients choose (subtree labels, whole topics): nobody can aim
+// names at one probe cluster or cache slot. Defined in model_stats.cpp.
+std::uint64_t process_seed() noexcept;
+
 // An immutable string -> V table with open addressing (load <= 1/2), looked
 // up by string_view without allocating. Built once, read by many threads.
 template <typename V>
@@ -229,6 +234,10 @@ public:
 };
 
 struct model::impl {
+    // Unique per model object in this process (never 0), so that per-thread
+    // caches can tell models apart even when one is freed and another is
+    // allocated at the same address.
+    std::uint64_t id = 0;
     std::string source;    // file name for messages
     std::string base_dir;
     std::vector<level_rule> levels;

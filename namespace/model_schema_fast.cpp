@@ -4,6 +4,7 @@
 #include "namespace/model_schema_fast.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -215,6 +216,14 @@ std::unique_ptr<fast_schema> fast_schema::compile(const json& document, const st
 
 // ---- check ------------------------------------------------------------------
 
+// Bytes a JSON string holds as they are, one code point each: printable
+// ASCII except '"' and '\\'.
+constexpr std::array<bool, 256> plain_byte = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x80; ++c) t[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+    return t;
+}();
+
 class fast_checker {
 public:
     fast_checker(const fast_schema& s, std::string_view text, int max_depth, std::string& key_buf, std::string& text_buf)
@@ -386,6 +395,14 @@ private:
         bool decoded = false;
         code_points = 0;
         while (true) {
+            if (!decoded) {
+                // The common case: a run of printable ASCII, one code point
+                // per byte, taken as it is.
+                const char* q = p_;
+                while (q < end_ && plain_byte[static_cast<unsigned char>(*q)]) ++q;
+                code_points += static_cast<std::size_t>(q - p_);
+                p_ = q;
+            }
             if (p_ >= end_) return false;
             const auto c = static_cast<unsigned char>(*p_);
             if (c == '"') {

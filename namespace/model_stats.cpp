@@ -8,12 +8,8 @@
 #include "namespace/model_impl.hpp"  // name_hash
 
 namespace strata::ns {
-namespace {
 
-// Subtree names come from clients (a site level may accept any name), so
-// the table's hash is seeded per process: nobody can aim names at one probe
-// cluster.
-std::uint64_t stats_seed() noexcept {
+std::uint64_t process_seed() noexcept {
     static const std::uint64_t seed = [] {
         std::uint64_t s = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
         try {
@@ -26,6 +22,8 @@ std::uint64_t stats_seed() noexcept {
     }();
     return seed;
 }
+
+namespace {
 
 // Threads take stripes round-robin as they first count something.
 std::size_t this_thread_stripe(std::size_t stripes) noexcept {
@@ -78,11 +76,17 @@ model_stats::entry* model_stats::find_or_insert(std::string_view key, std::size_
     }
 }
 
-void model_stats::add(std::string_view subtree, counter c, std::uint64_t n) noexcept {
+model_stats::subtree_counters& model_stats::counters_for(std::string_view subtree) noexcept {
     if (subtree.empty()) subtree = outside_label;
-    const std::size_t hash = static_cast<std::size_t>(name_hash(subtree, stats_seed()));
-    entry* e = find_or_insert(subtree, hash);
-    e->s[this_thread_stripe(stripes)].c[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+    return *find_or_insert(subtree, static_cast<std::size_t>(name_hash(subtree, process_seed())));
+}
+
+void model_stats::add(subtree_counters& at, counter c, std::uint64_t n) noexcept {
+    at.s[this_thread_stripe(stripes)].c[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+}
+
+void model_stats::add(std::string_view subtree, counter c, std::uint64_t n) noexcept {
+    add(counters_for(subtree), c, n);
 }
 
 void model_stats::record(const verdict& v) noexcept { add(v.subtree, counter_for(v)); }

@@ -60,6 +60,13 @@ public:
     void record(const verdict& v) noexcept;
     void add(std::string_view subtree, counter c, std::uint64_t n = 1) noexcept;
 
+    // One subtree's counters, looked up once and then counted into without
+    // hashing the name again (model::check keeps one per cached topic).
+    // Valid for as long as this object lives; opaque to callers.
+    struct subtree_counters;
+    [[nodiscard]] subtree_counters& counters_for(std::string_view subtree) noexcept;
+    static void add(subtree_counters& at, counter c, std::uint64_t n = 1) noexcept;
+
     struct row {
         std::string subtree;
         std::array<std::uint64_t, counter_count> values{};
@@ -82,11 +89,7 @@ private:
     struct alignas(64) stripe {
         std::array<std::atomic<std::uint64_t>, counter_count> c{};
     };
-    struct entry {
-        std::string key;
-        std::size_t hash = 0;
-        std::array<stripe, stripes> s;
-    };
+    using entry = subtree_counters;
 
     entry* find_or_insert(std::string_view key, std::size_t hash) noexcept;
 
@@ -96,6 +99,12 @@ private:
     mutable std::mutex insert_mutex_;
     std::vector<std::unique_ptr<entry>> owned_;  // guarded by insert_mutex_
     std::unique_ptr<entry> other_;
+};
+
+struct model_stats::subtree_counters {
+    std::string key;
+    std::size_t hash = 0;
+    std::array<stripe, stripes> s;
 };
 
 }  // namespace strata::ns

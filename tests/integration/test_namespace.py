@@ -328,6 +328,119 @@ def test_enforcement_mode_from_modified_model(broker_factory, model_dir, clients
     assert puback(c, LEIPZIG + "/telemetry/t", BAD_TELEMETRY, pid=8).reason == r.PAYLOAD_FORMAT_INVALID
 
 
+# ---------------------------------------------------------------- wills (checked at CONNECT)
+
+def will(topic, payload, retain=False, qos=1):
+    return {"topic": topic, "payload": payload, "qos": qos, "retain": retain}
+
+
+@pytest.mark.parametrize("topic,payload,retain,code", [
+    ("acme/berlin/press-shop/line-2/press-7/telemetry", TELEMETRY, False, r.TOPIC_NAME_INVALID),
+    (PRESS + "/telemetry/t", BAD_TELEMETRY, False, r.PAYLOAD_FORMAT_INVALID),
+    (PRESS + "/state", STATE, False, 0x83),  # state must be retained
+])
+def test_v5_will_refused_at_connect(ns_broker, raw_clients, topic, payload, retain, code):
+    c = raw_clients(ns_broker, r.V5)
+    ack = c.connect(uid(), will=will(topic, payload, retain))
+    assert ack.reason == code
+    assert ack.props.get("reason_string", "").startswith("will: ")
+    c.wait_closed()
+
+
+def test_v5_valid_will_is_published(ns_broker, clients, raw_clients):
+    s = clients(ns_broker)
+    s.subscribe("acme/#", qos=1)
+    c = raw_clients(ns_broker, r.V5)
+    c.connect_ok(uid(), will=will(PRESS + "/state", STATE, retain=True))
+    c.close()
+    m = s.get()
+    assert (m.topic, m.payload) == (PRESS + "/state", STATE)
+
+
+def test_v311_invalid_will_dropped_connection_accepted(ns_broker, clients, raw_clients):
+    s = clients(ns_broker)
+    s.subscribe("#", qos=1)
+    bad = "acme/berlin/press-shop/line-2/press-7/telemetry"
+    c = raw_clients(ns_broker, r.V311)
+    c.connect_ok(uid(), will=will(bad, TELEMETRY))
+    c.close()
+    wait_until(lambda: "will on '%s' dropped" % bad in ns_broker.stderr_text(), what="the dropped-will log line")
+    p = raw_clients(ns_broker, r.V311)
+    p.connect_ok(uid())
+    p.publish_acked(PRESS + "/telemetry/t", TELEMETRY)  # marker
+    assert s.get().topic == PRESS + "/telemetry/t"
+    s.expect_none(0.3)
+
+
+@pytest.mark.parametrize("version", [r.V311, r.V5])
+def test_will_quarantined_and_warned(ns_broker, clients, raw_clients, version):
+    dead = clients(ns_broker)
+    dead.subscribe("uns/quarantine/#", qos=1)
+    orig = clients(ns_broker)
+    orig.subscribe("acme/#", qos=1)
+    q_topic = ASSEMBLY + "/telemetry/torque"
+    c = raw_clients(ns_broker, version)
+    c.connect_ok(uid(), will=will(q_topic, BAD_TELEMETRY))
+    c.close()
+    m = dead.get()
+    assert m.topic == "uns/quarantine/" + q_topic and not m.retain
+    env = json.loads(m.payload)
+    assert (env["topic"], env["code"], env["payload"]) == (q_topic, "payload_invalid", BAD_TELEMETRY.decode())
+    orig.expect_none(0.3)
+
+    w_topic = LEIPZIG + "/telemetry/pressure"  # warn: published as it is
+    c = raw_clients(ns_broker, version)
+    c.connect_ok(uid(), will=will(w_topic, BAD_TELEMETRY))
+    c.close()
+    m = orig.get()
+    assert (m.topic, m.payload) == (w_topic, BAD_TELEMETRY)
+    dead.expect_none(0.3)
+
+
+@pytest.mark.parametrize("version,code", [(r.V5, r.NOT_AUTHORIZED), (r.V311, 0x05)])
+def test_will_under_dead_letter_prefix_refused(ns_broker, raw_clients, version, code):
+    c = raw_clients(ns_broker, version)
+    ack = c.connect(uid(), will=will("uns/quarantine/forged", b"x"))
+    assert ack.reason == code
+    c.wait_closed()
+
+
+# ---------------------------------------------------------------- reload and retained messages
+
+def test_reload_applies_new_model_to_retained_messages(broker_factory, model_dir, clients, raw_clients):
+    model = model_dir / "acme.yaml"
+    b = broker_factory(namespace={"model": str(model)})
+    c = v5_publisher(raw_clients, b)
+    keep = "acme/dresden/press-shop/line-2/press-17/state"
+    stored = [PRESS + "/state", LEIPZIG + "/state", ASSEMBLY + "/state", keep]  # reject, warn, quarantine zones
+    for pid, t in enumerate(stored, start=1):
+        assert puback(c, t, STATE, retain=True, pid=pid).reason in (r.SUCCESS, r.NO_MATCHING_SUBSCRIBERS)
+    assert puback(c, "sandbox/kept", b"free", retain=True, pid=9).reason in (r.SUCCESS, r.NO_MATCHING_SUBSCRIBERS)
+    dead = clients(b)
+    dead.subscribe("uns/quarantine/#", qos=1)
+
+    # Equipment ids now need two or three digits: press-7, press-3 and robot-3 leave the model.
+    text = model.read_text()
+    assert '"[a-z]+(-[a-z]+)*-[0-9]{1,3}"' in text
+    model.write_text(text.replace('"[a-z]+(-[a-z]+)*-[0-9]{1,3}"', '"[a-z]+(-[a-z]+)*-[0-9]{2,3}"'))
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "retained messages checked" in b.stderr_text(), what="the retained re-check log line")
+    line = [l for l in b.stderr_text().splitlines() if "retained messages checked" in l][0]
+    assert "1 removed, 1 quarantined, 1 kept (warn)" in line, line
+
+    m = dead.get()
+    assert m.topic == "uns/quarantine/" + ASSEMBLY + "/state" and not m.retain
+    env = json.loads(m.payload)
+    assert (env["topic"], env["code"], env["retain"]) == (ASSEMBLY + "/state", "topic_invalid", True)
+
+    s = clients(b)
+    s.subscribe("#", qos=1)
+    got = {s.get().topic for _ in range(3)}
+    assert got == {LEIPZIG + "/state", keep, "sandbox/kept"}
+    s.expect_none(0.3)
+    c.ping()  # the publisher's connection survived the reload
+
+
 # ---------------------------------------------------------------- start-up and CLI
 
 def run(*args, timeout=15):

@@ -4,6 +4,7 @@
 // per-level walk, quarantine helpers, explain and the statistics.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <string>
@@ -106,12 +107,12 @@ TEST_CASE("the reading of a topic: levels, class, subtopic, subtree", "[model]")
         const std::string topic = press + "telemetry/hydraulics/pressure";
         const verdict v = m->evaluate(topic, telemetry_ok, false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[0] == "acme");
-        CHECK(v.levels[1] == "dresden");
-        CHECK(v.levels[2] == "press-shop");
-        CHECK(v.levels[3] == "line-2");
-        CHECK(v.levels[4] == "cell-1");
-        CHECK(v.levels[5] == "press-7");
+        CHECK(v.level(0) == "acme");
+        CHECK(v.level(1) == "dresden");
+        CHECK(v.level(2) == "press-shop");
+        CHECK(v.level(3) == "line-2");
+        CHECK(v.level(4) == "cell-1");
+        CHECK(v.level(5) == "press-7");
         CHECK(v.klass->name == "telemetry");
         CHECK(v.subpath == "hydraulics/pressure");
         CHECK(v.subtree == "acme/dresden");
@@ -121,18 +122,18 @@ TEST_CASE("the reading of a topic: levels, class, subtopic, subtree", "[model]")
         const std::string topic = press_nocell + "state";
         const verdict v = m->evaluate(topic, state_ok, true);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[3] == "line-2");
-        CHECK(v.levels[4].empty());
-        CHECK(v.levels[5] == "press-7");
+        CHECK(v.level(3) == "line-2");
+        CHECK(v.level(4).empty());
+        CHECK(v.level(5) == "press-7");
         CHECK(v.klass->name == "state");
         CHECK(v.subpath.empty());
     }
     SECTION("a class after the line (oee under: [line, equipment])") {
         const verdict v = m->evaluate("acme/leipzig/assembly/line-1/oee", oee_ok, true);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[3] == "line-1");
-        CHECK(v.levels[4].empty());
-        CHECK(v.levels[5].empty());
+        CHECK(v.level(3) == "line-1");
+        CHECK(v.level(4).empty());
+        CHECK(v.level(5).empty());
         CHECK(v.klass->name == "oee");
         CHECK(v.subtree == "acme/leipzig");
     }
@@ -209,14 +210,14 @@ TEST_CASE("a violation keeps the levels read before the problem", "[model]") {
     const auto m = acme();
     const verdict v = m->evaluate("acme/dresden/press-shop/line-2/press-7/temprature", "", false);
     REQUIRE(v.violation());
-    CHECK(v.levels[0] == "acme");
-    CHECK(v.levels[3] == "line-2");
-    CHECK(v.levels[4].empty());
-    CHECK(v.levels[5] == "press-7");
+    CHECK(v.level(0) == "acme");
+    CHECK(v.level(3) == "line-2");
+    CHECK(v.level(4).empty());
+    CHECK(v.level(5) == "press-7");
     CHECK(v.klass == nullptr);
     CHECK(v.subtree == "acme/dresden");
     const verdict early = m->evaluate("acme/dresdn/x", "", false);
-    CHECK(early.levels[0] == "acme");
+    CHECK(early.level(0) == "acme");
     CHECK(early.subtree.empty());  // counted as "(outside model)"
 }
 
@@ -438,15 +439,15 @@ classes:
     SECTION("cell present") {
         const verdict v = m->evaluate("acme/line-1/cell-1/press-7/state", "", false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[2] == "cell-1");
-        CHECK(v.levels[3] == "press-7");
+        CHECK(v.level(2) == "cell-1");
+        CHECK(v.level(3) == "press-7");
         CHECK(v.klass->name == "state");
     }
     SECTION("cell skipped: 'cell-1' is the equipment") {
         const verdict v = m->evaluate("acme/line-1/cell-1/state", "", false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[2].empty());
-        CHECK(v.levels[3] == "cell-1");
+        CHECK(v.level(2).empty());
+        CHECK(v.level(3) == "cell-1");
         CHECK(v.klass->name == "state");
     }
     SECTION("a class name where a class may follow is the class") {
@@ -454,7 +455,7 @@ classes:
         // cell... no: 'x' is no cell. Equipment 'x' then 'telemetry' is the class.
         const verdict v = m->evaluate("acme/line-1/x/telemetry/state", "", false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[3] == "x");
+        CHECK(v.level(3) == "x");
         CHECK(v.klass->name == "telemetry");
         CHECK(v.subpath == "state");
     }
@@ -463,8 +464,8 @@ classes:
         // vs cell skipped, equipment 'cell-2', class 'telemetry', subtopic 'state'
         const verdict v = m->evaluate("acme/line-1/cell-2/telemetry/state", "", false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[2] == "cell-2");
-        CHECK(v.levels[3] == "telemetry");
+        CHECK(v.level(2) == "cell-2");
+        CHECK(v.level(3) == "telemetry");
         CHECK(v.klass->name == "state");
         CHECK(v.subpath.empty());
     }
@@ -473,15 +474,15 @@ classes:
         // dead; cell skipped, equipment 'cell-2', class telemetry: pass.
         const verdict v = m->evaluate("acme/line-1/cell-2/telemetry/temperature", "", false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[2].empty());
-        CHECK(v.levels[3] == "cell-2");
+        CHECK(v.level(2).empty());
+        CHECK(v.level(3) == "cell-2");
         CHECK(v.klass->name == "telemetry");
         CHECK(v.subpath == "temperature");
     }
     SECTION("a topic that ends where only the lower reading is complete") {
         const verdict v = m->evaluate("acme/line-1/cell-2/telemetry", "", false);
         REQUIRE(v.result == outcome::pass);
-        CHECK(v.levels[3] == "cell-2");
+        CHECK(v.level(3) == "cell-2");
         CHECK(v.klass->name == "telemetry");
     }
 }
@@ -569,6 +570,95 @@ TEST_CASE("the per-level walk agrees with evaluate()", "[model][walk]") {
         }
     }
     CHECK(accepted > 1000);
+}
+
+namespace {
+
+void check_same_verdict(const verdict& a, const verdict& b) {
+    CHECK(a.result == b.result);
+    CHECK(a.mode == b.mode);
+    CHECK(a.code == b.code);
+    CHECK(a.command == b.command);
+    CHECK(a.klass == b.klass);
+    CHECK(a.reason == b.reason);
+    CHECK(a.subpath == b.subpath);
+    CHECK(a.subtree == b.subtree);
+    for (std::size_t i = 0; i < max_levels; ++i) CHECK(a.level(i) == b.level(i));
+}
+
+}  // namespace
+
+TEST_CASE("the per-thread topic cache gives the verdict of a fresh reading", "[model][cache]") {
+    const auto m = acme();
+    const std::vector<std::string> pieces = {"acme", "dresden", "leipzig", "press-shop", "assembly", "line-2", "cell-1",
+                                             "cell-x", "press-7", "robot-12", "telemetry", "state", "oee", "cmd", "x",
+                                             "", "sandbox", "$SYS"};
+    std::mt19937 rng(11);
+    std::vector<std::string> topics;
+    for (int i = 0; i < 3000; ++i) {
+        const char* shape[] = {"acme", "dresden", "press-shop", "line-2", "cell-1", "press-7", "telemetry", "t", "u"};
+        std::string topic;
+        const int len = 1 + static_cast<int>(rng() % 9);
+        for (int k = 0; k < len; ++k) topic += std::string(k ? "/" : "") + (rng() % 5 == 0 ? pieces[rng() % pieces.size()] : shape[k]);
+        if (!topic.empty()) topics.push_back(topic);
+    }
+    std::sort(topics.begin(), topics.end());
+    topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+    const std::vector<std::string> payloads = {telemetry_ok, state_ok, "{}", "not json"};
+
+    // Reference verdicts from a thread of their own: every topic read once,
+    // so every one is a cache miss there.
+    std::vector<verdict> fresh(topics.size());
+    std::thread([&] {
+        for (std::size_t i = 0; i < topics.size(); ++i) fresh[i] = m->evaluate(topics[i], payloads[i % 4], i % 3 == 0);
+    }).join();
+
+    int passed = 0;
+    for (std::size_t i = 0; i < topics.size(); ++i) {
+        INFO(topics[i]);
+        const verdict first = m->evaluate(topics[i], payloads[i % 4], i % 3 == 0);
+        const verdict again = m->evaluate(topics[i], payloads[i % 4], i % 3 == 0);  // from the cache
+        check_same_verdict(first, fresh[i]);
+        check_same_verdict(again, fresh[i]);
+        CHECK(again.level(0).data() == topics[i].data());  // views into the checked topic, not the cache
+        if (again.klass != nullptr) ++passed;  // the topic was in the model
+    }
+    CHECK(passed > 50);
+}
+
+TEST_CASE("cached readings belong to one model", "[model][cache]") {
+    const auto a = acme();
+    const auto b = model::load(acme_path());  // the same file: its own id
+    const auto narrow = model::parse("levels:\n  - {name: enterprise, names: [acme]}\n  - {name: site, names: [leipzig]}\n"
+                                     "classes:\n  telemetry:\n",
+                                     "narrow.yaml", ".");
+    const std::string t = "acme/dresden/telemetry";
+    const std::string full = press + "telemetry/t";
+    for (int round = 0; round < 3; ++round) {
+        CHECK(narrow->evaluate(t, "", false).code == reason_code::topic_invalid);
+        CHECK(a->evaluate(full, telemetry_ok, false).result == outcome::pass);
+        CHECK(narrow->evaluate(full, telemetry_ok, false).result == outcome::violation);
+        CHECK(b->evaluate(full, telemetry_ok, false).result == outcome::pass);
+    }
+    // Counted on every check, hit or miss, under the model's own counters.
+    for (int i = 0; i < 5; ++i) (void)b->check(full, telemetry_ok, false);
+    CHECK(b->stats().total(model_stats::counter::pass) == 5);
+}
+
+TEST_CASE("long topics: read every time, refused beyond the MQTT limit", "[model][cache]") {
+    const auto m = acme();
+    const std::string sub(300, 'x');  // longer than the cache keeps
+    const std::string topic = press + "telemetry/" + sub;
+    for (int i = 0; i < 2; ++i) {
+        const verdict v = m->evaluate(topic, telemetry_ok, false);
+        CHECK(v.result == outcome::pass);
+        CHECK(v.subpath == sub);
+        CHECK(v.level(5) == "press-7");
+    }
+    const std::string huge = press + "telemetry/" + std::string(70000, 'y');
+    const verdict v = m->evaluate(huge, telemetry_ok, false);
+    CHECK(v.code == reason_code::topic_invalid);
+    CHECK(v.reason == "topic longer than 65,535 bytes");
 }
 
 TEST_CASE("walk primitives", "[model][walk]") {
