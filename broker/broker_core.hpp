@@ -90,6 +90,17 @@ public:
     [[nodiscard]] std::string assign_client_id();
 
     [[nodiscard]] std::size_t session_count() const;
+    // Messages waiting in every session's queue (for the metrics).
+    [[nodiscard]] std::size_t queued_messages() const;
+
+    // ---- readiness (GET /readyz) ------------------------------------------
+    // Ready once the listeners are up, unless something holds readiness
+    // back: recovery from disk sets `recovering` while it runs. Any thread.
+    void set_listening(bool up) noexcept { listening_.store(up, std::memory_order_release); }
+    void set_recovering(bool busy) noexcept { recovering_.store(busy, std::memory_order_release); }
+    [[nodiscard]] bool ready() const noexcept {
+        return listening_.load(std::memory_order_acquire) && !recovering_.load(std::memory_order_acquire);
+    }
 
     // At exit, before the io_contexts are destroyed: drops every timer and
     // connection reference the sessions hold. The sessions stay.
@@ -114,6 +125,8 @@ private:
     std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
+    std::atomic<bool> listening_{false};
+    std::atomic<bool> recovering_{false};
 
     mutable std::mutex model_mutex_;
     std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_

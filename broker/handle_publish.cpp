@@ -50,7 +50,11 @@ void connection::handle_publish(mqtt::publish& p) {
         fail(reason_code::topic_name_invalid, "invalid topic name");
         return;
     }
-    bump(core_.counters().local().publish_received);
+    {
+        auto& counters = core_.counters().local();
+        bump(counters.publish_received[p.qos]);
+        bump(counters.payload_received[p.qos], p.payload.size());
+    }
 
     if (p.qos == 2) {
         if (!session_->begin_inbound_qos2(p.packet_id)) {

@@ -131,6 +131,7 @@ class Broker:
             self.config["persistence"]["path"] = str(tmpdir / "data")
         self.host = "127.0.0.1"
         self.port = None
+        self.listeners = {}  # name -> (host, port), from the "strata listening" lines
         self.proc = None
         self.stdout_lines = queue.Queue()
         self.stopped_rc = None
@@ -175,6 +176,8 @@ class Broker:
                                      % (seen, self.stderr_text()[-4000:]))
             seen.append(line)
             m = listening.match(line)
+            if m:
+                self.listeners[m.group(1)] = (m.group(3).strip("[]"), int(m.group(4)))
             if m and self.port is None:
                 self.host, self.port = m.group(3).strip("[]"), int(m.group(4))
             if line == "strata ready":
@@ -327,15 +330,16 @@ class Client:
     Received messages go to `self.messages` (a queue)."""
 
     def __init__(self, broker, client_id=None, version=5, clean=True, keepalive=60,
-                 will=None, connect_props=None):
+                 will=None, connect_props=None, transport="tcp"):
         self.broker = broker
         self.version = version
         self.client_id = uid("paho") if client_id is None else client_id
         proto = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         if version == 5:
-            self.c = mqtt.Client(client_id=self.client_id, protocol=proto)
+            self.c = mqtt.Client(client_id=self.client_id, protocol=proto, transport=transport)
         else:
-            self.c = mqtt.Client(client_id=self.client_id, clean_session=clean, protocol=proto)
+            self.c = mqtt.Client(client_id=self.client_id, clean_session=clean, protocol=proto,
+                                 transport=transport)
         self.clean = clean
         self.keepalive = keepalive
         self.connect_props = connect_props
