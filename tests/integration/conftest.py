@@ -342,6 +342,9 @@ class Client:
                                  transport=transport)
         self.clean = clean
         self.keepalive = keepalive
+        # TLS and WebSocket sockets must not be written by two threads at once:
+        # then every write is left to the network thread (see connect()).
+        self.single_writer = transport != "tcp"
         self.connect_props = connect_props
         self.messages = queue.Queue()
         self.connected = threading.Event()
@@ -392,6 +395,12 @@ class Client:
                     self._stop.wait(0.02)
 
     # API
+    def tls(self, **kw):
+        """paho's tls_set(**kw), before connect()."""
+        self.c.tls_set(**kw)
+        self.single_writer = True
+        return self
+
     def connect(self, expect_rc=0, timeout=TIMEOUT):
         kw = {}
         if self.version == 5:
@@ -401,6 +410,9 @@ class Client:
         self.c.connect(self.broker.host, self.broker.port, keepalive=self.keepalive, **kw)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        if self.single_writer:
+            # paho writes from the calling thread only when it has no loop thread
+            self.c._thread = self._thread
         assert self.connected.wait(timeout), "no CONNACK"
         flags, rc, _ = self.connack
         if expect_rc is not None:
@@ -489,6 +501,18 @@ class Client:
         except OSError:
             pass
         self.disconnected.set()
+        self.close()
+
+    def quit(self):
+        """Stops the network thread, then sends DISCONNECT through paho itself (any
+        transport: TLS, WebSocket) and closes. Unlike disconnect() it does not wait for
+        the broker to close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(TIMEOUT)
+        self.c._thread = None
+        if self.c.is_connected():
+            self.c.disconnect()
         self.close()
 
     def close(self):

@@ -84,7 +84,7 @@ def test_mosquitto_clients_over_mutual_tls(broker_factory, pki):
 def test_paho_over_tls_with_a_tcp_client(broker_factory, pki, version):
     b = start_tls_broker(broker_factory, pki)
     sub = Client(b.tls, version=version)
-    sub.c.tls_set(ca_certs=pki.ca.cert, certfile=pki.client_cert, keyfile=pki.client_key)
+    sub.tls(ca_certs=pki.ca.cert, certfile=pki.client_cert, keyfile=pki.client_key)
     sub.connect()
     assert sub.subscribe("plant/#", qos=1) == [1]
     pub = Client(b, version=version).connect()  # plain TCP listener
@@ -93,8 +93,7 @@ def test_paho_over_tls_with_a_tcp_client(broker_factory, pki, version):
     assert (m.topic, m.payload, m.qos) == ("plant/a", b"from-tcp", 1)
     sub.publish("plant/b", b"from-tls", qos=1)
     assert sub.get().payload == b"from-tls"
-    sub.c.disconnect()
-    sub.close()
+    sub.quit()
     pub.disconnect()
 
 
@@ -168,7 +167,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(broker_factory
     assert server_cn(b.tls, pki) == "strata-a"
 
     sub = Client(b.tls, version=5)
-    sub.c.tls_set(ca_certs=pki.ca.cert, certfile=pki.client_cert, keyfile=pki.client_key)
+    sub.tls(ca_certs=pki.ca.cert, certfile=pki.client_cert, keyfile=pki.client_key)
     sub.connect()
     assert sub.subscribe("reload/#", qos=1) == [1]
 
@@ -189,8 +188,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(broker_factory
     b.send_signal(signal.SIGHUP)
     wait_until(lambda: "TLS reload failed" in b.stderr_text(), what="the failed reload log line")
     assert server_cn(b.tls, pki) == "strata-b"
-    sub.c.disconnect()
-    sub.close()
+    sub.quit()
 
 
 def test_bad_tls_config_is_a_clear_start_error(tmp_path, pki):

@@ -34,7 +34,7 @@ def ws_client(target, version, tls=None):
     c = Client(target, version=version, transport="websockets")
     c.c.ws_set_options(path="/mqtt")
     if tls is not None:
-        c.c.tls_set(**tls)
+        c.tls(**tls)
     return c
 
 
@@ -140,8 +140,7 @@ def test_paho_websocket_interoperates_with_tcp(broker_factory, version):
     got_tcp = {m.topic: m.payload for m in tcp.get_n(2)}
     expected = {"uns/from-tcp": b"t" * 300, "uns/from-ws": b"w" * 70000}
     assert got_ws == expected and got_tcp == expected
-    ws.c.disconnect()
-    ws.close()
+    ws.quit()
     tcp.disconnect()
 
 
@@ -157,8 +156,7 @@ def test_websocket_over_https(broker_factory, tmp_path):
     Client(b, version=5).connect().publish("secure/x", b"over-wss")
     assert ws.get().payload == b"over-wss"
     wait_until(lambda: "client certificate cn='press-7'" in b.stderr_text(), what="the certificate log line")
-    ws.c.disconnect()
-    ws.close()
+    ws.quit()
 
 
 # ---------------------------------------------------------------- framing
@@ -211,8 +209,7 @@ def test_bad_upgrades_close_only_that_connection(broker_factory):
     s.close()
     assert keeper.subscribe("still/#") == [0]
     b.assert_alive()
-    keeper.c.disconnect()
-    keeper.close()
+    keeper.quit()
 
 
 def test_oversized_frame_closes_that_connection(broker_factory):
@@ -227,5 +224,4 @@ def test_oversized_frame_closes_that_connection(broker_factory):
     w.close()
     assert keeper.subscribe("still/#") == [0]
     b.assert_alive()
-    keeper.c.disconnect()
-    keeper.close()
+    keeper.quit()
