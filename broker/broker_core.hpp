@@ -92,6 +92,8 @@ public:
     [[nodiscard]] std::size_t session_count() const;
     // Messages waiting in every session's queue (for the metrics).
     [[nodiscard]] std::size_t queued_messages() const;
+    // Every session (online and offline), for the admin API and metrics.
+    [[nodiscard]] std::vector<session_ptr> all_sessions() const;
 
     // ---- readiness (GET /readyz) ------------------------------------------
     // Ready once the listeners are up, unless something holds readiness

@@ -461,7 +461,13 @@ void read_listeners(const reader& r, const value_ref& v, config& cfg) {
                  if (x.node.IsNull()) r.fail(x, "expected a map with cert and key, got an empty value");
                  l.tls = read_tls(r, x);
              }},
+            {"admin_identities",
+             [&](const value_ref& x) {
+                 r.read_list(x, [&](const value_ref& y, std::size_t) { l.admin_identities.push_back(r.read_nonempty_string(y)); });
+             }},
         });
+        if (!l.admin_identities.empty() && (l.protocol != "https" || !l.tls || l.tls->client_ca.empty()))
+            r.fail(item, "admin_identities needs protocol https with tls.client_ca (client certificates)");
         if (needs_tls(l.protocol) && !l.tls)
             r.fail(item, "protocol '" + l.protocol + "' needs a tls section with cert and key");
         if (!needs_tls(l.protocol) && l.tls)

@@ -43,6 +43,10 @@ struct listener_config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 1883;
     std::optional<tls_config> tls;       // required for mqtt+tls and https, refused otherwise
+    // https with tls.client_ca only: client certificate identities (the
+    // names tls.identity selects) allowed to use the admin API /api/v1.
+    // Default empty: the admin API refuses every request.
+    std::vector<std::string> admin_identities;
 
     [[nodiscard]] bool is_http() const noexcept { return protocol == "http" || protocol == "https"; }
 };

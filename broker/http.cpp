@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <string_view>
 
 namespace strata::broker {
@@ -40,19 +41,6 @@ asio::awaitable<boost::system::error_code> within(Op op, std::chrono::steady_clo
     auto r = co_await (std::move(op) || t.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (r.index() == 1) co_return asio::error::timed_out;
     co_return std::get<0>(std::get<0>(r));
-}
-
-http_server::response json_response(http::status status, const nlohmann::json& body, unsigned version) {
-    http_server::response res{status, version};
-    res.set(http::field::server, "strata");
-    res.set(http::field::content_type, "application/json");
-    res.body() = body.dump() + "\n";
-    res.prepare_payload();
-    return res;
-}
-
-http_server::response error_response(http::status status, std::string_view message, unsigned version = 11) {
-    return json_response(status, {{"error", message}}, version);
 }
 
 // The request asks for the `mqtt` WebSocket subprotocol (among others).
@@ -110,7 +98,9 @@ std::unique_ptr<transport> ws_transport_for(Stream stream, const std::shared_ptr
 
 template <class Stream>
 asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, std::shared_ptr<ssl::context> ctx,
-                              tls_identity identity, std::size_t thread_index) {
+                                       const listener_config& listener, std::size_t thread_index) {
+    const tls_identity identity = listener.tls ? listener.tls->identity : tls_identity::cn;
+    std::vector<std::string> identities;  // of the client certificate
     broker_core& core = srv.core();
     const std::string remote = [&] {
         boost::system::error_code ec;
@@ -125,6 +115,7 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
             close_socket(lowest(stream));
             co_return;
         }
+        if (auto peer = verified_peer(stream)) identities = peer->names(identity);
     }
     boost::beast::flat_buffer buffer;
     for (;;) {
@@ -154,7 +145,7 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
                           ? error_response(http::status::bad_request, "WebSocket subprotocol 'mqtt' required", req.version())
                           : error_response(http::status::not_found, "no WebSocket endpoint here; use /mqtt", req.version());
             } else {
-                res = srv.respond(req);
+                res = srv.respond(req, listener, identities);
                 keep_alive = req.keep_alive();
             }
         }
@@ -168,9 +159,9 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
 
 }  // namespace
 
-http_server::http_server(broker_core& core, const metrics& m) : core_(core), metrics_(m) {}
+http_server::http_server(broker_core& core, const metrics& m) : core_(core), metrics_(m), admin_(core) {}
 
-void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, tls_identity identity,
+void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, const listener_config& l,
                         std::size_t thread_index) {
     const auto ex = socket.get_executor();
     auto on_error = [](const std::exception_ptr& e) {
@@ -183,15 +174,26 @@ void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, tl
     };
     if (ctx) {
         tls_stream stream(std::move(socket), *ctx);
-        asio::co_spawn(ex, serve_connection(*this, std::move(stream), std::move(ctx), identity, thread_index), on_error);
+        asio::co_spawn(ex, serve_connection(*this, std::move(stream), std::move(ctx), l, thread_index), on_error);
     } else {
-        asio::co_spawn(ex, serve_connection(*this, std::move(socket), nullptr, identity, thread_index), on_error);
+        asio::co_spawn(ex, serve_connection(*this, std::move(socket), nullptr, l, thread_index), on_error);
     }
 }
 
-http_server::response http_server::respond(const http_request& req) const {
+http_server::response http_server::respond(const http_request& req, const listener_config& l,
+                                           const std::vector<std::string>& identities) const {
     const auto path = path_of(req);
     const unsigned v = req.version();
+    if (path.starts_with("/api/")) {
+        if (identities.empty())
+            return error_response(http::status::unauthorized, "the admin API needs a client certificate", v);
+        for (const auto& id : identities) {
+            if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end())
+                return admin_.respond(req);
+        }
+        spdlog::info("admin API refused to '{}' on listener '{}'", identities.front(), l.name);
+        return error_response(http::status::forbidden, "this client certificate is not an admin identity", v);
+    }
     const bool get = req.method() == http::verb::get;
     auto only_get = [&] { return error_response(http::status::method_not_allowed, "only GET is allowed here", v); };
     if (path == "/metrics") {

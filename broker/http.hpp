@@ -4,6 +4,9 @@
 //   GET /readyz    200 when ready (broker_core::ready()), else 503
 //   /mqtt          MQTT over WebSocket (subprotocol `mqtt`, binary messages);
 //                  the upgraded socket becomes an ordinary connection
+//   /api/v1/...    the admin API (http_admin.hpp), on https listeners for the
+//                  client certificates listed in admin_identities (401/403
+//                  otherwise)
 // Anything else gets a JSON error (404, 405, 426). Bad input (oversized
 // headers or body, a malformed request, a bad upgrade, a stalled client)
 // closes that HTTP connection only.
@@ -12,6 +15,7 @@
 // socket; the http_server itself is immutable after construction.
 #pragma once
 
+#include "broker/http_admin.hpp"
 #include "broker/transport.hpp"
 
 #include <boost/beast/http/message.hpp>
@@ -31,14 +35,18 @@ public:
 
     http_server(broker_core& core, const metrics& m);
 
-    // Serves one accepted connection of an http listener (ctx null) or an
-    // https listener (TLS with ctx). `identity`: the listener's tls.identity
-    // for WebSocket clients with certificates. Call on the socket's thread.
-    void serve(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx, tls_identity identity,
+    // Serves one accepted connection of listener `l` (an http listener: ctx
+    // null; https: TLS with ctx). `l` must outlive the connection. Call on
+    // the socket's thread.
+    void serve(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx, const listener_config& l,
                std::size_t thread_index);
 
-    // The answer to a request that is not a WebSocket upgrade.
-    [[nodiscard]] response respond(const http_request& req) const;
+    // The answer to a request that is not a WebSocket upgrade, from a client
+    // with these certificate identities (tls.identity names; empty: none).
+    [[nodiscard]] response respond(const http_request& req, const listener_config& l,
+                                   const std::vector<std::string>& identities) const;
+
+    [[nodiscard]] admin_api& admin() noexcept { return admin_; }
 
     // Limits, per HTTP connection.
     static constexpr std::size_t header_limit = 8 * 1024;
@@ -49,6 +57,7 @@ public:
 private:
     broker_core& core_;
     const metrics& metrics_;
+    admin_api admin_;
 };
 
 }  // namespace strata::broker

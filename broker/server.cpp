@@ -27,6 +27,9 @@ struct server::listener {
 };
 
 server::server(config cfg) : core_(std::move(cfg)) {
+    // POST /api/v1/reload runs on a network thread; the reload itself takes
+    // its own locks (model, TLS contexts).
+    http_.admin().reload = [this] { reload(); };
     unsigned n = core_.cfg().threads;
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) ios_.push_back(std::make_unique<asio::io_context>(1));
@@ -93,9 +96,8 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
     const auto ex = ios_[thread_index]->get_executor();
     if (l.cfg.is_http()) {
         auto ctx = l.tls ? l.tls->current() : nullptr;
-        const auto identity = l.cfg.tls ? l.cfg.tls->identity : tls_identity::cn;
-        asio::post(ex, [this, s = std::make_shared<tcp_socket>(std::move(socket)), ctx = std::move(ctx), identity,
-                        thread_index]() mutable { http_.serve(std::move(*s), std::move(ctx), identity, thread_index); });
+        asio::post(ex, [this, &l, s = std::make_shared<tcp_socket>(std::move(socket)), ctx = std::move(ctx),
+                        thread_index]() mutable { http_.serve(std::move(*s), std::move(ctx), l.cfg, thread_index); });
         return;
     }
     std::shared_ptr<connection> c;
@@ -107,6 +109,11 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
         c = std::make_shared<connection>(core_, std::move(socket), thread_index);
     }
     asio::post(ex, [c] { c->start(); });
+}
+
+void server::reload() {
+    if (!core_.cfg().namespace_model.empty()) core_.reload_model();
+    reload_tls();
 }
 
 void server::reload_tls() {
@@ -164,8 +171,7 @@ int server::run() {
             if (ec) return;
             spdlog::info("signal {} received", sig);
             if (sig == SIGHUP) {
-                if (!core_.cfg().namespace_model.empty()) core_.reload_model();
-                reload_tls();
+                reload();
                 if (!stopping_) wait_signal();
                 return;
             }

@@ -47,7 +47,10 @@ private:
     void start_accepting(listener& l);
     // Hands an accepted socket to what its listener serves.
     void serve(listener& l, tcp_socket socket, std::size_t thread_index);
-    // SIGHUP: new TLS handshakes use the certificates on disk now.
+    // SIGHUP and POST /api/v1/reload: the namespace model (if configured)
+    // and the TLS certificates.
+    void reload();
+    // New TLS handshakes use the certificates on disk now.
     void reload_tls();
     void begin_shutdown();
 

@@ -232,3 +232,69 @@ def test_https_listener(broker_factory, tmp_path):
     assert status == 200
     samples, _ = scrape(b)
     assert value(samples, "strata_connections_refused_total", reason="tls_handshake") >= 1
+
+
+# ---------------------------------------------------------------- admin API
+
+def test_admin_api_with_client_certificates(broker_factory, tmp_path):
+    pki = Pki(tmp_path / "pki")
+    analyst_cert, analyst_key = pki.ca.issue("analyst", "analyst", client=True)
+    b = start_http_broker(broker_factory, more_listeners=[
+        {"name": "admin", "protocol": "https", "bind": "127.0.0.1:0",
+         "tls": pki.tls_config(require_client_cert=False), "admin_identities": ["press-7"]}])
+    host, port = b.listeners["admin"]
+    target = types.SimpleNamespace(host=host, port=port)
+    admin = pki.client_context(pki.client_cert, pki.client_key)
+
+    # who may call it
+    assert get(b.web, "/api/v1/sessions")[0] == 401          # plain http: no certificate
+    assert get(target, "/api/v1/sessions", context=pki.client_context())[0] == 401
+    status, _, body = get(target, "/api/v1/sessions", context=pki.client_context(analyst_cert, analyst_key))
+    assert status == 403 and "error" in json.loads(body)
+
+    c = Client(b, client_id=uid("admin-seen"), version=5).connect()
+    assert c.subscribe("plant/#", qos=1) == [1]
+    c.publish("plant/a/state", b"running", qos=1, retain=True)
+    c.publish("plant/b/state", b"\xff\xfe", qos=0, retain=True)   # not UTF-8
+    c.publish("other/x", b"no", retain=True)
+    c.get_n(2)
+
+    status, ctype, body = get(target, "/api/v1/sessions", context=admin)
+    assert (status, ctype) == (200, "application/json")
+    sessions = {s["client_id"]: s for s in json.loads(body)}
+    assert sessions[c.client_id]["connected"] is True
+    assert sessions[c.client_id]["subscriptions"] == 1
+    status, _, body = get(target, "/api/v1/subscriptions", context=admin)
+    assert {"client_id": c.client_id, "filter": "plant/#"} in json.loads(body)
+
+    status, _, body = get(target, "/api/v1/state?filter=plant%2F%2B%2Fstate", context=admin)
+    assert status == 200
+    state = {m["topic"]: m for m in json.loads(body)}
+    assert set(state) == {"plant/a/state", "plant/b/state"}
+    assert state["plant/a/state"]["payload"] == "running" and state["plant/a/state"]["qos"] == 1
+    assert get(target, "/api/v1/state", context=admin)[0] == 400
+    assert get(target, "/api/v1/state?filter=a/%23/b", context=admin)[0] == 400
+    assert get(target, "/api/v1/state?filter=%zz", context=admin)[0] == 400
+
+    assert get(target, "/api/v1/reload", method="POST", context=admin)[0] == 200
+    assert get(target, "/api/v1/sessions", method="DELETE", context=admin)[0] == 405
+    assert get(target, "/api/v1/nothing", context=admin)[0] == 404
+    assert get(target, "/api/v1/clients/nobody/disconnect", method="POST", context=admin)[0] == 404
+
+    status, _, body = get(target, "/api/v1/clients/%s/disconnect" % c.client_id, method="POST", context=admin)
+    assert status == 202 and json.loads(body) == {"disconnected": c.client_id}
+    assert c.disconnected.wait(TIMEOUT)
+    assert c.disconnect_rc == 0x98
+    c.close()
+    status, _, body = get(target, "/api/v1/sessions", context=admin)
+    b.assert_alive()
+
+
+def test_admin_identities_need_https_with_client_ca(tmp_path):
+    import subprocess
+    import conftest
+    cfg = tmp_path / "strata.yaml"
+    cfg.write_text('listeners: [{name: w, protocol: http, bind: "127.0.0.1:0", admin_identities: [ops]}]\n')
+    r = subprocess.run([conftest.STRATA_BIN, "--config", str(cfg)], capture_output=True, timeout=TIMEOUT * 3)
+    assert r.returncode == 2
+    assert b"admin_identities needs protocol https with tls.client_ca" in r.stderr, r.stderr
