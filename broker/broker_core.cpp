@@ -421,6 +421,20 @@ std::size_t broker_core::session_count() const {
     return sessions_.size();
 }
 
+std::vector<session_ptr> broker_core::all_sessions() const {
+    std::vector<session_ptr> all;
+    std::lock_guard lock(registry_mutex_);
+    all.reserve(sessions_.size());
+    for (const auto& [id, s] : sessions_) all.push_back(s);
+    return all;
+}
+
+std::size_t broker_core::queued_messages() const {
+    std::size_t n = 0;
+    for (const auto& s : all_sessions()) n += s->queued_messages();
+    return n;
+}
+
 std::string broker_core::assign_client_id() {
     char buf[48];
     const auto n = next_assigned_id_.fetch_add(1, std::memory_order_relaxed);

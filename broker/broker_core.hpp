@@ -122,10 +122,6 @@ public:
     // Expiry passed leave memory and the store. Returns how many.
     std::size_t purge_expired();
 
-    // Readiness (for /readyz): false until recovery is done and the
-    // listeners accept.
-    void set_ready(bool r) noexcept { ready_.store(r, std::memory_order_release); }
-    [[nodiscard]] bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
     // Registry of live connections (for shutdown and counts).
     void add_connection(const std::shared_ptr<connection>& c);
@@ -141,6 +137,19 @@ public:
     [[nodiscard]] std::string assign_client_id();
 
     [[nodiscard]] std::size_t session_count() const;
+    // Messages waiting in every session's queue (for the metrics).
+    [[nodiscard]] std::size_t queued_messages() const;
+    // Every session (online and offline), for the admin API and metrics.
+    [[nodiscard]] std::vector<session_ptr> all_sessions() const;
+
+    // ---- readiness (GET /readyz) ------------------------------------------
+    // Ready once the listeners are up, unless something holds readiness
+    // back: recovery from disk sets `recovering` while it runs. Any thread.
+    void set_listening(bool up) noexcept { listening_.store(up, std::memory_order_release); }
+    void set_recovering(bool busy) noexcept { recovering_.store(busy, std::memory_order_release); }
+    [[nodiscard]] bool ready() const noexcept {
+        return listening_.load(std::memory_order_acquire) && !recovering_.load(std::memory_order_acquire);
+    }
 
     // At exit, before the io_contexts are destroyed: drops every timer and
     // connection reference the sessions hold. The sessions stay.
@@ -165,9 +174,10 @@ private:
     std::unordered_map<const connection*, std::weak_ptr<connection>> connections_;
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
+    std::atomic<bool> listening_{false};
+    std::atomic<bool> recovering_{false};
 
     persistence::store* store_ = nullptr;
-    std::atomic<bool> ready_{false};
 
     mutable std::mutex model_mutex_;
     std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_

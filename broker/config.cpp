@@ -32,9 +32,10 @@
 namespace strata::broker {
 namespace {
 
-// Listener protocols this build can serve. Add "mqtts", "ws", ... here when
-// their listeners exist; the error message lists this set.
-constexpr std::array<std::string_view, 1> known_protocols{"mqtt"};
+// Listener protocols this build can serve; the error message lists this set.
+constexpr std::array<std::string_view, 4> known_protocols{"mqtt", "mqtt+tls", "http", "https"};
+constexpr std::array<std::string_view, 2> tls_versions{"1.2", "1.3"};
+constexpr std::array<std::string_view, 3> tls_identities{"cn", "san-uri", "san-dns"};
 
 constexpr std::array<std::string_view, 6> log_levels{"trace", "debug", "info", "warn", "error", "off"};
 
@@ -395,6 +396,25 @@ bool valid_listener_name(std::string_view name) {
     });
 }
 
+tls_config read_tls(const reader& r, const value_ref& v) {
+    tls_config t;
+    r.read_map(v, {
+        {"cert", [&](const value_ref& x) { t.cert = r.read_nonempty_string(x); }, true},
+        {"key", [&](const value_ref& x) { t.key = r.read_nonempty_string(x); }, true},
+        {"client_ca", [&](const value_ref& x) { t.client_ca = r.read_nonempty_string(x); }},
+        {"require_client_cert", [&](const value_ref& x) { t.require_client_cert = r.read_bool(x); }},
+        {"min_version", [&](const value_ref& x) { t.min_version = r.read_choice(x, tls_versions); }},
+        {"identity",
+         [&](const value_ref& x) {
+             const std::string id = r.read_choice(x, tls_identities);
+             t.identity = id == "cn" ? tls_identity::cn : id == "san-uri" ? tls_identity::san_uri : tls_identity::san_dns;
+         }},
+    });
+    return t;
+}
+
+bool needs_tls(std::string_view protocol) { return protocol == "mqtt+tls" || protocol == "https"; }
+
 void read_listeners(const reader& r, const value_ref& v, config& cfg) {
     if (v.node.IsNull()) return;  // `listeners:` with nothing: the default listener
     if (!v.node.IsSequence()) r.fail(v, "expected a list, got " + describe(v.node));
@@ -436,7 +456,22 @@ void read_listeners(const reader& r, const value_ref& v, config& cfg) {
                  if (!err.empty()) r.fail(x, err);
              },
              true},
+            {"tls",
+             [&](const value_ref& x) {
+                 if (x.node.IsNull()) r.fail(x, "expected a map with cert and key, got an empty value");
+                 l.tls = read_tls(r, x);
+             }},
+            {"admin_identities",
+             [&](const value_ref& x) {
+                 r.read_list(x, [&](const value_ref& y, std::size_t) { l.admin_identities.push_back(r.read_nonempty_string(y)); });
+             }},
         });
+        if (!l.admin_identities.empty() && (l.protocol != "https" || !l.tls || l.tls->client_ca.empty()))
+            r.fail(item, "admin_identities needs protocol https with tls.client_ca (client certificates)");
+        if (needs_tls(l.protocol) && !l.tls)
+            r.fail(item, "protocol '" + l.protocol + "' needs a tls section with cert and key");
+        if (!needs_tls(l.protocol) && l.tls)
+            r.fail(item, "a tls section needs protocol mqtt+tls or https (got '" + l.protocol + "')");
 
         std::string bind_key;
         if (l.port != 0) {
@@ -594,13 +629,20 @@ config parse_config(const std::string& text, const std::string& name) {
     const YAML::Node& root = docs[0];
     if (!root.IsMap()) r.fail(root.Mark(), "", "the document root must be a map, got " + describe(root));
     read_root(r, value_ref{root, root.Mark(), ""}, cfg);
-    // The model path is relative to the config file, so that a deployment
+    // File paths (the model, TLS files) are relative to the config file, so that a deployment
     // directory (strata.yaml next to namespace/acme.yaml) works from any
     // working directory.
-    if (!cfg.namespace_model.empty()) {
-        const std::filesystem::path model(cfg.namespace_model);
-        const std::filesystem::path dir = std::filesystem::path(name).parent_path();
-        if (model.is_relative() && !dir.empty()) cfg.namespace_model = (dir / model).lexically_normal().string();
+    const std::filesystem::path dir = std::filesystem::path(name).parent_path();
+    const auto resolve = [&dir](std::string& file) {
+        const std::filesystem::path p(file);
+        if (!file.empty() && p.is_relative() && !dir.empty()) file = (dir / p).lexically_normal().string();
+    };
+    resolve(cfg.namespace_model);
+    for (auto& l : cfg.listeners) {
+        if (!l.tls) continue;
+        resolve(l.tls->cert);
+        resolve(l.tls->key);
+        resolve(l.tls->client_ca);
     }
     return cfg;
 }

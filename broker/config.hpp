@@ -19,13 +19,36 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Which names of a client certificate identify the client (auth maps them to users).
+enum class tls_identity : std::uint8_t { cn, san_uri, san_dns };
+
+// A listener's `tls:` section (required for mqtt+tls and https). Paths are
+// resolved against the config file's directory.
+struct tls_config {
+    std::string cert;                  // PEM certificate chain (required)
+    std::string key;                   // PEM private key (required)
+    std::string client_ca;             // PEM CA bundle; set: clients present certificates signed by it (mTLS)
+    bool require_client_cert = true;   // with client_ca: false lets clients without a certificate in
+    std::string min_version = "1.2";   // "1.2" or "1.3"; older versions are always refused
+    tls_identity identity = tls_identity::cn;  // `identity: cn | san-uri | san-dns`
+};
+
 struct listener_config {
     std::string name = "default";        // for logs and metrics
-    std::string protocol = "mqtt";       // "mqtt" (TCP); other protocols come with their issues
+    // "mqtt" (TCP), "mqtt+tls", "http" (metrics, health, MQTT over WebSocket
+    // at /mqtt) or "https" (the same over TLS).
+    std::string protocol = "mqtt";
     std::string bind = "127.0.0.1:1883"; // "host:port", "[v6]:port"; port 0 picks a free port
     // Derived from `bind` by load_config().
     std::string host = "127.0.0.1";
     std::uint16_t port = 1883;
+    std::optional<tls_config> tls;       // required for mqtt+tls and https, refused otherwise
+    // https with tls.client_ca only: client certificate identities (the
+    // names tls.identity selects) allowed to use the admin API /api/v1.
+    // Default empty: the admin API refuses every request.
+    std::vector<std::string> admin_identities;
+
+    [[nodiscard]] bool is_http() const noexcept { return protocol == "http" || protocol == "https"; }
 };
 
 struct limits_config {

@@ -6,6 +6,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -24,8 +25,46 @@ constexpr std::size_t read_chunk = 64 * 1024;
 // that once moved a large message does not keep the memory while idle.
 constexpr std::size_t keep_capacity = 16 * 1024;
 
+refusal refusal_for(mqtt::reason_code code) {
+    using mqtt::reason_code;
+    switch (code) {
+    case reason_code::quota_exceeded:
+    case reason_code::server_busy:
+    case reason_code::connection_rate_exceeded:
+        return refusal::limit;
+    case reason_code::bad_user_name_or_password:
+    case reason_code::not_authorized:
+    case reason_code::banned:
+    case reason_code::bad_authentication_method:
+        return refusal::auth;
+    case reason_code::use_another_server:
+    case reason_code::server_moved:
+        return refusal::redirect;
+    default:
+        return refusal::protocol;
+    }
+}
+
 void trim(std::vector<std::uint8_t>& v) {
     if (v.empty() && v.capacity() > keep_capacity) std::vector<std::uint8_t>().swap(v);
+}
+
+}  // namespace
+
+namespace {
+
+std::string endpoint_text(connection::socket_type& s) {
+    boost::system::error_code ec;
+    const auto ep = s.remote_endpoint(ec);
+    return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void tune(connection::socket_type& s) {
+    // Latency: no Nagle. Throughput: the writer coalesces everything queued
+    // for this connection into one write, so small packets still travel
+    // together under load.
+    boost::system::error_code ec;
+    s.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 }  // namespace
@@ -36,14 +75,23 @@ connection::connection(broker_core& core, socket_type socket, std::size_t thread
       executor_(socket_.get_executor()),
       thread_index_(thread_index),
       timer_(executor_) {
+    remote_ = endpoint_text(socket_);
+    tune(socket_);
     boost::system::error_code ec;
-    const auto ep = socket_.remote_endpoint(ec);
-    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-    // Latency: no Nagle. Throughput: the writer coalesces everything queued
-    // for this connection into one write, so small packets still travel
-    // together under load.
-    socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-    socket_.non_blocking(true, ec);
+    socket_.non_blocking(true, ec);  // for the synchronous drain in on_read
+    decode_limits_.max_packet_size = core_.cfg().limits.max_packet_size;
+}
+
+connection::connection(broker_core& core, std::unique_ptr<transport> t, std::size_t thread_index,
+                       executor_type ex)
+    : core_(core),
+      socket_(ex),
+      layer_(std::move(t)),
+      executor_(ex),
+      thread_index_(thread_index),
+      timer_(executor_) {
+    remote_ = endpoint_text(layer_->tcp());
+    tune(layer_->tcp());
     decode_limits_.max_packet_size = core_.cfg().limits.max_packet_size;
 }
 
@@ -60,10 +108,49 @@ void connection::start() {
             self->close_now();
         }
     });
+    if (!layer_) {
+        start_read();
+        return;
+    }
+    layer_->async_start([self](boost::system::error_code ec, std::size_t) { self->on_started(ec); });
+}
+
+void connection::on_started(boost::system::error_code ec) {
+    if (state_ == state::closed) return;
+    if (ec) {
+        bump(core_.counters().local().connections_refused[layer_->start_failure()]);
+        spdlog::info("{}: {} failed: {}", remote_,
+                     layer_->start_failure() == static_cast<std::uint8_t>(refusal::tls_handshake)
+                         ? "TLS handshake"
+                         : "WebSocket upgrade",
+                     ec.message());
+        close_now();
+        return;
+    }
+    if (const auto& p = layer_->peer()) {
+        spdlog::info("{}: client certificate cn='{}' san-uri=[{}] san-dns=[{}]", remote_, p->subject_cn,
+                     fmt::join(p->san_uri, ","), fmt::join(p->san_dns, ","));
+    }
     start_read();
 }
 
+const peer_certificate* connection::client_certificate() const noexcept {
+    if (!layer_ || !layer_->peer()) return nullptr;
+    return &*layer_->peer();
+}
+
+std::vector<std::string> connection::certificate_identities() const {
+    const peer_certificate* p = client_certificate();
+    return p ? p->names(layer_->identity) : std::vector<std::string>{};
+}
+
 void connection::start_read() {
+    if (layer_) {
+        layer_->async_read([self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+            self->on_read(ec, n);
+        });
+        return;
+    }
     // async_read_some tries the read at once and only then waits; a bare
     // readiness wait would cost an epoll_ctl per message.
     socket_.async_read_some(asio::buffer(small_),
@@ -93,10 +180,11 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
     batching_ = true;
     try {
         bump(counters.bytes_received, n);
-        process_input(small_.data(), n);
+        process_input(layer_ ? layer_->in.data() : small_.data(), n);
         // A full small buffer: more is probably waiting. Read it now, but
         // a bounded amount, so one busy client cannot starve the others.
-        for (int i = 0; n == small_.size() && i < 4 && !inbound_closed_; ++i) {
+        // (A transport reads into its own larger buffer.)
+        for (int i = 0; !layer_ && n == small_.size() && i < 4 && !inbound_closed_; ++i) {
             boost::system::error_code rec;
             n = socket_.read_some(asio::buffer(buf), rec);
             if (rec == asio::error::would_block || rec == asio::error::try_again) break;
@@ -302,19 +390,20 @@ void connection::flush() {
     }
     writing_ = true;
     bump(core_.counters().local().bytes_sent, out_.size());
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                          self->writing_ = false;
-                          if (ec) {
-                              self->close_now();
-                              return;
-                          }
-                          self->flush();
-                          if (self->read_paused_ && !self->output_backlogged()) {
-                              self->read_paused_ = false;
-                              if (!self->inbound_closed_ && self->state_ != state::closed) self->start_read();
-                          }
-                      });
+    auto done = [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+        self->writing_ = false;
+        if (ec) {
+            self->close_now();
+            return;
+        }
+        self->flush();
+        if (self->read_paused_ && !self->output_backlogged()) {
+            self->read_paused_ = false;
+            if (!self->inbound_closed_ && self->state_ != state::closed) self->start_read();
+        }
+    };
+    if (layer_) layer_->async_write(asio::buffer(out_), std::move(done));
+    else asio::async_write(socket_, asio::buffer(out_), std::move(done));
 }
 
 void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
@@ -361,13 +450,15 @@ void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
         }
     }
     mqtt::encode_publish(v, version_, out_);
-    bump(counters.publish_sent);
+    bump(counters.publish_sent[o.d.qos]);
+    bump(counters.payload_sent[o.d.qos], m.payload.size());
     bump(counters.messages_sent);
 }
 
 void connection::refuse_connect(mqtt::reason_code code, const char* why,
                                 std::optional<std::string> server_reference) {
     spdlog::info("{} '{}': connection refused: {} ({})", remote_, client_id_, mqtt::to_string(code), why);
+    bump(core_.counters().local().connections_refused[static_cast<std::size_t>(refusal_for(code))]);
     mqtt::connack ack;
     ack.code = code;
     if (version_ == mqtt::protocol_version::v5) {
@@ -415,8 +506,12 @@ void connection::close_now() {
     inbound_closed_ = true;
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    if (layer_) {
+        layer_->close();
+    } else {
+        socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        socket_.close(ec);
+    }
     on_closed();
 }
 

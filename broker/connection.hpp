@@ -13,11 +13,17 @@
 // a per-thread 64 KiB buffer; only the tail of a partial packet is kept
 // between reads. Replies produced while one read is processed go out in one
 // write.
+//
+// Transports: a plain TCP connection reads and writes its socket directly.
+// TLS and WebSocket connections hold a transport (transport.hpp) behind a
+// pointer, which does the handshake first and then carries the same bytes;
+// the MQTT side cannot tell them apart.
 #pragma once
 
 #include "broker/broker_core.hpp"
 #include "broker/codec/codec.hpp"
 #include "broker/session.hpp"
+#include "broker/transport.hpp"
 #include "persistence/store.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -45,10 +51,14 @@ public:
     using executor_type = asio::io_context::executor_type;
     using socket_type = asio::basic_stream_socket<asio::ip::tcp, executor_type>;
 
+    // A plain TCP connection.
     connection(broker_core& core, socket_type socket, std::size_t thread_index);
+    // A TLS or WebSocket connection; `ex` is the executor of its socket.
+    connection(broker_core& core, std::unique_ptr<transport> t, std::size_t thread_index, executor_type ex);
     ~connection();
 
-    // Starts the reader; call once, on the connection's thread.
+    // Runs the transport's handshake (if any), then the reader; call once,
+    // on the connection's thread.
     void start();
 
     // Any thread: the session has something to send.
@@ -62,11 +72,18 @@ public:
     [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
     [[nodiscard]] const std::string& remote() const noexcept { return remote_; }
     [[nodiscard]] mqtt::protocol_version version() const noexcept { return version_; }
+    // The client's verified TLS certificate; null on plain connections and
+    // when the client sent none.
+    [[nodiscard]] const peer_certificate* client_certificate() const noexcept;
+    // The certificate names the listener's tls.identity selects (CN, SAN
+    // URIs or SAN DNS names); empty without a verified certificate.
+    [[nodiscard]] std::vector<std::string> certificate_identities() const;
 
 private:
     enum class state : std::uint8_t { awaiting_connect, connected, closing, closed };
 
     void start_read();
+    void on_started(boost::system::error_code ec);
     void on_read(boost::system::error_code ec, std::size_t n);
     // Appends to the partial packet (if any) and handles what is complete.
     void process_input(const std::uint8_t* data, std::size_t n);
@@ -125,7 +142,8 @@ private:
     void on_keepalive_timer();
 
     broker_core& core_;
-    socket_type socket_;
+    socket_type socket_;                 // plain TCP only (unopened with a transport)
+    std::unique_ptr<transport> layer_;   // TLS / WebSocket, null for plain TCP
     executor_type executor_;
     std::size_t thread_index_;
     std::string remote_;

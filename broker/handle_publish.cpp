@@ -42,7 +42,11 @@ void connection::handle_publish(mqtt::publish& p) {
         fail(reason_code::topic_name_invalid, "invalid topic name");
         return;
     }
-    bump(core_.counters().local().publish_received);
+    {
+        auto& counters = core_.counters().local();
+        bump(counters.publish_received[p.qos]);
+        bump(counters.payload_received[p.qos], p.payload.size());
+    }
 
     if (p.qos > 0 && !core_.store_healthy()) {
         refuse_unstorable(p, v5);

@@ -227,7 +227,9 @@ int main(int argc, char** argv) {
         if (store) {
             srv.core().use_store(store.get());
             const auto t0 = std::chrono::steady_clock::now();
+            srv.core().set_recovering(true);
             const auto r = srv.core().recover(srv.executor());
+            srv.core().set_recovering(false);
             const auto ms =
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
             spdlog::info("recovered from {} in {} ms: {} retained messages, {} sessions, {} subscriptions, {} "

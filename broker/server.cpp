@@ -23,9 +23,13 @@ struct server::listener {
     listener_config cfg;
     asio::ip::tcp::acceptor acceptor;
     std::uint16_t port = 0;
+    std::unique_ptr<tls_context> tls;  // mqtt+tls and https
 };
 
 server::server(config cfg) : core_(std::move(cfg)) {
+    // POST /api/v1/reload runs on a network thread; the reload itself takes
+    // its own locks (model, TLS contexts).
+    http_.admin().reload = [this] { reload(); };
     unsigned n = core_.cfg().threads;
     // Default: one per core but one. The store's writer, RocksDB's
     // background work and the kernel's network processing need a core too;
@@ -48,7 +52,15 @@ void server::listen() {
         const auto addr = asio::ip::make_address(lc.host, ec);
         if (ec) throw listen_error("cannot listen: " + where + ": '" + lc.host + "' is not an IP address");
         const asio::ip::tcp::endpoint ep(addr, lc.port);
-        auto l = std::make_unique<listener>(listener{lc, asio::ip::tcp::acceptor(io), 0});
+        auto l = std::make_unique<listener>(listener{lc, asio::ip::tcp::acceptor(io), 0, nullptr});
+        if (lc.tls) {
+            try {
+                l->tls = std::make_unique<tls_context>(*lc.tls);
+            } catch (const std::exception& e) {
+                throw listen_error("cannot listen: listener '" + lc.name + "' (listeners[" + std::to_string(i) +
+                                   "].tls): " + e.what());
+            }
+        }
         auto& a = l->acceptor;
         a.open(ep.protocol(), ec);
         if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
@@ -79,16 +91,53 @@ void server::start_accepting(listener& l) {
                     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
                     continue;
                 }
-                auto c = std::make_shared<connection>(core_, std::move(socket), k);
-                asio::post(ios_[k]->get_executor(), [c] { c->start(); });
+                serve(l, std::move(socket), k);
             }
         },
         asio::detached);
 }
 
+void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
+    const auto ex = ios_[thread_index]->get_executor();
+    if (l.cfg.is_http()) {
+        auto ctx = l.tls ? l.tls->current() : nullptr;
+        asio::post(ex, [this, &l, s = std::make_shared<tcp_socket>(std::move(socket)), ctx = std::move(ctx),
+                        thread_index]() mutable { http_.serve(std::move(*s), std::move(ctx), l.cfg, thread_index); });
+        return;
+    }
+    std::shared_ptr<connection> c;
+    if (l.tls) {
+        auto t = make_tls_transport(std::move(socket), l.tls->current());
+        t->identity = l.cfg.tls->identity;
+        c = std::make_shared<connection>(core_, std::move(t), thread_index, ex);
+    } else {
+        c = std::make_shared<connection>(core_, std::move(socket), thread_index);
+    }
+    asio::post(ex, [c] { c->start(); });
+}
+
+void server::reload() {
+    if (!core_.cfg().namespace_model.empty()) core_.reload_model();
+    reload_tls();
+}
+
+void server::reload_tls() {
+    for (auto& l : listeners_) {
+        if (!l->tls) continue;
+        try {
+            l->tls->reload();
+            spdlog::info("listener '{}': TLS certificate and key reloaded", l->cfg.name);
+        } catch (const std::exception& e) {
+            spdlog::error("listener '{}': TLS reload failed, keeping the previous certificate: {}", l->cfg.name,
+                          e.what());
+        }
+    }
+}
+
 void server::begin_shutdown() {
     if (stopping_) return;
     stopping_ = true;
+    core_.set_listening(false);
     spdlog::info("shutting down");
     for (auto& l : listeners_) {
         boost::system::error_code ec;
@@ -118,7 +167,8 @@ int server::run() {
     for (auto& io : ios_) guards.push_back(asio::make_work_guard(*io));
 
     // SIGINT/SIGTERM: graceful shutdown. SIGHUP: reload the namespace model
-    // (connections stay up), then wait for the next signal.
+    // and the TLS certificates (connections stay up), then wait for the
+    // next signal.
     asio::signal_set signals(*ios_.front(), SIGINT, SIGTERM, SIGHUP);
     std::function<void()> wait_signal;
     wait_signal = [&] {
@@ -126,7 +176,7 @@ int server::run() {
             if (ec) return;
             spdlog::info("signal {} received", sig);
             if (sig == SIGHUP) {
-                core_.reload_model();
+                reload();
                 if (!stopping_) wait_signal();
                 return;
             }
@@ -170,8 +220,8 @@ int server::run() {
         std::printf("strata listening %s %s %s:%u\n", l->cfg.name.c_str(), l->cfg.protocol.c_str(),
                     l->cfg.host.c_str(), static_cast<unsigned>(l->port));
     }
+    core_.set_listening(true);
     std::printf("strata ready\n");
-    core_.set_ready(true);
     std::fflush(stdout);
 
     std::vector<std::thread> threads;

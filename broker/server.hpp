@@ -1,11 +1,15 @@
-// The I/O runtime: one io_context per network thread, the listeners, signal
-// handling and graceful shutdown, the $SYS timer.
+// The I/O runtime: one io_context per network thread, the listeners (MQTT
+// over TCP and TLS, HTTP with metrics and MQTT over WebSocket), signal
+// handling (SIGHUP reloads the namespace model and TLS certificates) and
+// graceful shutdown, the $SYS timer.
 //
 // Thread-safety: construct, listen() and run() from the main thread.
 #pragma once
 
 #include "broker/broker_core.hpp"
 #include "broker/config.hpp"
+#include "broker/http.hpp"
+#include "broker/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -38,13 +42,23 @@ public:
     [[nodiscard]] broker_core& core() noexcept { return core_; }
     // The first network thread's executor (for timers armed before run()).
     [[nodiscard]] asio::io_context::executor_type executor() { return ios_.front()->get_executor(); }
+    [[nodiscard]] metrics& exporter() noexcept { return metrics_; }
 
 private:
     struct listener;
     void start_accepting(listener& l);
+    // Hands an accepted socket to what its listener serves.
+    void serve(listener& l, tcp_socket socket, std::size_t thread_index);
+    // SIGHUP and POST /api/v1/reload: the namespace model (if configured)
+    // and the TLS certificates.
+    void reload();
+    // New TLS handshakes use the certificates on disk now.
+    void reload_tls();
     void begin_shutdown();
 
     broker_core core_;
+    metrics metrics_{core_};
+    http_server http_{core_, metrics_};
     std::vector<std::unique_ptr<asio::io_context>> ios_;
     std::vector<std::unique_ptr<listener>> listeners_;
     std::size_t next_io_ = 0;

@@ -1,7 +1,7 @@
 // Broker-wide counters. Each network thread owns one slot and is its only
 // writer (plain relaxed load+store, no read-modify-write on a shared cache
-// line); readers sum the slots. Gauges that several threads change use
-// atomics in `gauges`.
+// line); readers ($SYS, the /metrics scrape) sum the slots. Gauges that
+// several threads change are atomics in `stats`.
 #pragma once
 
 #include <array>
@@ -15,15 +15,25 @@ struct alignas(64) counter_slot {
     std::atomic<std::uint64_t> messages_sent{0};
     std::atomic<std::uint64_t> bytes_received{0};
     std::atomic<std::uint64_t> bytes_sent{0};
-    std::atomic<std::uint64_t> publish_received{0};
-    std::atomic<std::uint64_t> publish_sent{0};
+    // PUBLISH packets and their payload bytes, by QoS.
+    std::array<std::atomic<std::uint64_t>, 3> publish_received{};
+    std::array<std::atomic<std::uint64_t>, 3> payload_received{};
+    std::array<std::atomic<std::uint64_t>, 3> publish_sent{};
+    std::array<std::atomic<std::uint64_t>, 3> payload_sent{};
     std::atomic<std::uint64_t> dropped_queue_full{0};
     std::atomic<std::uint64_t> dropped_expired{0};
     std::atomic<std::uint64_t> dropped_too_large{0};
     std::atomic<std::uint64_t> dropped_offline_qos0{0};
     std::atomic<std::uint64_t> connections_accepted{0};
     std::atomic<std::uint64_t> refused_unstorable{0};  // QoS 1/2 publishes refused: the store cannot write
+    // Connections refused or failed before CONNACK success, by reason.
+    std::array<std::atomic<std::uint64_t>, 6> connections_refused{};
 };
+
+// Labels of counter_slot::connections_refused (Prometheus `reason`).
+enum class refusal : std::uint8_t { limit, auth, protocol, redirect, tls_handshake, websocket_upgrade };
+inline constexpr std::array<const char*, 6> refusal_labels{
+    "limit", "auth", "protocol", "redirect", "tls_handshake", "websocket_upgrade"};
 
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -42,7 +52,10 @@ public:
 
     struct totals {
         std::uint64_t messages_received = 0, messages_sent = 0, bytes_received = 0, bytes_sent = 0;
-        std::uint64_t publish_received = 0, publish_sent = 0;
+        std::uint64_t publish_received = 0, publish_sent = 0;  // all QoS
+        std::array<std::uint64_t, 3> publish_received_qos{}, payload_received_qos{}, publish_sent_qos{},
+            payload_sent_qos{};
+        std::array<std::uint64_t, 6> connections_refused{};
         std::uint64_t dropped_queue_full = 0, dropped_expired = 0, dropped_too_large = 0,
                       dropped_offline_qos0 = 0;
         std::uint64_t connections_accepted = 0;

@@ -315,8 +315,8 @@ TEST_CASE("config: unknown and duplicate keys", "[config]") {
     CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
                Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
                       "redirect, sys, threads, shutdown, namespace)"));
-    CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    tls: true\n"),
-               StartsWith("t.yaml:4: listeners[0]: unknown key 'tls'"));
+    CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    certificate: true\n"),
+               StartsWith("t.yaml:4: listeners[0]: unknown key 'certificate'"));
     CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - {deny: publish, topic: a}\n"),
                StartsWith("t.yaml:3: access[1]: unknown key 'topic'"));
     CHECK_THAT(error_of("log:\n  levl: info\n"), Equals("t.yaml:2: log: unknown key 'levl' (did you mean 'level'?)"));
@@ -339,12 +339,45 @@ TEST_CASE("config: document structure and YAML syntax errors", "[config]") {
 }
 
 TEST_CASE("config: listeners", "[config]") {
-    SECTION("protocol defaults to mqtt; other protocols are refused until they exist") {
+    SECTION("protocol defaults to mqtt; unknown protocols are refused") {
         const config c = parse("listeners:\n  - name: x\n    bind: \"0.0.0.0:1883\"\n");
         CHECK(c.listeners.at(0).protocol == "mqtt");
         CHECK(c.listeners.at(0).host == "0.0.0.0");
         CHECK_THAT(error_of("listeners:\n  - name: x\n    protocol: mqtts\n    bind: \"0.0.0.0:8883\"\n"),
-                   Equals("t.yaml:3: listeners[0].protocol: unsupported protocol 'mqtts' (supported: mqtt)"));
+                   Equals("t.yaml:3: listeners[0].protocol: unsupported protocol 'mqtts' (supported: mqtt, mqtt+tls, "
+                          "http or https)"));
+    }
+    SECTION("tls: required for mqtt+tls and https, refused elsewhere, paths relative to the file") {
+        const config c = parse_config(
+            "listeners:\n  - name: s\n    protocol: mqtt+tls\n    bind: \"0.0.0.0:8883\"\n"
+            "    tls: {cert: tls/s.crt, key: /abs/s.key, client_ca: ca.crt, require_client_cert: false,\n"
+            "          min_version: \"1.3\", identity: san-uri}\n",
+            "/etc/strata/strata.yaml");
+        const auto& t = c.listeners.at(0).tls;
+        REQUIRE(t);
+        CHECK(t->cert == "/etc/strata/tls/s.crt");
+        CHECK(t->key == "/abs/s.key");
+        CHECK(t->client_ca == "/etc/strata/ca.crt");
+        CHECK_FALSE(t->require_client_cert);
+        CHECK(t->min_version == "1.3");
+        CHECK(t->identity == tls_identity::san_uri);
+        const config d = parse("listeners:\n  - {name: w, protocol: https, bind: \"h:1\", tls: {cert: a, key: b}}\n");
+        CHECK(d.listeners.at(0).tls->require_client_cert);
+        CHECK(d.listeners.at(0).tls->min_version == "1.2");
+        CHECK(d.listeners.at(0).tls->identity == tls_identity::cn);
+        CHECK(d.listeners.at(0).is_http());
+        CHECK_THAT(error_of("listeners:\n  - name: s\n    protocol: mqtt+tls\n    bind: \"h:1\"\n"),
+                   Equals("t.yaml:2: listeners[0]: protocol 'mqtt+tls' needs a tls section with cert and key"));
+        CHECK_THAT(error_of("listeners:\n  - {name: s, protocol: http, bind: \"h:1\", tls: {cert: a, key: b}}\n"),
+                   Equals("t.yaml:2: listeners[0]: a tls section needs protocol mqtt+tls or https (got 'http')"));
+        CHECK_THAT(error_of("listeners:\n  - {name: s, protocol: https, bind: \"h:1\", tls: {cert: a}}\n"),
+                   StartsWith("t.yaml:2: listeners[0].tls: missing required key 'key'"));
+        CHECK_THAT(error_of("listeners:\n  - {name: s, protocol: https, bind: \"h:1\",\n"
+                            "     tls: {cert: a, key: b, min_version: \"1.1\"}}\n"),
+                   Equals("t.yaml:3: listeners[0].tls.min_version: must be 1.2 or 1.3 (got '1.1')"));
+        CHECK_THAT(error_of("listeners:\n  - {name: s, protocol: https, bind: \"h:1\",\n"
+                            "     tls: {cert: a, key: b, identity: subject}}\n"),
+                   StartsWith("t.yaml:3: listeners[0].tls.identity: must be cn, san-uri or san-dns"));
     }
     SECTION("at least one") {
         CHECK_THAT(error_of("threads: 1\nlisteners: []\n"),

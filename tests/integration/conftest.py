@@ -131,6 +131,7 @@ class Broker:
             self.config["persistence"]["path"] = str(tmpdir / "data")
         self.host = "127.0.0.1"
         self.port = None
+        self.listeners = {}  # name -> (host, port), from the "strata listening" lines
         self.proc = None
         self.stdout_lines = queue.Queue()
         self.stopped_rc = None
@@ -175,6 +176,8 @@ class Broker:
                                      % (seen, self.stderr_text()[-4000:]))
             seen.append(line)
             m = listening.match(line)
+            if m:
+                self.listeners[m.group(1)] = (m.group(3).strip("[]"), int(m.group(4)))
             if m and self.port is None:
                 self.host, self.port = m.group(3).strip("[]"), int(m.group(4))
             if line == "strata ready":
@@ -334,17 +337,21 @@ class Client:
     Received messages go to `self.messages` (a queue)."""
 
     def __init__(self, broker, client_id=None, version=5, clean=True, keepalive=60,
-                 will=None, connect_props=None):
+                 will=None, connect_props=None, transport="tcp"):
         self.broker = broker
         self.version = version
         self.client_id = uid("paho") if client_id is None else client_id
         proto = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         if version == 5:
-            self.c = mqtt.Client(client_id=self.client_id, protocol=proto)
+            self.c = mqtt.Client(client_id=self.client_id, protocol=proto, transport=transport)
         else:
-            self.c = mqtt.Client(client_id=self.client_id, clean_session=clean, protocol=proto)
+            self.c = mqtt.Client(client_id=self.client_id, clean_session=clean, protocol=proto,
+                                 transport=transport)
         self.clean = clean
         self.keepalive = keepalive
+        # TLS and WebSocket sockets must not be written by two threads at once:
+        # then every write is left to the network thread (see connect()).
+        self.single_writer = transport != "tcp"
         self.connect_props = connect_props
         self.messages = queue.Queue()
         self.connected = threading.Event()
@@ -395,6 +402,12 @@ class Client:
                     self._stop.wait(0.02)
 
     # API
+    def tls(self, **kw):
+        """paho's tls_set(**kw), before connect()."""
+        self.c.tls_set(**kw)
+        self.single_writer = True
+        return self
+
     def connect(self, expect_rc=0, timeout=TIMEOUT):
         kw = {}
         if self.version == 5:
@@ -404,6 +417,9 @@ class Client:
         self.c.connect(self.broker.host, self.broker.port, keepalive=self.keepalive, **kw)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        if self.single_writer:
+            # paho writes from the calling thread only when it has no loop thread
+            self.c._thread = self._thread
         assert self.connected.wait(timeout), "no CONNACK"
         flags, rc, _ = self.connack
         if expect_rc is not None:
@@ -492,6 +508,18 @@ class Client:
         except OSError:
             pass
         self.disconnected.set()
+        self.close()
+
+    def quit(self):
+        """Stops the network thread, then sends DISCONNECT through paho itself (any
+        transport: TLS, WebSocket) and closes. Unlike disconnect() it does not wait for
+        the broker to close the connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(TIMEOUT)
+        self.c._thread = None
+        if self.c.is_connected():
+            self.c.disconnect()
         self.close()
 
     def close(self):

@@ -1,0 +1,223 @@
+// HTTP connections: the request loop, routing, the WebSocket hand-off.
+#include "broker/http.hpp"
+
+#include "broker/broker_core.hpp"
+#include "broker/connection.hpp"
+#include "broker/metrics.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <string_view>
+
+namespace strata::broker {
+
+namespace http = boost::beast::http;
+namespace ssl = asio::ssl;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+// A client must send each request, and take each response, within this.
+constexpr auto io_timeout = std::chrono::seconds(30);
+
+// Awaits `op` (an awaitable of a tuple whose first element is the error)
+// for at most `d`; returns its error, or timed_out.
+template <class Op>
+asio::awaitable<boost::system::error_code> within(Op op, std::chrono::steady_clock::duration d) {
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    auto r = co_await (std::move(op) || t.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (r.index() == 1) co_return asio::error::timed_out;
+    co_return std::get<0>(std::get<0>(r));
+}
+
+// The request asks for the `mqtt` WebSocket subprotocol (among others).
+bool offers_mqtt(const http_request& req) {
+    const auto it = req.find(http::field::sec_websocket_protocol);
+    if (it == req.end()) return false;
+    std::string_view list = it->value();
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string_view token = list.substr(0, comma);
+        while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+        while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+        if (token == "mqtt") return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+std::string_view path_of(const http_request& req) {
+    std::string_view target = req.target();
+    return target.substr(0, target.find('?'));
+}
+
+tcp_socket& lowest(tcp_socket& s) { return s; }
+tcp_socket& lowest(tls_stream& s) { return s.next_layer(); }
+
+void close_socket(tcp_socket& s) {
+    boost::system::error_code ec;
+    s.shutdown(tcp_socket::shutdown_both, ec);
+    s.close(ec);
+}
+
+// The response to a request that could not be read, or none (just close).
+std::optional<http_server::response> read_failure(const boost::system::error_code& ec) {
+    if (ec == http::error::header_limit) return error_response(http::status::request_header_fields_too_large, "request header too large");
+    if (ec == http::error::body_limit) return error_response(http::status::payload_too_large, "request body too large");
+    if (ec.category() == http::make_error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+        return error_response(http::status::bad_request, "malformed request: " + ec.message());
+    }
+    return std::nullopt;
+}
+
+template <class Stream>
+std::unique_ptr<transport> ws_transport_for(Stream stream, const std::shared_ptr<ssl::context>& ctx, http_request req,
+                                            std::size_t max_message) {
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+        return make_wss_transport(std::move(stream), ctx, std::move(req), max_message);
+    } else {
+        (void)ctx;
+        return make_ws_transport(std::move(stream), std::move(req), max_message);
+    }
+}
+
+template <class Stream>
+asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, std::shared_ptr<ssl::context> ctx,
+                                       const listener_config& listener, std::size_t thread_index) {
+    const tls_identity identity = listener.tls ? listener.tls->identity : tls_identity::cn;
+    std::vector<std::string> identities;  // of the client certificate
+    broker_core& core = srv.core();
+    const std::string remote = [&] {
+        boost::system::error_code ec;
+        const auto ep = lowest(stream).remote_endpoint(ec);
+        return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+    }();
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+        const auto ec = co_await within(stream.async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable)), io_timeout);
+        if (ec) {
+            bump(core.counters().local().connections_refused[static_cast<std::size_t>(refusal::tls_handshake)]);
+            spdlog::info("{}: https: TLS handshake failed: {}", remote, ec.message());
+            close_socket(lowest(stream));
+            co_return;
+        }
+        if (auto peer = verified_peer(stream)) identities = peer->names(identity);
+    }
+    boost::beast::flat_buffer buffer;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(http_server::header_limit);
+        parser.body_limit(http_server::body_limit);
+        auto ec = co_await within(http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable)), io_timeout);
+        std::optional<http_server::response> res;
+        bool keep_alive = false;
+        if (ec) {
+            res = read_failure(ec);
+            if (res) spdlog::info("{}: http: {}", remote, ec.message());
+        } else {
+            http_request req = parser.release();
+            if (boost::beast::websocket::is_upgrade(req)) {
+                if (path_of(req) == "/mqtt" && offers_mqtt(req)) {
+                    const std::size_t max_message = core.cfg().limits.max_packet_size + 16 * 1024;
+                    auto t = ws_transport_for(std::move(stream), ctx, std::move(req), max_message);
+                    t->identity = identity;
+                    const auto ex = t->tcp().get_executor();
+                    auto c = std::make_shared<connection>(core, std::move(t), thread_index, ex);
+                    c->start();
+                    co_return;
+                }
+                bump(core.counters().local().connections_refused[static_cast<std::size_t>(refusal::websocket_upgrade)]);
+                res = path_of(req) == "/mqtt"
+                          ? error_response(http::status::bad_request, "WebSocket subprotocol 'mqtt' required", req.version())
+                          : error_response(http::status::not_found, "no WebSocket endpoint here; use /mqtt", req.version());
+            } else {
+                res = srv.respond(req, listener, identities);
+                keep_alive = req.keep_alive();
+            }
+        }
+        if (!res) break;
+        res->keep_alive(keep_alive);
+        ec = co_await within(http::async_write(stream, *res, asio::as_tuple(asio::use_awaitable)), io_timeout);
+        if (ec || !keep_alive) break;
+    }
+    close_socket(lowest(stream));
+}
+
+}  // namespace
+
+http_server::http_server(broker_core& core, const metrics& m) : core_(core), metrics_(m), admin_(core) {}
+
+void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, const listener_config& l,
+                        std::size_t thread_index) {
+    const auto ex = socket.get_executor();
+    auto on_error = [](const std::exception_ptr& e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            spdlog::error("http connection closed after an internal error: {}", x.what());
+        }
+    };
+    if (ctx) {
+        tls_stream stream(std::move(socket), *ctx);
+        asio::co_spawn(ex, serve_connection(*this, std::move(stream), std::move(ctx), l, thread_index), on_error);
+    } else {
+        asio::co_spawn(ex, serve_connection(*this, std::move(socket), nullptr, l, thread_index), on_error);
+    }
+}
+
+http_server::response http_server::respond(const http_request& req, const listener_config& l,
+                                           const std::vector<std::string>& identities) const {
+    const auto path = path_of(req);
+    const unsigned v = req.version();
+    if (path.starts_with("/api/")) {
+        if (identities.empty())
+            return error_response(http::status::unauthorized, "the admin API needs a client certificate", v);
+        for (const auto& id : identities) {
+            if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end())
+                return admin_.respond(req);
+        }
+        spdlog::info("admin API refused to '{}' on listener '{}'", identities.front(), l.name);
+        return error_response(http::status::forbidden, "this client certificate is not an admin identity", v);
+    }
+    const bool get = req.method() == http::verb::get;
+    auto only_get = [&] { return error_response(http::status::method_not_allowed, "only GET is allowed here", v); };
+    if (path == "/metrics") {
+        if (!get) return only_get();
+        response res{http::status::ok, v};
+        res.set(http::field::server, "strata");
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = metrics_.scrape();
+        res.prepare_payload();
+        return res;
+    }
+    if (path == "/healthz") {
+        if (!get) return only_get();
+        return json_response(http::status::ok, {{"status", "alive"}}, v);
+    }
+    if (path == "/readyz") {
+        if (!get) return only_get();
+        return core_.ready() ? json_response(http::status::ok, {{"status", "ready"}}, v)
+                             : json_response(http::status::service_unavailable, {{"status", "not ready"}}, v);
+    }
+    if (path == "/mqtt") {
+        return error_response(http::status::upgrade_required, "MQTT over WebSocket: send a WebSocket upgrade", v);
+    }
+    return json_response(http::status::not_found, {{"error", "not found"}, {"path", std::string(path)}}, v);
+}
+
+}  // namespace strata::broker

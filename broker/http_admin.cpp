@@ -1,0 +1,148 @@
+// The admin API's endpoints.
+#include "broker/http_admin.hpp"
+
+#include "broker/broker_core.hpp"
+#include "broker/connection.hpp"
+#include "namespace/topic.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace strata::broker {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Percent-decoding of a path segment or query value ('+' is a space in a
+// query); nullopt for a malformed escape.
+std::optional<std::string> url_decode(std::string_view in, bool query) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%') {
+            if (i + 2 >= in.size()) return std::nullopt;
+            const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+            if (hi < 0 || lo < 0) return std::nullopt;
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else if (query && in[i] == '+') {
+            out += ' ';
+        } else {
+            out += in[i];
+        }
+    }
+    return out;
+}
+
+// The value of `key` in the query string of `target`.
+std::optional<std::string> query_param(std::string_view target, std::string_view key) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return std::nullopt;
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == key) {
+            return eq == std::string_view::npos ? std::optional<std::string>("") : url_decode(pair.substr(eq + 1), true);
+        }
+        if (amp == std::string_view::npos) break;
+        rest.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
+json session_json(const session& s) {
+    return {{"client_id", s.client_id()},
+            {"connected", s.connected()},
+            {"queued", s.queued_messages()},
+            {"inflight", s.inflight_messages()},
+            {"subscriptions", s.subscription_count()},
+            {"expiry_interval", s.expiry_interval()}};
+}
+
+}  // namespace
+
+admin_api::response json_response(http::status status, const json& body, unsigned version) {
+    admin_api::response res{status, version};
+    res.set(http::field::server, "strata");
+    res.set(http::field::content_type, "application/json");
+    res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    res.prepare_payload();
+    return res;
+}
+
+admin_api::response error_response(http::status status, std::string_view message, unsigned version) {
+    return json_response(status, {{"error", message}}, version);
+}
+
+admin_api::response admin_api::respond(const http_request& req) const {
+    const std::string_view target = req.target();
+    const std::string_view path = target.substr(0, target.find('?'));
+    const unsigned v = req.version();
+    const bool get = req.method() == http::verb::get;
+    const bool post = req.method() == http::verb::post;
+    auto wrong_method = [&](const char* allowed) {
+        return error_response(http::status::method_not_allowed, std::string("use ") + allowed, v);
+    };
+
+    if (path == "/api/v1/sessions") {
+        if (!get) return wrong_method("GET");
+        json out = json::array();
+        for (const auto& s : core_.all_sessions()) out.push_back(session_json(*s));
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/subscriptions") {
+        if (!get) return wrong_method("GET");
+        json out = json::array();
+        for (const auto& s : core_.all_sessions()) {
+            for (const auto& f : s->subscription_filters()) out.push_back({{"client_id", s->client_id()}, {"filter", f}});
+        }
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/state") {
+        if (!get) return wrong_method("GET");
+        const auto filter = query_param(target, "filter");
+        if (!filter || filter->empty()) return error_response(http::status::bad_request, "missing ?filter=TOPIC-FILTER", v);
+        if (!ns::valid_topic_filter(*filter))
+            return error_response(http::status::bad_request, "not a valid MQTT topic filter: " + *filter, v);
+        json out = json::array();
+        core_.routes().for_each_retained(*filter, [&out](const message_ptr& m) {
+            out.push_back({{"topic", m->topic}, {"payload", m->payload}, {"qos", m->qos}});
+        });
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/reload") {
+        if (!post) return wrong_method("POST");
+        if (reload) reload();
+        return json_response(http::status::ok, {{"reloaded", true}}, v);
+    }
+    constexpr std::string_view clients = "/api/v1/clients/";
+    constexpr std::string_view disconnect = "/disconnect";
+    if (path.starts_with(clients) && path.ends_with(disconnect) && path.size() > clients.size() + disconnect.size()) {
+        if (!post) return wrong_method("POST");
+        const auto id = url_decode(path.substr(clients.size(), path.size() - clients.size() - disconnect.size()), false);
+        if (!id) return error_response(http::status::bad_request, "malformed client id", v);
+        for (const auto& s : core_.all_sessions()) {
+            if (s->client_id() != *id) continue;
+            if (auto c = s->owner()) {
+                spdlog::info("admin API: disconnecting client '{}'", *id);
+                c->kick(mqtt::reason_code::administrative_action);
+                return json_response(http::status::accepted, {{"disconnected", *id}}, v);
+            }
+        }
+        return json_response(http::status::not_found, {{"error", "no connected client with this id"}, {"client_id", *id}}, v);
+    }
+    return json_response(http::status::not_found, {{"error", "no such admin endpoint"}, {"path", std::string(path)}}, v);
+}
+
+}  // namespace strata::broker

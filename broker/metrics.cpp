@@ -1,0 +1,168 @@
+// The scrape: broker counters and gauges, namespace checks, the process.
+#include "broker/metrics.hpp"
+
+#include "broker/broker_core.hpp"
+#include "namespace/model_stats.hpp"
+
+#include <prometheus/text_serializer.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <vector>
+
+namespace strata::broker {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using labels = std::vector<ClientMetric::Label>;
+
+constexpr std::array<const char*, 3> qos_labels{"0", "1", "2"};
+
+class family_builder {
+public:
+    family_builder& counter(std::string name, std::string help) { return begin(std::move(name), std::move(help), MetricType::Counter); }
+    family_builder& gauge(std::string name, std::string help) { return begin(std::move(name), std::move(help), MetricType::Gauge); }
+
+    family_builder& value(double v, labels l = {}) {
+        ClientMetric m;
+        m.label = std::move(l);
+        if (out_.back().type == MetricType::Counter) m.counter.value = v;
+        else m.gauge.value = v;
+        out_.back().metric.push_back(std::move(m));
+        return *this;
+    }
+
+    // One sample per QoS from a per-QoS array.
+    family_builder& by_qos(const std::array<std::uint64_t, 3>& v) {
+        for (std::size_t q = 0; q < v.size(); ++q) value(static_cast<double>(v[q]), {{"qos", qos_labels[q]}});
+        return *this;
+    }
+
+    std::vector<MetricFamily> take() { return std::move(out_); }
+
+private:
+    family_builder& begin(std::string name, std::string help, MetricType type) {
+        out_.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
+        return *this;
+    }
+    std::vector<MetricFamily> out_;
+};
+
+struct process_sample {
+    double cpu_seconds = 0;
+    double resident_bytes = 0;
+    double open_fds = 0;
+};
+
+process_sample sample_process() {
+    process_sample p;
+    {
+        // /proc/self/stat: fields 14 and 15 are user and system time in
+        // clock ticks; field 2 (the command) may contain spaces, so count
+        // from its closing parenthesis.
+        std::ifstream f("/proc/self/stat");
+        std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        const auto close = text.rfind(')');
+        if (close != std::string::npos) {
+            std::istringstream in(text.substr(close + 2));
+            std::string field;
+            double utime = 0, stime = 0;
+            for (int i = 3; i <= 15 && (in >> field); ++i) {
+                if (i == 14) utime = std::stod(field);
+                if (i == 15) stime = std::stod(field);
+            }
+            p.cpu_seconds = (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+        }
+    }
+    {
+        std::ifstream f("/proc/self/statm");
+        double size = 0, resident = 0;
+        if (f >> size >> resident) p.resident_bytes = resident * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    }
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) {
+        p.open_fds += 1;
+    }
+    return p;
+}
+
+void add_broker(family_builder& b, broker_core& core) {
+    const auto t = core.counters().sum();
+    b.gauge("strata_connections", "Open client network connections (MQTT over TCP, TLS and WebSocket)")
+        .value(static_cast<double>(core.connection_count()));
+    b.gauge("strata_clients_connected", "Clients past a successful CONNECT")
+        .value(static_cast<double>(core.counters().clients_connected.load(std::memory_order_relaxed)));
+    b.counter("strata_connections_accepted_total", "Network connections accepted")
+        .value(static_cast<double>(t.connections_accepted));
+    b.counter("strata_connections_refused_total", "Connections refused or failed before CONNACK success, by reason");
+    for (std::size_t r = 0; r < refusal_labels.size(); ++r)
+        b.value(static_cast<double>(t.connections_refused[r]), {{"reason", refusal_labels[r]}});
+    b.counter("strata_messages_received_total", "PUBLISH packets received, by QoS").by_qos(t.publish_received_qos);
+    b.counter("strata_messages_sent_total", "PUBLISH packets sent, by QoS").by_qos(t.publish_sent_qos);
+    b.counter("strata_payload_received_bytes_total", "Payload bytes of PUBLISH packets received, by QoS")
+        .by_qos(t.payload_received_qos);
+    b.counter("strata_payload_sent_bytes_total", "Payload bytes of PUBLISH packets sent, by QoS")
+        .by_qos(t.payload_sent_qos);
+    b.counter("strata_packets_received_total", "MQTT control packets received").value(static_cast<double>(t.messages_received));
+    b.counter("strata_packets_sent_total", "MQTT PUBLISH packets sent").value(static_cast<double>(t.messages_sent));
+    b.counter("strata_received_bytes_total", "Bytes received from clients (MQTT stream)").value(static_cast<double>(t.bytes_received));
+    b.counter("strata_sent_bytes_total", "Bytes written to clients (MQTT stream)").value(static_cast<double>(t.bytes_sent));
+    b.counter("strata_messages_dropped_total", "Messages not delivered, by reason")
+        .value(static_cast<double>(t.dropped_queue_full), {{"reason", "queue_full"}})
+        .value(static_cast<double>(t.dropped_expired), {{"reason", "expired"}})
+        .value(static_cast<double>(t.dropped_too_large), {{"reason", "too_large"}})
+        .value(static_cast<double>(t.dropped_offline_qos0), {{"reason", "offline_qos0"}});
+    b.gauge("strata_queued_messages", "Messages waiting in session queues")
+        .value(static_cast<double>(core.queued_messages()));
+    b.gauge("strata_retained_messages", "Retained messages stored").value(static_cast<double>(core.routes().retained_count()));
+    b.gauge("strata_subscriptions", "Subscriptions").value(static_cast<double>(core.routes().subscription_count()));
+    b.gauge("strata_sessions", "Sessions (online and offline)").value(static_cast<double>(core.session_count()));
+    b.gauge("strata_ready", "1 when the broker is ready (listeners up, recovery done)").value(core.ready() ? 1 : 0);
+    const auto uptime = std::chrono::duration<double>(steady_clock::now() - core.started()).count();
+    b.gauge("strata_uptime_seconds", "Seconds since the broker started").value(uptime);
+}
+
+void add_namespace(family_builder& b, broker_core& core) {
+    const ns::model* m = core.model();
+    if (m == nullptr) return;
+    b.counter("strata_namespace_messages_total", "Namespace model checks of published messages, by subtree and outcome");
+    for (const auto& row : m->stats().snapshot()) {
+        for (std::size_t i = 0; i < ns::model_stats::counter_count; ++i) {
+            const auto c = static_cast<ns::model_stats::counter>(i);
+            if (row[c] == 0) continue;
+            labels l{{"subtree", row.subtree}, {"outcome", std::string(ns::model_stats::outcome_label(c))}};
+            const auto reason = ns::model_stats::reason_label(c);
+            if (!reason.empty()) l.push_back({"reason", std::string(reason)});
+            b.value(static_cast<double>(row[c]), std::move(l));
+        }
+    }
+}
+
+void add_process(family_builder& b) {
+    const auto p = sample_process();
+    b.counter("strata_process_cpu_seconds_total", "User and system CPU time of the broker process").value(p.cpu_seconds);
+    b.gauge("strata_process_resident_memory_bytes", "Resident memory of the broker process").value(p.resident_bytes);
+    b.gauge("strata_process_open_fds", "Open file descriptors of the broker process").value(p.open_fds);
+}
+
+}  // namespace
+
+metrics::metrics(broker_core& core) : core_(core), registry_(std::make_shared<prometheus::Registry>()) {}
+
+std::string metrics::scrape() const {
+    family_builder b;
+    add_broker(b, core_);
+    add_namespace(b, core_);
+    add_process(b);
+    auto families = b.take();
+    for (auto& f : registry_->Collect()) families.push_back(std::move(f));
+    return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace strata::broker

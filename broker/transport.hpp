@@ -1,0 +1,119 @@
+// The byte stream under a connection when it is not plain TCP: TLS,
+// WebSocket, WebSocket over TLS.
+//
+// A plain TCP connection has no transport object at all (the connection
+// reads its socket directly, see connection.hpp); the others hold one behind
+// a pointer, so the lean plain path pays 8 bytes for the option. Their
+// buffers and handshakes are what TLS and WebSocket cost anyway.
+//
+// Also here: the TLS server context of a listener (tls_context), built from
+// its `tls:` config and swapped on SIGHUP; and peer_certificate, the verified
+// client certificate's names that `tls.identity` maps to a user.
+//
+// Thread-safety: a transport belongs to its connection and is used on that
+// connection's thread only. tls_context::current() and reload() may be
+// called from any thread.
+#pragma once
+
+#include "broker/config.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace strata::broker {
+
+namespace asio = boost::asio;
+using tcp_socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+using tls_stream = asio::ssl::stream<tcp_socket>;
+using http_request = boost::beast::http::request<boost::beast::http::string_body>;
+
+// The names of a verified client certificate.
+struct peer_certificate {
+    std::string subject_cn;             // the last CN of the subject, "" if none
+    std::vector<std::string> san_uri;   // subjectAltName URI entries, in order
+    std::vector<std::string> san_dns;   // subjectAltName DNS entries, in order
+
+    // The names `tls.identity` selects: cn gives at most one, san-uri and
+    // san-dns every entry of that kind.
+    [[nodiscard]] std::vector<std::string> names(tls_identity kind) const;
+};
+
+// Reads the names of `cert` (an X509*; void* keeps OpenSSL out of this header).
+[[nodiscard]] peer_certificate read_certificate(const void* x509);
+
+// A listener's TLS server context. A connection keeps the context it
+// started with; after reload() new handshakes use the new one.
+class tls_context {
+public:
+    // Throws std::runtime_error naming the file that failed.
+    explicit tls_context(tls_config cfg);
+
+    [[nodiscard]] std::shared_ptr<asio::ssl::context> current() const;
+    // Builds a context from the same files again. On error keeps the old
+    // one and throws std::runtime_error.
+    void reload();
+    [[nodiscard]] const tls_config& cfg() const noexcept { return cfg_; }
+
+private:
+    tls_config cfg_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<asio::ssl::context> ctx_;  // guarded by mutex_
+};
+
+class transport {
+public:
+    using handler = std::function<void(boost::system::error_code, std::size_t)>;
+
+    virtual ~transport() = default;
+
+    // The handshake (TLS, WebSocket accept); h(ec, 0) when done.
+    virtual void async_start(handler h) = 0;
+    // Reads at least one byte into `in`.
+    virtual void async_read(handler h) = 0;
+    virtual void async_write(asio::const_buffer b, handler h) = 0;
+    // Closes the socket now; pending operations complete with an error.
+    virtual void close() = 0;
+    [[nodiscard]] virtual tcp_socket& tcp() = 0;
+    // The verified client certificate, if the client sent one.
+    [[nodiscard]] const std::optional<peer_certificate>& peer() const noexcept { return peer_; }
+    // What a failed async_start counts as (stats.hpp refusal).
+    [[nodiscard]] virtual std::uint8_t start_failure() const noexcept = 0;
+
+    // Where async_read puts its bytes.
+    std::array<std::uint8_t, 16 * 1024> in{};
+    // Which certificate names identify the client (the listener's tls.identity).
+    tls_identity identity = tls_identity::cn;
+
+protected:
+    std::optional<peer_certificate> peer_;
+};
+
+// `mqtt+tls`: the TLS handshake, then MQTT in the TLS stream.
+[[nodiscard]] std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx);
+
+// WebSocket at /mqtt on an http listener: accepts the upgrade `req` (which
+// was read from `socket`), then MQTT in binary messages. Messages larger than
+// `max_message` close the connection.
+[[nodiscard]] std::unique_ptr<transport> make_ws_transport(tcp_socket socket, http_request req, std::size_t max_message);
+// The same on an https listener, over a TLS stream whose handshake is done;
+// `ctx` is the context the stream was made with.
+[[nodiscard]] std::unique_ptr<transport> make_wss_transport(tls_stream stream, std::shared_ptr<asio::ssl::context> ctx,
+                                                            http_request req, std::size_t max_message);
+
+// The client certificate of a finished TLS handshake, if one was verified.
+[[nodiscard]] std::optional<peer_certificate> verified_peer(tls_stream& s);
+
+}  // namespace strata::broker
