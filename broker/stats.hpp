@@ -22,6 +22,8 @@ struct alignas(64) counter_slot {
     std::atomic<std::uint64_t> dropped_too_large{0};
     std::atomic<std::uint64_t> dropped_offline_qos0{0};
     std::atomic<std::uint64_t> connections_accepted{0};
+    std::atomic<std::uint64_t> publish_refused{0};       // no grant (auth) or access rule
+    std::atomic<std::uint64_t> publish_rate_limited{0};  // over an identity's publish rate
 };
 
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
@@ -45,6 +47,7 @@ public:
         std::uint64_t dropped_queue_full = 0, dropped_expired = 0, dropped_too_large = 0,
                       dropped_offline_qos0 = 0;
         std::uint64_t connections_accepted = 0;
+        std::uint64_t publish_refused = 0, publish_rate_limited = 0;
         [[nodiscard]] std::uint64_t dropped() const noexcept {
             return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;
         }

@@ -1,0 +1,62 @@
+// The broker's security state, built once from the config: the roles
+// policy, the password file, per-identity limits, the failed-login guard,
+// the audit log, and the worker thread that runs the slow password hashes
+// so that no network thread waits on them.
+//
+// Thread-safety: every member may be called from any thread (the pieces
+// are immutable or synchronise themselves). stop() before the io_contexts
+// are destroyed: it joins the worker, whose completions post to them.
+#pragma once
+
+#include "auth/audit.hpp"
+#include "auth/limits.hpp"
+#include "auth/password_file.hpp"
+#include "auth/policy.hpp"
+#include "broker/config.hpp"
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace strata::broker {
+
+class security {
+public:
+    // Loads the password file and opens the audit log; throws config_error
+    // naming the file (and line) when one is unusable.
+    explicit security(const config& cfg);
+    ~security();
+
+    [[nodiscard]] const auth::policy& policy() const noexcept { return policy_; }
+    // Null when no password file is configured.
+    [[nodiscard]] const auth::password_file* passwords() const noexcept { return passwords_.get(); }
+    // Null when no per-identity limit is configured.
+    [[nodiscard]] auth::identity_registry* identities() noexcept { return identities_.get(); }
+    [[nodiscard]] auth::login_guard& logins() noexcept { return logins_; }
+    [[nodiscard]] bool anonymous_allowed(bool loopback_listener) const noexcept;
+    [[nodiscard]] bool filter_wide_subscriptions() const noexcept { return filter_wide_; }
+
+    // Checks user/password on the worker thread; `done(ok)` runs there.
+    void verify_password(std::string user, std::string password, std::function<void(bool)> done);
+
+    // The audit log, or null when none is configured.
+    [[nodiscard]] auth::audit_log* audit_file() noexcept { return audit_.get(); }
+
+    void stop();
+
+private:
+    auth::policy policy_;
+    std::shared_ptr<const auth::password_file> passwords_;
+    std::unique_ptr<auth::identity_registry> identities_;
+    auth::login_guard logins_;
+    std::unique_ptr<auth::audit_log> audit_;
+    bool allow_anonymous_;
+    bool anonymous_loopback_only_;
+    bool filter_wide_;
+    boost::asio::thread_pool worker_{1};
+    bool stopped_ = false;
+};
+
+}  // namespace strata::broker
