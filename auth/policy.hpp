@@ -82,6 +82,37 @@ private:
     std::array<filters, 4> by_verb_;
 };
 
+// The last few topics one connection was allowed to publish to (plain
+// publishes, not commands): a device publishes on a handful of topics over
+// and over, and a hit costs a string comparison instead of a walk over the
+// grants (and the model). Not thread-safe: one per connection, used on its
+// thread.
+class decision_cache {
+public:
+    static constexpr std::size_t size = 4;
+    [[nodiscard]] bool contains(std::string_view topic) const noexcept {
+        for (const auto& e : entries_)
+            if (e.valid && e.topic == topic) return true;
+        return false;
+    }
+    void put(std::string_view topic) {
+        auto& e = entries_[next_++ % size];
+        e.topic.assign(topic);
+        e.valid = true;
+    }
+    void clear() noexcept {
+        for (auto& e : entries_) e.valid = false;
+    }
+
+private:
+    struct entry {
+        std::string topic;
+        bool valid = false;
+    };
+    std::array<entry, size> entries_{};
+    std::size_t next_ = 0;
+};
+
 class policy_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -107,6 +107,8 @@ private:
     // Publish authorization (handle_publish.cpp).
     [[nodiscard]] bool is_command(std::string_view topic) const;
     [[nodiscard]] bool may_publish(std::string_view topic, bool command) const;
+    // The roles' verdict on a client's PUBLISH to `topic` (cached per topic).
+    [[nodiscard]] bool publish_granted(std::string_view topic, bool& command);
     void handle_publish(mqtt::publish& p);
     // Hands an accepted PUBLISH to the router (moves topic, payload and
     // props out of `p`); returns the number of sessions it was queued for.
@@ -189,6 +191,8 @@ private:
     std::string identity_;                                // empty: anonymous
     std::shared_ptr<const auth::grants> grants_;          // null: no roles configured
     std::shared_ptr<auth::identity_state> identity_state_; // null: no per-identity limits
+    auth::decision_cache publish_decisions_;              // valid for cached_model_
+    const void* cached_model_ = nullptr;                  // the model the decisions were made with
     std::unique_ptr<mqtt::connect> pending_connect_;      // while verifying / authenticating
     std::unique_ptr<auth::scram_server> scram_;
     std::optional<std::string> connack_auth_data_;        // server-final-message for CONNACK

@@ -45,6 +45,28 @@ bool connection::may_publish(std::string_view topic, bool command) const {
     return grants_ == nullptr || grants_->may_publish(topic, command);
 }
 
+bool connection::publish_granted(std::string_view topic, bool& command) {
+    // Commands are told apart only when someone needs to know: the grants
+    // or the audit log. A cached decision was made with the same model
+    // (a SIGHUP reload can change which topics are commands).
+    command = false;
+    if (grants_ == nullptr) {
+        command = core_.auditing() && is_command(topic);
+        return true;
+    }
+    const void* m = core_.model();
+    if (m != cached_model_) {
+        publish_decisions_.clear();
+        cached_model_ = m;
+    }
+    if (publish_decisions_.contains(topic)) return true;
+    command = is_command(topic);
+    const bool ok = may_publish(topic, command);
+    // Commands are audited one by one: never cached.
+    if (ok && !command) publish_decisions_.put(topic);
+    return ok;
+}
+
 void connection::handle_publish(mqtt::publish& p) {
     using mqtt::reason_code;
     const bool v5 = version_ == mqtt::protocol_version::v5;
@@ -94,11 +116,10 @@ void connection::handle_publish(mqtt::publish& p) {
     // '$' topics are the broker's own ($SYS); clients do not publish there.
     // Nor under the dead-letter prefix: what is there was put there by the
     // broker's quarantine, and a client writing there could forge it.
-    // Commands are told apart only when someone needs to know: the grants
-    // or the audit log.
-    const bool command = (grants_ != nullptr || core_.auditing()) && is_command(p.topic);
+    bool command = false;
     if (p.topic.front() == '$' || !core_.access().may_publish(p.topic) ||
-        (model != nullptr && under_prefix(p.topic, model->dead_letter_prefix())) || !may_publish(p.topic, command)) {
+        (model != nullptr && under_prefix(p.topic, model->dead_letter_prefix())) ||
+        !publish_granted(p.topic, command)) {
         outcome = reason_code::not_authorized;
         bump(core_.counters().local().publish_refused);
         spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, p.topic);

@@ -24,7 +24,8 @@ security::security(const config& cfg)
       logins_(cfg.auth.login_backoff),
       allow_anonymous_(cfg.allow_anonymous),
       anonymous_loopback_only_(cfg.anonymous_loopback_only),
-      filter_wide_(cfg.auth.filter_wide_subscriptions) {
+      filter_wide_(cfg.auth.filter_wide_subscriptions),
+      cache_key_(auth::random_bytes(32)) {
     if (!cfg.auth.password_file.empty()) {
         try {
             passwords_ = std::make_shared<const auth::password_file>(auth::password_file::load(cfg.auth.password_file));
@@ -54,7 +55,7 @@ void security::verify_password(std::string user, std::string password, std::func
                                 done = std::move(done)]() mutable {
         bool ok = false;
         try {
-            ok = passwords_ && passwords_->verify(user, password);
+            ok = check_password(user, password);
         } catch (const std::exception& e) {
             spdlog::error("password check for '{}' failed: {}", user, e.what());
         }
@@ -62,6 +63,20 @@ void security::verify_password(std::string user, std::string password, std::func
         auth::cleanse(password);
         done(ok);
     });
+}
+
+bool security::check_password(const std::string& user, const std::string& password) {
+    if (!passwords_) return false;
+    const std::string mac = auth::hmac_sha256(cache_key_, password);
+    {
+        std::lock_guard lock(cache_mutex_);
+        const auto it = verified_.find(user);
+        if (it != verified_.end() && auth::equal_constant_time(it->second, mac)) return true;
+    }
+    if (!passwords_->verify(user, password)) return false;
+    std::lock_guard lock(cache_mutex_);
+    verified_[user] = mac;
+    return true;
 }
 
 void security::stop() {

@@ -3,6 +3,12 @@
 // the audit log, and the worker thread that runs the slow password hashes
 // so that no network thread waits on them.
 //
+// A password that verified once is remembered as HMAC-SHA-256 under a
+// random per-process key (one entry per user of the file, replaced when
+// the user logs in with another password), so that a reconnect storm after
+// a restart costs one slow hash per user, not one per connection. Failed
+// attempts are never remembered: each costs the full hash.
+//
 // Thread-safety: every member may be called from any thread (the pieces
 // are immutable or synchronise themselves). stop() before the io_contexts
 // are destroyed: it joins the worker, whose completions post to them.
@@ -18,7 +24,9 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace strata::broker {
 
@@ -40,6 +48,8 @@ public:
 
     // Checks user/password on the worker thread; `done(ok)` runs there.
     void verify_password(std::string user, std::string password, std::function<void(bool)> done);
+    // The check itself (worker thread).
+    [[nodiscard]] bool check_password(const std::string& user, const std::string& password);
 
     // The audit log, or null when none is configured.
     [[nodiscard]] auth::audit_log* audit_file() noexcept { return audit_.get(); }
@@ -55,6 +65,9 @@ private:
     bool allow_anonymous_;
     bool anonymous_loopback_only_;
     bool filter_wide_;
+    const std::string cache_key_;
+    std::mutex cache_mutex_;
+    std::unordered_map<std::string, std::string> verified_;  // user -> HMAC(cache_key_, password)
     boost::asio::thread_pool worker_{1};
     bool stopped_ = false;
 };

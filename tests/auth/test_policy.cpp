@@ -147,3 +147,17 @@ TEST_CASE("policy: command subtrees") {
     CHECK(p.is_command_subtree("plc/write/x"));
     CHECK_FALSE(p.is_command_subtree("acme/dresden/press-shop/line-2/press-7/telemetry"));
 }
+
+TEST_CASE("decision cache: remembers the last few topics") {
+    decision_cache c;
+    CHECK_FALSE(c.contains("a"));
+    c.put("a");
+    CHECK(c.contains("a"));
+    for (const char* t : {"b", "c", "d"}) c.put(t);
+    CHECK(c.contains("a"));
+    c.put("e");  // replaces the oldest
+    CHECK_FALSE(c.contains("a"));
+    CHECK(c.contains("e"));
+    c.clear();
+    CHECK_FALSE(c.contains("e"));
+}

@@ -154,6 +154,43 @@ def test_passwd_round_trip(tmp_path):
     assert p.returncode == 2 and b"usage" in p.stderr
 
 
+def test_passwd_prompts_on_a_terminal_without_echo(tmp_path):
+    """On a terminal the password is asked twice, with echo off."""
+    import pty
+    import select as sel
+    path = tmp_path / "passwd"
+    master, slave = pty.openpty()
+    p = subprocess.Popen([STRATA_BIN, "passwd", "--iterations", "1000", str(path), "olga"],
+                         stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    seen = b""
+
+    def read_until(text):
+        nonlocal seen
+        deadline = time.monotonic() + 10
+        while text not in seen:
+            assert time.monotonic() < deadline, seen
+            if sel.select([master], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(master, 1024)
+                except OSError:
+                    break
+    try:
+        read_until(b"Password: ")
+        os.write(master, b"tty-secret\n")
+        read_until(b"Reenter password: ")
+        os.write(master, b"tty-secret\n")
+        assert p.wait(timeout=15) == 0
+        read_until(b"\n")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    assert b"tty-secret" not in seen  # not echoed
+    assert path.read_text().startswith("olga:$pbkdf2-sha512$1000$")
+
+
 @pytest.mark.parametrize("version", [r.V5, r.V311])
 def test_wrong_password_refused_with_the_right_reason_code(start, tmp_path, raw_clients, version):
     b = start({"auth": {"allow_anonymous": False, "password_file": str(make_passwd(tmp_path))}})
