@@ -68,16 +68,17 @@ void connection::authenticate(mqtt::connect& c) {
     auto& sec = core_.security();
     const bool v5 = version_ == mqtt::protocol_version::v5;
 
+    const auto passwords = sec.passwords();
     if (v5 && c.props.authentication_method) {
-        if (*c.props.authentication_method != auth::scram_method || sec.passwords() == nullptr) {
+        if (*c.props.authentication_method != auth::scram_method || passwords == nullptr) {
             refuse_connect(reason_code::bad_authentication_method,
-                           sec.passwords() == nullptr ? "no authentication method is configured"
-                                                      : "the supported authentication method is SCRAM-SHA-256");
+                           passwords == nullptr ? "no authentication method is configured"
+                                                : "the supported authentication method is SCRAM-SHA-256");
             return;
         }
         if (login_blocked()) return;
         scram_ = std::make_unique<auth::scram_server>();
-        auto step = scram_->start(c.props.authentication_data.value_or(""), *sec.passwords());
+        auto step = scram_->start(c.props.authentication_data.value_or(""), *passwords);
         if (!step.ok) {
             login_failed(scram_->user(), reason_code::bad_user_name_or_password, step.error);
             return;
@@ -98,7 +99,7 @@ void connection::authenticate(mqtt::connect& c) {
     req.username = c.username;
     req.has_password = c.password.has_value();
     req.certificate_identity = certificate_identity_;
-    req.password_file = sec.passwords() != nullptr;
+    req.password_file = passwords != nullptr;
     req.anonymous_allowed = sec.anonymous_allowed(loopback);
     const auto plan = auth::plan_login(req);
     switch (plan.kind) {

@@ -64,7 +64,8 @@ Password file (README "Security"):
         removes USER (exit 1 when USER is not in FILE)
 
 Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reloads the namespace
-model (a model that does not load is logged and the old one stays).
+model and the password file (one that does not load is logged and the old
+one stays).
 
 Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad command
 line, a bad config, a namespace model or password file that does not load,

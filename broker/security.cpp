@@ -26,7 +26,8 @@ security::security(const config& cfg)
       anonymous_loopback_only_(cfg.anonymous_loopback_only),
       filter_wide_(cfg.auth.filter_wide_subscriptions),
       cache_key_(auth::random_bytes(32)) {
-    if (!cfg.auth.password_file.empty()) {
+    password_path_ = cfg.auth.password_file;
+    if (!password_path_.empty()) {
         try {
             passwords_ = std::make_shared<const auth::password_file>(auth::password_file::load(cfg.auth.password_file));
         } catch (const auth::password_error& e) {
@@ -65,17 +66,47 @@ void security::verify_password(std::string user, std::string password, std::func
     });
 }
 
+std::shared_ptr<const auth::password_file> security::passwords() const {
+    std::lock_guard lock(passwords_mutex_);
+    return passwords_;
+}
+
+bool security::reload_passwords() {
+    if (password_path_.empty()) return false;
+    std::shared_ptr<const auth::password_file> fresh;
+    try {
+        fresh = std::make_shared<const auth::password_file>(auth::password_file::load(password_path_));
+    } catch (const auth::password_error& e) {
+        spdlog::error("password file not reloaded, the old one stays: {}", e.what());
+        return false;
+    }
+    {
+        std::lock_guard lock(passwords_mutex_);
+        passwords_ = std::move(fresh);
+    }
+    {
+        // Remembered passwords were checked against the old file (a check
+        // still running on it does not store its result: check_password()).
+        std::lock_guard lock(cache_mutex_);
+        verified_.clear();
+    }
+    spdlog::info("password file reloaded from {}", password_path_);
+    return true;
+}
+
 bool security::check_password(const std::string& user, const std::string& password) {
-    if (!passwords_) return false;
+    const auto file = passwords();
+    if (!file) return false;
     const std::string mac = auth::hmac_sha256(cache_key_, password);
     {
         std::lock_guard lock(cache_mutex_);
         const auto it = verified_.find(user);
         if (it != verified_.end() && auth::equal_constant_time(it->second, mac)) return true;
     }
-    if (!passwords_->verify(user, password)) return false;
+    if (!file->verify(user, password)) return false;
     std::lock_guard lock(cache_mutex_);
-    verified_[user] = mac;
+    // Not when the file was replaced meanwhile: the entry would outlive it.
+    if (passwords() == file) verified_[user] = mac;
     return true;
 }
 

@@ -9,6 +9,9 @@
 // a restart costs one slow hash per user, not one per connection. Failed
 // attempts are never remembered: each costs the full hash.
 //
+// SIGHUP reloads the password file (reload_passwords()): a file that does
+// not load is logged and the old one stays. Roles are read at start-up only.
+//
 // Thread-safety: every member may be called from any thread (the pieces
 // are immutable or synchronise themselves). stop() before the io_contexts
 // are destroyed: it joins the worker, whose completions post to them.
@@ -38,8 +41,12 @@ public:
     ~security();
 
     [[nodiscard]] const auth::policy& policy() const noexcept { return policy_; }
-    // Null when no password file is configured.
-    [[nodiscard]] const auth::password_file* passwords() const noexcept { return passwords_.get(); }
+    // The current password file; null when none is configured.
+    [[nodiscard]] std::shared_ptr<const auth::password_file> passwords() const;
+    // Loads the password file again; on success swaps it in and forgets the
+    // remembered passwords. Returns false (and logs why) when it does not
+    // load or none is configured.
+    bool reload_passwords();
     // Null when no per-identity limit is configured.
     [[nodiscard]] auth::identity_registry* identities() noexcept { return identities_.get(); }
     [[nodiscard]] auth::login_guard& logins() noexcept { return logins_; }
@@ -58,7 +65,9 @@ public:
 
 private:
     auth::policy policy_;
-    std::shared_ptr<const auth::password_file> passwords_;
+    std::string password_path_;
+    mutable std::mutex passwords_mutex_;
+    std::shared_ptr<const auth::password_file> passwords_;  // guarded by passwords_mutex_
     std::unique_ptr<auth::identity_registry> identities_;
     auth::login_guard logins_;
     std::unique_ptr<auth::audit_log> audit_;

@@ -122,6 +122,7 @@ int server::run() {
             spdlog::info("signal {} received", sig);
             if (sig == SIGHUP) {
                 core_.reload_model();
+                core_.security().reload_passwords();
                 if (!stopping_) wait_signal();
                 return;
             }

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import os
-import queue
+import signal
 import subprocess
 import time
 
@@ -596,3 +596,26 @@ def test_scram_sha256_enhanced_authentication(example, raw_clients, tmp_path):
     assert d.connect(uid("x"), props=[("authentication_method", "PLAIN")]).reason == 0x8C
     audit_lines(str(tmp_path / "audit.log"),
                 lambda j: j["action"] == "login" and j["identity"] == "olga" and j["outcome"] == "allowed")
+
+
+def test_sighup_reloads_the_password_file(start, tmp_path, raw_clients):
+    pw = make_passwd(tmp_path, {"olga": "old-pw"})
+    b = start({"auth": {"allow_anonymous": False, "password_file": str(pw)}})
+
+    def connack(user, password):
+        return raw_clients(b, r.V5).connect(uid(user), username=user, password=password.encode()).reason
+
+    assert connack("olga", "old-pw") == 0  # remembered from now on
+    assert connack("erik", "erik-pw") == BAD_CREDENTIALS
+    passwd(pw, "erik", "erik-pw")
+    passwd(pw, "olga", "new-pw")
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "password file reloaded" in b.stderr_text(), what="the reload")
+    assert connack("erik", "erik-pw") == 0
+    assert connack("olga", "new-pw") == 0
+    assert connack("olga", "old-pw") == BAD_CREDENTIALS  # the remembered password is forgotten
+    # a broken file is refused and the current one stays
+    pw.write_text("garbage\n")
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "password file not reloaded" in b.stderr_text(), what="the refused reload")
+    assert connack("erik", "erik-pw") == 0
