@@ -43,7 +43,32 @@ void cancel_timer(session& s) {
 
 }  // namespace
 
-broker_core::broker_core(config cfg) : cfg_(std::move(cfg)), access_(to_rules(cfg_.access)) {}
+broker_core::broker_core(config cfg)
+    : cfg_(std::move(cfg)),
+      access_(to_rules(cfg_.access)),
+      security_(std::make_unique<class security>(cfg_)),
+      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()) {}
+
+void broker_core::audit(const auth::audit_event& e) {
+    if (!auditing_) return;
+    std::string line = auth::format_audit_line(e, std::chrono::system_clock::now());
+    if (!cfg_.audit.topic.empty()) {
+        auto m = std::make_shared<message>();
+        m->topic = cfg_.audit.topic;
+        m->payload = line;
+        m->props.payload_format_indicator = 1;
+        m->props.content_type = "application/json";
+        publish(m);
+    }
+    if (auto* f = security_->audit_file()) f->write(std::move(line));
+}
+
+std::optional<std::string> broker_core::session_identity(const std::string& client_id) const {
+    std::lock_guard lock(registry_mutex_);
+    const auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return std::nullopt;
+    return it->second->identity();
+}
 
 broker_core::~broker_core() { release_io(); }
 
@@ -103,6 +128,7 @@ void broker_core::release_io() {
     // Sessions and their connections refer to each other until a connection
     // closes, and offline sessions own timers: both must go before the
     // io_contexts they belong to.
+    security_->stop();
     std::lock_guard lock(registry_mutex_);
     for (auto& [id, s] : sessions_) {
         if (auto c = s->owner()) s->detach(c.get());
@@ -466,6 +492,13 @@ void broker_core::publish_sys() {
     put("$SYS/broker/bytes/sent", std::to_string(t.bytes_sent));
     put("$SYS/broker/retained messages/count", std::to_string(router_.retained_count()));
     put("$SYS/broker/subscriptions/count", std::to_string(router_.subscription_count()));
+    auto& logins = security_->logins();
+    put("$SYS/broker/auth/login_failures", std::to_string(logins.failures()));
+    put("$SYS/broker/auth/logins_refused_blocked", std::to_string(logins.refused()));
+    put("$SYS/broker/auth/blocked_addresses", std::to_string(logins.blocked_addresses(steady_clock::now())));
+    put("$SYS/broker/auth/publish_refused", std::to_string(t.publish_refused));
+    put("$SYS/broker/auth/publish_rate_limited", std::to_string(t.publish_rate_limited));
+    if (auto* f = security_->audit_file()) put("$SYS/broker/auth/audit_dropped", std::to_string(f->dropped()));
 }
 
 }  // namespace strata::broker

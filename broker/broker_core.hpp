@@ -9,6 +9,7 @@
 #include "broker/config.hpp"
 #include "broker/message.hpp"
 #include "broker/router.hpp"
+#include "broker/security.hpp"
 #include "broker/session.hpp"
 #include "broker/stats.hpp"
 #include "namespace/model.hpp"
@@ -38,6 +39,15 @@ public:
     [[nodiscard]] stats& counters() noexcept { return stats_; }
     [[nodiscard]] const auth::access_policy& access() const noexcept { return access_; }
     [[nodiscard]] steady_clock::time_point started() const noexcept { return started_; }
+    [[nodiscard]] class security& security() noexcept { return *security_; }
+
+    // Audit: writes one line to audit.file and publishes it on audit.topic
+    // (each when configured). Never blocks on disk. Any thread.
+    [[nodiscard]] bool auditing() const noexcept { return auditing_; }
+    void audit(const auth::audit_event& e);
+    // The identity that last connected with `client_id`'s session, if the
+    // session exists (empty string: anonymous).
+    [[nodiscard]] std::optional<std::string> session_identity(const std::string& client_id) const;
 
     // ---- the namespace model --------------------------------------------
     //
@@ -165,6 +175,8 @@ private:
     router router_;
     stats stats_;
     auth::access_policy access_;
+    std::unique_ptr<class security> security_;
+    bool auditing_ = false;
     steady_clock::time_point started_ = steady_clock::now();
 
     mutable std::mutex registry_mutex_;

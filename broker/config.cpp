@@ -512,37 +512,160 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
     });
 }
 
+// One `{deny|allow: VERB, on: FILTER}` rule: exactly one verdict, a valid
+// filter. Used by `access:` and by the grants of `roles:`.
+template <std::size_t N>
+void read_rule(const reader& r, const value_ref& item, const std::array<std::string_view, N>& verbs, bool& deny,
+               std::string& what, std::string& filter) {
+    int verdicts = 0;
+    const auto verdict = [&](bool d) {
+        return [&, d](const value_ref& x) {
+            ++verdicts;
+            deny = d;
+            what = r.read_choice(x, verbs);
+        };
+    };
+    r.read_map(item, {
+        {"deny", verdict(true)},
+        {"allow", verdict(false)},
+        {"on",
+         [&](const value_ref& x) {
+             filter = r.read_string(x);
+             if (!valid_filter(filter))
+                 r.fail(x, "not a valid MQTT topic filter: '" + filter +
+                               "' ('+' and '#' must be whole levels, '#' only last)");
+         },
+         true},
+    });
+    if (verdicts != 1) r.fail(item, "needs exactly one of 'deny' or 'allow'");
+}
+
 void read_access(const reader& r, const value_ref& v, config& cfg) {
+    static constexpr std::array<std::string_view, 2> actions{"subscribe", "publish"};
     r.read_list(v, [&](const value_ref& item, std::size_t) {
         access_rule rule;
-        int verdicts = 0;
-        const auto verdict = [&](bool deny) {
-            return [&, deny](const value_ref& x) {
-                ++verdicts;
-                rule.deny = deny;
-                static constexpr std::array<std::string_view, 2> actions{"subscribe", "publish"};
-                rule.what = r.read_choice(x, actions) == "publish" ? access_rule::action::publish
-                                                                   : access_rule::action::subscribe;
-            };
-        };
-        r.read_map(item, {
-            {"deny", verdict(true)},
-            {"allow", verdict(false)},
-            {"on",
-             [&](const value_ref& x) {
-                 rule.filter = r.read_string(x);
-                 if (!valid_filter(rule.filter))
-                     r.fail(x, "not a valid MQTT topic filter: '" + rule.filter +
-                                   "' ('+' and '#' must be whole levels, '#' only last)");
-             },
-             true},
-        });
-        if (verdicts != 1) r.fail(item, "needs exactly one of 'deny' or 'allow'");
+        std::string what;
+        read_rule(r, item, actions, rule.deny, what, rule.filter);
+        rule.what = what == "publish" ? access_rule::action::publish : access_rule::action::subscribe;
         cfg.access.push_back(std::move(rule));
     });
 }
 
+// A map of names to lists (`roles:`, `users:`): calls each(name, list) for
+// every entry, checking names are non-empty, unique strings and values lists.
+void read_named_lists(const reader& r, const value_ref& v, std::string_view what,
+                      const std::function<void(const std::string&, const value_ref&)>& each) {
+    if (v.node.IsNull()) return;
+    if (!v.node.IsMap()) r.fail(v, "expected a map of " + std::string(what) + ", got " + describe(v.node));
+    std::vector<std::string> seen;
+    for (auto it = v.node.begin(); it != v.node.end(); ++it) {
+        const YAML::Node k = it->first;
+        const YAML::Node value = it->second;
+        if (!k.IsScalar() || k.Scalar().empty()) r.fail(k.Mark(), v.path, "names must be non-empty strings");
+        const std::string& name = k.Scalar();
+        if (std::find(seen.begin(), seen.end(), name) != seen.end()) r.fail(k.Mark(), v.path, "duplicate '" + name + "'");
+        seen.push_back(name);
+        const value_ref list{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)};
+        if (!value.IsSequence() && !value.IsNull()) r.fail(list, "expected a list, got " + describe(value));
+        each(name, list);
+    }
+}
+
+// `roles:`: name -> list of grants.
+void read_roles(const reader& r, const value_ref& v, config& cfg) {
+    static constexpr std::array<std::string_view, 4> verbs{"subscribe", "publish", "command", "admin"};
+    read_named_lists(r, v, "role names to lists of grants", [&](const std::string& name, const value_ref& list) {
+        auto& grants = cfg.policy.roles[name];
+        r.read_list(list, [&](const value_ref& item, std::size_t) {
+            auth::grant g;
+            std::string what;
+            read_rule(r, item, verbs, g.deny, what, g.filter);
+            g.what = what == "subscribe" ? auth::verb::subscribe
+                     : what == "publish" ? auth::verb::publish
+                     : what == "command" ? auth::verb::command
+                                         : auth::verb::admin;
+            grants.push_back(std::move(g));
+        });
+    });
+}
+
+// `users:`: identity -> list of role names. Role names are checked once
+// the whole document is read (roles may come after users).
+struct role_ref {
+    YAML::Mark mark;
+    std::string path;
+    std::string role;
+};
+
+void read_users(const reader& r, const value_ref& v, config& cfg, std::vector<role_ref>& refs) {
+    read_named_lists(r, v, "users to lists of roles", [&](const std::string& user, const value_ref& list) {
+        auto& roles = cfg.policy.users[user];
+        r.read_list(list, [&](const value_ref& item, std::size_t) {
+            roles.push_back(r.read_nonempty_string(item));
+            refs.push_back({item.mark, item.path, roles.back()});
+        });
+    });
+}
+
+void read_auth(const reader& r, const value_ref& v, config& cfg) {
+    using u32 = std::uint32_t;
+    static constexpr std::array<std::string_view, 2> wide{"refuse", "filter"};
+    auto& a = cfg.auth;
+    r.read_map(v, {
+        {"allow_anonymous",
+         [&](const value_ref& y) {
+             cfg.allow_anonymous = r.read_bool(y);
+             cfg.anonymous_loopback_only = false;
+         }},
+        {"password_file", [&](const value_ref& y) { a.password_file = r.read_nonempty_string(y); }},
+        {"wide_subscriptions",
+         [&](const value_ref& y) { a.filter_wide_subscriptions = r.read_choice(y, wide) == "filter"; }},
+        {"command_subtrees",
+         [&](const value_ref& y) {
+             r.read_list(y, [&](const value_ref& item, std::size_t) {
+                 std::string f = r.read_nonempty_string(item);
+                 if (!valid_filter(f)) r.fail(item, "not a valid MQTT topic filter: '" + f + "'");
+                 cfg.policy.command_subtrees.push_back(std::move(f));
+             });
+         }},
+        {"limits",
+         [&](const value_ref& y) {
+             auto& l = a.limits;
+             r.read_map(y, {
+                 {"connections", [&](const value_ref& z) { l.connections = r.read_uint<u32>(z, 0); }},
+                 {"publish_rate", [&](const value_ref& z) { l.publish_rate = r.read_uint<u32>(z, 0); }},
+                 {"publish_bytes_rate",
+                  [&](const value_ref& z) { l.publish_bytes_rate = r.read_size<std::uint64_t>(z, 0); }},
+                 {"subscriptions", [&](const value_ref& z) { l.subscriptions = r.read_uint<u32>(z, 0); }},
+             });
+         }},
+        {"login_backoff",
+         [&](const value_ref& y) {
+             auto& b = a.login_backoff;
+             r.read_map(y, {
+                 {"free_attempts", [&](const value_ref& z) { b.free_attempts = r.read_uint<u32>(z, 0, 1000); }},
+                 {"initial_ms", [&](const value_ref& z) { b.initial_ms = r.read_uint<u32>(z, 1, 3'600'000); }},
+                 {"max_ms", [&](const value_ref& z) { b.max_ms = r.read_uint<u32>(z, 1, 86'400'000); }},
+             });
+             if (b.max_ms < b.initial_ms) r.fail(y, "max_ms must be at least initial_ms");
+         }},
+    });
+}
+
+void read_audit(const reader& r, const value_ref& v, config& cfg) {
+    r.read_map(v, {
+        {"file", [&](const value_ref& y) { cfg.audit.file = r.read_nonempty_string(y); }},
+        {"topic",
+         [&](const value_ref& y) {
+             cfg.audit.topic = r.read_nonempty_string(y);
+             if (cfg.audit.topic.find_first_of("+#") != std::string::npos)
+                 r.fail(y, "must be a topic name, without wildcards (got '" + cfg.audit.topic + "')");
+         }},
+    });
+}
+
 void read_root(const reader& r, const value_ref& root, config& cfg) {
+    std::vector<role_ref> role_refs;
     r.read_map(root, {
         {"listeners", [&](const value_ref& x) { read_listeners(r, x, cfg); }},
         {"limits", [&](const value_ref& x) { read_limits(r, x, cfg.limits); }},
@@ -568,11 +691,11 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
                   [&](const value_ref& y) { p.batch_interval_ms = r.read_uint<std::uint32_t>(y, 1, 10'000); }},
              });
          }},
-        {"auth",
-         [&](const value_ref& x) {
-             r.read_map(x, {{"allow_anonymous", [&](const value_ref& y) { cfg.allow_anonymous = r.read_bool(y); }}});
-         }},
+        {"auth", [&](const value_ref& x) { read_auth(r, x, cfg); }},
         {"access", [&](const value_ref& x) { read_access(r, x, cfg); }},
+        {"roles", [&](const value_ref& x) { read_roles(r, x, cfg); }},
+        {"users", [&](const value_ref& x) { read_users(r, x, cfg, role_refs); }},
+        {"audit", [&](const value_ref& x) { read_audit(r, x, cfg); }},
         {"redirect",
          [&](const value_ref& x) {
              if (x.node.IsNull()) return;  // `redirect:` with nothing: no redirect
@@ -603,6 +726,10 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
                              true}});
          }},
     });
+    for (const auto& ref : role_refs) {
+        if (!cfg.policy.roles.contains(ref.role))
+            r.fail(ref.mark, ref.path, "unknown role '" + ref.role + "' (not defined under roles:)");
+    }
 }
 
 }  // namespace
@@ -629,15 +756,18 @@ config parse_config(const std::string& text, const std::string& name) {
     const YAML::Node& root = docs[0];
     if (!root.IsMap()) r.fail(root.Mark(), "", "the document root must be a map, got " + describe(root));
     read_root(r, value_ref{root, root.Mark(), ""}, cfg);
-    // File paths (the model, TLS files) are relative to the config file, so that a deployment
-    // directory (strata.yaml next to namespace/acme.yaml) works from any
-    // working directory.
+    // File paths (the model, TLS files, the password file, the audit log)
+    // are relative to the config file, so that a deployment directory
+    // (strata.yaml next to namespace/acme.yaml) works from any working
+    // directory.
     const std::filesystem::path dir = std::filesystem::path(name).parent_path();
     const auto resolve = [&dir](std::string& file) {
         const std::filesystem::path p(file);
         if (!file.empty() && p.is_relative() && !dir.empty()) file = (dir / p).lexically_normal().string();
     };
     resolve(cfg.namespace_model);
+    resolve(cfg.auth.password_file);
+    resolve(cfg.audit.file);
     for (auto& l : cfg.listeners) {
         if (!l.tls) continue;
         resolve(l.tls->cert);

@@ -6,6 +6,9 @@
 // the key ("strata.yaml:12: limits.max_packet_size: expected an integer").
 #pragma once
 
+#include "auth/limits.hpp"
+#include "auth/policy.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -73,6 +76,25 @@ struct access_rule {
     std::string filter;    // a topic filter; wildcards allowed
 };
 
+// `auth:` identities and their limits (README "Security").
+struct auth_config {
+    // Password file (auth/password_file.hpp), resolved against the config
+    // file's directory. Empty (default): no password logins.
+    std::string password_file;
+    // A subscription wider than the grants: refused (default, 0x87 in
+    // SUBACK) or, with `wide_subscriptions: filter`, accepted and filtered
+    // per message.
+    bool filter_wide_subscriptions = false;
+    auth::identity_limits limits;          // `auth.limits`; default: none
+    auth::backoff_config login_backoff;    // `auth.login_backoff`
+};
+
+// `audit:`: one JSON line per login, refusal and command.
+struct audit_config {
+    std::string file;   // resolved against the config file's directory; empty (default): no audit log
+    std::string topic;  // also published there (QoS 0, not retained); empty (default): not published
+};
+
 struct redirect_config {
     std::string server_reference;  // sent as Server Reference (5.0)
     bool permanent = false;        // 0x9D Server moved instead of 0x9C Use another server
@@ -96,7 +118,14 @@ struct config {
 
     std::string log_level = "info";  // trace, debug, info, warn, error, off
     persistence_config persistence;
-    bool allow_anonymous = true;     // until the auth issue: everyone is anonymous
+    // `auth.allow_anonymous`. When the key is absent, anonymous clients are
+    // accepted on loopback listeners only (anonymous_loopback_only); an
+    // explicit true or false applies to every listener.
+    bool allow_anonymous = true;
+    bool anonymous_loopback_only = true;
+    auth_config auth;
+    auth::policy_config policy;  // `roles:`, `users:` and `auth.command_subtrees` (filters of command topics)
+    audit_config audit;
     std::vector<access_rule> access;
     std::optional<redirect_config> redirect;  // when set, every CONNECT is redirected
 

@@ -103,7 +103,8 @@ void connection::start() {
     bump(core_.counters().local().connections_accepted);
     timer_.expires_after(connect_timeout);
     timer_.async_wait([self](boost::system::error_code ec) {
-        if (!ec && self->state_ == state::awaiting_connect) {
+        const auto s = self->state_;
+        if (!ec && (s == state::awaiting_connect || s == state::verifying || s == state::authenticating)) {
             spdlog::debug("{}: no CONNECT within {}s", self->remote_, connect_timeout.count());
             self->close_now();
         }
@@ -130,6 +131,9 @@ void connection::on_started(boost::system::error_code ec) {
     if (const auto& p = layer_->peer()) {
         spdlog::info("{}: client certificate cn='{}' san-uri=[{}] san-dns=[{}]", remote_, p->subject_cn,
                      fmt::join(p->san_uri, ","), fmt::join(p->san_dns, ","));
+        // The name the listener's tls.identity selects is who the client
+        // is (the first one, when a SAN lists several).
+        if (auto names = certificate_identities(); !names.empty()) certificate_identity_ = std::move(names.front());
     }
     start_read();
 }
@@ -199,12 +203,20 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
             n = small_.size();  // keep draining
         }
     } catch (const std::exception& e) {
-        // An exception closes this connection only.
-        spdlog::error("{} '{}': closing after an internal error: {}", remote_, client_id_, e.what());
-        batching_ = false;
-        close_now();
+        internal_error(e);
         return;
     }
+    input_done();
+}
+
+void connection::internal_error(const std::exception& e) {
+    // An exception closes this connection only.
+    spdlog::error("{} '{}': closing after an internal error: {}", remote_, client_id_, e.what());
+    batching_ = false;
+    close_now();
+}
+
+void connection::input_done() {
     batching_ = false;
     flush();
     if (output_backlogged()) {
@@ -214,7 +226,20 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
         read_paused_ = true;
         return;
     }
-    if (!inbound_closed_ && state_ != state::closed) start_read();
+    // While a password is checked, input waits (resume_input()).
+    if (!inbound_closed_ && state_ != state::closed && state_ != state::verifying) start_read();
+}
+
+void connection::resume_input() {
+    if (state_ == state::closed || inbound_closed_) return;
+    batching_ = true;
+    try {
+        process_input(small_.data(), 0);  // what is held in in_
+    } catch (const std::exception& e) {
+        internal_error(e);
+        return;
+    }
+    input_done();
 }
 
 bool connection::output_backlogged() const noexcept {
@@ -235,7 +260,7 @@ void connection::process_input(const std::uint8_t* data, std::size_t n) {
 
 std::size_t connection::consume(const std::uint8_t* data, std::size_t size) {
     std::size_t off = 0;
-    while (off < size && !inbound_closed_) {
+    while (off < size && !inbound_closed_ && state_ != state::verifying) {
         mqtt::packet p;
         const auto r = mqtt::decode({data + off, size - off}, version_, decode_limits_, p);
         if (r.status == mqtt::decode_status::need_more) break;
@@ -267,6 +292,17 @@ void connection::handle(mqtt::packet& p) {
             handle_connect(*c);
         } else {
             spdlog::debug("{}: first packet is not CONNECT", remote_);
+            close_now();
+        }
+        return;
+    }
+    if (state_ == state::authenticating) {
+        if (auto* a = std::get_if<mqtt::auth>(&p)) {
+            handle_auth(*a);
+        } else if (std::holds_alternative<mqtt::disconnect>(p)) {
+            close_after_flush();
+        } else {
+            spdlog::debug("{}: packet other than AUTH during authentication", remote_);
             close_now();
         }
         return;
@@ -517,6 +553,7 @@ void connection::close_now() {
 
 void connection::on_closed() {
     core_.remove_connection(this);
+    identity_state_.reset();  // the identity's connection count
     if (connected_) {
         connected_ = false;
         core_.counters().clients_connected.fetch_sub(1, std::memory_order_relaxed);

@@ -21,6 +21,9 @@
 #pragma once
 
 #include "broker/broker_core.hpp"
+#include "auth/limits.hpp"
+#include "auth/policy.hpp"
+#include "auth/scram.hpp"
 #include "broker/codec/codec.hpp"
 #include "broker/session.hpp"
 #include "broker/transport.hpp"
@@ -34,6 +37,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,8 +83,18 @@ public:
     // URIs or SAN DNS names); empty without a verified certificate.
     [[nodiscard]] std::vector<std::string> certificate_identities() const;
 
+    // The identity of the verified client certificate (chosen by the
+    // listener's `tls.identity`); call before start(). A client that sends
+    // no password logs in as this identity.
+    void set_certificate_identity(std::string identity) { certificate_identity_ = std::move(identity); }
+    // Empty: anonymous.
+    [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
+
 private:
-    enum class state : std::uint8_t { awaiting_connect, connected, closing, closed };
+    // verifying: a password is being checked on the security worker;
+    // input waits. authenticating: an enhanced authentication (AUTH)
+    // exchange is under way.
+    enum class state : std::uint8_t { awaiting_connect, verifying, authenticating, connected, closing, closed };
 
     void start_read();
     void on_started(boost::system::error_code ec);
@@ -91,8 +105,30 @@ private:
     // the number of bytes consumed (a partial packet stays unconsumed).
     std::size_t consume(const std::uint8_t* data, std::size_t size);
     void handle(mqtt::packet& p);
+    // After a batch of input: sends the replies, then reads on unless the
+    // replies are backlogged or a password check holds the input.
+    void input_done();
+    void internal_error(const std::exception& e);
 
     void handle_connect(mqtt::connect& c);
+    // Authentication (handle_connect.cpp): decides who the client is, then
+    // calls accept_connect() now or when a password check or AUTH exchange
+    // completes.
+    void authenticate(mqtt::connect& c);
+    void password_checked(bool ok);
+    void accept_connect(mqtt::connect& c);
+    bool login_blocked();
+    void login_failed(std::string_view user, mqtt::reason_code code, std::string_view why);
+    void audit(std::string_view action, std::string_view outcome, std::string_view topic = {},
+               std::string_view reason = {});
+    // Handles the input that waited while a password was checked.
+    void resume_input();
+    [[nodiscard]] std::string address() const;
+    // Publish authorization (handle_publish.cpp).
+    [[nodiscard]] bool is_command(std::string_view topic) const;
+    [[nodiscard]] bool may_publish(std::string_view topic, bool command) const;
+    // The roles' verdict on a client's PUBLISH to `topic` (cached per topic).
+    [[nodiscard]] bool publish_granted(std::string_view topic, bool& command);
     void handle_publish(mqtt::publish& p);
     // Hands an accepted PUBLISH to the router (moves topic, payload and
     // props out of `p`).
@@ -193,6 +229,17 @@ private:
     // Topic aliases: inbound (alias -> topic) and outbound (topic -> alias).
     std::vector<std::string> inbound_aliases_;
     std::unique_ptr<std::unordered_map<std::string, std::uint16_t>> outbound_aliases_;  // created on first use
+
+    // Identity and authorization, set at CONNECT.
+    std::string certificate_identity_;
+    std::string identity_;                                // empty: anonymous
+    std::shared_ptr<const auth::grants> grants_;          // null: no roles configured
+    std::shared_ptr<auth::identity_state> identity_state_; // null: no per-identity limits
+    auth::decision_cache publish_decisions_;              // valid for cached_model_
+    const void* cached_model_ = nullptr;                  // the model the decisions were made with
+    std::unique_ptr<mqtt::connect> pending_connect_;      // while verifying / authenticating
+    std::unique_ptr<auth::scram_server> scram_;
+    std::optional<std::string> connack_auth_data_;        // server-final-message for CONNACK
 
     // Keep-alive: the client must send something within 1.5 x keep_alive.
     std::uint16_t keep_alive_ = 0;

@@ -1,9 +1,20 @@
 // CONNECT, DISCONNECT and AUTH: how a client starts and ends its
-// connection, and what the broker promises it in CONNACK.
+// connection, who it is (authentication), and what the broker promises it
+// in CONNACK.
+//
+// Authentication (auth/identity.hpp decides which kind): anonymous and
+// certificate logins complete at once; a password is checked on the
+// security worker thread (the slow hash must not stall a network thread)
+// while the connection's input waits; SCRAM-SHA-256 runs as an MQTT 5 AUTH
+// exchange. Every outcome is audited; bad credentials count against the
+// source address (auth/limits.hpp login_guard).
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "namespace/topic.hpp"
 
+#include "auth/identity.hpp"
+
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 namespace strata::broker {
@@ -16,7 +27,6 @@ constexpr std::uint32_t never_expires = 0xFFFFFFFF;
 
 void connection::handle_connect(mqtt::connect& c) {
     using mqtt::reason_code;
-    const auto& limits = core_.cfg().limits;
     version_ = c.version;
     const bool v5 = version_ == mqtt::protocol_version::v5;
     client_id_ = c.client_id;
@@ -29,11 +39,133 @@ void connection::handle_connect(mqtt::connect& c) {
                        "this broker redirects its clients", r->server_reference);
         return;
     }
+    authenticate(c);
+}
+
+std::string connection::address() const {
+    // remote_ is "address:port" ("?" when unknown).
+    const auto colon = remote_.rfind(':');
+    return colon == std::string::npos ? remote_ : remote_.substr(0, colon);
+}
+
+void connection::audit(std::string_view action, std::string_view outcome, std::string_view topic,
+                       std::string_view reason) {
+    if (!core_.auditing()) return;
+    auth::audit_event e;
+    e.action = action;
+    e.outcome = outcome;
+    e.identity = identity_;
+    e.roles = grants_ ? &grants_->roles() : nullptr;
+    e.client_id = client_id_;
+    e.address = remote_;
+    e.topic = topic;
+    e.reason = reason;
+    core_.audit(e);
+}
+
+void connection::authenticate(mqtt::connect& c) {
+    using mqtt::reason_code;
+    auto& sec = core_.security();
+    const bool v5 = version_ == mqtt::protocol_version::v5;
+
+    const auto passwords = sec.passwords();
     if (v5 && c.props.authentication_method) {
-        // Enhanced authentication needs a configured method; none is.
-        refuse_connect(reason_code::bad_authentication_method, "no authentication method is configured");
+        if (*c.props.authentication_method != auth::scram_method || passwords == nullptr) {
+            refuse_connect(reason_code::bad_authentication_method,
+                           passwords == nullptr ? "no authentication method is configured"
+                                                : "the supported authentication method is SCRAM-SHA-256");
+            return;
+        }
+        if (login_blocked()) return;
+        scram_ = std::make_unique<auth::scram_server>();
+        auto step = scram_->start(c.props.authentication_data.value_or(""), *passwords);
+        if (!step.ok) {
+            login_failed(scram_->user(), reason_code::bad_user_name_or_password, step.error);
+            return;
+        }
+        pending_connect_ = std::make_unique<mqtt::connect>(std::move(c));
+        state_ = state::authenticating;
+        mqtt::auth a;
+        a.code = reason_code::continue_authentication;
+        a.props.authentication_method = std::string(auth::scram_method);
+        a.props.authentication_data = std::move(step.data);
+        send(a);
         return;
     }
+
+    boost::system::error_code ec;
+    const bool loopback = socket_.local_endpoint(ec).address().is_loopback() && !ec;
+    auth::login_request req;
+    req.username = c.username;
+    req.has_password = c.password.has_value();
+    req.certificate_identity = certificate_identity_;
+    req.password_file = passwords != nullptr;
+    req.anonymous_allowed = sec.anonymous_allowed(loopback);
+    const auto plan = auth::plan_login(req);
+    switch (plan.kind) {
+    case auth::login_kind::refused:
+        login_failed(c.username.value_or(""),
+                     plan.refusal == auth::login_refusal::bad_credentials ? reason_code::bad_user_name_or_password
+                                                                          : reason_code::not_authorized,
+                     plan.why);
+        return;
+    case auth::login_kind::anonymous:
+    case auth::login_kind::certificate:
+        identity_ = plan.identity;
+        accept_connect(c);
+        return;
+    case auth::login_kind::password:
+        break;
+    }
+    if (login_blocked()) return;
+    state_ = state::verifying;
+    std::string user = *c.username;
+    std::string password = std::move(*c.password);
+    pending_connect_ = std::make_unique<mqtt::connect>(std::move(c));
+    sec.verify_password(std::move(user), std::move(password), [self = shared_from_this()](bool ok) {
+        asio::post(self->executor_, [self, ok] { self->password_checked(ok); });
+    });
+}
+
+void connection::password_checked(bool ok) {
+    if (state_ != state::verifying) return;  // closed meanwhile
+    state_ = state::awaiting_connect;
+    auto c = std::move(pending_connect_);
+    if (ok) {
+        identity_ = *c->username;
+        core_.security().logins().succeeded(address());
+        accept_connect(*c);
+    } else {
+        login_failed(*c->username, mqtt::reason_code::bad_user_name_or_password, "bad user name or password");
+    }
+    resume_input();
+}
+
+bool connection::login_blocked() {
+    const auto wait = core_.security().logins().blocked_for(address(), steady_clock::now());
+    if (wait.count() == 0) return false;
+    const std::string why = "too many failed logins from this address; retry in " +
+                            std::to_string((wait.count() + 999) / 1000) + " s";
+    audit("login", "refused", {}, why);
+    refuse_connect(mqtt::reason_code::banned, why.c_str());
+    return true;
+}
+
+void connection::login_failed(std::string_view user, mqtt::reason_code code, std::string_view why) {
+    if (code == mqtt::reason_code::bad_user_name_or_password) {
+        core_.security().logins().failed(address(), steady_clock::now());
+    }
+    identity_ = std::string(user);  // as claimed, for the audit line
+    audit("login", "failed", {}, why);
+    identity_.clear();
+    const std::string reason(why);
+    refuse_connect(code, reason.c_str());
+}
+
+void connection::accept_connect(mqtt::connect& c) {
+    using mqtt::reason_code;
+    const auto& limits = core_.cfg().limits;
+    const bool v5 = version_ == mqtt::protocol_version::v5;
     if (core_.counters().clients_connected.load(std::memory_order_relaxed) >=
         static_cast<std::int64_t>(limits.max_connections)) {
         refuse_connect(reason_code::quota_exceeded, "connection limit reached");
@@ -107,9 +239,35 @@ void connection::handle_connect(mqtt::connect& c) {
         if (m) will = std::move(m);
     }
 
-    auto opened = core_.open_session(client_id_, c.clean_start, shared_from_this());
+    // Identity: limits, grants (placeholders need the final client id), and
+    // the will, which is a publish and needs a grant like any other.
+    auto& sec = core_.security();
+    if (auto* identities = sec.identities()) {
+        identity_state_ = identities->acquire(identity_);
+        if (!identity_state_) {
+            audit("login", "refused", {}, "connection limit of this identity reached");
+            refuse_connect(reason_code::quota_exceeded, "connection limit of this identity reached");
+            return;
+        }
+    }
+    grants_ = sec.policy().compile(identity_, client_id_);
+    if (will && !may_publish((*will)->topic, is_command((*will)->topic))) {
+        audit("login", "refused", (*will)->topic, "not authorized to publish the will");
+        refuse_connect(reason_code::not_authorized, "not authorized to publish the will message");
+        return;
+    }
+    // A session left by another identity is not handed over: it starts clean.
+    bool clean_start = c.clean_start;
+    if (!clean_start && sec.policy().active()) {
+        const auto previous = core_.session_identity(client_id_);
+        if (previous && *previous != identity_) clean_start = true;
+    }
+    audit("login", "allowed");
+
+    auto opened = core_.open_session(client_id_, clean_start, shared_from_this());
     session_ = opened.s;
     generation_ = opened.generation;
+    session_->set_identity(identity_, grants_);
     session_->set_expiry_interval(expiry);
     session_->set_will(std::move(will), will_delay);
     session_->set_disconnected_at(0);
@@ -128,9 +286,15 @@ void connection::handle_connect(mqtt::connect& c) {
         if (assigned) p.assigned_client_identifier = client_id_;
         p.server_keep_alive = server_keep_alive;
         p.session_expiry_interval = capped_expiry;
+        if (connack_auth_data_) {
+            p.authentication_method = std::string(auth::scram_method);
+            p.authentication_data = std::move(connack_auth_data_);
+            connack_auth_data_.reset();
+        }
     }
-    spdlog::debug("{} '{}': connected (v{}, clean {}, keep-alive {}s, session present {})", remote_,
-                  client_id_, static_cast<int>(version_), c.clean_start, keep_alive_, opened.present);
+    spdlog::debug("{} '{}': connected as {} (v{}, clean {}, keep-alive {}s, session present {})", remote_,
+                  client_id_, identity_.empty() ? "anonymous" : "'" + identity_ + "'", static_cast<int>(version_),
+                  clean_start, keep_alive_, opened.present);
     send(ack);
     if (opened.previous) opened.previous->kick(reason_code::session_taken_over, opened.previous_generation);
     arm_keepalive();
@@ -155,10 +319,30 @@ void connection::handle_disconnect(const mqtt::disconnect& d) {
     close_after_flush();
 }
 
-void connection::handle_auth(const mqtt::auth&) {
-    // AUTH is only valid after a CONNECT that named an authentication
-    // method, and those are refused while no method is configured.
-    fail(mqtt::reason_code::protocol_error, "AUTH without an authentication method");
+void connection::handle_auth(const mqtt::auth& a) {
+    using mqtt::reason_code;
+    if (state_ != state::authenticating) {
+        // Re-authentication (AUTH 0x19 after CONNACK) is not offered.
+        fail(reason_code::protocol_error, "AUTH outside an authentication exchange");
+        return;
+    }
+    if (a.code != reason_code::continue_authentication || a.props.authentication_method != auth::scram_method) {
+        state_ = state::awaiting_connect;
+        refuse_connect(reason_code::protocol_error, "expected AUTH 0x18 with method SCRAM-SHA-256");
+        return;
+    }
+    const auto step = scram_->finish(a.props.authentication_data.value_or(""));
+    state_ = state::awaiting_connect;
+    if (!step.ok) {
+        login_failed(scram_->user(), reason_code::bad_user_name_or_password, step.error);
+        return;
+    }
+    identity_ = scram_->user();
+    core_.security().logins().succeeded(address());
+    connack_auth_data_ = step.data;
+    auto c = std::move(pending_connect_);
+    scram_.reset();
+    accept_connect(*c);
 }
 
 }  // namespace strata::broker

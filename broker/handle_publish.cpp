@@ -12,6 +12,55 @@
 #include <spdlog/spdlog.h>
 
 namespace strata::broker {
+namespace {
+
+// Whether the model reads `topic` as a command class (walks its levels;
+// no allocation).
+bool model_command(const ns::model& m, std::string_view topic) {
+    const ns::model_node* node = m.root();
+    while (node != nullptr && !m.absorbing(node)) {
+        const auto slash = topic.find('/');
+        node = m.child(node, topic.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        topic.remove_prefix(slash + 1);
+    }
+    const auto* k = m.class_at(node);
+    return k != nullptr && k->command;
+}
+
+}  // namespace
+
+bool connection::is_command(std::string_view topic) const {
+    if (core_.security().policy().is_command_subtree(topic)) return true;
+    const ns::model* m = core_.model();
+    return m != nullptr && model_command(*m, topic);
+}
+
+bool connection::may_publish(std::string_view topic, bool command) const {
+    return grants_ == nullptr || grants_->may_publish(topic, command);
+}
+
+bool connection::publish_granted(std::string_view topic, bool& command) {
+    // Commands are told apart only when someone needs to know: the grants
+    // or the audit log. A cached decision was made with the same model
+    // (a SIGHUP reload can change which topics are commands).
+    command = false;
+    if (grants_ == nullptr) {
+        command = core_.auditing() && is_command(topic);
+        return true;
+    }
+    const void* m = core_.model();
+    if (m != cached_model_) {
+        publish_decisions_.clear();
+        cached_model_ = m;
+    }
+    if (publish_decisions_.contains(topic)) return true;
+    command = is_command(topic);
+    const bool ok = may_publish(topic, command);
+    // Commands are audited one by one: never cached.
+    if (ok && !command) publish_decisions_.put(topic);
+    return ok;
+}
 
 void connection::handle_publish(mqtt::publish& p) {
     using mqtt::reason_code;
@@ -72,11 +121,25 @@ void connection::handle_publish(mqtt::publish& p) {
     // '$' topics are the broker's own ($SYS); clients do not publish there.
     // Nor under the dead-letter prefix: what is there was put there by the
     // broker's quarantine, and a client writing there could forge it.
+    bool command = false;
     if (p.topic.front() == '$' || !core_.access().may_publish(p.topic) ||
-        (model != nullptr && under_prefix(p.topic, model->dead_letter_prefix()))) {
+        (model != nullptr && under_prefix(p.topic, model->dead_letter_prefix())) ||
+        !publish_granted(p.topic, command)) {
         outcome = reason_code::not_authorized;
+        bump(core_.counters().local().publish_refused);
         spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, p.topic);
+        audit(command ? "command" : "publish", "refused", p.topic, "not authorized");
+    } else if (const auto rate = identity_state_ ? identity_state_->admit(p.topic.size() + p.payload.size(),
+                                                                          steady_clock::now())
+                                                 : auth::rate_verdict::ok;
+               rate != auth::rate_verdict::ok) {
+        // Over the identity's rate: not routed. 5.0 says why in the ack;
+        // 3.1.1 cannot, and a QoS 0 message has no ack: dropped, counted.
+        outcome = rate == auth::rate_verdict::too_many_messages ? reason_code::message_rate_too_high
+                                                                : reason_code::quota_exceeded;
+        bump(core_.counters().local().publish_rate_limited);
     } else {
+        if (command) audit("command", "allowed", p.topic);
         const ns::verdict v = model != nullptr ? model->check(p.topic, p.payload, p.retain) : ns::verdict{};
         if (!v.violation()) {
             const auto r = route(p, v5);
@@ -116,7 +179,9 @@ void connection::handle_publish(mqtt::publish& p) {
         }
     }
 
-    if (!v5 && outcome == reason_code::not_authorized) outcome = reason_code::success;
+    if (!v5 && (outcome == reason_code::not_authorized || outcome == reason_code::message_rate_too_high ||
+                outcome == reason_code::quota_exceeded))
+        outcome = reason_code::success;
     // The Reason String is optional: leave it out rather than exceed the
     // client's Maximum Packet Size [MQTT-3.4.2-3]. Bound: fixed header 5,
     // packet id 2, reason 1, property length 4, property id 1 + length 2.

@@ -25,6 +25,11 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
     };
     std::vector<retained_send> retained;
 
+    // The smaller of the broker-wide and the per-identity limit (0: none).
+    const std::uint32_t per_identity = core_.cfg().auth.limits.subscriptions;
+    std::uint32_t max_subscriptions = limits.max_subscriptions_per_client;
+    if (per_identity != 0 && (max_subscriptions == 0 || per_identity < max_subscriptions)) max_subscriptions = per_identity;
+
     for (auto& req : s.subscriptions) {
         ns::shared_filter shared;
         const auto kind = ns::parse_shared(req.filter, shared);
@@ -42,12 +47,25 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
             ack.codes.push_back(reason_code::unspecified_error);
             continue;
         }
-        if (limits.max_subscriptions_per_client != 0 &&
-            session_->subscription_count() >= limits.max_subscriptions_per_client) {
+        // Roles: a subscription wider than the grants is refused, or (with
+        // auth.wide_subscriptions: filter) accepted with every message
+        // checked before delivery.
+        bool filtered = false;
+        if (grants_) {
+            const auto verdict = grants_->may_subscribe(filter);
+            filtered = verdict == auth::subscribe_verdict::partial && core_.security().filter_wide_subscriptions();
+            if (verdict == auth::subscribe_verdict::refused || (verdict == auth::subscribe_verdict::partial && !filtered)) {
+                spdlog::debug("{} '{}': subscription to '{}' not granted", remote_, client_id_, req.filter);
+                audit("subscribe", "refused", req.filter, "not authorized");
+                ack.codes.push_back(v5 ? reason_code::not_authorized : reason_code::unspecified_error);
+                continue;
+            }
+        }
+        if (max_subscriptions != 0 && session_->subscription_count() >= max_subscriptions) {
             ack.codes.push_back(v5 ? reason_code::quota_exceeded : reason_code::unspecified_error);
             continue;
         }
-        const subscription_entry entry{req.options, identifier};
+        const subscription_entry entry{req.options, identifier, filtered};
         bool is_new = false;
         if (kind == ns::share_parse::shared) {
             is_new = core_.routes().subscribe_shared(session_.get(), shared.group, shared.filter, entry);
@@ -70,6 +88,7 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
         subscription_ids ids;
         if (r.entry.identifier != 0) ids.push_back(r.entry.identifier);
         core_.routes().for_each_retained(r.filter, [&](const message_ptr& m) {
+            if (r.entry.filtered && !session_->may_receive(m->topic)) return;
             session_->deliver(m, std::min(m->qos, r.entry.options.qos), true, ids, true);
         });
     }

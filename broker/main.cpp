@@ -1,5 +1,7 @@
 // strata: the command line. Parses options and config, then wires the
 // libraries together; everything else lives in the libraries.
+#include "auth/crypto.hpp"
+#include "auth/password_file.hpp"
 #include "broker/config.hpp"
 #include "broker/server.hpp"
 #include "namespace/model.hpp"
@@ -8,8 +10,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
+#include <charconv>
+#include <filesystem>
+#include <iostream>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -24,6 +32,8 @@ namespace {
 constexpr const char* usage = R"(Usage: strata [--config FILE] [--check-data]
        strata namespace check MODEL
        strata namespace explain [--retain] MODEL TOPIC [PAYLOAD_FILE]
+       strata passwd [--iterations N] FILE USER
+       strata passwd --delete FILE USER
        strata --help | --version
 
 A Unified Namespace MQTT broker (MQTT 3.1.1 and 5.0).
@@ -48,17 +58,28 @@ Namespace model (deploy/namespace/README.md):
         would pass; 1: it would be refused (rejected, warned or quarantined);
         2: bad model or unreadable payload file
 
+Password file (README "Security"):
+  passwd [--iterations N] FILE USER
+        adds USER to FILE (created when missing) or replaces its password.
+        The password is read from the terminal without echo (asked twice),
+        or, when standard input is not a terminal, from its first line;
+        never from the command line. N: PBKDF2 iterations (default 210000,
+        at least 1000)
+  passwd --delete FILE USER
+        removes USER (exit 1 when USER is not in FILE)
+
 Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reloads the namespace
-model (a model that does not load is logged and the old one stays).
+model and the password file (one that does not load is logged and the old
+one stays).
 
 Persistence (persistence: in the config): retained messages and persistent
 sessions are read back from the data directory before the listeners open, so
 the broker accepts connections only once recovery is complete.
 
 Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad command
-line, a bad config, a namespace model that does not load, a data directory
-that cannot be opened (in use by another process, not a Strata store, a newer
-format, corrupt) or a listener that cannot be opened.
+line, a bad config, a namespace model or password file that does not load, a
+data directory that cannot be opened (in use by another process, not a Strata
+store, a newer format, corrupt) or a listener that cannot be opened.
 )";
 
 int fail(const std::string& msg) {
@@ -149,10 +170,101 @@ int namespace_command(int argc, char** argv) {
     return fail("unknown namespace command '" + sub + "' (expected check or explain; see --help)");
 }
 
+// Reads a password: from the terminal without echo (twice, to catch typos),
+// or the first line of a pipe. Empty result: an error was printed.
+std::optional<std::string> read_password() {
+    if (::isatty(STDIN_FILENO) == 0) {
+        std::string line;
+        if (!std::getline(std::cin, line)) {
+            fail("no password on standard input");
+            return std::nullopt;
+        }
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+    }
+    termios old{};
+    if (::tcgetattr(STDIN_FILENO, &old) != 0) {
+        fail(std::string("cannot read the terminal: ") + std::strerror(errno));
+        return std::nullopt;
+    }
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    std::string first, second;
+    std::fputs("Password: ", stderr);
+    const bool got_first = static_cast<bool>(std::getline(std::cin, first));
+    std::fputs("\nReenter password: ", stderr);
+    const bool got_second = got_first && static_cast<bool>(std::getline(std::cin, second));
+    std::fputs("\n", stderr);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    const bool same = got_second && first == second;
+    strata::auth::cleanse(second);
+    if (!same) {
+        strata::auth::cleanse(first);
+        fail(got_second ? "the passwords do not match" : "no password entered");
+        return std::nullopt;
+    }
+    return first;
+}
+
+int passwd_command(int argc, char** argv) {
+    namespace sa = strata::auth;
+    bool remove = false;
+    std::uint32_t iterations = sa::default_iterations;
+    std::vector<std::string> args;
+    for (int i = 2; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--delete" || arg == "-D") {
+            remove = true;
+        } else if (arg == "--iterations") {
+            if (i + 1 >= argc) return fail("--iterations needs a number");
+            const std::string n = argv[++i];
+            const auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), iterations);
+            if (ec != std::errc{} || ptr != n.data() + n.size() || iterations < sa::min_iterations)
+                return fail("--iterations: expected a number of at least " + std::to_string(sa::min_iterations) +
+                            " (got '" + n + "')");
+        } else if (arg.starts_with("-")) {
+            return fail("unknown passwd option '" + arg + "' (see --help)");
+        } else {
+            args.push_back(arg);
+        }
+    }
+    if (args.size() != 2) return fail("usage: strata passwd [--delete] [--iterations N] FILE USER");
+    const std::string& path = args[0];
+    const std::string& user = args[1];
+    if (auto why = sa::check_user_name(user); !why.empty()) return fail(why);
+
+    sa::password_file file;
+    try {
+        if (std::filesystem::exists(path)) {
+            file = sa::password_file::load(path);
+        } else if (remove) {
+            return fail("password file '" + path + "' does not exist");
+        }
+        if (remove) {
+            if (!file.remove(user)) {
+                std::fprintf(stderr, "strata: user '%s' is not in '%s'\n", user.c_str(), path.c_str());
+                return 1;
+            }
+        } else {
+            auto password = read_password();
+            if (!password) return 2;
+            if (password->empty()) return fail("the password must not be empty");
+            file.set(sa::make_entry(user, *password, iterations));
+            sa::cleanse(*password);
+        }
+        file.save(path);
+    } catch (const sa::password_error& e) {
+        return fail(e.what());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "namespace") == 0) return namespace_command(argc, argv);
+    if (argc > 1 && std::strcmp(argv[1], "passwd") == 0) return passwd_command(argc, argv);
 
     std::string config_path;
     bool check_only = false;
@@ -221,7 +333,10 @@ int main(int argc, char** argv) {
         spdlog::warn("persistence disabled: retained messages and sessions are lost at restart");
     }
 
+    const bool loopback_anonymous = cfg.allow_anonymous && cfg.anonymous_loopback_only;
     try {
+        // Constructing the server loads the password file and opens the
+        // audit log (config_error when unusable).
         strata::broker::server srv(std::move(cfg));
         srv.core().set_model(std::move(model));
         if (store) {
@@ -239,6 +354,10 @@ int main(int argc, char** argv) {
                          r.loaded.deliveries, r.loaded.inbound_qos2, r.purged.retained, r.purged.sessions,
                          r.wills_published);
         }
+        if (loopback_anonymous) {
+            spdlog::info("auth.allow_anonymous is not set: clients without credentials are accepted on loopback "
+                         "listeners only");
+        }
         srv.listen();
         const int rc = srv.run();
         // After the network stopped, before the io_contexts go: what the
@@ -248,6 +367,8 @@ int main(int argc, char** argv) {
     } catch (const strata::broker::listen_error& e) {
         return fail(e.what());
     } catch (const strata::persistence::store_error& e) {
+        return fail(e.what());
+    } catch (const strata::broker::config_error& e) {
         return fail(e.what());
     }
 }

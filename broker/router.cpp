@@ -14,6 +14,7 @@ struct match {
     session* s = nullptr;
     std::uint8_t qos = 0;
     bool retain_as_published = false;
+    bool filtered = true;  // every matching subscription is `filtered`
     subscription_ids ids;
 };
 
@@ -30,24 +31,29 @@ std::size_t router::publish(const message_ptr& m, store_ops* ops) {
         m->topic,
         [&](session* s, const subscription_entry& e) {
             if (e.options.no_local && s == m->origin) return;
-            match mt{s, e.options.qos, e.options.retain_as_published, {}};
+            match mt{s, e.options.qos, e.options.retain_as_published, e.filtered, {}};
             if (e.identifier != 0) mt.ids.push_back(e.identifier);
             matches.push_back(std::move(mt));
         },
         [&](const auto& group) {
             const auto& members = group.members();
             if (members.empty()) return;
-            // Round robin, preferring a member whose client is connected.
+            // Round robin, preferring a member whose client is connected,
+            // among the members allowed to receive the message.
             const std::size_t n = members.size();
             const std::size_t start = group.next() % n;
-            std::size_t pick = start;
+            std::size_t pick = n;
             for (std::size_t i = 0; i < n; ++i) {
                 const std::size_t k = (start + i) % n;
-                if (members[k].subscriber->connected()) {
+                const auto& member = members[k];
+                if (member.data.filtered && !member.subscriber->may_receive(m->topic)) continue;
+                if (pick == n) pick = k;
+                if (member.subscriber->connected()) {
                     pick = k;
                     break;
                 }
             }
+            if (pick == n) return;
             session* s = members[pick].subscriber;
             const subscription_entry& e = members[pick].data;
             if (e.options.no_local && s == m->origin) return;
@@ -68,6 +74,7 @@ std::size_t router::publish(const message_ptr& m, store_ops* ops) {
                 auto& into = matches[out - 1];
                 into.qos = std::max(into.qos, matches[i].qos);
                 into.retain_as_published = into.retain_as_published || matches[i].retain_as_published;
+                into.filtered = into.filtered && matches[i].filtered;
                 into.ids.insert(into.ids.end(), matches[i].ids.begin(), matches[i].ids.end());
             } else {
                 if (out != i) matches[out] = std::move(matches[i]);
@@ -77,6 +84,7 @@ std::size_t router::publish(const message_ptr& m, store_ops* ops) {
         matches.resize(out);
     }
     for (auto& mt : matches) {
+        if (mt.filtered && !mt.s->may_receive(m->topic)) continue;
         const std::uint8_t qos = std::min(m->qos, mt.qos);
         if (mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, false, ops)) ++delivered;
     }

@@ -118,6 +118,7 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
 
 void server::reload() {
     if (!core_.cfg().namespace_model.empty()) core_.reload_model();
+    core_.security().reload_passwords();
     reload_tls();
 }
 

@@ -49,6 +49,22 @@ bool session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
     return true;
 }
 
+void session::set_identity(std::string identity, std::shared_ptr<const auth::grants> g) {
+    std::lock_guard lock(mutex_);
+    identity_ = std::move(identity);
+    grants_ = std::move(g);
+}
+
+std::string session::identity() const {
+    std::lock_guard lock(mutex_);
+    return identity_;
+}
+
+bool session::may_receive(std::string_view topic) const {
+    std::lock_guard lock(mutex_);
+    return grants_ != nullptr && grants_->may_receive(topic);
+}
+
 void session::notify_locked() {
     if (conn_) conn_->notify();
 }

@@ -10,6 +10,7 @@
 // that a connection that was taken over can tell it no longer owns it.
 #pragma once
 
+#include "auth/policy.hpp"
 #include "broker/codec/packet.hpp"
 #include "broker/message.hpp"
 #include "persistence/store.hpp"
@@ -39,6 +40,9 @@ using subscription_ids = boost::container::small_vector<std::uint32_t, 2>;
 struct subscription_entry {
     mqtt::subscribe_options options;
     std::uint32_t identifier = 0;  // Subscription Identifier; 0: none
+    // Wider than the subscriber's grants: each message is checked with
+    // session::may_receive() before delivery.
+    bool filtered = false;
 };
 
 // One message on its way to this session's client.
@@ -158,6 +162,13 @@ public:
     [[nodiscard]] std::vector<std::string> subscription_filters() const;
     [[nodiscard]] std::size_t subscription_count() const;
 
+    // The identity of the client attached last and its grants (null: no
+    // roles configured). may_receive() decides a `filtered` subscription's
+    // messages; without grants (none set yet) it refuses.
+    void set_identity(std::string identity, std::shared_ptr<const auth::grants> g);
+    [[nodiscard]] std::string identity() const;
+    [[nodiscard]] bool may_receive(std::string_view topic) const;
+
     // Session Expiry Interval in seconds (0xFFFFFFFF: never).
     void set_expiry_interval(std::uint32_t s);
     [[nodiscard]] std::uint32_t expiry_interval() const;
@@ -226,6 +237,8 @@ private:
     std::unordered_map<std::string, subscription_entry> subscriptions_;
 
     std::uint32_t expiry_interval_ = 0;
+    std::string identity_;
+    std::shared_ptr<const auth::grants> grants_;
     std::optional<message_ptr> will_;
     std::uint32_t will_delay_ = 0;
 };

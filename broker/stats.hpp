@@ -28,6 +28,8 @@ struct alignas(64) counter_slot {
     std::atomic<std::uint64_t> refused_unstorable{0};  // QoS 1/2 publishes refused: the store cannot write
     // Connections refused or failed before CONNACK success, by reason.
     std::array<std::atomic<std::uint64_t>, 6> connections_refused{};
+    std::atomic<std::uint64_t> publish_refused{0};       // no grant (auth) or access rule
+    std::atomic<std::uint64_t> publish_rate_limited{0};  // over an identity's publish rate
 };
 
 // Labels of counter_slot::connections_refused (Prometheus `reason`).
@@ -60,6 +62,7 @@ public:
                       dropped_offline_qos0 = 0;
         std::uint64_t connections_accepted = 0;
         std::uint64_t refused_unstorable = 0;
+        std::uint64_t publish_refused = 0, publish_rate_limited = 0;
         [[nodiscard]] std::uint64_t dropped() const noexcept {
             return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;
         }

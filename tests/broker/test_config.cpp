@@ -57,6 +57,13 @@ void check_defaults(const config& c) {
     CHECK(c.persistence.durability == persistence_config::mode::batch);
     CHECK(c.persistence.batch_interval_ms == 5);
     CHECK(c.allow_anonymous);
+    CHECK(c.anonymous_loopback_only);
+    CHECK(c.auth.password_file.empty());
+    CHECK_FALSE(c.auth.filter_wide_subscriptions);
+    CHECK(c.policy.roles.empty());
+    CHECK(c.policy.users.empty());
+    CHECK(c.audit.file.empty());
+    CHECK(c.audit.topic.empty());
     CHECK(c.access.empty());
     CHECK_FALSE(c.redirect.has_value());
     CHECK(c.sys_interval == 10);
@@ -162,6 +169,7 @@ shutdown: {grace_ms: 500}
     CHECK(c.persistence.durability == persistence_config::mode::always);
     CHECK(c.persistence.batch_interval_ms == 20);
     CHECK_FALSE(c.allow_anonymous);
+    CHECK_FALSE(c.anonymous_loopback_only);
 
     REQUIRE(c.access.size() == 3);
     CHECK(c.access[0].deny);
@@ -314,7 +322,7 @@ TEST_CASE("config: unknown and duplicate keys", "[config]") {
                Equals("t.yaml:3: limits: unknown key 'recieve_maximum' (did you mean 'receive_maximum'?)"));
     CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
                Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
-                      "redirect, sys, threads, shutdown, namespace)"));
+                      "roles, users, audit, redirect, sys, threads, shutdown, namespace)"));
     CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    certificate: true\n"),
                StartsWith("t.yaml:4: listeners[0]: unknown key 'certificate'"));
     CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - {deny: publish, topic: a}\n"),
@@ -491,6 +499,68 @@ TEST_CASE("config: access rules", "[config]") {
         CHECK_THAT(error_of(std::string("access:\n  - deny: publish\n    on: ") + bad),
                    StartsWith("t.yaml:3: access[0].on: not a valid MQTT topic filter"));
     }
+}
+
+TEST_CASE("config: auth, roles, users and audit", "[config]") {
+    const config c = parse_config(R"(
+auth:
+  allow_anonymous: false
+  password_file: passwd
+  wide_subscriptions: filter
+  command_subtrees: ["+/+/+/+/+/cmd/#"]
+  limits: {connections: 3, publish_rate: 100, publish_bytes_rate: 1MiB, subscriptions: 20}
+  login_backoff: {free_attempts: 5, initial_ms: 500, max_ms: 10000}
+roles:
+  operator:
+    - {allow: subscribe, on: "acme/dresden/press-shop/line-2/#"}
+    - {allow: command, on: "acme/dresden/press-shop/line-2/#"}
+    - deny: command
+      on: "acme/+/+/+/safety/#"
+  device:
+    - {allow: publish, on: "devices/{client_id}/#"}
+users:
+  olga: [operator]
+  anonymous: []
+audit: {file: audit.log, topic: "$SYS/broker/audit"}
+)",
+                                   "/etc/strata/strata.yaml");
+    CHECK_FALSE(c.allow_anonymous);
+    CHECK_FALSE(c.anonymous_loopback_only);
+    CHECK(c.auth.password_file == "/etc/strata/passwd");
+    CHECK(c.auth.filter_wide_subscriptions);
+    CHECK(c.policy.command_subtrees == std::vector<std::string>{"+/+/+/+/+/cmd/#"});
+    CHECK(c.auth.limits.connections == 3);
+    CHECK(c.auth.limits.publish_rate == 100);
+    CHECK(c.auth.limits.publish_bytes_rate == 1024 * 1024);
+    CHECK(c.auth.limits.subscriptions == 20);
+    CHECK(c.auth.login_backoff.free_attempts == 5);
+    CHECK(c.auth.login_backoff.initial_ms == 500);
+    CHECK(c.auth.login_backoff.max_ms == 10000);
+    REQUIRE(c.policy.roles.at("operator").size() == 3);
+    CHECK(c.policy.roles.at("operator")[2].deny);
+    CHECK(c.policy.roles.at("operator")[2].what == strata::auth::verb::command);
+    CHECK(c.policy.roles.at("device")[0].filter == "devices/{client_id}/#");
+    CHECK(c.policy.users.at("olga") == std::vector<std::string>{"operator"});
+    CHECK(c.policy.users.at("anonymous").empty());
+    CHECK(c.audit.file == "/etc/strata/audit.log");
+    CHECK(c.audit.topic == "$SYS/broker/audit");
+
+    CHECK_THAT(error_of("users:\n  olga: [operator]\n"),
+               Equals("t.yaml:2: users.olga[0]: unknown role 'operator' (not defined under roles:)"));
+    CHECK_THAT(error_of("roles:\n  r:\n    - {allow: read, on: a}\n"),
+               Equals("t.yaml:3: roles.r[0].allow: must be subscribe, publish, command or admin (got 'read')"));
+    CHECK_THAT(error_of("roles:\n  r:\n    - {allow: publish, on: \"a/#/b\"}\n"),
+               StartsWith("t.yaml:3: roles.r[0].on: not a valid MQTT topic filter"));
+    CHECK_THAT(error_of("roles:\n  r: {allow: publish}\n"),
+               Equals("t.yaml:2: roles.r: expected a list, got a map"));
+    CHECK_THAT(error_of("roles:\n  r:\n    - {on: a}\n"), Equals("t.yaml:3: roles.r[0]: needs exactly one of 'deny' or 'allow'"));
+    CHECK_THAT(error_of("auth: {wide_subscriptions: maybe}"),
+               Equals("t.yaml:1: auth.wide_subscriptions: must be refuse or filter (got 'maybe')"));
+    CHECK_THAT(error_of("auth: {login_backoff: {initial_ms: 500, max_ms: 100}}"),
+               Equals("t.yaml:1: auth.login_backoff: max_ms must be at least initial_ms"));
+    CHECK_THAT(error_of("audit: {topic: \"audit/#\"}"),
+               Equals("t.yaml:1: audit.topic: must be a topic name, without wildcards (got 'audit/#')"));
+    CHECK_THAT(error_of("users: [a]"), Equals("t.yaml:1: users: expected a map of users to lists of roles, got a list"));
 }
 
 TEST_CASE("config: redirect", "[config]") {

@@ -1,0 +1,120 @@
+// Limits per identity (connections, publish rate in messages and bytes per
+// second) and the back-off for failed logins per source address.
+//
+// Rates are token buckets per identity, shared by all of that identity's
+// connections, holding one second's worth of tokens (the burst). Anonymous
+// clients are one identity ("anonymous"). Failed logins: the first
+// `free_attempts` failures from an address cost nothing; every further one
+// blocks the address for a doubling time (initial, 2x, 4x, ... up to max).
+// A success clears the address.
+//
+// Thread-safety: every member may be called from any thread. Each
+// identity's bucket has its own mutex (contended only by connections of the
+// same identity); the registry and the login guard take a mutex per
+// connect, never per message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace strata::auth {
+
+using steady_clock = std::chrono::steady_clock;
+
+struct identity_limits {
+    std::uint32_t connections = 0;         // per identity; 0: unlimited
+    std::uint32_t publish_rate = 0;        // messages per second per identity; 0: unlimited
+    std::uint64_t publish_bytes_rate = 0;  // topic+payload bytes per second per identity; 0: unlimited
+    std::uint32_t subscriptions = 0;       // per client; 0: unlimited
+    [[nodiscard]] bool any_rate() const noexcept { return publish_rate != 0 || publish_bytes_rate != 0; }
+};
+
+enum class rate_verdict : std::uint8_t { ok, too_many_messages, too_many_bytes };
+
+class identity_registry;
+
+// One identity's shared state; connections hold it while they live.
+class identity_state {
+public:
+    identity_state(identity_registry& owner, std::string identity, const identity_limits& limits);
+    ~identity_state();
+    identity_state(const identity_state&) = delete;
+    identity_state& operator=(const identity_state&) = delete;
+
+    // Takes one message of `bytes` from the buckets, or says which is empty.
+    [[nodiscard]] rate_verdict admit(std::size_t bytes, steady_clock::time_point now);
+
+private:
+    friend class identity_registry;
+    identity_registry& owner_;
+    std::string identity_;
+    const identity_limits limits_;
+    std::mutex mutex_;
+    double messages_ = 0;
+    double bytes_ = 0;
+    steady_clock::time_point last_{};
+    std::uint32_t connections_ = 0;  // guarded by the registry's mutex
+};
+
+class identity_registry {
+public:
+    explicit identity_registry(identity_limits limits) : limits_(limits) {}
+    identity_registry(const identity_registry&) = delete;
+    identity_registry& operator=(const identity_registry&) = delete;
+
+    [[nodiscard]] const identity_limits& limits() const noexcept { return limits_; }
+
+    // A handle for one more connection of `identity` (empty: anonymous), or
+    // null when the identity is at its connection limit. The connection is
+    // counted until the handle is released.
+    [[nodiscard]] std::shared_ptr<identity_state> acquire(std::string_view identity);
+
+private:
+    friend class identity_state;
+    void release(identity_state* s);
+
+    identity_limits limits_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, std::weak_ptr<identity_state>> identities_;
+};
+
+struct backoff_config {
+    std::uint32_t free_attempts = 3;        // failures per address before blocking
+    std::uint32_t initial_ms = 1'000;       // first block
+    std::uint32_t max_ms = 60'000;          // longest block
+};
+
+class login_guard {
+public:
+    explicit login_guard(backoff_config cfg) : cfg_(cfg) {}
+
+    // How long `address` must still wait before trying again (0: it may).
+    [[nodiscard]] std::chrono::milliseconds blocked_for(std::string_view address, steady_clock::time_point now);
+    void failed(std::string_view address, steady_clock::time_point now);
+    void succeeded(std::string_view address);
+
+    [[nodiscard]] std::uint64_t failures() const noexcept;   // every failed login so far
+    [[nodiscard]] std::uint64_t refused() const noexcept;    // attempts refused while blocked
+    [[nodiscard]] std::size_t blocked_addresses(steady_clock::time_point now) const;
+
+private:
+    struct entry {
+        std::uint32_t failures = 0;
+        steady_clock::time_point blocked_until{};
+        steady_clock::time_point last_failure{};
+    };
+    void prune_locked(steady_clock::time_point now);
+
+    backoff_config cfg_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, entry> by_address_;
+    std::uint64_t failures_ = 0;
+    std::uint64_t refused_ = 0;
+};
+
+}  // namespace strata::auth
