@@ -8,6 +8,8 @@ import os
 import ssl
 import subprocess
 
+import mqtt_raw
+
 OPENSSL = "/usr/bin/openssl"
 
 
@@ -87,3 +89,11 @@ class Pki:
         if maximum is not None:
             ctx.maximum_version = maximum
         return ctx
+
+
+class TlsRaw(mqtt_raw.RawClient):
+    """The raw MQTT client over TLS (the handshake happens in the constructor)."""
+
+    def __init__(self, target, context, version=mqtt_raw.V311):
+        super().__init__(target.port, target.host, version=version)
+        self.sock = context.wrap_socket(self.sock, server_hostname="127.0.0.1")

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import mqtt_raw as r
+from certs import Pki, TlsRaw
 from conftest import (STRATA_BIN, Broker, DEFAULT_CONFIG, MOSQUITTO_PUB, MOSQUITTO_SUB, merge, strata_only,
                       to_yaml, uid, wait_until)
 
@@ -619,3 +620,32 @@ def test_sighup_reloads_the_password_file(start, tmp_path, raw_clients):
     b.send_signal(signal.SIGHUP)
     wait_until(lambda: "password file not reloaded" in b.stderr_text(), what="the refused reload")
     assert connack("erik", "erik-pw") == 0
+
+
+def test_client_certificate_identity_gets_the_users_roles(start, tmp_path):
+    """mTLS without a password: the certificate's CN (tls.identity: cn) is the user, with
+    that user's roles (the analyst sees OEE and cannot command)."""
+    pki = Pki(tmp_path / "pki")
+    ana_cert, ana_key = pki.ca.issue("ana", "ana", client=True)
+    over = example_overrides(tmp_path)
+    over["listeners"] = [
+        {"name": "plain", "protocol": "mqtt", "bind": "127.0.0.1:0"},
+        {"name": "secure", "protocol": "mqtt+tls", "bind": "127.0.0.1:0",
+         "tls": pki.tls_config(identity="cn")},
+    ]
+    b = start(over)
+    host, port = b.listeners["secure"]
+    target = type("T", (), {"host": host, "port": port})
+    ana = TlsRaw(target, pki.client_context(ana_cert, ana_key), version=r.V5)
+    ana.connect_ok(uid("ana-cert"))
+    assert ana.subscribe([("acme/+/+/+/+/oee", 1)]).reasons == [1]
+    assert ana.publish_acked(LINE2 + "/press-7/cmd", CMD).reason == NOT_AUTHORIZED
+    ana.disconnect()
+    # a certificate whose name is no configured user gets no grant beyond anonymous
+    stranger = TlsRaw(target, pki.client_context(pki.client_cert, pki.client_key), version=r.V5)
+    ack = stranger.connect(uid("press-7"))
+    if ack.reason == 0:
+        assert stranger.publish_acked(LINE2 + "/press-7/cmd", CMD).reason == NOT_AUTHORIZED
+    else:
+        assert ack.reason in (NOT_AUTHORIZED, BAD_CREDENTIALS)
+    stranger.close()

@@ -15,7 +15,7 @@ import types
 import pytest
 
 import mqtt_raw
-from certs import Pki
+from certs import Pki, TlsRaw
 from conftest import (IS_MOSQUITTO, TIMEOUT, Client, MosquittoSub, mosquitto_pub, uid,
                       wait_until)
 
@@ -42,14 +42,6 @@ def tls_args(pki, cert=None, key=None):
     if cert:
         args += ["--cert", cert, "--key", key]
     return args
-
-
-class TlsRaw(mqtt_raw.RawClient):
-    """The raw MQTT client over TLS (the handshake happens in the constructor)."""
-
-    def __init__(self, target, context, version=mqtt_raw.V311):
-        super().__init__(target.port, target.host, version=version)
-        self.sock = context.wrap_socket(self.sock, server_hostname="127.0.0.1")
 
 
 def connack_over_tls(target, context):
