@@ -347,13 +347,16 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         // A session whose client was connected when the broker stopped
         // counts as disconnected now.
         s->set_disconnected_at(r.disconnected_at_ms != 0 ? r.disconnected_at_ms : now);
+        s->set_identity(r.identity, nullptr);
         sessions_.emplace(r.client_id, s);
         recovered.push_back(std::move(s));
     };
     v.subscription = [&](const std::string& client_id, persistence::stored_subscription&& sub) {
         session* s = find(client_id);
         if (s == nullptr) return;
-        const subscription_entry e{options_from_byte(sub.options), sub.identifier};
+        // A filtered subscription delivers nothing until its owner connects
+        // again and brings its grants (session::may_receive).
+        const subscription_entry e = entry_from_stored(sub.options, sub.identifier);
         ns::shared_filter sf;
         if (ns::parse_shared(sub.filter, sf) == ns::share_parse::shared) {
             router_.subscribe_shared(s, sf.group, sf.filter, e);

@@ -143,7 +143,7 @@ void session::set_persistent(bool on, bool store_existing) {
         // with a session expiry) stores what it already holds.
         for (const auto& [filter, e] : subscriptions_) {
             submit_locked(persistence::put_subscription{
-                client_id_, persistence::stored_subscription{filter, options_byte(e.options), e.identifier}});
+                client_id_, persistence::stored_subscription{filter, stored_options(e), e.identifier}});
         }
         const auto store_delivery = [&](const delivery& d) {
             if (d.qos == 0 || !d.msg) return;
@@ -185,6 +185,7 @@ persistence::stored_session session::record() const {
     persistence::stored_session r;
     r.client_id = client_id_;
     r.disconnected_at_ms = disconnected_at_ms_;
+    r.identity = identity_;
     r.expiry_interval = expiry_interval_;
     if (will_ && *will_) r.will = to_stored(**will_);
     r.will_delay = will_delay_;
@@ -311,7 +312,7 @@ bool session::remember_subscription(const std::string& filter, const subscriptio
     auto [it, inserted] = subscriptions_.insert_or_assign(filter, e);
     if (persistent_) {
         submit_locked(persistence::put_subscription{
-            client_id_, persistence::stored_subscription{filter, options_byte(e.options), e.identifier}});
+            client_id_, persistence::stored_subscription{filter, stored_options(e), e.identifier}});
     }
     return inserted;
 }

@@ -55,4 +55,20 @@ mqtt::subscribe_options options_from_byte(std::uint8_t b) noexcept {
     return o;
 }
 
+namespace {
+constexpr std::uint8_t stored_filtered = 0x80;
+}
+
+std::uint8_t stored_options(const subscription_entry& e) noexcept {
+    return static_cast<std::uint8_t>(options_byte(e.options) | (e.filtered ? stored_filtered : 0));
+}
+
+subscription_entry entry_from_stored(std::uint8_t options, std::uint32_t identifier) noexcept {
+    subscription_entry e;
+    e.options = options_from_byte(options);
+    e.identifier = identifier;
+    e.filtered = (options & stored_filtered) != 0;
+    return e;
+}
+
 }  // namespace strata::broker

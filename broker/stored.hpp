@@ -28,6 +28,11 @@ using system_clock = std::chrono::system_clock;
 // Throws persistence::store_error when the stored properties do not decode.
 [[nodiscard]] message_ptr from_stored(persistence::stored_message&& s);
 
+// A subscription as stored: the MQTT 5 subscription options byte, plus bit
+// 7 (reserved in MQTT) for a subscription narrowed to its owner's grants.
+[[nodiscard]] std::uint8_t stored_options(const subscription_entry& e) noexcept;
+[[nodiscard]] subscription_entry entry_from_stored(std::uint8_t options, std::uint32_t identifier) noexcept;
+
 // The MQTT 5 subscription options byte.
 [[nodiscard]] std::uint8_t options_byte(const mqtt::subscribe_options& o) noexcept;
 [[nodiscard]] mqtt::subscribe_options options_from_byte(std::uint8_t b) noexcept;

@@ -246,22 +246,25 @@ const char* decode_retained(std::string_view v, stored_message& m) {
 
 namespace {
 constexpr std::uint8_t session_has_will = 0x01;
+constexpr std::uint8_t session_has_identity = 0x02;
 }
 
 void encode_session(std::string& out, const stored_session& s) {
     put_u8(out, value_version);
-    put_u8(out, s.will ? session_has_will : 0);
+    put_u8(out, static_cast<std::uint8_t>((s.will ? session_has_will : 0) |
+                                          (s.identity.empty() ? 0 : session_has_identity)));
     put_varint(out, s.expiry_interval);
     put_varint(out, static_cast<std::uint64_t>(s.disconnected_at_ms));
     put_varint(out, s.will_delay);
     if (s.will) put_message(out, *s.will, /*with_topic=*/true);
+    if (!s.identity.empty()) put_bytes(out, s.identity);
 }
 
 const char* decode_session(std::string_view v, stored_session& s) {
     reader r(v);
     r.version();
     auto flags = r.u8();
-    if (flags & ~session_has_will) r.fail("unknown session flags");
+    if (flags & ~(session_has_will | session_has_identity)) r.fail("unknown session flags");
     s.expiry_interval = r.varint32();
     s.disconnected_at_ms = static_cast<std::int64_t>(r.varint());
     s.will_delay = r.varint32();
@@ -271,6 +274,8 @@ const char* decode_session(std::string_view v, stored_session& s) {
         get_message(r, w, /*with_topic=*/true);
         s.will = std::move(w);
     }
+    s.identity.clear();
+    if ((flags & session_has_identity) && !r.error()) s.identity = r.bytes();
     return r.finish();
 }
 

@@ -88,6 +88,7 @@ struct stored_session {
     std::int64_t disconnected_at_ms = 0;        // 0 while connected (counted from restart then)
     std::optional<stored_message> will;
     std::uint32_t will_delay = 0;               // seconds
+    std::string identity;                       // who owns it (authenticated user); empty: anonymous
     bool operator==(const stored_session&) const = default;
 };
 

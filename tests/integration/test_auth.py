@@ -649,3 +649,38 @@ def test_client_certificate_identity_gets_the_users_roles(start, tmp_path):
     else:
         assert ack.reason in (NOT_AUTHORIZED, BAD_CREDENTIALS)
     stranger.close()
+
+
+def test_persistent_session_keeps_its_owner_and_filtering_across_a_restart(start, tmp_path, raw_clients):
+    over = example_overrides(tmp_path)
+    over["persistence"] = {"path": str(tmp_path / "data")}
+    expiry = [("session_expiry_interval", 3600)]
+    b1 = start(over)
+    ana = login(raw_clients, b1, "ana", client_id="ana-dash", props=expiry)
+    assert ana.subscribe([("acme/#", 1)]).reasons == [1]  # wider than the grants: accepted, filtered
+    ana.disconnect(wait=True)
+    olga = login(raw_clients, b1, "olga")
+    olga.publish_acked(LINE2 + "/press-7/telemetry/t", TELEMETRY, pid=1)
+    olga.publish_acked(LINE2 + "/press-7/oee", OEE, pid=2, retain=True)
+    olga.disconnect()
+    b1.stop()
+    b1.assert_clean_exit()
+
+    b2 = start(over)
+    ana = raw_clients(b2, r.V5)
+    ack = ana.connect_ok("ana-dash", clean=False, username="ana", password=PASSWORDS["ana"].encode(), props=expiry)
+    assert ack.session_present  # the same owner resumes its stored session
+    m = ana.recv_publish()
+    assert m.topic == LINE2 + "/press-7/oee"  # queued before the restart, within the grants
+    expect_no_publish(ana)
+    olga = login(raw_clients, b2, "olga")
+    olga.publish_acked(LINE2 + "/press-7/telemetry/t", TELEMETRY, pid=3)
+    olga.publish_acked(LINE2 + "/press-7/oee", OEE, pid=4, retain=True)
+    assert ana.recv_publish().topic == LINE2 + "/press-7/oee"
+    expect_no_publish(ana)  # still filtered after the restart
+    # another identity with the same client id does not get ana's session
+    ana.disconnect(wait=True)
+    erik = raw_clients(b2, r.V5)
+    ack = erik.connect_ok("ana-dash", clean=False, username="erik", password=PASSWORDS["erik"].encode(),
+                          props=expiry)
+    assert not ack.session_present

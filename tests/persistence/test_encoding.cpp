@@ -30,6 +30,7 @@ stored_session sample_session() {
     s.disconnected_at_ms = 1'700'000'000'000;
     s.will = sample_message();
     s.will_delay = 30;
+    s.identity = "olga";
     return s;
 }
 
@@ -108,6 +109,19 @@ TEST_CASE("session value round trip, with and without will", "[encoding]") {
     stored_session back;
     REQUIRE(enc::decode_session(v, back) == nullptr);
     CHECK(back.disconnected_at_ms == -5);
+    CHECK(back.identity.empty());
+    // an anonymous session with a will, and an owner without a will
+    for (auto [with_will, who] : {std::pair{true, ""}, std::pair{false, "erik"}}) {
+        stored_session x = sample_session();
+        if (!with_will) x.will.reset();
+        x.identity = who;
+        std::string xv;
+        enc::encode_session(xv, x);
+        stored_session y;
+        REQUIRE(enc::decode_session(xv, y) == nullptr);
+        y.client_id = x.client_id;  // the key's part
+        CHECK(y == x);
+    }
 }
 
 TEST_CASE("subscription, delivery and inbound QoS 2 values round trip", "[encoding]") {
