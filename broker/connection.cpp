@@ -133,7 +133,7 @@ void connection::on_started(boost::system::error_code ec) {
                      fmt::join(p->san_uri, ","), fmt::join(p->san_dns, ","));
         // The name the listener's tls.identity selects is who the client
         // is (the first one, when a SAN lists several).
-        if (auto names = certificate_identities(); !names.empty()) certificate_identity_ = std::move(names.front());
+        if (auto names = certificate_identities(); !names.empty()) extras().certificate_identity = std::move(names.front());
     }
     start_read();
 }

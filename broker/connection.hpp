@@ -86,7 +86,7 @@ public:
     // The identity of the verified client certificate (chosen by the
     // listener's `tls.identity`); call before start(). A client that sends
     // no password logs in as this identity.
-    void set_certificate_identity(std::string identity) { certificate_identity_ = std::move(identity); }
+    void set_certificate_identity(std::string identity) { extras().certificate_identity = std::move(identity); }
     // Empty: anonymous.
     [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
 
@@ -231,15 +231,24 @@ private:
     std::unique_ptr<std::unordered_map<std::string, std::uint16_t>> outbound_aliases_;  // created on first use
 
     // Identity and authorization, set at CONNECT.
-    std::string certificate_identity_;
     std::string identity_;                                // empty: anonymous
     std::shared_ptr<const auth::grants> grants_;          // null: no roles configured
     std::shared_ptr<auth::identity_state> identity_state_; // null: no per-identity limits
-    auth::decision_cache publish_decisions_;              // valid for cached_model_
-    const void* cached_model_ = nullptr;                  // the model the decisions were made with
-    std::unique_ptr<mqtt::connect> pending_connect_;      // while verifying / authenticating
-    std::unique_ptr<auth::scram_server> scram_;
-    std::optional<std::string> connack_auth_data_;        // server-final-message for CONNACK
+    // Login and authorisation state that an anonymous client without roles
+    // never needs: created on first use, so an idle connection stays small.
+    struct auth_extras {
+        std::string certificate_identity;
+        auth::decision_cache publish_decisions;           // valid for cached_model
+        const void* cached_model = nullptr;               // the model the decisions were made with
+        std::unique_ptr<mqtt::connect> pending_connect;   // while verifying / authenticating
+        std::unique_ptr<auth::scram_server> scram;
+        std::optional<std::string> connack_auth_data;     // server-final-message for CONNACK
+    };
+    std::unique_ptr<auth_extras> extras_;
+    auth_extras& extras() {
+        if (!extras_) extras_ = std::make_unique<auth_extras>();
+        return *extras_;
+    }
 
     // Keep-alive: the client must send something within 1.5 x keep_alive.
     std::uint16_t keep_alive_ = 0;

@@ -77,13 +77,13 @@ void connection::authenticate(mqtt::connect& c) {
             return;
         }
         if (login_blocked()) return;
-        scram_ = std::make_unique<auth::scram_server>();
-        auto step = scram_->start(c.props.authentication_data.value_or(""), *passwords);
+        extras().scram = std::make_unique<auth::scram_server>();
+        auto step = extras().scram->start(c.props.authentication_data.value_or(""), *passwords);
         if (!step.ok) {
-            login_failed(scram_->user(), reason_code::bad_user_name_or_password, step.error);
+            login_failed(extras().scram->user(), reason_code::bad_user_name_or_password, step.error);
             return;
         }
-        pending_connect_ = std::make_unique<mqtt::connect>(std::move(c));
+        extras().pending_connect = std::make_unique<mqtt::connect>(std::move(c));
         state_ = state::authenticating;
         mqtt::auth a;
         a.code = reason_code::continue_authentication;
@@ -98,7 +98,7 @@ void connection::authenticate(mqtt::connect& c) {
     auth::login_request req;
     req.username = c.username;
     req.has_password = c.password.has_value();
-    req.certificate_identity = certificate_identity_;
+    if (extras_) req.certificate_identity = extras_->certificate_identity;
     req.password_file = passwords != nullptr;
     req.anonymous_allowed = sec.anonymous_allowed(loopback);
     const auto plan = auth::plan_login(req);
@@ -121,7 +121,7 @@ void connection::authenticate(mqtt::connect& c) {
     state_ = state::verifying;
     std::string user = *c.username;
     std::string password = std::move(*c.password);
-    pending_connect_ = std::make_unique<mqtt::connect>(std::move(c));
+    extras().pending_connect = std::make_unique<mqtt::connect>(std::move(c));
     sec.verify_password(std::move(user), std::move(password), [self = shared_from_this()](bool ok) {
         asio::post(self->executor_, [self, ok] { self->password_checked(ok); });
     });
@@ -130,7 +130,7 @@ void connection::authenticate(mqtt::connect& c) {
 void connection::password_checked(bool ok) {
     if (state_ != state::verifying) return;  // closed meanwhile
     state_ = state::awaiting_connect;
-    auto c = std::move(pending_connect_);
+    auto c = std::move(extras().pending_connect);
     if (ok) {
         identity_ = *c->username;
         core_.security().logins().succeeded(address());
@@ -286,10 +286,10 @@ void connection::accept_connect(mqtt::connect& c) {
         if (assigned) p.assigned_client_identifier = client_id_;
         p.server_keep_alive = server_keep_alive;
         p.session_expiry_interval = capped_expiry;
-        if (connack_auth_data_) {
+        if (extras_ && extras_->connack_auth_data) {
             p.authentication_method = std::string(auth::scram_method);
-            p.authentication_data = std::move(connack_auth_data_);
-            connack_auth_data_.reset();
+            p.authentication_data = std::move(extras_->connack_auth_data);
+            extras_->connack_auth_data.reset();
         }
     }
     spdlog::debug("{} '{}': connected as {} (v{}, clean {}, keep-alive {}s, session present {})", remote_,
@@ -331,17 +331,17 @@ void connection::handle_auth(const mqtt::auth& a) {
         refuse_connect(reason_code::protocol_error, "expected AUTH 0x18 with method SCRAM-SHA-256");
         return;
     }
-    const auto step = scram_->finish(a.props.authentication_data.value_or(""));
+    const auto step = extras().scram->finish(a.props.authentication_data.value_or(""));
     state_ = state::awaiting_connect;
     if (!step.ok) {
-        login_failed(scram_->user(), reason_code::bad_user_name_or_password, step.error);
+        login_failed(extras().scram->user(), reason_code::bad_user_name_or_password, step.error);
         return;
     }
-    identity_ = scram_->user();
+    identity_ = extras().scram->user();
     core_.security().logins().succeeded(address());
-    connack_auth_data_ = step.data;
-    auto c = std::move(pending_connect_);
-    scram_.reset();
+    extras().connack_auth_data = step.data;
+    auto c = std::move(extras().pending_connect);
+    extras().scram.reset();
     accept_connect(*c);
 }
 

@@ -50,15 +50,16 @@ bool connection::publish_granted(std::string_view topic, bool& command) {
         return true;
     }
     const void* m = core_.model();
-    if (m != cached_model_) {
-        publish_decisions_.clear();
-        cached_model_ = m;
+    auto& x = extras();
+    if (m != x.cached_model) {
+        x.publish_decisions.clear();
+        x.cached_model = m;
     }
-    if (publish_decisions_.contains(topic)) return true;
+    if (x.publish_decisions.contains(topic)) return true;
     command = is_command(topic);
     const bool ok = may_publish(topic, command);
     // Commands are audited one by one: never cached.
-    if (ok && !command) publish_decisions_.put(topic);
+    if (ok && !command) x.publish_decisions.put(topic);
     return ok;
 }
 
