@@ -144,6 +144,42 @@ void add_namespace(family_builder& b, broker_core& core) {
     }
 }
 
+void add_store(family_builder& b, std::vector<MetricFamily>& extra, broker_core& core) {
+    const auto* st = core.store();
+    if (st == nullptr) return;
+    const auto s = st->stats();
+    const auto t = core.counters().sum();
+    b.counter("strata_store_commits_total", "Group commits written to the store").value(static_cast<double>(s.commits));
+    b.counter("strata_store_operations_total", "Records written or deleted by group commits")
+        .value(static_cast<double>(s.operations));
+    b.counter("strata_store_written_bytes_total", "Bytes written by group commits (keys and values)")
+        .value(static_cast<double>(s.bytes));
+    b.counter("strata_store_write_errors_total", "Failed group commits (e.g. disk full)")
+        .value(static_cast<double>(s.write_errors));
+    b.gauge("strata_store_pending_operations", "Operations submitted and not yet committed")
+        .value(static_cast<double>(s.pending_operations));
+    b.gauge("strata_store_pending_bytes", "Estimated bytes submitted and not yet committed")
+        .value(static_cast<double>(s.pending_bytes));
+    b.gauge("strata_store_healthy", "1 while the store commits; 0 after a failed commit until one succeeds")
+        .value(s.healthy ? 1 : 0);
+    b.counter("strata_publishes_refused_unstorable_total", "QoS 1/2 publishes refused because the store could not write")
+        .value(static_cast<double>(t.refused_unstorable));
+    // The commit latency histogram, cumulative since start.
+    MetricFamily h{"strata_store_commit_seconds", "Time a group commit took (write, and sync where the mode syncs)",
+                   MetricType::Histogram, {}};
+    ClientMetric m;
+    for (std::size_t i = 0; i < s.commits_under.size(); ++i) {
+        ClientMetric::Bucket bucket;
+        bucket.upper_bound = persistence::store_stats::commit_bucket_bounds[i];
+        bucket.cumulative_count = s.commits_under[i];
+        m.histogram.bucket.push_back(bucket);
+    }
+    m.histogram.sample_count = s.commits;
+    m.histogram.sample_sum = s.commit_seconds_sum;
+    h.metric.push_back(std::move(m));
+    extra.push_back(std::move(h));
+}
+
 void add_process(family_builder& b) {
     const auto p = sample_process();
     b.counter("strata_process_cpu_seconds_total", "User and system CPU time of the broker process").value(p.cpu_seconds);
@@ -159,8 +195,11 @@ std::string metrics::scrape() const {
     family_builder b;
     add_broker(b, core_);
     add_namespace(b, core_);
+    std::vector<MetricFamily> extra;
+    add_store(b, extra, core_);
     add_process(b);
     auto families = b.take();
+    for (auto& f : extra) families.push_back(std::move(f));
     for (auto& f : registry_->Collect()) families.push_back(std::move(f));
     return prometheus::TextSerializer().Serialize(families);
 }

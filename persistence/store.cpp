@@ -418,6 +418,8 @@ struct store::impl {
     std::uint64_t commits_ = 0, operations_ = 0, bytes_ = 0, write_errors_ = 0;
     std::string last_error_;
     std::vector<double> latencies_;
+    std::array<std::uint64_t, store_stats::commit_bucket_bounds.size()> commits_under_{};
+    double commit_seconds_sum_ = 0;
     std::size_t latency_next_ = 0;
 
     std::atomic<ticket> durable_{0};
@@ -857,6 +859,10 @@ void store::impl::writer_loop() {
                     latencies_[latency_next_] = seconds;
                 }
                 latency_next_ = (latency_next_ + 1) % commit_latency_samples;
+                for (std::size_t i = 0; i < store_stats::commit_bucket_bounds.size(); ++i) {
+                    if (seconds <= store_stats::commit_bucket_bounds[i]) ++commits_under_[i];
+                }
+                commit_seconds_sum_ += seconds;
             }
             batch.clear();
             batch_bytes = 0;
@@ -1242,6 +1248,8 @@ store_stats store::stats() const {
     s.write_errors = impl_->write_errors_;
     s.healthy = impl_->healthy_.load();
     s.last_error = impl_->last_error_;
+    s.commits_under = impl_->commits_under_;
+    s.commit_seconds_sum = impl_->commit_seconds_sum_;
     // Oldest first.
     const auto& l = impl_->latencies_;
     if (l.size() < commit_latency_samples) {

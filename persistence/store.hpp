@@ -26,9 +26,11 @@
 // (no U+0000); keys stay unambiguous even if one held a NUL byte.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -163,6 +165,14 @@ struct store_stats {
     bool healthy = true;                    // false after a failed commit, until one succeeds
     std::string last_error;                 // RocksDB status of the last failed commit ("" if none)
     std::vector<double> commit_seconds;     // recent commit latencies (last 256, oldest first)
+    // Every successful commit's latency since open, as a cumulative
+    // histogram: commits_under[i] took at most commit_bucket_bounds[i]
+    // seconds (the last bound is +infinity, so it counts them all).
+    static constexpr std::array<double, 12> commit_bucket_bounds{
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+        std::numeric_limits<double>::infinity()};
+    std::array<std::uint64_t, 12> commits_under{};
+    double commit_seconds_sum = 0;
 };
 
 class store {

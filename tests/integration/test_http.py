@@ -134,6 +134,23 @@ def test_metrics_after_known_traffic(broker_factory):
     pub.disconnect()
 
 
+def test_store_metrics(broker_factory):
+    b = start_http_broker(broker_factory)
+    pub = Client(b, version=5).connect()
+    for i in range(3):
+        pub.publish("store/r%d" % i, b"v", qos=1, retain=True)  # acknowledged once committed
+    samples, kinds = scrape(b)
+    assert kinds["strata_store_commit_seconds"] == "histogram"
+    count = value(samples, "strata_store_commit_seconds_count")
+    assert count >= 1
+    assert value(samples, "strata_store_commit_seconds_bucket", le="+Inf") == count
+    assert value(samples, "strata_store_commits_total") == count
+    assert value(samples, "strata_store_operations_total") >= 3
+    assert value(samples, "strata_store_healthy") == 1
+    assert value(samples, "strata_store_write_errors_total") == 0
+    assert value(samples, "strata_publishes_refused_unstorable_total") == 0
+
+
 def test_namespace_violations_by_subtree_and_outcome(broker_factory):
     b = start_http_broker(broker_factory, namespace={"model": str(REPO / "deploy/namespace/acme.yaml")})
     c = Client(b, version=5).connect()
