@@ -243,7 +243,10 @@ void connection::resume_input() {
 }
 
 bool connection::output_backlogged() const noexcept {
-    return writing_ && control_.size() > max_pending_replies;
+    // Acknowledgements held for the store count too: a client that keeps
+    // publishing while the disk is slow stops being read.
+    return (writing_ && control_.size() > max_pending_replies) ||
+           (held_ && held_->bytes.size() > max_pending_replies);
 }
 
 void connection::process_input(const std::uint8_t* data, std::size_t n) {
@@ -353,6 +356,9 @@ void connection::send(const mqtt::packet& p) {
 void connection::send_when_durable(const mqtt::packet& p, persistence::ticket t) {
     if (state_ == state::closed) return;
     auto* st = core_.store();
+    // The session's own writes (its subscriptions, QoS 2 ids, delivery
+    // progress) are part of what this acknowledges.
+    if (st != nullptr && session_) t = std::max(t, session_->last_ticket());
     const bool holding = held_ && !held_->ends.empty();
     if (st == nullptr || (!holding && (t == 0 || st->durable_ticket() >= t))) {
         send(p);

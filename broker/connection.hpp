@@ -159,8 +159,9 @@ private:
     // Queue a control packet (ack, suback, ...) and flush.
     void send(const mqtt::packet& p);
     // An acknowledgement that may go out only once the store made ticket
-    // `t` durable (0: nothing to wait for). Acknowledgements keep their
-    // order: one waits behind those held before it.
+    // `t` durable, and this session's own writes before it (0: nothing
+    // else to wait for). Acknowledgements keep their order: one waits
+    // behind those held before it.
     void send_when_durable(const mqtt::packet& p, persistence::ticket t);
     void wait_for_store();
     void on_store_durable(bool ok);

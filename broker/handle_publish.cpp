@@ -106,7 +106,7 @@ void connection::handle_publish(mqtt::publish& p) {
     if (p.qos == 2) {
         if (!session_->begin_inbound_qos2(p.packet_id)) {
             // A resent PUBLISH whose first copy was already routed.
-            send_when_durable(mqtt::pubrec{p.packet_id, reason_code::success, {}}, session_->last_ticket());
+            send_when_durable(mqtt::pubrec{p.packet_id, reason_code::success, {}}, 0);
             return;
         }
         if (session_->inbound_qos2_count() > limits.receive_maximum) {
@@ -193,12 +193,12 @@ void connection::handle_publish(mqtt::publish& p) {
     if (p.qos == 1) {
         mqtt::puback ack{p.packet_id, outcome, {}};
         ack.props.reason_string = std::move(ack_reason);
-        send_when_durable(ack, std::max(ticket, session_->last_ticket()));
+        send_when_durable(ack, ticket);
     } else if (p.qos == 2) {
         if (static_cast<std::uint8_t>(outcome) >= 0x80) session_->end_inbound_qos2(p.packet_id);
         mqtt::pubrec ack{p.packet_id, outcome, {}};
         ack.props.reason_string = std::move(ack_reason);
-        send_when_durable(ack, std::max(ticket, session_->last_ticket()));
+        send_when_durable(ack, ticket);
     }
 }
 
@@ -301,8 +301,7 @@ void connection::handle_pubrel(const mqtt::pubrel& p) {
     // may reuse it for a new message, which must not look like a resend.
     send_when_durable(mqtt::pubcomp{p.packet_id,
                                     known ? mqtt::reason_code::success : mqtt::reason_code::packet_identifier_not_found,
-                                    {}},
-                      session_->last_ticket());
+                                    {}}, 0);
 }
 
 void connection::handle_pubcomp(const mqtt::pubcomp& p) {

@@ -82,7 +82,7 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
         }
     }
     // A persistent session's subscriptions are on disk before the SUBACK.
-    send_when_durable(ack, session_->last_ticket());
+    send_when_durable(ack, 0);
 
     for (const auto& r : retained) {
         subscription_ids ids;
@@ -114,7 +114,7 @@ void connection::handle_unsubscribe(mqtt::unsubscribe& u) {
         ack.codes.push_back(removed ? reason_code::success : reason_code::no_subscription_existed);
     }
     if (version_ != mqtt::protocol_version::v5) ack.codes.clear();
-    send_when_durable(ack, session_->last_ticket());
+    send_when_durable(ack, 0);
 }
 
 }  // namespace strata::broker
