@@ -395,7 +395,7 @@ def test_disk_full_refuses_qos1_serves_qos0_and_recovers(broker_factory, tmp_pat
             pid - 100, len(held), subprocess.run(["df", str(mnt)], capture_output=True, text=True).stdout,
             b.stderr_text()[-3000:])
         assert held, "the publish that hit the full disk should not have been acknowledged"
-        assert "cannot write" in b.stderr_text() or "store" in b.stderr_text()
+        assert "store cannot write" in b.stderr_text() and "refusing QoS 1/2 publishes" in b.stderr_text()
         # QoS 0 is still served
         pub.publish("df/qos0", b"still-flowing", qos=0)
         got = [q.payload for q in drain(watcher)]
