@@ -321,6 +321,12 @@ bool decode_connect(reader& r, connect& out) {
     std::string_view name;
     std::uint8_t level;
     if (!r.binary(name) || !r.u8(level)) return false;
+    // Mosquitto's bridges announce themselves with the top bit of the level
+    // set, and only for 3.1 and 3.1.1 (0x83, 0x84): its broker reads the
+    // level as level & 0x7F and marks 0x83/0x84 as a bridge, and its bridge
+    // never sends 0x85. We take 0x84 and refuse 0x85 like any other level.
+    out.bridge = level == 0x84;
+    if (out.bridge) level = 4;
     if (name == "MQTT") {
         if (level != 4 && level != 5)
             return r.fail(reason_code::unsupported_protocol_version, "unsupported protocol level");

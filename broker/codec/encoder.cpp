@@ -220,7 +220,7 @@ template <class W>
 void body(W& w, const connect& p, bool) {
     const bool v5 = p.version != protocol_version::v311;  // a CONNECT says its own version
     w.str("MQTT");
-    w.u8(v5 ? 5 : 4);
+    w.u8(v5 ? 5 : p.bridge ? 0x84 : 4);
     std::uint8_t flags = p.clean_start ? 0x02 : 0x00;
     if (p.will) {
         flags |= 0x04 | static_cast<std::uint8_t>((p.will->qos & 3) << 3);

@@ -124,6 +124,11 @@ struct will_message {
 struct connect {
     protocol_version version = protocol_version::v5;
     std::string protocol_name = "MQTT";  // "MQTT" (4, 5); "MQIsdp" is refused
+    // 3.1.1 only: protocol level 0x84 instead of 4, Mosquitto's marker of a
+    // bridge connection (the peer is a broker forwarding messages, to be
+    // given No Local semantics). 5.0 has no such marker: level 0x85 is
+    // refused, and the encoder ignores this field for 5.0.
+    bool bridge = false;
     bool clean_start = true;             // 3.1.1: clean session
     std::uint16_t keep_alive = 0;        // seconds
     std::string client_id;

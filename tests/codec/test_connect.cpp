@@ -93,6 +93,51 @@ TEST_CASE("CONNECT 5.0 with properties and will properties", "[codec][connect]")
     CHECK(decode_as<connect>(b, v311) == c);
 }
 
+TEST_CASE("CONNECT 3.1.1 bridge flag (protocol level 0x84)", "[codec][connect]") {
+    const bytes b{
+        0x10,                     // CONNECT
+        0x0E,                     // remaining length 14
+        0x00, 0x04, 'M', 'Q', 'T', 'T',  // protocol name
+        0x84,                     // protocol level 4 with the bridge bit (0x80)
+        0x00,                     // flags: clean session 0
+        0x00, 0x3C,               // keep alive 60
+        0x00, 0x02, 'b', '1',     // client identifier "b1"
+    };
+    connect c;
+    c.version = protocol_version::v311;
+    c.bridge = true;
+    c.clean_start = false;
+    c.keep_alive = 60;
+    c.client_id = "b1";
+    check_both_ways(b, c, v311);
+    CHECK(decode_as<connect>(b, v5) == c);
+    // Without the bridge bit the same packet is a plain client.
+    bytes plain = b;
+    plain[8] = 0x04;
+    CHECK_FALSE(decode_as<connect>(plain, v311).bridge);
+}
+
+TEST_CASE("CONNECT bridge flag only on 3.1.1", "[codec][connect]") {
+    const auto body = [](std::uint8_t level) {
+        return pkt(0x10, str("MQTT") + bytes{level, 0x02, 0x00, 0x3C} + (level == 5 ? props({}) : bytes{}) + str("c"));
+    };
+    // 0x85 is not a bridge marker any implementation sends (Mosquitto's
+    // bridges set the bit for 3.1 and 3.1.1 only).
+    CHECK(decode_error(body(0x85), v5) == reason_code::unsupported_protocol_version);
+    CHECK(decode_error(body(0x83), v311) == reason_code::unsupported_protocol_version);  // 3.1
+    CHECK(decode_error(body(0x80), v311) == reason_code::unsupported_protocol_version);
+    CHECK(decode_error(body(0xC4), v311) == reason_code::unsupported_protocol_version);
+    // The encoder writes the marker for 3.1.1 only: a 5.0 CONNECT stays level 5.
+    connect c;
+    c.version = protocol_version::v5;
+    c.bridge = true;
+    c.client_id = "c";
+    const bytes out = encode_bytes(packet{c}, v5);
+    REQUIRE(out.size() > 8);
+    CHECK(out[8] == 0x05);
+    CHECK_FALSE(decode_as<connect>(out, v5).bridge);
+}
+
 TEST_CASE("CONNECT protocol name and level", "[codec][connect]") {
     const auto body = [](std::string_view name, std::uint8_t level) {
         return pkt(0x10, str(name) + bytes{level, 0x02, 0x00, 0x3C} + str("c"));
