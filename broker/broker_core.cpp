@@ -98,6 +98,30 @@ void broker_core::set_model(std::shared_ptr<const ns::model> m) {
     model_generation_.store(++model_generations, std::memory_order_release);
 }
 
+namespace {
+
+// Whether the model reads `topic` as a command class (walks its levels;
+// no allocation).
+bool model_command(const ns::model& m, std::string_view topic) {
+    const ns::model_node* node = m.root();
+    while (node != nullptr && !m.absorbing(node)) {
+        const auto slash = topic.find('/');
+        node = m.child(node, topic.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        topic.remove_prefix(slash + 1);
+    }
+    const auto* k = m.class_at(node);
+    return k != nullptr && k->command;
+}
+
+}  // namespace
+
+bool broker_core::is_command(std::string_view topic) const {
+    if (security_->policy().is_command_subtree(topic)) return true;
+    const ns::model* m = model();
+    return m != nullptr && model_command(*m, topic);
+}
+
 bool broker_core::reload_model() {
     const std::string& path = cfg_.namespace_model;
     if (path.empty()) {
@@ -137,7 +161,7 @@ void broker_core::release_io() {
 }
 
 broker_core::open_result broker_core::open_session(const std::string& client_id, bool clean_start,
-                                                   const std::shared_ptr<connection>& c) {
+                                                   const std::shared_ptr<session_owner>& c) {
     open_result r;
     std::optional<message_ptr> will_to_publish;
     {
@@ -165,7 +189,7 @@ broker_core::open_result broker_core::open_session(const std::string& client_id,
         }
         if (!r.s) {
             r.s = std::make_shared<session>(*this, client_id);
-            r.s->set_queue_limits({cfg_.limits.max_queued_messages, cfg_.limits.max_queued_bytes});
+            r.s->set_queue_limits(client_queue_limits());
             sessions_.emplace(client_id, r.s);
         }
         r.generation = r.s->attach(c, r.present);
@@ -273,7 +297,9 @@ broker_core::publish_result broker_core::publish(const message_ptr& m) {
     publish_result r;
     if (store_ == nullptr) {
         if (m->retain) router_.retain(m);
-        r.delivered = router_.publish(m);
+        const auto routed = router_.publish(m);
+        r.delivered = routed.delivered;
+        r.refused = routed.refused;
         return r;
     }
     store_ops ops;
@@ -288,7 +314,9 @@ broker_core::publish_result broker_core::publish(const message_ptr& m) {
             }
         }
     }
-    r.delivered = router_.publish(m, &ops);
+    const auto routed = router_.publish(m, &ops);
+    r.delivered = routed.delivered;
+    r.refused = routed.refused;
     if (!ops.empty()) r.ticket = store_->submit(std::move(ops));
     return r;
 }
@@ -339,7 +367,7 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     v.retained = [&](persistence::stored_message&& m) { router_.retain(from_stored(std::move(m))); };
     v.session = [&](persistence::stored_session&& r) {
         auto s = std::make_shared<session>(*this, r.client_id);
-        s->set_queue_limits({cfg_.limits.max_queued_messages, cfg_.limits.max_queued_bytes});
+        s->set_queue_limits(client_queue_limits());
         s->set_expiry_interval(r.expiry_interval);
         std::optional<message_ptr> will;
         if (r.will) will = from_stored(std::move(*r.will));

@@ -58,6 +58,9 @@ public:
     // shared reference count (std::atomic<std::shared_ptr> in libstdc++ 12
     // takes a lock on every load).
     [[nodiscard]] const ns::model* model() const;
+    // Whether `topic` is a command: under auth.command_subtrees or in a data
+    // class the model marks as commands.
+    [[nodiscard]] bool is_command(std::string_view topic) const;
     // Installs a model (null: none). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
     // SIGHUP: loads cfg().namespace_model again. On success swaps it in
@@ -73,7 +76,7 @@ public:
     struct open_result {
         session_ptr s;
         bool present = false;                       // Session Present in CONNACK
-        std::shared_ptr<connection> previous;       // a connection to close with 0x8E
+        std::shared_ptr<session_owner> previous;    // a connection to close with 0x8E
         std::uint64_t previous_generation = 0;
         std::uint64_t generation = 0;               // of the new attachment
     };
@@ -81,7 +84,7 @@ public:
     // applying clean start and takeover rules (including the previous
     // connection's will). The caller kicks `previous`.
     open_result open_session(const std::string& client_id, bool clean_start,
-                             const std::shared_ptr<connection>& c);
+                             const std::shared_ptr<session_owner>& c);
 
     // The connection that owned `s` is gone. Publishes the will now or
     // after its delay, ends the session now (expiry 0) or arms its expiry.
@@ -90,6 +93,7 @@ public:
 
     struct publish_result {
         std::size_t delivered = 0;       // sessions it was queued for
+        std::size_t refused = 0;         // full queues that refused it (a bridge buffer under `block`)
         persistence::ticket ticket = 0;  // the store operations it caused (0: none)
     };
     // Routes a message, keeps it when retained, and submits to the store
@@ -166,6 +170,12 @@ public:
     void release_io();
 
 private:
+    [[nodiscard]] queue_limits client_queue_limits() const noexcept {
+        queue_limits l;
+        l.max_messages = cfg_.limits.max_queued_messages;
+        l.max_bytes = cfg_.limits.max_queued_bytes;
+        return l;
+    }
     void end_session_locked(const session_ptr& s);
     void publish_will(const message_ptr& will);
     void arm_timer(const session_ptr& s, std::uint64_t generation, asio::io_context::executor_type ex,

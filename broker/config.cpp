@@ -14,6 +14,8 @@
 // about a value point at its key's line when the value is empty.
 #include "broker/config.hpp"
 
+#include "bridges/topic_map.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -664,6 +666,123 @@ void read_audit(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
+// "mqtt://host:port" / "mqtts://host:port" (port optional), "[v6]" hosts too.
+void read_remote(const reader& r, const value_ref& v, bridge_config& b) {
+    b.remote = r.read_nonempty_string(v);
+    std::string_view rest = b.remote;
+    if (rest.starts_with("mqtts://")) {
+        b.tls = true;
+        b.port = 8883;
+        rest.remove_prefix(8);
+    } else if (rest.starts_with("mqtt://")) {
+        rest.remove_prefix(7);
+    } else {
+        r.fail(v, "expected mqtt://host:port or mqtts://host:port (got '" + b.remote + "')");
+    }
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    const bool has_port = rest.starts_with('[') ? rest.find("]:") != std::string_view::npos
+                                                 : rest.find(':') != std::string_view::npos;
+    const std::string bind = has_port ? std::string(rest) : std::string(rest) + ":" + std::to_string(b.port);
+    const std::string err = split_bind(bind, b.host, b.port);
+    if (!err.empty() || b.host.empty() || b.port == 0)
+        r.fail(v, "expected mqtt://host:port or mqtts://host:port with a host and a non-zero port (got '" + b.remote +
+                      "')");
+}
+
+void read_routes(const reader& r, const value_ref& v, std::vector<bridge_route>& out) {
+    r.read_list(v, [&](const value_ref& item, std::size_t) {
+        bridge_route route;
+        r.read_map(item, {
+            {"local", [&](const value_ref& x) { route.local = r.read_nonempty_string(x); }, true},
+            {"remote", [&](const value_ref& x) { route.remote = r.read_nonempty_string(x); }, true},
+            {"qos", [&](const value_ref& x) { route.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
+        });
+        try {
+            const bridges::topic_map check(route.local, route.remote);
+        } catch (const std::invalid_argument& e) {
+            r.fail(item, e.what());
+        }
+        out.push_back(std::move(route));
+    });
+}
+
+void read_bridges(const reader& r, const value_ref& v, config& cfg) {
+    r.read_list(v, [&](const value_ref& item, std::size_t) {
+        bridge_config b;
+        YAML::Mark name_mark = item.mark;
+        bool has_tls = false;
+        r.read_map(item, {
+            {"name",
+             [&](const value_ref& x) {
+                 b.name = r.read_string(x);
+                 name_mark = x.mark;
+                 if (!valid_listener_name(b.name))
+                     r.fail(x, "must be non-empty and use only letters, digits, '-', '_' and '.' (got '" + b.name +
+                                   "')");
+             },
+             true},
+            {"remote", [&](const value_ref& x) { read_remote(r, x, b); }, true},
+            {"protocol_version",
+             [&](const value_ref& x) {
+                 b.protocol_version = r.read_uint<std::uint8_t>(x, 4, 5);
+             }},
+            {"client_id", [&](const value_ref& x) { b.client_id = r.read_nonempty_string(x); }},
+            {"tls",
+             [&](const value_ref& x) {
+                 has_tls = true;
+                 r.read_map(x, {
+                     {"ca", [&](const value_ref& y) { b.ca = r.read_nonempty_string(y); }},
+                     {"cert", [&](const value_ref& y) { b.cert = r.read_nonempty_string(y); }},
+                     {"key", [&](const value_ref& y) { b.key = r.read_nonempty_string(y); }},
+                     {"server_name", [&](const value_ref& y) { b.server_name = r.read_nonempty_string(y); }},
+                 });
+                 if (b.cert.empty() != b.key.empty()) r.fail(x, "cert and key go together (a client certificate needs its key)");
+             }},
+            {"username", [&](const value_ref& x) { b.username = r.read_nonempty_string(x); }},
+            {"password", [&](const value_ref& x) { b.password = r.read_string(x); }},
+            {"identity", [&](const value_ref& x) { b.identity = r.read_nonempty_string(x); }},
+            {"forward", [&](const value_ref& x) { read_routes(r, x, b.forward); }},
+            {"receive", [&](const value_ref& x) { read_routes(r, x, b.receive); }},
+            {"buffer",
+             [&](const value_ref& x) {
+                 r.read_map(x, {
+                     {"max_bytes",
+                      [&](const value_ref& y) { b.buffer_max_bytes = r.read_size<std::uint64_t>(y, 1024); }},
+                     {"policy",
+                      [&](const value_ref& y) {
+                          static constexpr std::array<std::string_view, 2> policies{"drop-oldest", "block"};
+                          b.buffer_block = r.read_choice(y, policies) == "block";
+                      }},
+                     {"state_topics",
+                      [&](const value_ref& y) {
+                          static constexpr std::array<std::string_view, 2> kinds{"all", "latest-only"};
+                          b.latest_only = r.read_choice(y, kinds) == "latest-only";
+                      }},
+                 });
+             }},
+            {"reconnect",
+             [&](const value_ref& x) {
+                 r.read_map(x, {
+                     {"min_ms", [&](const value_ref& y) { b.reconnect_min_ms = r.read_uint<std::uint32_t>(y, 10); }},
+                     {"max_ms", [&](const value_ref& y) { b.reconnect_max_ms = r.read_uint<std::uint32_t>(y, 10); }},
+                 });
+                 if (b.reconnect_max_ms < b.reconnect_min_ms) r.fail(x, "max_ms must be at least min_ms");
+             }},
+            {"keep_alive", [&](const value_ref& x) { b.keep_alive = r.read_uint<std::uint16_t>(x, 5); }},
+        });
+        if (has_tls && !b.tls) r.fail(item, "a tls section needs an mqtts:// remote (got '" + b.remote + "')");
+        if (b.forward.empty() && b.receive.empty())
+            r.fail(item, "a bridge needs at least one forward or receive rule");
+        if (b.client_id.empty()) b.client_id = b.name;
+        if (b.identity.empty()) b.identity = b.name;
+        if (b.server_name.empty()) b.server_name = b.host;
+        for (const auto& other : cfg.bridges) {
+            if (other.name == b.name) r.fail(name_mark, item.path + ".name", "duplicate bridge name '" + b.name + "'");
+        }
+        cfg.bridges.push_back(std::move(b));
+    });
+}
+
 void read_root(const reader& r, const value_ref& root, config& cfg) {
     std::vector<role_ref> role_refs;
     r.read_map(root, {
@@ -717,6 +836,7 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
              r.read_map(x, {{"grace_ms",
                              [&](const value_ref& y) { cfg.shutdown_grace_ms = r.read_uint<std::uint32_t>(y, 0); }}});
          }},
+        {"bridges", [&](const value_ref& x) { read_bridges(r, x, cfg); }},
         {"namespace",
          [&](const value_ref& x) {
              // `namespace:` with nothing under it: no model, as when absent.
@@ -768,6 +888,11 @@ config parse_config(const std::string& text, const std::string& name) {
     resolve(cfg.namespace_model);
     resolve(cfg.auth.password_file);
     resolve(cfg.audit.file);
+    for (auto& b : cfg.bridges) {
+        resolve(b.ca);
+        resolve(b.cert);
+        resolve(b.key);
+    }
     for (auto& l : cfg.listeners) {
         if (!l.tls) continue;
         resolve(l.tls->cert);

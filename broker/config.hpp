@@ -110,6 +110,39 @@ struct persistence_config {
     std::uint32_t batch_interval_ms = 5; // batch: longest wait before a group commit
 };
 
+// `bridges:`: outbound links to other brokers (README "Federation").
+struct bridge_route {
+    std::string local;   // topic filter on this broker
+    std::string remote;  // the same wildcard levels on the remote broker
+    std::uint8_t qos = 1;
+};
+
+struct bridge_config {
+    std::string name;                  // for logs, $SYS and metrics; unique
+    std::string remote;                // "mqtt://host:port" or "mqtts://host:port" (default ports 1883 / 8883)
+    // Derived from `remote` by load_config().
+    std::string host;
+    std::uint16_t port = 1883;
+    bool tls = false;
+    std::uint8_t protocol_version = 5;     // 5, or 4 (3.1.1)
+    std::string client_id;                 // default: the name
+    // `tls: {ca, cert, key, server_name}`, resolved against the config
+    // file's directory. ca empty: the system's trust store.
+    std::string ca, cert, key, server_name;
+    std::string username, password;        // optional
+    // The local identity whose roles (users:/roles:) decide what the remote
+    // may publish here; default: the bridge's name.
+    std::string identity;
+    std::vector<bridge_route> forward;     // local -> remote
+    std::vector<bridge_route> receive;     // remote -> local
+    // The store-and-forward buffer (persistent outbox).
+    std::uint64_t buffer_max_bytes = 256ull << 20;
+    bool buffer_block = false;             // policy: drop-oldest (default) or block (refuse new publishes)
+    bool latest_only = false;              // state_topics: latest-only (retained messages keep their newest value)
+    std::uint32_t reconnect_min_ms = 500, reconnect_max_ms = 30'000;
+    std::uint16_t keep_alive = 60;         // seconds
+};
+
 struct config {
     std::string source_file;  // the file this was loaded from (empty: defaults)
 
@@ -137,6 +170,8 @@ struct config {
     // (deploy/namespace/README.md). Resolved against the config file's
     // directory by parse_config(); empty: no model, every topic passes.
     std::string namespace_model;
+
+    std::vector<bridge_config> bridges;
 };
 
 // Loads and validates a config file. Unknown keys are errors (a typo must

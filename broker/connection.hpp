@@ -50,7 +50,7 @@ namespace strata::broker {
 namespace asio = boost::asio;
 class broker_core;
 
-class connection : public std::enable_shared_from_this<connection> {
+class connection final : public session_owner, public std::enable_shared_from_this<connection> {
 public:
     using executor_type = asio::io_context::executor_type;
     using socket_type = asio::basic_stream_socket<asio::ip::tcp, executor_type>;
@@ -66,11 +66,11 @@ public:
     void start();
 
     // Any thread: the session has something to send.
-    void notify();
+    void notify() override;
     // Any thread: close this connection with `code` (5.0 clients get a
     // DISCONNECT with it first), unless `generation` says it was already
     // replaced. generation 0 means unconditionally.
-    void kick(mqtt::reason_code code, std::uint64_t generation = 0);
+    void kick(mqtt::reason_code code, std::uint64_t generation = 0) override;
 
     [[nodiscard]] executor_type executor() const { return executor_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return client_id_; }
@@ -136,6 +136,10 @@ private:
     // A QoS 1/2 PUBLISH while the store cannot write: 5.0 gets 0x97, a
     // 3.1.1 client is disconnected (it resends after reconnecting).
     void refuse_unstorable(const mqtt::publish& p, bool v5);
+    // A PUBLISH that a full bridge buffer (policy block) refused: a 5.0
+    // QoS 1/2 acknowledgement says 0x97; a 3.1.1 QoS 1/2 publisher is
+    // disconnected (returns false: handling stops).
+    bool buffer_full(std::uint8_t qos, bool v5, mqtt::reason_code& outcome, std::optional<std::string>& ack_reason);
     // A message passed under the model's warn mode (rate-limited at info).
     void log_warned(std::string_view topic, std::string_view reason);
     // The namespace model's verdict on the will of a CONNECT: false when the
@@ -194,6 +198,10 @@ private:
     bool connected_ = false;      // counted in clients_connected
     bool will_on_close_ = true;   // false after a normal DISCONNECT
     bool inbound_closed_ = false;
+    // A 3.1.1 client that connected as a bridge (protocol level 0x84): its
+    // subscriptions get No Local and Retain As Published, as 5.0 bridges
+    // ask for them, so what it forwarded here does not go back.
+    bool bridge_client_ = false;
 
     // Partial packet carried over between reads.
     std::vector<std::uint8_t> in_;

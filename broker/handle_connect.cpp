@@ -8,6 +8,7 @@
 // while the connection's input waits; SCRAM-SHA-256 runs as an MQTT 5 AUTH
 // exchange. Every outcome is audited; bad credentials count against the
 // source address (auth/limits.hpp login_guard).
+#include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "namespace/topic.hpp"
@@ -30,6 +31,7 @@ void connection::handle_connect(mqtt::connect& c) {
     version_ = c.version;
     const bool v5 = version_ == mqtt::protocol_version::v5;
     client_id_ = c.client_id;
+    bridge_client_ = c.bridge;
     if (v5 && c.props.request_problem_information) {
         request_problem_info_ = *c.props.request_problem_information != 0;
     }
@@ -172,6 +174,10 @@ void connection::accept_connect(mqtt::connect& c) {
         return;
     }
 
+    if (reserved_client_id(client_id_)) {
+        refuse_connect(reason_code::client_identifier_not_valid, "client identifiers starting with '$bridge/' are the broker's own");
+        return;
+    }
     bool assigned = false;
     if (client_id_.empty()) {
         if (!v5 && !c.clean_start) {

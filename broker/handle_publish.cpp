@@ -12,29 +12,7 @@
 #include <spdlog/spdlog.h>
 
 namespace strata::broker {
-namespace {
-
-// Whether the model reads `topic` as a command class (walks its levels;
-// no allocation).
-bool model_command(const ns::model& m, std::string_view topic) {
-    const ns::model_node* node = m.root();
-    while (node != nullptr && !m.absorbing(node)) {
-        const auto slash = topic.find('/');
-        node = m.child(node, topic.substr(0, slash));
-        if (slash == std::string_view::npos) break;
-        topic.remove_prefix(slash + 1);
-    }
-    const auto* k = m.class_at(node);
-    return k != nullptr && k->command;
-}
-
-}  // namespace
-
-bool connection::is_command(std::string_view topic) const {
-    if (core_.security().policy().is_command_subtree(topic)) return true;
-    const ns::model* m = core_.model();
-    return m != nullptr && model_command(*m, topic);
-}
+bool connection::is_command(std::string_view topic) const { return core_.is_command(topic); }
 
 bool connection::may_publish(std::string_view topic, bool command) const {
     return grants_ == nullptr || grants_->may_publish(topic, command);
@@ -146,6 +124,7 @@ void connection::handle_publish(mqtt::publish& p) {
             const auto r = route(p, v5);
             ticket = r.ticket;
             if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
+            if (r.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
         } else {
             switch (v.mode) {
             case ns::enforcement::reject:
@@ -164,6 +143,7 @@ void connection::handle_publish(mqtt::publish& p) {
                 const auto r = route(p, v5);
                 ticket = r.ticket;
                 if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
+                if (r.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
                 break;
             }
             case ns::enforcement::quarantine: {
@@ -200,6 +180,22 @@ void connection::handle_publish(mqtt::publish& p) {
         ack.props.reason_string = std::move(ack_reason);
         send_when_durable(ack, ticket);
     }
+}
+
+bool connection::buffer_full(std::uint8_t qos, bool v5, mqtt::reason_code& outcome,
+                             std::optional<std::string>& ack_reason) {
+    // The message reached the other subscribers, but a bridge that must not
+    // lose it had no room: the publisher keeps it and sends it again.
+    if (qos == 0) return true;  // counted as refused; nothing to tell
+    if (!v5) {
+        // 3.1.1 has no negative acknowledgement: disconnected, the client
+        // sends the message again after reconnecting.
+        fail(mqtt::reason_code::quota_exceeded, "a bridge buffer is full (policy block)");
+        return false;
+    }
+    outcome = mqtt::reason_code::quota_exceeded;
+    if (request_problem_info_) ack_reason = "a bridge buffer is full; send again later";
+    return true;
 }
 
 void connection::refuse_unstorable(const mqtt::publish& p, bool v5) {

@@ -65,6 +65,10 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
             ack.codes.push_back(v5 ? reason_code::quota_exceeded : reason_code::unspecified_error);
             continue;
         }
+        if (bridge_client_ && !v5 && kind != ns::share_parse::shared) {
+            req.options.no_local = true;
+            req.options.retain_as_published = true;
+        }
         const subscription_entry entry{req.options, identifier, filtered};
         bool is_new = false;
         if (kind == ns::share_parse::shared) {

@@ -1,6 +1,7 @@
 // The scrape: broker counters and gauges, namespace checks, the process.
 #include "broker/metrics.hpp"
 
+#include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "namespace/model_stats.hpp"
 
@@ -164,6 +165,9 @@ void add_store(family_builder& b, std::vector<MetricFamily>& extra, broker_core&
         .value(s.healthy ? 1 : 0);
     b.counter("strata_publishes_refused_unstorable_total", "QoS 1/2 publishes refused because the store could not write")
         .value(static_cast<double>(t.refused_unstorable));
+    b.counter("strata_deliveries_refused_queue_full_total",
+              "Deliveries refused by a full queue whose policy is to refuse (a bridge buffer with policy block)")
+        .value(static_cast<double>(t.refused_queue_full));
     // The commit latency histogram, cumulative since start.
     MetricFamily h{"strata_store_commit_seconds", "Time a group commit took (write, and sync where the mode syncs)",
                    MetricType::Histogram, {}};
@@ -178,6 +182,36 @@ void add_store(family_builder& b, std::vector<MetricFamily>& extra, broker_core&
     m.histogram.sample_sum = s.commit_seconds_sum;
     h.metric.push_back(std::move(m));
     extra.push_back(std::move(h));
+}
+
+void add_bridges(family_builder& b, const std::vector<bridge_status>& all) {
+    if (all.empty()) return;
+    const auto per_bridge = [&](const char* name, const char* help, bool counter, auto field) {
+        if (counter) b.counter(name, help); else b.gauge(name, help);
+        for (const auto& s : all) b.value(static_cast<double>(field(s)), {{"bridge", s.name}});
+    };
+    per_bridge("strata_bridge_connected", "1 while the bridge's link to its remote broker is up", false,
+               [](const bridge_status& s) { return s.connected ? 1 : 0; });
+    per_bridge("strata_bridge_backlog_messages", "Messages waiting to be forwarded or awaiting the remote's PUBACK",
+               false, [](const bridge_status& s) { return s.backlog_messages; });
+    per_bridge("strata_bridge_backlog_bytes", "Topic and payload bytes of the backlog", false,
+               [](const bridge_status& s) { return s.backlog_bytes; });
+    per_bridge("strata_bridge_backlog_oldest_seconds", "Age of the oldest message in the backlog (0: empty)", false,
+               [](const bridge_status& s) { return s.oldest_backlog_seconds; });
+    per_bridge("strata_bridge_last_ack_timestamp_seconds", "Unix time of the remote's last PUBACK (0: none yet)",
+               false, [](const bridge_status& s) { return static_cast<double>(s.last_ack_ms) / 1000.0; });
+    per_bridge("strata_bridge_connects_total", "Successful connections to the remote broker", true,
+               [](const bridge_status& s) { return s.connects; });
+    b.counter("strata_bridge_messages_total",
+              "Bridge messages: forwarded to the remote, received from it, dropped (buffer full under drop-oldest, "
+              "or refused by the remote), refused (buffer full under block), superseded (latest-only), loops "
+              "(had crossed this bridge before), denied (refused here by roles, rules or the model)");
+    for (const auto& s : all) {
+        const std::pair<const char*, std::uint64_t> outcomes[] = {
+            {"forwarded", s.forwarded}, {"received", s.received}, {"dropped", s.dropped}, {"refused", s.refused},
+            {"superseded", s.superseded}, {"loops", s.loops}, {"denied", s.denied}};
+        for (const auto& [what, n] : outcomes) b.value(static_cast<double>(n), {{"bridge", s.name}, {"outcome", what}});
+    }
 }
 
 void add_process(family_builder& b) {
@@ -197,6 +231,7 @@ std::string metrics::scrape() const {
     add_namespace(b, core_);
     std::vector<MetricFamily> extra;
     add_store(b, extra, core_);
+    if (bridges_ != nullptr) add_bridges(b, bridges_->status());
     add_process(b);
     auto families = b.take();
     for (auto& f : extra) families.push_back(std::move(f));

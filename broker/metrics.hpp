@@ -20,6 +20,7 @@
 namespace strata::broker {
 
 class broker_core;
+class bridge_host;
 
 class metrics {
 public:
@@ -29,9 +30,12 @@ public:
     [[nodiscard]] prometheus::Registry& registry() noexcept { return *registry_; }
     // The Prometheus text exposition format (version 0.0.4).
     [[nodiscard]] std::string scrape() const;
+    // The bridges whose state is scraped too (before the network starts).
+    void set_bridges(const bridge_host* b) noexcept { bridges_ = b; }
 
 private:
     broker_core& core_;
+    const bridge_host* bridges_ = nullptr;
     std::shared_ptr<prometheus::Registry> registry_;
 };
 

@@ -20,11 +20,15 @@ struct match {
 
 }  // namespace
 
-std::size_t router::publish(const message_ptr& m, store_ops* ops) {
+router::result router::publish(const message_ptr& m, store_ops* ops) {
     // Reused per thread: matching allocates nothing once warmed up.
     thread_local std::vector<match> matches;
     matches.clear();
-    std::size_t delivered = 0;
+    result r;
+    const auto count = [&r](deliver_result d) {
+        if (d == deliver_result::queued) ++r.delivered;
+        if (d == deliver_result::refused) ++r.refused;
+    };
 
     std::shared_lock lock(subs_mutex_);
     subs_.match(
@@ -60,7 +64,7 @@ std::size_t router::publish(const message_ptr& m, store_ops* ops) {
             subscription_ids ids;
             if (e.identifier != 0) ids.push_back(e.identifier);
             const std::uint8_t qos = std::min(m->qos, e.options.qos);
-            if (s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, false, ops)) ++delivered;
+            count(s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, false, ops));
         });
 
     if (matches.size() > 1) {
@@ -86,9 +90,9 @@ std::size_t router::publish(const message_ptr& m, store_ops* ops) {
     for (auto& mt : matches) {
         if (mt.filtered && !mt.s->may_receive(m->topic)) continue;
         const std::uint8_t qos = std::min(m->qos, mt.qos);
-        if (mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, false, ops)) ++delivered;
+        count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, false, ops));
     }
-    return delivered;
+    return r;
 }
 
 void router::retain(const message_ptr& m) {

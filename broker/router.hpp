@@ -31,9 +31,12 @@ public:
     // one session give one delivery at the highest granted QoS carrying all
     // matching subscription identifiers; each matching shared group gives one
     // delivery to one member (round robin, preferring connected members).
-    // Returns the number of sessions the message was queued for. Persistent
-    // sessions append their deliveries to `ops` (when not null).
-    std::size_t publish(const message_ptr& m, store_ops* ops = nullptr);
+    // Persistent sessions append their deliveries to `ops` (when not null).
+    struct result {
+        std::size_t delivered = 0;  // sessions it was queued for
+        std::size_t refused = 0;    // sessions whose full queue refused it (policy refuse)
+    };
+    result publish(const message_ptr& m, store_ops* ops = nullptr);
 
     // Stores, replaces or (empty payload) clears the retained message of m->topic.
     void retain(const message_ptr& m);

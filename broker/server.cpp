@@ -145,6 +145,7 @@ void server::begin_shutdown() {
         l->acceptor.close(ec);
     }
     core_.kick_all(mqtt::reason_code::server_shutting_down);
+    bridges_.stop();
     // Bounded wait for the connections to flush and close.
     auto timer = std::make_shared<asio::steady_timer>(*ios_.front());
     const auto deadline = steady_clock::now() + std::chrono::milliseconds(core_.cfg().shutdown_grace_ms);
@@ -193,6 +194,7 @@ int server::run() {
         sys_tick = [&] {
             if (stopping_) return;
             core_.publish_sys();
+            bridges_.publish_sys();
             sys_timer.expires_after(std::chrono::seconds(core_.cfg().sys_interval));
             sys_timer.async_wait([&](boost::system::error_code ec) {
                 if (!ec) sys_tick();
@@ -214,6 +216,10 @@ int server::run() {
     };
     housekeeping();
 
+    // Bridges start after recovery (their outboxes are sessions in the
+    // store), spread over the network threads.
+    bridges_.start([this] { return ios_[next_io_++ % ios_.size()]->get_executor(); });
+    metrics_.set_bridges(&bridges_);
     for (auto& l : listeners_) {
         start_accepting(*l);
         spdlog::info("listening on {} ({}, {})", l->cfg.host + ":" + std::to_string(l->port), l->cfg.name,

@@ -6,6 +6,7 @@
 // Thread-safety: construct, listen() and run() from the main thread.
 #pragma once
 
+#include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/config.hpp"
 #include "broker/http.hpp"
@@ -43,6 +44,7 @@ public:
     // The first network thread's executor (for timers armed before run()).
     [[nodiscard]] asio::io_context::executor_type executor() { return ios_.front()->get_executor(); }
     [[nodiscard]] metrics& exporter() noexcept { return metrics_; }
+    [[nodiscard]] const bridge_host& bridges() const noexcept { return bridges_; }
 
 private:
     struct listener;
@@ -61,6 +63,9 @@ private:
     http_server http_{core_, metrics_};
     std::vector<std::unique_ptr<asio::io_context>> ios_;
     std::vector<std::unique_ptr<listener>> listeners_;
+    // After ios_: destroyed first (their links' sockets and timers belong
+    // to the io_contexts).
+    bridge_host bridges_{core_};
     std::size_t next_io_ = 0;
     bool stopping_ = false;
 };

@@ -1,7 +1,6 @@
 #include "broker/session.hpp"
 
 #include "broker/broker_core.hpp"
-#include "broker/connection.hpp"
 #include "broker/stored.hpp"
 
 #include <algorithm>
@@ -23,30 +22,86 @@ std::uint16_t packet_id_of(std::uint64_t seq) noexcept {
 
 }  // namespace
 
-bool session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                      std::span<const std::uint32_t> sub_ids, bool retained_replay, store_ops* ops) {
+deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
+                                std::span<const std::uint32_t> sub_ids, bool retained_replay, store_ops* ops) {
     std::lock_guard lock(mutex_);
     auto& slot = core_.counters().local();
     if (!conn_ && qos == 0) {
         // QoS 0 is not kept for an offline client.
         bump(slot.dropped_offline_qos0);
-        return false;
+        return deliver_result::dropped;
     }
     const std::size_t w = m->weight();
+    if (outbox_ && limits_.latest_only_retained && retain && !retained_replay) supersede_locked(m);
     if (!retained_replay &&
         (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes)) {
-        bump(slot.dropped_queue_full);
-        return false;
+        if (limits_.policy == when_full::refuse) {
+            if (outbox_) ++outbox_->refused;
+            bump(slot.refused_queue_full);
+            return deliver_result::refused;
+        }
+        if (limits_.policy != when_full::drop_oldest || !drop_oldest_locked(w)) {
+            if (outbox_) ++outbox_->dropped;
+            bump(slot.dropped_queue_full);
+            return deliver_result::dropped;
+        }
     }
     auto& d = queue_.emplace_back(delivery{m, qos, retain, false, 0, subscription_ids(sub_ids.begin(), sub_ids.end())});
     queued_bytes_ += w;
+    if (qos > 0 || outbox_) d.seq = ++last_seq_;
     if (qos > 0) {
-        d.seq = ++last_seq_;
         // Retained messages sent on subscribe are in the store already.
         if (persistent_ && ops != nullptr && !retained_replay) ops->push_back(persistence::put_delivery{stored(d)});
     }
+    if (outbox_) {
+        d.queued_at = steady_clock::now();
+        if (limits_.latest_only_retained && retain) outbox_->latest.insert_or_assign(m->topic, d.seq);
+    }
     notify_locked();
-    return true;
+    return deliver_result::queued;
+}
+
+void session::pop_front_locked() {
+    const delivery& d = queue_.front();
+    if (d.msg) queued_bytes_ -= d.msg->weight();
+    if (!d.msg && outbox_) --outbox_->tombstones;
+    if (outbox_ && d.retain && d.msg) {
+        auto it = outbox_->latest.find(d.msg->topic);
+        if (it != outbox_->latest.end() && it->second == d.seq) outbox_->latest.erase(it);
+    }
+    queue_.pop_front();
+}
+
+bool session::drop_oldest_locked(std::size_t w) {
+    if (w > limits_.max_bytes) return false;
+    auto& slot = core_.counters().local();
+    while (!queue_.empty() && (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes)) {
+        const delivery& d = queue_.front();
+        if (d.msg) {
+            ++outbox_->dropped;
+            bump(slot.dropped_queue_full);
+        }
+        if (d.qos > 0) forget_stored_locked(d.seq);
+        pop_front_locked();
+    }
+    return queue_.size() < limits_.max_messages && queued_bytes_ + w <= limits_.max_bytes;
+}
+
+void session::supersede_locked(const message_ptr& m) {
+    auto it = outbox_->latest.find(m->topic);
+    if (it == outbox_->latest.end()) return;
+    const std::uint64_t seq = it->second;
+    outbox_->latest.erase(it);
+    // Queued deliveries are in seq order: find the older value by its seq.
+    auto pos = std::lower_bound(queue_.begin(), queue_.end(), seq,
+                                [](const delivery& d, std::uint64_t s) { return d.seq < s; });
+    if (pos == queue_.end() || pos->seq != seq || !pos->msg) return;  // already sent
+    // It stays in place, emptied, and is skipped when its turn comes.
+    queued_bytes_ -= pos->msg->weight();
+    pos->msg.reset();
+    ++outbox_->superseded;
+    ++outbox_->tombstones;
+    if (pos->qos > 0) forget_stored_locked(seq);
 }
 
 void session::set_identity(std::string identity, std::shared_ptr<const auth::grants> g) {
@@ -69,7 +124,7 @@ void session::notify_locked() {
     if (conn_) conn_->notify();
 }
 
-std::uint64_t session::attach(const std::shared_ptr<connection>& c, bool resend_inflight) {
+std::uint64_t session::attach(const std::shared_ptr<session_owner>& c, bool resend_inflight) {
     std::lock_guard lock(mutex_);
     conn_ = c;
     resend_pending_ = resend_inflight && !inflight_.empty();
@@ -79,7 +134,7 @@ std::uint64_t session::attach(const std::shared_ptr<connection>& c, bool resend_
     return ++generation_;
 }
 
-bool session::detach(const connection* c) {
+bool session::detach(const session_owner* c) {
     std::lock_guard lock(mutex_);
     if (conn_.get() != c) return false;
     conn_.reset();
@@ -87,7 +142,7 @@ bool session::detach(const connection* c) {
     return true;
 }
 
-std::shared_ptr<connection> session::owner() const {
+std::shared_ptr<session_owner> session::owner() const {
     std::lock_guard lock(mutex_);
     return conn_;
 }
@@ -192,8 +247,8 @@ persistence::stored_session session::record() const {
     return r;
 }
 
-void session::collect(const connection* c, std::vector<outgoing>& out, std::size_t window,
-                      steady_clock::time_point now) {
+void session::collect(const session_owner* c, std::vector<outgoing>& out, std::size_t window,
+                      steady_clock::time_point now, std::size_t max_out) {
     std::lock_guard lock(mutex_);
     if (conn_.get() != c) return;
     if (resend_pending_) {
@@ -207,16 +262,24 @@ void session::collect(const connection* c, std::vector<outgoing>& out, std::size
         }
     }
     auto& slot = core_.counters().local();
-    while (!queue_.empty()) {
+    while (!queue_.empty() && out.size() < max_out) {
         auto& front = queue_.front();
         // Keeps order: wait for acks.
-        if (front.qos > 0 && (inflight_.size() >= window || !packet_id_free_locked(front.seq))) break;
+        if (front.msg && front.qos > 0 && (inflight_.size() >= window || !packet_id_free_locked(front.seq))) break;
         delivery d = std::move(front);
+        if (d.msg) queued_bytes_ -= d.msg->weight();
         queue_.pop_front();
-        queued_bytes_ -= d.msg->weight();
+        if (!d.msg) {  // superseded by a newer value of its topic
+            --outbox_->tombstones;
+            continue;
+        }
+        if (outbox_ && d.retain) {
+            auto it = outbox_->latest.find(d.msg->topic);
+            if (it != outbox_->latest.end() && it->second == d.seq) outbox_->latest.erase(it);
+        }
         if (d.msg->expired(now)) {
             bump(slot.dropped_expired);
-            forget_stored_locked(d.seq);
+            if (d.qos > 0) forget_stored_locked(d.seq);
             continue;
         }
         if (d.qos == 0) {
@@ -368,6 +431,50 @@ std::uint32_t session::will_delay() const {
 void session::set_queue_limits(queue_limits l) {
     std::lock_guard lock(mutex_);
     limits_ = l;
+    if ((l.policy != when_full::drop_new || l.latest_only_retained) && !outbox_) {
+        outbox_ = std::make_unique<outbox_state>();
+        // What was restored from the store: queued from now on, and under
+        // latest-only the newest value per topic supersedes older ones.
+        const auto now = steady_clock::now();
+        for (auto& d : queue_) d.queued_at = now;
+        for (auto& f : inflight_) f.d.queued_at = now;
+        if (l.latest_only_retained) {
+            for (const auto& d : queue_) {
+                if (d.retain && d.msg) supersede_locked(d.msg);
+                if (d.retain && d.msg) outbox_->latest.insert_or_assign(d.msg->topic, d.seq);
+            }
+        }
+    }
+}
+
+std::uint64_t session::queued_bytes() const {
+    std::lock_guard lock(mutex_);
+    return queued_bytes_;
+}
+
+session::backlog_info session::backlog() const {
+    std::lock_guard lock(mutex_);
+    backlog_info b;
+    b.bytes = queued_bytes_;
+    for (const auto& f : inflight_) {
+        if (f.d.msg) b.bytes += f.d.msg->weight();
+        if (!b.oldest || f.d.queued_at < *b.oldest) b.oldest = f.d.queued_at;
+    }
+    b.messages = inflight_.size();
+    for (const auto& d : queue_) {
+        if (!d.msg) continue;
+        ++b.messages;
+        if (!b.oldest || d.queued_at < *b.oldest) b.oldest = d.queued_at;
+        break;  // queued in order: the first live one is the oldest
+    }
+    b.messages = inflight_.size() + queue_.size();
+    if (outbox_) {
+        b.messages -= outbox_->tombstones;
+        b.dropped = outbox_->dropped;
+        b.refused = outbox_->refused;
+        b.superseded = outbox_->superseded;
+    }
+    return b;
 }
 
 std::size_t session::queued_messages() const {

@@ -13,6 +13,7 @@
 #include "auth/policy.hpp"
 #include "broker/codec/packet.hpp"
 #include "broker/message.hpp"
+#include "broker/session_owner.hpp"
 #include "persistence/store.hpp"
 
 #include <boost/container/deque.hpp>
@@ -31,7 +32,6 @@
 
 namespace strata::broker {
 
-class connection;
 class broker_core;
 
 using subscription_ids = boost::container::small_vector<std::uint32_t, 2>;
@@ -54,9 +54,12 @@ struct delivery {
     // before, so it goes out with DUP set.
     bool maybe_sent = false;
     // QoS 1/2: the session's sequence number of this delivery, which is
-    // also its key in the store and gives its packet identifier.
+    // also its key in the store and gives its packet identifier. A bridge's
+    // outbox numbers its QoS 0 deliveries too (to find them again).
     std::uint64_t seq = 0;
     subscription_ids sub_ids;
+    // When it was queued (bridge outboxes only: the backlog's age).
+    steady_clock::time_point queued_at{};
 };
 
 // Operations for the store, gathered while one message is routed and
@@ -72,11 +75,25 @@ struct outgoing {
     delivery d;  // for publish
 };
 
+// What a full queue does with one more message.
+enum class when_full : std::uint8_t {
+    drop_new,     // the new message is dropped and counted (client sessions)
+    drop_oldest,  // the oldest queued (not in flight) messages make room, counted
+    refuse,       // the new message is refused: the publisher is told (QoS 1/2: 0x97)
+};
+
 // Per-session queue limits and policy.
 struct queue_limits {
     std::uint32_t max_messages = 1000;
+    when_full policy = when_full::drop_new;
+    // Retained messages waiting in the queue keep only the newest value per
+    // topic (a bridge's backlog of state topics).
+    bool latest_only_retained = false;
     std::uint64_t max_bytes = 16u << 20;
 };
+
+// What deliver() did with a message.
+enum class deliver_result : std::uint8_t { queued, dropped, refused };
 
 class session : public std::enable_shared_from_this<session> {
 public:
@@ -91,14 +108,17 @@ public:
     // --- Router side (any thread) ---------------------------------------
 
     // Queues a message for the client (or for later, when offline).
-    // Returns false when it was dropped (queue full, or QoS 0 while offline).
+    // Returns dropped when the queue was full (policy drop_new) or it was a
+    // QoS 0 message for an offline client, refused when the queue was full
+    // under the refuse policy.
     // `retained_replay`: the retained messages sent on subscribe; they are
     // already held in memory by the retained store, so they are queued
     // whatever the queue limits (a fresh '#' subscriber must get all of
     // them) and leave as the client's window allows.
     // A persistent session appends the delivery to `ops` (QoS 1/2 only).
-    bool deliver(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids,
-                 bool retained_replay = false, store_ops* ops = nullptr);
+    deliver_result deliver(const message_ptr& m, std::uint8_t qos, bool retain,
+                           std::span<const std::uint32_t> sub_ids, bool retained_replay = false,
+                           store_ops* ops = nullptr);
 
     // --- Persistence ------------------------------------------------------
 
@@ -126,11 +146,11 @@ public:
 
     // Attaches `c` (the new owner); returns the new generation. Re-arms
     // nothing: the caller resends in-flight messages through collect().
-    std::uint64_t attach(const std::shared_ptr<connection>& c, bool resend_inflight);
+    std::uint64_t attach(const std::shared_ptr<session_owner>& c, bool resend_inflight);
     // Detaches `c` if it is still the owner. Returns false when the session
     // was taken over by another connection in the meantime.
-    bool detach(const connection* c);
-    [[nodiscard]] std::shared_ptr<connection> owner() const;
+    bool detach(const session_owner* c);
+    [[nodiscard]] std::shared_ptr<session_owner> owner() const;
     [[nodiscard]] bool connected() const;
     [[nodiscard]] std::uint64_t generation() const;
 
@@ -138,8 +158,9 @@ public:
     // (first call after attach), then queued messages while the number of
     // unacknowledged QoS 1/2 messages stays below `window`. Expired
     // messages are dropped. Returns nothing unless `c` is the owner.
-    void collect(const connection* c, std::vector<outgoing>& out, std::size_t window,
-                 steady_clock::time_point now);
+    // `max_out` bounds how many are moved in one call.
+    void collect(const session_owner* c, std::vector<outgoing>& out, std::size_t window,
+                 steady_clock::time_point now, std::size_t max_out = SIZE_MAX);
 
     // Outbound acknowledgements. Return false for an unknown packet id.
     bool on_puback(std::uint16_t id);                  // QoS 1 done
@@ -182,6 +203,17 @@ public:
 
     void set_queue_limits(queue_limits l);
     [[nodiscard]] std::size_t queued_messages() const;
+    [[nodiscard]] std::uint64_t queued_bytes() const;
+    // A bridge outbox's backlog: messages queued or in flight, their bytes,
+    // when the oldest was queued, and what the full-queue policy dropped or
+    // refused since start.
+    struct backlog_info {
+        std::size_t messages = 0;
+        std::uint64_t bytes = 0;
+        std::optional<steady_clock::time_point> oldest;
+        std::uint64_t dropped = 0, refused = 0, superseded = 0;
+    };
+    [[nodiscard]] backlog_info backlog() const;
     [[nodiscard]] std::size_t inflight_messages() const;
 
     // Called once when the session ends (clean start, expiry): forgets
@@ -212,12 +244,19 @@ private:
     void forget_stored_locked(std::uint64_t seq);
     void submit_locked(persistence::operation op);
     [[nodiscard]] persistence::stored_delivery stored(const delivery& d) const;
+    // Makes room for `w` more bytes under the drop_oldest policy; false
+    // when even an empty queue would not hold it.
+    bool drop_oldest_locked(std::size_t w);
+    // latest_only_retained: a queued retained message of the same topic is
+    // superseded by `m` (removed from the queue and the store).
+    void supersede_locked(const message_ptr& m);
+    void pop_front_locked();
 
     broker_core& core_;
     const std::string client_id_;
 
     mutable std::mutex mutex_;
-    std::shared_ptr<connection> conn_;
+    std::shared_ptr<session_owner> conn_;
     std::uint64_t generation_ = 0;
     bool resend_pending_ = false;
 
@@ -226,6 +265,15 @@ private:
     boost::container::deque<delivery> queue_;
     std::uint64_t queued_bytes_ = 0;
     queue_limits limits_;
+    // A bridge outbox's extra state (null for client sessions, which keep
+    // the drop_new policy and no per-topic index).
+    struct outbox_state {
+        // latest_only_retained: the seq of the queued retained message per topic.
+        std::unordered_map<std::string, std::uint64_t> latest;
+        std::uint64_t dropped = 0, refused = 0, superseded = 0;
+        std::size_t tombstones = 0;  // superseded entries still in queue_
+    };
+    std::unique_ptr<outbox_state> outbox_;
 
     boost::container::deque<inflight> inflight_;  // in send order
     std::uint64_t last_seq_ = 0;

@@ -33,6 +33,7 @@ stats::totals stats::sum() const noexcept {
         t.dropped_offline_qos0 += s.dropped_offline_qos0.load(std::memory_order_relaxed);
         t.connections_accepted += s.connections_accepted.load(std::memory_order_relaxed);
         t.refused_unstorable += s.refused_unstorable.load(std::memory_order_relaxed);
+        t.refused_queue_full += s.refused_queue_full.load(std::memory_order_relaxed);
         t.publish_refused += s.publish_refused.load(std::memory_order_relaxed);
         t.publish_rate_limited += s.publish_rate_limited.load(std::memory_order_relaxed);
     }

@@ -26,6 +26,7 @@ struct alignas(64) counter_slot {
     std::atomic<std::uint64_t> dropped_offline_qos0{0};
     std::atomic<std::uint64_t> connections_accepted{0};
     std::atomic<std::uint64_t> refused_unstorable{0};  // QoS 1/2 publishes refused: the store cannot write
+    std::atomic<std::uint64_t> refused_queue_full{0};  // deliveries refused by a full queue (policy refuse)
     // Connections refused or failed before CONNACK success, by reason.
     std::array<std::atomic<std::uint64_t>, 6> connections_refused{};
     std::atomic<std::uint64_t> publish_refused{0};       // no grant (auth) or access rule
@@ -61,7 +62,7 @@ public:
         std::uint64_t dropped_queue_full = 0, dropped_expired = 0, dropped_too_large = 0,
                       dropped_offline_qos0 = 0;
         std::uint64_t connections_accepted = 0;
-        std::uint64_t refused_unstorable = 0;
+        std::uint64_t refused_unstorable = 0, refused_queue_full = 0;
         std::uint64_t publish_refused = 0, publish_rate_limited = 0;
         [[nodiscard]] std::uint64_t dropped() const noexcept {
             return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;

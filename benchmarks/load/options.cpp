@@ -60,6 +60,8 @@ Flow control ("as fast as possible" without loss):
 Options:
   --host ADDR            broker IPv4 address                 [127.0.0.1]
   --port N               broker port                         [1883]
+  --sub-port N           subscribers connect to this port instead (a second
+                         broker, e.g. the far side of a bridge) [= --port]
   --mqtt V               3 (3.1.1) or 5 (5.0)                [3]
   --qos N                publish QoS 0 or 1                  [0]
   --sub-qos N            subscription QoS      [= --qos; retained: 0]
@@ -207,6 +209,7 @@ options parse_options(int argc, char** argv) {
         }
         if (a == "--host") o.host = v;
         else if (a == "--port") o.port = static_cast<std::uint16_t>(to_long(a, v, 1, 65535));
+        else if (a == "--sub-port") o.sub_port = static_cast<std::uint16_t>(to_long(a, v, 1, 65535));
         else if (a == "--mqtt") {
             if (v == "3" || v == "4" || v == "311" || v == "3.1.1") o.level = 4;
             else if (v == "5" || v == "5.0") o.level = 5;

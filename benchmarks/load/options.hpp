@@ -14,6 +14,7 @@ struct options {
     scenario kind = scenario::fanin;
     std::string host = "127.0.0.1";
     std::uint16_t port = 1883;
+    std::uint16_t sub_port = 0;  // 0: subscribers use `port` too
     std::uint8_t level = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0
     int qos = 0;             // publish QoS
     int sub_qos = -1;        // subscription QoS; -1: same as qos

@@ -126,6 +126,8 @@ public:
             throw run_error("--host must be an IPv4 address: " + opts_.host);
         dst_.sin_family = AF_INET;
         dst_.sin_port = htons(opts_.port);
+        sub_dst_ = dst_;
+        if (opts_.sub_port != 0) sub_dst_.sin_port = htons(opts_.sub_port);
     }
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -194,7 +196,8 @@ private:
         c.fd = fd;
         c.state = conn_state::connecting;
         ++handshaking_;
-        const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&dst_), sizeof dst_);
+        const sockaddr_in& to = c.kind == role::subscriber ? sub_dst_ : dst_;
+        const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to);
         if (rc != 0 && errno != EINPROGRESS) {
             fail_connection(id, std::string("connect: ") + std::strerror(errno), false);
             return;
@@ -1013,6 +1016,7 @@ private:
     int ep_ = -1;
     int timer_fd_ = -1;
     sockaddr_in dst_{};
+    sockaddr_in sub_dst_{};  // subscribers' broker (--sub-port)
     int source_addrs_ = 1;
     std::vector<connection> conns_;
     std::vector<publisher> publishers_;
