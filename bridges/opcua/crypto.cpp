@@ -36,19 +36,15 @@ constexpr security_policy policy_table[] = {
      4096, 42},
 };
 
-template <typename T, void (*Free)(T*)>
-struct openssl_deleter {
-    void operator()(T* p) const noexcept { Free(p); }
-};
-using kdf_ptr = std::unique_ptr<EVP_KDF, openssl_deleter<EVP_KDF, EVP_KDF_free>>;
-using kdf_ctx_ptr = std::unique_ptr<EVP_KDF_CTX, openssl_deleter<EVP_KDF_CTX, EVP_KDF_CTX_free>>;
-using cipher_ptr = std::unique_ptr<EVP_CIPHER, openssl_deleter<EVP_CIPHER, EVP_CIPHER_free>>;
-using cipher_ctx_ptr = std::unique_ptr<EVP_CIPHER_CTX, openssl_deleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
-using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, openssl_deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using pkey_ctx_ptr = std::unique_ptr<EVP_PKEY_CTX, openssl_deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using bio_ptr = std::unique_ptr<BIO, openssl_deleter<BIO, BIO_free_all>>;
+using kdf_ptr = openssl_ptr<EVP_KDF, EVP_KDF_free>;
+using kdf_ctx_ptr = openssl_ptr<EVP_KDF_CTX, EVP_KDF_CTX_free>;
+using cipher_ptr = openssl_ptr<EVP_CIPHER, EVP_CIPHER_free>;
+using cipher_ctx_ptr = openssl_ptr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
+using md_ctx_ptr = openssl_ptr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using pkey_ctx_ptr = openssl_ptr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using bio_ptr = openssl_ptr<BIO, BIO_free_all>;
 
-[[noreturn]] void fail(const char* what) { throw std::runtime_error(std::string("OpenSSL: ") + what); }
+[[noreturn]] void fail(const char* what) { throw_openssl_error(what); }
 
 // OpenSSL's parameter constructors take non-const pointers but do not
 // modify the buffers.
@@ -100,6 +96,18 @@ void require_rsa(const rsa_key& key) {
 }
 
 }  // namespace
+
+void throw_openssl_error(const char* what) {
+    std::string message = std::string("OpenSSL: ") + what;
+    if (const unsigned long e = ERR_get_error(); e != 0) {
+        char text[256];
+        ERR_error_string_n(e, text, sizeof text);
+        message += ": ";
+        message += text;
+    }
+    ERR_clear_error();
+    throw std::runtime_error(message);
+}
 
 // --- policies ---------------------------------------------------------------
 

@@ -39,6 +39,18 @@ namespace strata::opcua::crypto {
 using bytes = std::vector<std::uint8_t>;
 using bytes_view = std::span<const std::uint8_t>;
 
+// Owning pointer to an OpenSSL object: openssl_ptr<X509, X509_free>.
+template <typename T, void (*Free)(T*)>
+struct openssl_deleter {
+    void operator()(T* p) const noexcept { Free(p); }
+};
+template <typename T, void (*Free)(T*)>
+using openssl_ptr = std::unique_ptr<T, openssl_deleter<T, Free>>;
+
+// Throws std::runtime_error "OpenSSL: <what>: <first queued OpenSSL error>"
+// and clears OpenSSL's error queue.
+[[noreturn]] void throw_openssl_error(const char* what);
+
 // Bytes of a string literal or text (no terminator).
 [[nodiscard]] inline bytes_view as_bytes(std::string_view s) noexcept {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};

@@ -1,10 +1,20 @@
 // The OPC UA security primitives: known-answer vectors (TLS 1.2 PRF,
 // RFC 4231, NIST SP 800-38A), key derivation cross-checked against
-// node-opcua, the padding layout, RSA round trips and the policy table.
+// node-opcua, the padding layout, RSA round trips and the policy table;
+// then the application certificate and the trust list, with certificates
+// made by the test in a temporary directory.
 #include "bridges/opcua/crypto.hpp"
+#include "bridges/opcua/pki.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 using namespace strata::opcua::crypto;
@@ -292,4 +302,299 @@ TEST_CASE("digests and randomness") {
     CHECK(a.size() == 32);
     CHECK(a != b);
     CHECK(random_bytes(0).empty());
+}
+
+// ---------------------------------------------------------------------------
+// Certificates and the trust list
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using strata::opcua::pki::certificate_spec;
+using strata::opcua::pki::trust_list;
+using strata::opcua::pki::trust_options;
+
+// A fresh directory under the system's temporary one, removed afterwards.
+struct temp_dir {
+    fs::path path = fs::temp_directory_path() / ("strata-opcua-test-" + to_hex(random_bytes(6)));
+    temp_dir() { fs::create_directories(path); }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+const rsa_key& ca_key() {
+    static const rsa_key key = generate_rsa_key(2048);
+    return key;
+}
+
+certificate_spec spec(std::string cn, bool ca = false, std::chrono::system_clock::time_point not_after =
+                                                            std::chrono::system_clock::now() + 24h * 30) {
+    certificate_spec s;
+    s.common_name = std::move(cn);
+    s.organization = "Test Plant";
+    if (!ca) {
+        s.application_uri = "urn:test:" + s.common_name;
+        s.host_names = {"plc.test", "127.0.0.1"};
+    }
+    s.not_before = std::chrono::system_clock::now() - 24h;
+    s.not_after = not_after;
+    s.certificate_authority = ca;
+    return s;
+}
+
+bytes self_signed(const std::string& cn) {
+    return strata::opcua::pki::issue_certificate(spec(cn), test_key(), test_key());
+}
+
+void write_file(const fs::path& path, bytes_view data) {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data.data()),
+                                                static_cast<std::streamsize>(data.size()));
+}
+
+bytes read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return bytes(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string pem_of(bytes_view der) {
+    const unsigned char* p = der.data();
+    X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, cert);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    X509_free(cert);
+    return out;
+}
+
+std::size_t files_in(const fs::path& dir) {
+    return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}));
+}
+
+}  // namespace
+
+TEST_CASE("application certificate: created on first start, read back with OpenSSL, loaded later") {
+    temp_dir dir;
+    strata::opcua::pki::application_certificate_options o;
+    o.directory = dir.path / "own";
+    o.application_uri = "urn:strata:test-gateway";
+    o.application_name = "Strata test";
+    o.organization = "Acme";
+    o.host_name = "edge-gw-1.acme.test";
+    o.validity = std::chrono::days(30);
+
+    const auto made = strata::opcua::pki::load_or_create_application_certificate(o);
+    CHECK(made.created);
+    CHECK(made.key.bits() == 2048);
+    CHECK(made.key.has_private());
+    CHECK(fs::exists(made.certificate_file));
+    CHECK((fs::status(made.key_file).permissions() & fs::perms::all) ==
+          (fs::perms::owner_read | fs::perms::owner_write));
+    CHECK(read_file(made.certificate_file) == made.der);
+    CHECK(made.info.thumbprint == to_hex(thumbprint(made.der)));
+
+    // Parse it back with OpenSSL alone.
+    const unsigned char* p = made.der.data();
+    X509* cert = d2i_X509(nullptr, &p, static_cast<long>(made.der.size()));
+    REQUIRE(cert != nullptr);
+    CHECK(X509_get_version(cert) == X509_VERSION_3);
+    CHECK(X509_get_signature_nid(cert) == NID_sha256WithRSAEncryption);
+    CHECK(X509_check_issued(cert, cert) == X509_V_OK);  // self-signed
+    CHECK(X509_check_ca(cert) == 0);                    // basicConstraints CA:FALSE
+    const auto usage = X509_get_key_usage(cert);
+    CHECK(usage == (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION | KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT |
+                    KU_KEY_CERT_SIGN));
+    CHECK(X509_get_extended_key_usage(cert) == (XKU_SSL_SERVER | XKU_SSL_CLIENT));
+    auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    REQUIRE(names != nullptr);
+    REQUIRE(sk_GENERAL_NAME_num(names) == 2);
+    const auto text = [](const ASN1_IA5STRING* s) {
+        return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                           static_cast<std::size_t>(ASN1_STRING_length(s)));
+    };
+    CHECK(sk_GENERAL_NAME_value(names, 0)->type == GEN_URI);
+    CHECK(text(sk_GENERAL_NAME_value(names, 0)->d.uniformResourceIdentifier) == "urn:strata:test-gateway");
+    CHECK(sk_GENERAL_NAME_value(names, 1)->type == GEN_DNS);
+    CHECK(text(sk_GENERAL_NAME_value(names, 1)->d.dNSName) == "edge-gw-1.acme.test");
+    GENERAL_NAMES_free(names);
+    char cn[64] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    CHECK(std::string(cn) == "Strata test");
+    char org[64] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_organizationName, org, sizeof org);
+    CHECK(std::string(org) == "Acme");
+    const auto days = std::chrono::duration_cast<std::chrono::hours>(made.info.not_after - made.info.not_before);
+    CHECK(days == 24h * 31);  // the configured 30 days plus a day of clock slack
+    X509_free(cert);
+
+    // The key signs what the certificate's public key verifies.
+    const auto pub = strata::opcua::pki::certificate_public_key(made.der);
+    CHECK(rsa_verify_sha256(pub, as_bytes("x"), rsa_sign_sha256(made.key, as_bytes("x"))));
+
+    SECTION("the next start loads the same certificate") {
+        const auto again = strata::opcua::pki::load_or_create_application_certificate(o);
+        CHECK_FALSE(again.created);
+        CHECK(again.der == made.der);
+        CHECK(private_key_pem(again.key) == private_key_pem(made.key));
+        CHECK(again.info.application_uri == "urn:strata:test-gateway");
+        CHECK(again.info.dns_names == std::vector<std::string>{"edge-gw-1.acme.test"});
+    }
+    SECTION("a changed application URI is an error naming the files") {
+        o.application_uri = "urn:strata:other";
+        CHECK_THROWS_WITH(strata::opcua::pki::load_or_create_application_certificate(o),
+                          Catch::Contains("urn:strata:test-gateway") && Catch::Contains("client_certificate.der"));
+    }
+    SECTION("a missing key is an error, nothing is overwritten") {
+        fs::remove(made.key_file);
+        CHECK_THROWS_WITH(strata::opcua::pki::load_or_create_application_certificate(o),
+                          Catch::Contains("client_private_key.pem is missing"));
+        CHECK(read_file(made.certificate_file) == made.der);
+    }
+    SECTION("a key that is not the certificate's is an error") {
+        fs::remove(made.key_file);
+        const std::string other = private_key_pem(test_key());
+        write_file(made.key_file, as_bytes(other));
+        CHECK_THROWS_WITH(strata::opcua::pki::load_or_create_application_certificate(o),
+                          Catch::Contains("is not the private key of"));
+    }
+}
+
+TEST_CASE("certificate helpers: inspection, chains, application URI") {
+    const bytes cert = self_signed("server-a");
+    const auto info = strata::opcua::pki::inspect_certificate(cert);
+    REQUIRE(info.has_value());
+    CHECK(info->subject == "CN=server-a,O=Test Plant");
+    CHECK(info->common_name == "server-a");
+    CHECK(info->application_uri == "urn:test:server-a");
+    CHECK(info->dns_names == std::vector<std::string>{"plc.test"});  // 127.0.0.1 is an iPAddress name
+    CHECK(info->key_bits == 2048);
+    CHECK_FALSE(strata::opcua::pki::inspect_certificate(as_bytes("garbage")).has_value());
+    CHECK_FALSE(strata::opcua::pki::certificate_public_key(as_bytes("garbage")));
+
+    const bytes ca = strata::opcua::pki::issue_certificate(spec("Test CA", true), ca_key(), ca_key());
+    const bytes chain = concat(cert, ca);
+    CHECK(strata::opcua::pki::leaf_certificate(chain) == std::optional<bytes>(cert));
+    CHECK_FALSE(strata::opcua::pki::leaf_certificate(as_bytes("garbage")).has_value());
+
+    CHECK_FALSE(strata::opcua::pki::application_uri_mismatch(cert, "urn:test:server-a").has_value());
+    const auto mismatch = strata::opcua::pki::application_uri_mismatch(cert, "urn:test:server-b");
+    REQUIRE(mismatch.has_value());
+    CHECK_THAT(*mismatch, Catch::Contains("urn:test:server-a") && Catch::Contains("urn:test:server-b") &&
+                              Catch::Contains(info->thumbprint));
+    CHECK(strata::opcua::pki::application_uri_mismatch(ca, "urn:x").value_or("").find("no URI") != std::string::npos);
+}
+
+TEST_CASE("trust list: unknown certificates are rejected and filed, trusted ones accepted") {
+    temp_dir dir;
+    const trust_list trust(strata::opcua::pki::default_trust_options(dir.path));
+    CHECK(fs::is_directory(dir.path / "trusted"));
+    CHECK(fs::is_directory(dir.path / "rejected"));
+    const bytes server = self_signed("plc-7");
+    const auto info = *strata::opcua::pki::inspect_certificate(server);
+
+    auto v = trust.check(server);
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("CN=plc-7") && Catch::Contains(info.thumbprint) &&
+                            Catch::Contains("not trusted") && Catch::Contains("move it to"));
+    REQUIRE_FALSE(v.rejected_file.empty());
+    CHECK(v.rejected_file.parent_path() == dir.path / "rejected");
+    CHECK(v.rejected_file.filename() == "plc-7-" + info.thumbprint + ".der");
+    CHECK(read_file(v.rejected_file) == server);
+    // Refused again: the same file, not a second one.
+    CHECK_FALSE(trust.check(server).trusted);
+    CHECK(files_in(dir.path / "rejected") == 1);
+
+    // The operator moves it into trusted/: accepted on the next attempt.
+    fs::rename(v.rejected_file, dir.path / "trusted" / v.rejected_file.filename());
+    v = trust.check(server);
+    CHECK(v.trusted);
+    CHECK(v.error.empty());
+    // Another certificate with the same key and subject is still unknown.
+    CHECK_FALSE(trust.check(self_signed("plc-7")).trusted);
+
+    // Not a certificate at all.
+    v = trust.check(as_bytes("not a certificate"));
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("not a valid X.509 certificate"));
+}
+
+TEST_CASE("trust list: validity dates") {
+    temp_dir dir;
+    const trust_list trust(strata::opcua::pki::default_trust_options(dir.path));
+    const auto now = std::chrono::system_clock::now();
+    auto s = spec("old-plc", false, now - 24h);
+    s.not_before = now - 24h * 400;
+    const bytes expired = strata::opcua::pki::issue_certificate(s, test_key(), test_key());
+    write_file(dir.path / "trusted" / "old-plc.der", expired);
+
+    auto v = trust.check(expired);
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("CN=old-plc") && Catch::Contains("expired on"));
+    CHECK(v.rejected_file.empty());  // already in trusted/: a copy would not help
+    CHECK(files_in(dir.path / "rejected") == 0);
+
+    const bytes current = self_signed("plc-8");
+    write_file(dir.path / "trusted" / "plc-8.der", current);
+    CHECK(trust.check(current).trusted);
+    // The same certificate checked at a time past its end, or before its start.
+    v = trust.check(current, now + 24h * 365);
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("expired on"));
+    v = trust.check(current, now - 24h * 7);
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("not valid before"));
+}
+
+TEST_CASE("trust list: a certificate issued by a trusted CA") {
+    temp_dir dir;
+    const trust_list trust(strata::opcua::pki::default_trust_options(dir.path));
+    const bytes ca = strata::opcua::pki::issue_certificate(spec("Plant CA", true), ca_key(), ca_key());
+    const bytes server = strata::opcua::pki::issue_certificate(spec("plc-9"), test_key(), ca_key(), ca);
+
+    // Without the CA in the list: rejected, and so is the leaf sent with its CA.
+    CHECK_FALSE(trust.check(server).trusted);
+    CHECK_FALSE(trust.check(concat(server, ca)).trusted);
+
+    // The CA as PEM in trusted/: the leaf alone and the chain are trusted.
+    const std::string pem = pem_of(ca);
+    write_file(dir.path / "trusted" / "plant-ca.pem", as_bytes(pem));
+    CHECK(trust.check(server).trusted);
+    CHECK(trust.check(concat(server, ca)).trusted);
+
+    // A leaf from another CA of the same name is not.
+    const bytes rogue_ca = strata::opcua::pki::issue_certificate(spec("Plant CA", true), test_key(), test_key());
+    const bytes rogue = strata::opcua::pki::issue_certificate(spec("plc-9"), test_key(), test_key(), rogue_ca);
+    auto v = trust.check(rogue);
+    CHECK_FALSE(v.trusted);
+    CHECK_FALSE(v.error.empty());
+
+    // An expired CA makes its leaves untrusted too, and the error says it was the issuer.
+    temp_dir dir2;
+    const trust_list trust2(strata::opcua::pki::default_trust_options(dir2.path));
+    auto old = spec("Old CA", true, std::chrono::system_clock::now() - 1h);
+    const bytes old_ca = strata::opcua::pki::issue_certificate(old, ca_key(), ca_key());
+    const bytes leaf = strata::opcua::pki::issue_certificate(spec("plc-10"), test_key(), ca_key(), old_ca);
+    write_file(dir2.path / "trusted" / "old-ca.der", old_ca);
+    v = trust2.check(leaf);
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("its issuer") && Catch::Contains("CN=Old CA") && Catch::Contains("expired"));
+
+    // Files that hold no certificate are named in the error.
+    write_file(dir2.path / "trusted" / "README.txt", as_bytes("notes"));
+    CHECK_THAT(trust2.check(leaf).error, Catch::Contains("README.txt"));
+}
+
+TEST_CASE("trust list: trust_any accepts every certificate, but not garbage") {
+    temp_dir dir;
+    auto options = strata::opcua::pki::default_trust_options(dir.path);
+    options.trust_any = true;
+    const trust_list trust(options);
+    CHECK(trust.check(self_signed("anything")).trusted);
+    CHECK_FALSE(trust.check(as_bytes("junk")).trusted);
+    CHECK(files_in(dir.path / "rejected") == 0);
 }
