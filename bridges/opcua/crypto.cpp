@@ -337,6 +337,56 @@ std::optional<bytes> rsa_oaep_decrypt(const rsa_key& key, bytes_view cipher) {
     return out;
 }
 
+// --- session proofs, user passwords -------------------------------------------
+
+namespace {
+
+bytes concat(bytes_view a, bytes_view b) {
+    bytes out;
+    out.reserve(a.size() + b.size());
+    out.insert(out.end(), a.begin(), a.end());
+    out.insert(out.end(), b.begin(), b.end());
+    return out;
+}
+
+}  // namespace
+
+bytes sign_certificate_and_nonce(const rsa_key& own_key, bytes_view peer_certificate, bytes_view peer_nonce) {
+    return rsa_sign_sha256(own_key, concat(peer_certificate, peer_nonce));
+}
+
+bool verify_certificate_and_nonce(const rsa_key& peer_key, bytes_view own_certificate, bytes_view own_nonce,
+                                  bytes_view signature) {
+    return rsa_verify_sha256(peer_key, concat(own_certificate, own_nonce), signature);
+}
+
+bytes encrypt_user_password(const rsa_key& server_key, std::string_view password, bytes_view server_nonce) {
+    const std::size_t length = password.size() + server_nonce.size();
+    bytes plain = {static_cast<std::uint8_t>(length), static_cast<std::uint8_t>(length >> 8),
+                   static_cast<std::uint8_t>(length >> 16), static_cast<std::uint8_t>(length >> 24)};
+    const auto pw = as_bytes(password);
+    plain.insert(plain.end(), pw.begin(), pw.end());
+    plain.insert(plain.end(), server_nonce.begin(), server_nonce.end());
+    bytes out = rsa_oaep_encrypt(server_key, plain);
+    OPENSSL_cleanse(plain.data(), plain.size());
+    return out;
+}
+
+std::optional<std::string> decrypt_user_password(const rsa_key& server_key, bytes_view encrypted,
+                                                 bytes_view server_nonce) {
+    auto plain = rsa_oaep_decrypt(server_key, encrypted);
+    if (!plain || plain->size() < 4) return std::nullopt;
+    const bytes& p = *plain;
+    const std::size_t length = std::size_t{p[0]} | std::size_t{p[1]} << 8 | std::size_t{p[2]} << 16 |
+                               std::size_t{p[3]} << 24;
+    std::optional<std::string> out;
+    if (length >= server_nonce.size() && length == p.size() - 4 &&
+        std::equal(server_nonce.begin(), server_nonce.end(), p.end() - static_cast<std::ptrdiff_t>(server_nonce.size())))
+        out.emplace(p.begin() + 4, p.end() - static_cast<std::ptrdiff_t>(server_nonce.size()));
+    OPENSSL_cleanse(plain->data(), plain->size());
+    return out;
+}
+
 // --- digests, randomness ----------------------------------------------------
 
 sha1_digest thumbprint(bytes_view der) {

@@ -8,8 +8,8 @@
 //   - HMAC-SHA256 and AES-CBC (no padding: the UA padding is the channel's,
 //     computed with make_padding / strip_padding as 6.7.2.5 lays it out);
 //   - RSA PKCS#1 v1.5 SHA-256 signatures and RSA-OAEP (SHA-1) encryption in
-//     blocks, as used by OpenSecureChannel, CreateSession/ActivateSession
-//     signatures and encrypted user passwords;
+//     blocks, as used by OpenSecureChannel, and on top of them the
+//     CreateSession/ActivateSession signatures and encrypted user passwords;
 //   - SHA-1 certificate thumbprints and random nonces.
 //
 // Byte strings are `bytes` (owned) and `bytes_view` (borrowed). Functions
@@ -206,6 +206,28 @@ private:
 [[nodiscard]] bytes rsa_oaep_encrypt(const rsa_key& key, bytes_view plain);
 // nullopt when the ciphertext is not whole blocks or a block fails to decrypt.
 [[nodiscard]] std::optional<bytes> rsa_oaep_decrypt(const rsa_key& key, bytes_view cipher);
+
+// ---------------------------------------------------------------------------
+// Session proofs and user passwords (OPC 10000-4 5.6.2, 5.6.3, 7.36)
+
+// CreateSession's serverSignature and ActivateSession's clientSignature: a
+// party signs the other side's certificate (the leaf alone) followed by the
+// nonce the other side sent, RSA-PKCS1-v1_5-SHA256 with its own key.
+[[nodiscard]] bytes sign_certificate_and_nonce(const rsa_key& own_key, bytes_view peer_certificate,
+                                               bytes_view peer_nonce);
+[[nodiscard]] bool verify_certificate_and_nonce(const rsa_key& peer_key, bytes_view own_certificate,
+                                                bytes_view own_nonce, bytes_view signature);
+
+// A UserNameIdentityToken password as servers expect it: [UInt32 LE length
+// of password + nonce] [password (UTF-8)] [server nonce], RSA-OAEP (SHA-1)
+// encrypted with the server certificate's key. The token's
+// encryptionAlgorithm is then the policy's asymmetric_encryption_uri.
+[[nodiscard]] bytes encrypt_user_password(const rsa_key& server_key, std::string_view password,
+                                          bytes_view server_nonce);
+// The server's side: the password, or nullopt unless `encrypted` decrypts
+// to that layout ending in `server_nonce`.
+[[nodiscard]] std::optional<std::string> decrypt_user_password(const rsa_key& server_key, bytes_view encrypted,
+                                                               bytes_view server_nonce);
 
 // ---------------------------------------------------------------------------
 // Digests, randomness

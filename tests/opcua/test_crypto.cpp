@@ -294,6 +294,34 @@ TEST_CASE("RSA: OAEP-SHA1 encryption in blocks") {
     CHECK_FALSE(rsa_oaep_decrypt(key, cipher).has_value());
 }
 
+TEST_CASE("session signatures and the encrypted user password") {
+    const auto& server_key = test_key();
+    const bytes client_cert = to_bytes("client certificate DER");
+    const bytes client_nonce = counting(1, 32);
+    const bytes sig = sign_certificate_and_nonce(server_key, client_cert, client_nonce);
+    CHECK(sig == rsa_sign_sha256(server_key, concat(client_cert, client_nonce)));
+    CHECK(verify_certificate_and_nonce(server_key, client_cert, client_nonce, sig));
+    CHECK_FALSE(verify_certificate_and_nonce(server_key, client_cert, counting(2, 32), sig));
+
+    const bytes server_nonce = counting(0x80, 32);
+    const bytes blob = encrypt_user_password(server_key, "s3cret \xc3\xa4", server_nonce);
+    CHECK(blob.size() == 256);
+    // The layout under the encryption: length, password, nonce.
+    const auto plain = rsa_oaep_decrypt(server_key, blob);
+    REQUIRE(plain.has_value());
+    REQUIRE(plain->size() == 4 + 9 + 32);
+    CHECK(bytes(plain->begin(), plain->begin() + 4) == bytes{9 + 32, 0, 0, 0});
+    CHECK(bytes(plain->begin() + 13, plain->end()) == server_nonce);
+    CHECK(decrypt_user_password(server_key, blob, server_nonce) == std::optional<std::string>("s3cret \xc3\xa4"));
+    CHECK_FALSE(decrypt_user_password(server_key, blob, counting(0x81, 32)).has_value());
+    CHECK_FALSE(decrypt_user_password(server_key, bytes(256, 7), server_nonce).has_value());
+    // A password longer than one OAEP block spans two.
+    const std::string long_password(300, 'p');
+    const bytes long_blob = encrypt_user_password(server_key, long_password, server_nonce);
+    CHECK(long_blob.size() == 512);
+    CHECK(decrypt_user_password(server_key, long_blob, server_nonce) == std::optional<std::string>(long_password));
+}
+
 TEST_CASE("digests and randomness") {
     // SHA-1("abc"), FIPS 180-2 appendix A.
     CHECK(to_hex(thumbprint(as_bytes("abc"))) == "a9993e364706816aba3e25717850c26c9cd0d89d");
