@@ -24,17 +24,41 @@ constexpr std::string_view rsa_sha256_uri = "http://www.w3.org/2001/04/xmldsig-m
 constexpr std::string_view rsa_oaep_uri = "http://www.w3.org/2001/04/xmlenc#rsa-oaep";
 constexpr std::string_view hmac_sha256_uri = "http://www.w3.org/2000/09/xmldsig#hmac-sha256";
 
+// Basic256Sha256 and Aes128_Sha256_RsaOaep differ only in the AES key.
+constexpr security_policy rsa_oaep_policy(policy_id id, std::string_view name, std::string_view uri,
+                                          std::string_view aes_uri, std::size_t aes_key_length) {
+    return {.id = id,
+            .name = name,
+            .uri = uri,
+            .asymmetric_signature_uri = rsa_sha256_uri,
+            .asymmetric_encryption_uri = rsa_oaep_uri,
+            .symmetric_signature_uri = hmac_sha256_uri,
+            .symmetric_encryption_uri = aes_uri,
+            .certificate_signature_uri = rsa_sha256_uri,
+            .signing_key_length = 32,
+            .encrypting_key_length = aes_key_length,
+            .block_size = 16,
+            .symmetric_signature_size = 32,
+            .nonce_length = 32,
+            .min_asymmetric_key_bits = 2048,
+            .max_asymmetric_key_bits = 4096,
+            .asymmetric_encryption_overhead = 42};
+}
+
 constexpr security_policy policy_table[] = {
-    {policy_id::none, "None", "http://opcfoundation.org/UA/SecurityPolicy#None", "", "", "", "", "", 0, 0, 0, 0, 0,
-     0, 0, 0},
-    {policy_id::basic256sha256, "Basic256Sha256", "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256",
-     rsa_sha256_uri, rsa_oaep_uri, hmac_sha256_uri, "http://www.w3.org/2001/04/xmlenc#aes256-cbc", rsa_sha256_uri,
-     32, 32, 16, 32, 32, 2048, 4096, 42},
-    {policy_id::aes128_sha256_rsaoaep, "Aes128_Sha256_RsaOaep",
-     "http://opcfoundation.org/UA/SecurityPolicy#Aes128_Sha256_RsaOaep", rsa_sha256_uri, rsa_oaep_uri,
-     hmac_sha256_uri, "http://www.w3.org/2001/04/xmlenc#aes128-cbc", rsa_sha256_uri, 32, 16, 16, 32, 32, 2048,
-     4096, 42},
+    {.id = policy_id::none, .name = "None", .uri = "http://opcfoundation.org/UA/SecurityPolicy#None"},
+    rsa_oaep_policy(policy_id::basic256sha256, "Basic256Sha256",
+                    "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256",
+                    "http://www.w3.org/2001/04/xmlenc#aes256-cbc", 32),
+    rsa_oaep_policy(policy_id::aes128_sha256_rsaoaep, "Aes128_Sha256_RsaOaep",
+                    "http://opcfoundation.org/UA/SecurityPolicy#Aes128_Sha256_RsaOaep",
+                    "http://www.w3.org/2001/04/xmlenc#aes128-cbc", 16),
 };
+
+// policy() indexes the table by policy_id.
+static_assert(policy_table[std::size_t(policy_id::none)].id == policy_id::none &&
+              policy_table[std::size_t(policy_id::basic256sha256)].id == policy_id::basic256sha256 &&
+              policy_table[std::size_t(policy_id::aes128_sha256_rsaoaep)].id == policy_id::aes128_sha256_rsaoaep);
 
 using kdf_ptr = openssl_ptr<EVP_KDF, EVP_KDF_free>;
 using kdf_ctx_ptr = openssl_ptr<EVP_KDF_CTX, EVP_KDF_CTX_free>;
@@ -43,8 +67,6 @@ using cipher_ctx_ptr = openssl_ptr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 using md_ctx_ptr = openssl_ptr<EVP_MD_CTX, EVP_MD_CTX_free>;
 using pkey_ctx_ptr = openssl_ptr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 using bio_ptr = openssl_ptr<BIO, BIO_free_all>;
-
-[[noreturn]] void fail(const char* what) { throw_openssl_error(what); }
 
 // OpenSSL's parameter constructors take non-const pointers but do not
 // modify the buffers.
@@ -61,25 +83,25 @@ std::optional<bytes> aes_cbc(bool encrypt, bytes_view key, bytes_view iv, bytes_
     if (iv.size() != 16) throw std::invalid_argument("AES-CBC IV must be 16 bytes");
     if (in.size() % 16 != 0) return std::nullopt;
     cipher_ptr cipher(EVP_CIPHER_fetch(nullptr, key.size() == 16 ? "AES-128-CBC" : "AES-256-CBC", nullptr));
-    if (!cipher) fail("AES-CBC is not available");
+    if (!cipher) throw_openssl_error("AES-CBC is not available");
     cipher_ctx_ptr ctx(EVP_CIPHER_CTX_new());
-    if (!ctx) fail("cannot create a cipher context");
+    if (!ctx) throw_openssl_error("cannot create a cipher context");
     if (EVP_CipherInit_ex2(ctx.get(), cipher.get(), key.data(), iv.data(), encrypt ? 1 : 0, nullptr) != 1)
-        fail("AES-CBC initialisation failed");
+        throw_openssl_error("AES-CBC initialisation failed");
     EVP_CIPHER_CTX_set_padding(ctx.get(), 0);
     bytes out(in.size());
     int n = 0;
     int tail = 0;
     if (EVP_CipherUpdate(ctx.get(), out.data(), &n, in.data(), static_cast<int>(in.size())) != 1 ||
         EVP_CipherFinal_ex(ctx.get(), out.data() + n, &tail) != 1)
-        fail("AES-CBC failed");
+        throw_openssl_error("AES-CBC failed");
     out.resize(static_cast<std::size_t>(n + tail));
     return out;
 }
 
 pkey_ctx_ptr oaep_context(const rsa_key& key, bool encrypt) {
     pkey_ctx_ptr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
-    if (!ctx) fail("cannot create an RSA context");
+    if (!ctx) throw_openssl_error("cannot create an RSA context");
     const int init = encrypt ? EVP_PKEY_encrypt_init(ctx.get()) : EVP_PKEY_decrypt_init(ctx.get());
     OSSL_PARAM params[] = {
         utf8(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, OSSL_PKEY_RSA_PAD_MODE_OAEP),
@@ -87,7 +109,7 @@ pkey_ctx_ptr oaep_context(const rsa_key& key, bool encrypt) {
         utf8(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA1"),
         OSSL_PARAM_construct_end(),
     };
-    if (init != 1 || EVP_PKEY_CTX_set_params(ctx.get(), params) != 1) fail("RSA-OAEP initialisation failed");
+    if (init != 1 || EVP_PKEY_CTX_set_params(ctx.get(), params) != 1) throw_openssl_error("RSA-OAEP initialisation failed");
     return ctx;
 }
 
@@ -136,9 +158,9 @@ const security_policy* find_policy_by_name(std::string_view name) noexcept {
 
 bytes p_sha256(bytes_view secret, bytes_view seed, std::size_t length) {
     kdf_ptr kdf(EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr));
-    if (!kdf) fail("TLS1-PRF is not available");
+    if (!kdf) throw_openssl_error("TLS1-PRF is not available");
     kdf_ctx_ptr ctx(EVP_KDF_CTX_new(kdf.get()));
-    if (!ctx) fail("cannot create a TLS1-PRF context");
+    if (!ctx) throw_openssl_error("cannot create a TLS1-PRF context");
     OSSL_PARAM params[] = {
         utf8(OSSL_KDF_PARAM_DIGEST, "SHA256"),
         octets(OSSL_KDF_PARAM_SECRET, secret),
@@ -146,7 +168,7 @@ bytes p_sha256(bytes_view secret, bytes_view seed, std::size_t length) {
         OSSL_PARAM_construct_end(),
     };
     bytes out(length);
-    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) fail("P_SHA256 derivation failed");
+    if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) throw_openssl_error("P_SHA256 derivation failed");
     return out;
 }
 
@@ -173,7 +195,7 @@ bytes hmac_sha256(bytes_view key, bytes_view data) {
     if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(), data.data(), data.size(),
                   out.data(), out.size(), &n) == nullptr ||
         n != out.size())
-        fail("HMAC-SHA256 failed");
+        throw_openssl_error("HMAC-SHA256 failed");
     return out;
 }
 
@@ -239,7 +261,7 @@ bool rsa_key::has_private() const noexcept {
 
 rsa_key generate_rsa_key(unsigned bits) {
     EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(bits));
-    if (key == nullptr) fail("RSA key generation failed");
+    if (key == nullptr) throw_openssl_error("RSA key generation failed");
     return rsa_key(key);
 }
 
@@ -247,7 +269,7 @@ std::string private_key_pem(const rsa_key& key) {
     require_rsa(key);
     bio_ptr bio(BIO_new(BIO_s_mem()));
     if (!bio || PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
-        fail("cannot write the private key");
+        throw_openssl_error("cannot write the private key");
     char* data = nullptr;
     const long n = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<std::size_t>(n));
@@ -255,7 +277,7 @@ std::string private_key_pem(const rsa_key& key) {
 
 rsa_key private_key_from_pem(std::string_view pem) {
     bio_ptr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-    if (!bio) fail("cannot read the private key");
+    if (!bio) throw_openssl_error("cannot read the private key");
     EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
     if (key == nullptr) throw std::runtime_error("not a PEM private key");
     if (!EVP_PKEY_is_a(key, "RSA")) {
@@ -272,9 +294,10 @@ bytes rsa_sign_sha256(const rsa_key& key, bytes_view data) {
     std::size_t n = 0;
     if (!ctx || EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr) != 1 ||
         EVP_DigestSign(ctx.get(), nullptr, &n, data.data(), data.size()) != 1)
-        fail("RSA signature initialisation failed");
+        throw_openssl_error("RSA signature initialisation failed");
     bytes out(n);
-    if (EVP_DigestSign(ctx.get(), out.data(), &n, data.data(), data.size()) != 1) fail("RSA signature failed");
+    if (EVP_DigestSign(ctx.get(), out.data(), &n, data.data(), data.size()) != 1)
+        throw_openssl_error("RSA signature failed");
     out.resize(n);
     return out;
 }
@@ -283,7 +306,7 @@ bool rsa_verify_sha256(const rsa_key& key, bytes_view data, bytes_view signature
     if (!key) return false;
     md_ctx_ptr ctx(EVP_MD_CTX_new());
     if (!ctx || EVP_DigestVerifyInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key.get(), nullptr) != 1)
-        fail("RSA verification initialisation failed");
+        throw_openssl_error("RSA verification initialisation failed");
     const bool ok = EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size()) == 1;
     if (!ok) ERR_clear_error();
     return ok;
@@ -311,7 +334,7 @@ bytes rsa_oaep_encrypt(const rsa_key& key, bytes_view plain) {
         const auto in = plain.subspan(at, std::min(block, plain.size() - at));
         std::size_t n = out.size() - written;
         if (EVP_PKEY_encrypt(ctx.get(), out.data() + written, &n, in.data(), in.size()) != 1)
-            fail("RSA-OAEP encryption failed");
+            throw_openssl_error("RSA-OAEP encryption failed");
         written += n;
     }
     out.resize(written);
@@ -393,7 +416,7 @@ sha1_digest thumbprint(bytes_view der) {
     sha1_digest out{};
     std::size_t n = 0;
     if (EVP_Q_digest(nullptr, "SHA1", nullptr, der.data(), der.size(), out.data(), &n) != 1 || n != out.size())
-        fail("SHA-1 failed");
+        throw_openssl_error("SHA-1 failed");
     return out;
 }
 
@@ -410,7 +433,7 @@ std::string to_hex(bytes_view data) {
 
 bytes random_bytes(std::size_t n) {
     bytes out(n);
-    if (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1) fail("no random bytes available");
+    if (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1) throw_openssl_error("no random bytes available");
     return out;
 }
 

@@ -69,19 +69,19 @@ struct security_policy {
     std::string_view uri;   // SecurityPolicyUri on the wire
     // Algorithm URIs as they appear in SignatureData.algorithm and
     // UserNameIdentityToken.encryptionAlgorithm.
-    std::string_view asymmetric_signature_uri;   // RSA-PKCS1-v1_5-SHA256
-    std::string_view asymmetric_encryption_uri;  // RSA-OAEP (SHA-1)
-    std::string_view symmetric_signature_uri;    // HMAC-SHA256
-    std::string_view symmetric_encryption_uri;   // AES-256-CBC resp. AES-128-CBC
-    std::string_view certificate_signature_uri;  // SHA256withRSA
-    std::size_t signing_key_length;     // derived symmetric signing key (32)
-    std::size_t encrypting_key_length;  // derived AES key (32 resp. 16)
-    std::size_t block_size;             // AES block = IV length (16)
-    std::size_t symmetric_signature_size;  // HMAC-SHA256 output (32)
-    std::size_t nonce_length;              // client and server nonces (32)
-    std::size_t min_asymmetric_key_bits;   // 2048
-    std::size_t max_asymmetric_key_bits;   // 4096
-    std::size_t asymmetric_encryption_overhead;  // OAEP-SHA1: 42 bytes per block
+    std::string_view asymmetric_signature_uri = {};   // RSA-PKCS1-v1_5-SHA256
+    std::string_view asymmetric_encryption_uri = {};  // RSA-OAEP (SHA-1)
+    std::string_view symmetric_signature_uri = {};    // HMAC-SHA256
+    std::string_view symmetric_encryption_uri = {};   // AES-256-CBC resp. AES-128-CBC
+    std::string_view certificate_signature_uri = {};  // SHA256withRSA
+    std::size_t signing_key_length = 0;     // derived symmetric signing key (32)
+    std::size_t encrypting_key_length = 0;  // derived AES key (32 resp. 16)
+    std::size_t block_size = 0;             // AES block = IV length (16)
+    std::size_t symmetric_signature_size = 0;  // HMAC-SHA256 output (32)
+    std::size_t nonce_length = 0;              // client and server nonces (32)
+    std::size_t min_asymmetric_key_bits = 0;   // 2048
+    std::size_t max_asymmetric_key_bits = 0;   // 4096
+    std::size_t asymmetric_encryption_overhead = 0;  // OAEP-SHA1: 42 bytes per block
 
     [[nodiscard]] bool is_none() const noexcept { return id == policy_id::none; }
     // Whether an RSA key of `bits` may be used with this policy.

@@ -210,7 +210,10 @@ void create_directory(const fs::path& dir, fs::perms perms) {
 // A file name for a rejected certificate: its CN, made safe, and thumbprint.
 std::string rejected_name(const certificate_info& info) {
     std::string cn;
-    for (char c : info.common_name.substr(0, 64)) cn += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_';
+    for (char c : info.common_name.substr(0, 64)) {
+        const bool safe = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+        cn += safe ? c : '_';
+    }
     return (cn.empty() ? "certificate" : cn) + "-" + info.thumbprint + ".der";
 }
 
@@ -486,7 +489,9 @@ trust_verdict trust_list::check(bytes_view der, time_point now) const {
         }
     }
     ERR_clear_error();
-    if (ec) throw std::runtime_error("cannot read the trust list " + options_.trusted_directory.string() + ": " + ec.message());
+    if (ec)
+        throw std::runtime_error("cannot read the trust list " + options_.trusted_directory.string() + ": " +
+                                 ec.message());
 
     x509_stack_ptr intermediates(sk_X509_new_null());
     for (std::size_t i = 1; i < chain.size(); ++i) {

@@ -240,8 +240,10 @@ async function main() {
     await server.start();
     const port = server.endpoints[0].port;
     console.error(`server: listening on 127.0.0.1:${port} after ${Date.now() - started} ms`);
-    for (const e of server.endpoints[0].endpointDescriptions())
-        console.error(`server: endpoint ${e.endpointUrl} ${e.securityPolicyUri.split("#")[1]} ${MessageSecurityMode[e.securityMode]}`);
+    for (const e of server.endpoints[0].endpointDescriptions()) {
+        const policy = e.securityPolicyUri.split("#")[1];
+        console.error(`server: endpoint ${e.endpointUrl} ${policy} ${MessageSecurityMode[e.securityMode]}`);
+    }
     writeStdout(`ready ${port}\n`);
 
     let stopping = false;
