@@ -490,8 +490,7 @@ trust_verdict trust_list::check(bytes_view der, time_point now) const {
     }
     ERR_clear_error();
     if (ec)
-        throw std::runtime_error("cannot read the trust list " + options_.trusted_directory.string() + ": " +
-                                 ec.message());
+        return {false, "cannot read the trust list " + options_.trusted_directory.string() + ": " + ec.message(), {}};
 
     x509_stack_ptr intermediates(sk_X509_new_null());
     for (std::size_t i = 1; i < chain.size(); ++i) {

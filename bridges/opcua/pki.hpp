@@ -159,7 +159,8 @@ public:
 
     // Checks a server certificate (its DER, optionally followed by issuer
     // certificates) at time `now`. A refused certificate that is not itself
-    // in the trust list is written to the rejected directory.
+    // in the trust list is written to the rejected directory. An unreadable
+    // trust list refuses every certificate (with that as the error).
     [[nodiscard]] trust_verdict check(bytes_view der, time_point now = std::chrono::system_clock::now()) const;
 
     [[nodiscard]] const trust_options& options() const noexcept { return options_; }

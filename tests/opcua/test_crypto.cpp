@@ -549,6 +549,12 @@ TEST_CASE("trust list: unknown certificates are rejected and filed, trusted ones
     v = trust.check(as_bytes("not a certificate"));
     CHECK_FALSE(v.trusted);
     CHECK_THAT(v.error, Catch::Contains("not a valid X.509 certificate"));
+
+    // The trust list gone: everything refused, and the error says why.
+    fs::remove_all(dir.path / "trusted");
+    v = trust.check(server);
+    CHECK_FALSE(v.trusted);
+    CHECK_THAT(v.error, Catch::Contains("cannot read the trust list"));
 }
 
 TEST_CASE("trust list: validity dates") {
