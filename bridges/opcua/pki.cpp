@@ -184,7 +184,11 @@ void write_file_atomically(const fs::path& path, bytes_view data, mode_t mode, b
     for (std::size_t done = 0; done < data.size();) {
         const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) failed("write");
+        if (n < 0) failed("write");
+        if (n == 0) {
+            errno = EIO;
+            failed("write");
+        }
         done += static_cast<std::size_t>(n);
     }
     if (::fsync(fd) != 0) failed("write");
@@ -196,6 +200,13 @@ void write_file_atomically(const fs::path& path, bytes_view data, mode_t mode, b
     if (rc != 0) {
         if (!exclusive) ::unlink(tmp.c_str());
         throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(err));
+    }
+    // The new directory entry itself survives a crash only once the
+    // directory is synced.
+    const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
     }
 }
 
@@ -518,7 +529,8 @@ trust_verdict trust_list::check(bytes_view der, time_point now) const {
     if (listed) return verdict;  // moving it to trusted/ would not help
     const fs::path file = options_.rejected_directory / rejected_name(info);
     try {
-        write_file_atomically(file, to_der(chain.front().get()), 0644, false);
+        // A client retrying the same server finds its copy already there.
+        if (!fs::exists(file, ec)) write_file_atomically(file, to_der(chain.front().get()), 0644, false);
         verdict.rejected_file = file;
         verdict.error += "; a copy is in " + file.string() + ": move it to " + options_.trusted_directory.string() +
                          " to trust it";

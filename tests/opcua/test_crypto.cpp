@@ -533,9 +533,11 @@ TEST_CASE("trust list: unknown certificates are rejected and filed, trusted ones
     CHECK(v.rejected_file.parent_path() == dir.path / "rejected");
     CHECK(v.rejected_file.filename() == "plc-7-" + info.thumbprint + ".der");
     CHECK(read_file(v.rejected_file) == server);
-    // Refused again: the same file, not a second one.
+    // Refused again: the same file, neither a second one nor rewritten.
+    const auto written = fs::last_write_time(v.rejected_file);
     CHECK_FALSE(trust.check(server).trusted);
     CHECK(files_in(dir.path / "rejected") == 1);
+    CHECK(fs::last_write_time(v.rejected_file) == written);
 
     // The operator moves it into trusted/: accepted on the next attempt.
     fs::rename(v.rejected_file, dir.path / "trusted" / v.rejected_file.filename());
