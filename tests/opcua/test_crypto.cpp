@@ -147,7 +147,7 @@ TEST_CASE("HMAC-SHA256: RFC 4231 test cases 1, 2 and 6") {
     CHECK_FALSE(hmac_sha256_verify(key, as_bytes("chunk"), sig));
 }
 
-TEST_CASE("AES-CBC: NIST SP 800-38A F.2.1 to F.2.6, no padding") {
+TEST_CASE("AES-CBC: NIST SP 800-38A F.2.1, F.2.2 (AES-128), F.2.5, F.2.6 (AES-256), no padding") {
     const bytes iv = unhex("000102030405060708090a0b0c0d0e0f");
     const bytes plain = unhex(
         "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
