@@ -32,6 +32,27 @@ install_missing() {
     fi
 }
 
+# The node-opcua server the OPC UA tests run against, from the npm registry,
+# pinned by tests/opcua/peer/package-lock.json. Node.js 20 and its npm come
+# with the machine (not Debian's nodejs 18 / npm packages, which would
+# conflict with it). Installed again only when the lock file changed.
+install_opcua_peer() {
+    local peer=tests/opcua/peer
+    if [[ -d $peer/node_modules && ! $peer/package-lock.json -nt $peer/node_modules/.package-lock.json ]]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        echo "setup: npm is missing; the OPC UA tests need Node.js 20 with npm" >&2
+        exit 1
+    fi
+    echo "setup: installing the OPC UA test peer (node-opcua) in $peer" >&2
+    if [[ -f $peer/package-lock.json ]]; then
+        (cd "$peer" && npm ci --no-audit --no-fund) >&2
+    else
+        (cd "$peer" && npm install --no-audit --no-fund) >&2
+    fi
+}
+
 jobs="$(nproc)"
 
 build_release() {
@@ -51,6 +72,7 @@ case "${1:-}" in
         ;;
     test)
         install_missing "${build_packages[@]}" "${test_packages[@]}"
+        install_opcua_peer
         cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=ON \
             -DSTRATA_TESTS=ON -DSTRATA_BENCHMARKS=OFF >/dev/null
         ninja -C build-test -j "$jobs"
