@@ -162,7 +162,9 @@ class Field:
         if self.switch_value is not None:
             sys.exit(f"{struct}.{self.name}: SwitchValue is not supported")
         if self.type in BUILTIN:
-            self.cpp = BUILTIN[self.type]
+            # Qualified, since a member may share its type's name (node_id node_id).
+            b = BUILTIN[self.type]
+            self.cpp = b if b in ZERO_INIT else "::strata::opcua::" + b
         elif local(self.type) in dictionary.enums:
             enum = dictionary.enums[local(self.type)]
             if enum.get("LengthInBits") != "32" or enum.get("IsOptionSet") == "true":
@@ -286,6 +288,55 @@ def gen_struct(name, dictionary, ids):
     return "\n".join(decl), "\n".join(enc) + "\n\n" + "\n".join(dec), enc_id is not None
 
 
+def write_samples(structs, enums, dictionary, sources):
+    """tests/opcua/generated_samples.hpp: a non-default value for every structure."""
+    lines = [HEADER.format(sources=sources),
+             "// sample(T&, seed) fills every field of a generated structure with a",
+             "// non-default value; for_each_generated_type(f) calls f(T{}) for each one.",
+             "// The built-in overloads of sample() come from sample_builtin.hpp.",
+             "#pragma once", "", '#include "sample_builtin.hpp"', "",
+             "namespace strata::opcua::test {", ""]
+    for e in enums:
+        last = dictionary.enums[e].findall("opc:EnumeratedValue", NS)[-1].get("Name")
+        lines.append(f"inline void sample({snake(e)}& v, int) {{ v = {snake(e)}::{snake(last)}; }}")
+    lines.append("")
+    for st in structs:
+        lines.append(f"inline void sample({snake(st)}& v, int seed);")
+    lines += ["",
+              "template <class T>",
+              "void sample_field(std::optional<T>& v, int seed);",
+              "template <class T>",
+              "void sample_field(std::vector<T>& v, int seed);",
+              "template <class T>",
+              "void sample_field(T& v, int seed) {",
+              "    sample(v, seed);",
+              "}",
+              "template <class T>",
+              "void sample_field(std::optional<T>& v, int seed) {",
+              "    sample_field(v.emplace(), seed);",
+              "}",
+              "template <class T>",
+              "void sample_field(std::vector<T>& v, int seed) {",
+              "    v.resize(2);",
+              "    for (auto& e : v) sample_field(e, seed++);",
+              "}",
+              ""]
+    for st in structs:
+        lines.append(f"inline void sample({snake(st)}& v, int seed) {{")
+        for f in struct_fields(st, dictionary):
+            if f.type != "opc:Bit":
+                lines.append(f"    sample_field(v.{f.member}, seed++);")
+        lines.append("    (void)seed;")
+        lines.append("}")
+    lines.append("")
+    lines.append("template <class F>")
+    lines.append("void for_each_generated_type(F&& f) {")
+    lines += [f"    f({snake(st)}{{}});" for st in structs]
+    lines += ["}", "", "}  // namespace strata::opcua::test", ""]
+    tests = pathlib.Path(__file__).resolve().parents[3] / "tests/opcua"
+    (tests / "generated_samples.hpp").write_text("\n".join(lines))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -336,6 +387,8 @@ def main():
             "}  // namespace strata::opcua", ""]
     (out / "types.hpp").write_text("\n".join(hpp))
     (out / "types.cpp").write_text("\n".join(cpp))
+
+    write_samples(structs, enums, dictionary, sources)
 
     status = parse_status_codes(status_ts)
     status_src = "node-opcua-status-code@2.181.0 source/_generated_status_codes.ts\n// (from the OPC Foundation's StatusCode.csv)"
