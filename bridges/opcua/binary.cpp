@@ -71,6 +71,7 @@ const std::uint8_t* read_length_prefixed(reader& r, std::uint32_t max, const cha
     n = 0;
     if (len < 0 || !r.ok()) return nullptr;
     n = static_cast<std::size_t>(len);
+    if (!r.charge(n)) return nullptr;
     const std::uint8_t* p = r.take(n);
     // A zero-length take returns a valid pointer, so empty stays distinct from null.
     return p;

@@ -37,6 +37,10 @@ struct decode_limits {
     // Deepest nesting of Variant / DataValue / DiagnosticInfo / ExtensionObject
     // (OPC 10000-6 asks decoders to support at least 100). Default 100.
     std::uint32_t max_depth = 100;
+    // Most memory one decoded value may take, counting array elements by
+    // their in-memory size and strings by their length: bounds how much a
+    // hostile message of null Variants can inflate. Default 256 MiB.
+    std::size_t max_decoded_size = std::size_t{256} << 20;
 };
 
 class reader;
@@ -46,7 +50,11 @@ class reader {
 public:
     explicit reader(std::span<const std::uint8_t> in, const decode_limits& limits = {},
                     const type_registry* types = nullptr) noexcept
-        : in_(in), limits_(limits), types_(types) {}
+        : in_(in), budget_storage_(limits.max_decoded_size), budget_(&budget_storage_), limits_(limits),
+          types_(types) {}
+    // Nested readers share the root's budget through a pointer: no copies.
+    reader(const reader&) = delete;
+    reader& operator=(const reader&) = delete;
 
     [[nodiscard]] bool ok() const noexcept { return error_ == nullptr; }
     // Static reason of the first failure ("" when ok), and where it happened.
@@ -76,9 +84,18 @@ public:
     // A reader over `part` (a body inside this input) with the same limits,
     // registry and current nesting depth.
     [[nodiscard]] reader nested(std::span<const std::uint8_t> part) const noexcept {
-        reader r(part, limits_, types_);
-        r.depth_ = depth_;
-        return r;
+        return reader(part, *this);
+    }
+
+    // Accounts `bytes` of decoded memory against limits.max_decoded_size;
+    // false (and failure) once the budget is spent.
+    [[nodiscard]] bool charge(std::size_t bytes) noexcept {
+        if (bytes > *budget_) {
+            fail("decoded size over limit");
+            return false;
+        }
+        *budget_ -= bytes;
+        return true;
     }
 
     [[nodiscard]] std::uint8_t u8() noexcept {
@@ -123,6 +140,10 @@ public:
     void leave() noexcept { --depth_; }
 
 private:
+    reader(std::span<const std::uint8_t> part, const reader& parent) noexcept
+        : in_(part), depth_(parent.depth_), budget_(parent.budget_), limits_(parent.limits_),
+          types_(parent.types_) {}
+
     template <class T>
     T fixed() noexcept {
         const std::uint8_t* p = take(sizeof(T));
@@ -137,6 +158,8 @@ private:
     const char* error_ = nullptr;
     std::size_t error_offset_ = 0;
     std::uint32_t depth_ = 0;
+    std::size_t budget_storage_ = 0;  // the root reader's remaining budget
+    std::size_t* budget_;             // the root's budget_storage_
     decode_limits limits_;
     const type_registry* types_;
 };
@@ -260,7 +283,7 @@ template <class T>
 void decode(reader& r, std::vector<T>& v) {
     const std::size_t n = r.array_length(min_wire_size<T>());
     v.clear();
-    if (!r.ok()) return;
+    if (!r.ok() || !r.charge(n * sizeof(T))) return;
     v.resize(n);
     for (std::size_t i = 0; i < n && r.ok(); ++i) {
         if constexpr (std::is_same_v<T, bool>) {

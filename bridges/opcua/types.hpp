@@ -244,9 +244,9 @@ struct data_value {
     std::optional<variant> value;
     std::optional<status_code> status;  // absent means Good
     std::optional<date_time> source_timestamp;
-    std::optional<std::uint16_t> source_picoseconds;
+    std::optional<std::uint16_t> source_picoseconds;  // in units of 10 ps, as on the wire
     std::optional<date_time> server_timestamp;
-    std::optional<std::uint16_t> server_picoseconds;
+    std::optional<std::uint16_t> server_picoseconds;  // in units of 10 ps
     friend bool operator==(const data_value&, const data_value&) = default;
 };
 

@@ -63,6 +63,19 @@ TEST_CASE("arrays: length prefix, null array, limits", "[opcua][builtin][limits]
     check_both_ways<std::vector<bool>>({0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01}, std::vector<bool>{true, false, true});
 }
 
+TEST_CASE("decoded memory is bounded, not just the input length", "[opcua][builtin][limits]") {
+    // 1,000 null Variants: 1,005 bytes on the wire, far more in memory.
+    const bytes b = bytes{0x98} + le32(1000) + bytes(1000, 0x00);
+    decode_limits lim;
+    lim.max_decoded_size = 1000 * sizeof(variant) - 1;
+    CHECK(decode_error<variant>(b, lim) == std::string("decoded size over limit"));
+    lim.max_decoded_size = 1000 * sizeof(variant);
+    CHECK(decode_exact<variant>(b, nullptr, lim).is_array());
+    lim.max_decoded_size = 3;
+    CHECK(decode_error<ua_string>(str("abcd"), lim) == std::string("decoded size over limit"));
+    CHECK(decode_exact<ua_string>(str("abc"), nullptr, lim) == ua_string{"abc"});
+}
+
 TEST_CASE("DateTime bytes and Unix conversions", "[opcua][builtin]") {
     const date_time epoch = date_time::from_unix_us(0);
     CHECK(epoch.ticks == 116'444'736'000'000'000);
