@@ -371,7 +371,7 @@ void encode(writer& w, const variant& v) {
             if constexpr (!std::is_same_v<std::decay_t<decltype(x)>, std::monostate>) encode(w, x);
         },
         v.value);
-    if (!v.dimensions.empty()) encode(w, v.dimensions);
+    if (v.is_array() && !v.dimensions.empty()) encode(w, v.dimensions);
 }
 
 void decode(reader& r, variant& v) {

@@ -226,7 +226,7 @@ public:
     variant(T&& v) : value(std::forward<T>(v)) {}  // NOLINT: implicit on purpose
 
     storage value;
-    std::vector<std::int32_t> dimensions;  // only for multi-dimensional arrays
+    std::vector<std::int32_t> dimensions;  // only for multi-dimensional arrays; ignored for scalars
 
     [[nodiscard]] bool is_null() const noexcept { return value.index() == 0; }
     [[nodiscard]] bool is_array() const noexcept { return value.index() > array_offset; }

@@ -74,6 +74,9 @@ TEST_CASE("Variant matrix: dimensions after the elements", "[opcua][variant]") {
     CHECK(decode_error<variant>(bytes{0xC6} + le32(0) + le32(2) + le32(0xFFFFFFFF) + le32(0)) ==
           std::string("negative array dimension"));
     CHECK(decode_error<variant>(bytes{0xC6} + le32(0) + le32(0)) == std::string("array dimensions do not match length"));
+    variant scalar{std::int32_t{1}};
+    scalar.dimensions = {1};
+    CHECK(encode_to_bytes(scalar) == bytes{0x06, 0x01, 0x00, 0x00, 0x00});  // dimensions ignored
 }
 
 TEST_CASE("Variant malformed encodings", "[opcua][variant]") {
