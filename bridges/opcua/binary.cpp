@@ -318,7 +318,10 @@ void decode(reader& r, extension_object& v) {
     if (enc == 0) return;
     std::size_t n = 0;
     const std::uint8_t* p = read_length_prefixed(r, r.limits().max_byte_string_length, "byte string too long", n);
-    if (!p) return;  // null body or failure: treated as empty
+    if (!p) {  // a null body is no body
+        v.body_encoding = extension_object::encoding::none;
+        return;
+    }
     const std::uint32_t* id = v.type_id.numeric();
     type_registry::decode_fn fn = nullptr;
     if (enc == 1 && v.type_id.namespace_index == 0 && id && r.types()) fn = r.types()->find(*id);

@@ -198,6 +198,10 @@ TEST_CASE("ExtensionObject: unknown bodies stay opaque and re-encode unchanged",
     e.body = {'<', 'a', '/', '>'};
     check_both_ways<extension_object>(bytes{0x01, 0x02, 0x89, 0x13, 0x02} + str("<a/>"), e);
     CHECK(decode_error<extension_object>({0x00, 0x00, 0x03}) == std::string("unknown ExtensionObject encoding"));
+    // A null ByteString body is no body (so it re-encodes as such).
+    const extension_object null_body = decode_exact<extension_object>({0x01, 0x02, 0x89, 0x13, 0x01, 0xFF, 0xFF, 0xFF, 0xFF});
+    CHECK(null_body.body_encoding == extension_object::encoding::none);
+    CHECK(encode_to_bytes(null_body) == bytes{0x01, 0x02, 0x89, 0x13, 0x00});
     decode_limits lim;
     lim.max_byte_string_length = 2;
     CHECK(decode_error<extension_object>(b, lim) == std::string("byte string too long"));
