@@ -1,5 +1,7 @@
 // UACP: handshake messages as exact bytes, header checks, negotiation,
-// chunk sizing, chunk planning and reassembly.
+// chunk sizing, chunk planning and reassembly. The Hello, Acknowledge and
+// Error bytes below are also what node-opcua-transport@2.182.0's
+// packTcpMessage produces for the same values.
 #include "helpers.hpp"
 
 #include "bridges/opcua/uacp.hpp"

@@ -7,7 +7,10 @@ repository, at the versions node-opcua@2.182.2 depends on:
     mkdir -p /tmp/opcua-npm && cd /tmp/opcua-npm
     npm install node-opcua-nodesets@2.182.0 node-opcua-constants@2.181.0 \
         node-opcua-status-code@2.181.0
-    python3 bridges/opcua/gen/gen_types.py /tmp/opcua-npm/node_modules
+    python3 bridges/opcua/gen/gen_types.py /tmp/opcua-npm/node_modules   # from the repository root
+
+It rewrites bridges/opcua/generated/{types,status_codes}.{hpp,cpp} and the test
+helper tests/opcua/generated_samples.hpp; commit all of them together.
 
 Inputs (all MIT licensed):
   node-opcua-nodesets/nodesets/Opc.Ua.Types.bsd      structures and enumerations
