@@ -71,7 +71,7 @@ asio::awaitable<std::optional<T>> within(asio::awaitable<T> op, clock_type::dura
 }
 
 std::string seconds(std::chrono::milliseconds d) {
-    return fmt::format("{:.1f}s", static_cast<double>(d.count()) / 1000.0);
+    return fmt::format("{:g}s", static_cast<double>(d.count()) / 1000.0);
 }
 
 bool refused(reason_code rc) { return static_cast<std::uint8_t>(rc) >= 0x80; }
@@ -414,9 +414,10 @@ private:
                 }
                 if (r.status == mqtt::decode_status::error) {
                     close_code_ = r.code;
-                    spdlog::error("bridge {}: malformed packet from the remote ({}: {}); closing the connection",
-                                  opts_.name, mqtt::to_string(r.code), r.detail);
-                    co_return fmt::format("malformed packet from the remote: {}", r.detail);
+                    const char* what = r.code == reason_code::packet_too_large ? "packet too large" : "malformed packet";
+                    spdlog::error("bridge {}: {} from the remote ({}: {}); closing the connection", opts_.name, what,
+                                  mqtt::to_string(r.code), r.detail);
+                    co_return fmt::format("{} from the remote: {}", what, r.detail);
                 }
             }
             if (rpos_ > 0 && rbuf_.size() - rlen_ < 4096) {  // make room at the end
