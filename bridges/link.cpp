@@ -196,6 +196,7 @@ public:
         s.messages_out = messages_out_.load(std::memory_order_relaxed);
         s.messages_in = messages_in_.load(std::memory_order_relaxed);
         s.acks = acks_.load(std::memory_order_relaxed);
+        s.retry_delay = std::chrono::milliseconds(retry_delay_.load(std::memory_order_relaxed));
         s.last_ack = std::chrono::system_clock::time_point(
             std::chrono::system_clock::duration(last_ack_.load(std::memory_order_relaxed)));
         return s;
@@ -219,6 +220,7 @@ private:
             failures_.fetch_add(1, std::memory_order_relaxed);
             if (went_up_ && clock_type::now() - up_since_ >= opts_.stable_after) backoff_.reset();
             const std::chrono::milliseconds delay = backoff_.next();
+            retry_delay_.store(delay.count(), std::memory_order_relaxed);
             spdlog::warn("bridge {}: {}; reconnecting in {}", opts_.name, why, seconds(delay));
             owner_.on_down(why);
             retry_timer_.expires_after(delay);
@@ -745,6 +747,7 @@ private:
     std::atomic<std::uint64_t> connects_{0}, failures_{0}, bytes_in_{0}, bytes_out_{0}, messages_out_{0},
         messages_in_{0}, acks_{0};
     std::atomic<std::chrono::system_clock::rep> last_ack_{0};
+    std::atomic<std::chrono::milliseconds::rep> retry_delay_{0};
 };
 
 link::link(asio::any_io_executor ex, link_options opts, link_owner& owner) {

@@ -51,7 +51,9 @@ struct link_options {
     std::string name;                   // for log lines; default "" (then host:port)
     std::string host;                   // remote host name or address; required
     std::uint16_t port = 1883;
-    bool tls = false;                   // TLS with certificate verification
+    // TLS with certificate verification. The files are read again at every
+    // connection attempt, so renewed certificates are picked up.
+    bool tls = false;
     std::string ca_file;                // PEM CA bundle; "" = the system's default paths
     std::string cert_file, key_file;    // client certificate and key (mTLS); "" = none
     std::string server_name;            // SNI and host name verification; "" = host
@@ -134,6 +136,8 @@ struct link_stats {
     std::uint64_t messages_out = 0;          // PUBLISHes written
     std::uint64_t messages_in = 0;           // PUBLISHes received
     std::uint64_t acks = 0;                  // PUBACKs received
+    // The wait before the next attempt, chosen after the last failure.
+    std::chrono::milliseconds retry_delay{0};
     // Time of the last PUBACK from the remote; none yet: time_since_epoch() == 0.
     std::chrono::system_clock::time_point last_ack{};
 };

@@ -143,34 +143,77 @@ bool eventually(const std::function<bool()>& pred, ms timeout) {
     }
 }
 
-mosquitto::mosquitto(const temp_dir& dir, std::string extra_config)
-    : dir_(dir), port_(free_port()), conf_(dir.file("mosquitto.conf")), log_(dir.file("mosquitto.log")) {
-    write_file(conf_, "listener " + std::to_string(port_) +
-                          " 127.0.0.1\n"
-                          "allow_anonymous true\n"
-                          "persistence false\n"
-                          // As root, mosquitto would switch to user "mosquitto", which
-                          // cannot read the temporary directory; ignored otherwise.
-                          "user root\n"
-                          "log_dest stderr\n"
-                          "log_type all\n"
-                          "connection_messages true\n" +
-                          extra_config);
+broker_process::broker_process(std::uint16_t port, std::vector<std::string> argv, std::string log)
+    : port_(port), argv_(std::move(argv)), log_(std::move(log)) {}
+
+std::unique_ptr<broker_process> broker_process::mosquitto(const temp_dir& dir, const std::string& extra_config,
+                                                          bool quiet) {
+    const std::uint16_t port = free_port();
+    const std::string conf = dir.file("mosquitto.conf");
+    write_file(conf, "listener " + std::to_string(port) +
+                         " 127.0.0.1\n"
+                         "allow_anonymous true\n"
+                         "persistence false\n"
+                         // As root, mosquitto would switch to user "mosquitto", which
+                         // cannot read the temporary directory; ignored otherwise.
+                         "user root\n"
+                         "log_dest stderr\n"
+                         "log_type " + std::string(quiet ? "error" : "all") + "\n"
+                         "connection_messages true\n" +
+                         extra_config);
+    return std::unique_ptr<broker_process>(
+        new broker_process(port, {"mosquitto", "-c", conf}, dir.file("mosquitto.log")));
 }
 
-void mosquitto::start() {
-    proc_ = std::make_unique<child_process>(std::vector<std::string>{"mosquitto", "-c", conf_}, log_);
-    if (!eventually([&] { return port_open(port_) || proc_->wait_exit(0ms).has_value(); }, 10s) ||
-        !port_open(port_))
-        throw std::runtime_error("mosquitto did not start:\n" + log());
+std::unique_ptr<broker_process> broker_process::strata(const temp_dir& dir, const std::string& binary) {
+    const std::uint16_t port = free_port();
+    const std::string conf = dir.file("strata.yaml");
+    write_file(conf, "listeners:\n"
+                     "  - name: default\n"
+                     "    bind: \"127.0.0.1:" + std::to_string(port) + "\"\n"
+                     "persistence:\n"
+                     "  path: \"" + dir.file("strata-data") + "\"\n");
+    return std::unique_ptr<broker_process>(
+        new broker_process(port, {binary, "--config", conf}, dir.file("strata.log")));
 }
 
-void mosquitto::kill() {
+void broker_process::start() {
+    proc_ = std::make_unique<child_process>(argv_, log_);
+    if (!eventually([&] { return port_open(port_) || proc_->wait_exit(0ms).has_value(); }) || !port_open(port_))
+        throw std::runtime_error(argv_[0] + " did not start:\n" + log());
+}
+
+void broker_process::kill() {
     if (proc_) proc_->signal(SIGKILL);
     proc_.reset();
 }
 
-std::string mosquitto::log() const { return read_file(log_); }
+std::string broker_process::log() const { return read_file(log_); }
+
+const char* cli_version(mqtt::protocol_version v) {
+    return v == mqtt::protocol_version::v5 ? "mqttv5" : "mqttv311";
+}
+
+// -d prints "received SUBACK"; stdbuf makes stdout line-buffered so it
+// shows at once; -F marks the message lines.
+observer::observer(const broker_process& broker, const temp_dir& dir, const std::string& id,
+                   const std::string& filter, int count, mqtt::protocol_version v)
+    : out_(dir.file(id + ".out")),
+      proc_({"stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-V",
+             cli_version(v), "-i", id, "-q", "1", "-t", filter, "-F", "MSG %t %p", "-C", std::to_string(count),
+             "-W", "30"},
+            out_) {
+    if (!eventually([&] { return read_file(out_).find("received SUBACK") != std::string::npos; }))
+        throw std::runtime_error("mosquitto_sub did not subscribe:\n" + read_file(out_));
+}
+
+std::vector<std::string> observer::messages() const {
+    std::vector<std::string> out;
+    std::istringstream in(read_file(out_));
+    for (std::string l; std::getline(in, l);)
+        if (l.starts_with("MSG ")) out.push_back(l.substr(4));
+    return out;
+}
 
 pki make_pki(const temp_dir& dir, const std::string& prefix) {
     const auto f = [&](const std::string& name) { return dir.file(prefix + name); };

@@ -82,11 +82,18 @@ void run_command(const std::vector<std::string>& argv, const temp_dir& dir);
 // Polls `pred` until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& pred, ms timeout = 10s);
 
-// A mosquitto broker on 127.0.0.1 with a free port; start() waits until it
-// accepts connections. Its log (log_type all) tells when a client subscribed.
-class mosquitto {
+// A broker process on 127.0.0.1 with a free port, started from a config
+// file written here; start() waits until it accepts connections (and can be
+// called again after kill(), on the same port and config).
+class broker_process {
 public:
-    explicit mosquitto(const temp_dir& dir, std::string extra_config = "");
+    // mosquitto with `extra_config` after its listener line; log_type all
+    // (connections, subscriptions, every packet) unless `quiet`.
+    static std::unique_ptr<broker_process> mosquitto(const temp_dir& dir, const std::string& extra_config = "",
+                                                     bool quiet = false);
+    // strata (the binary built with the tests) with persistence in `dir`.
+    static std::unique_ptr<broker_process> strata(const temp_dir& dir, const std::string& binary);
+
     void start();
     void kill();  // SIGKILL, as a crash
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
@@ -94,11 +101,30 @@ public:
     [[nodiscard]] std::string log() const;
 
 private:
-    const temp_dir& dir_;
+    broker_process(std::uint16_t port, std::vector<std::string> argv, std::string log);
     std::uint16_t port_;
-    std::string conf_, log_;
+    std::vector<std::string> argv_;
+    std::string log_;
     std::unique_ptr<child_process> proc_;
 };
+
+// mosquitto_sub (3.1.1 or 5.0) taking `count` messages on `filter`;
+// returns once the broker has acknowledged the subscription. messages()
+// gives "topic payload" per message received so far.
+class observer {
+public:
+    observer(const broker_process& broker, const temp_dir& dir, const std::string& id, const std::string& filter,
+             int count, mqtt::protocol_version v);
+    // Waits for the exit after `count` messages.
+    bool finished(ms timeout = 10s) { return proc_.wait_exit(timeout) == 0; }
+    [[nodiscard]] std::vector<std::string> messages() const;
+
+private:
+    std::string out_;
+    child_process proc_;
+};
+
+[[nodiscard]] const char* cli_version(mqtt::protocol_version v);
 
 // A CA, a server certificate for localhost/127.0.0.1 and a client
 // certificate, made with openssl in `dir` (keys never leave it).

@@ -36,7 +36,7 @@ mqtt::publish inbound(std::uint16_t id, std::string topic, std::string payload, 
 
 }  // namespace
 
-TEST_CASE("3.1.1 CONNECT: bridge flag, clean session 0, credentials; SUBSCRIBE before on_up", "[bridges][scripted]") {
+TEST_CASE("3.1.1 CONNECT: bridge flag, clean session 0, credentials, SUBSCRIBE before on_up", "[bridges][scripted]") {
     scripted_remote remote(v311);
     test_owner owner;
     auto opts = local_options(remote.port(), v311, "plant-1");
@@ -69,7 +69,7 @@ TEST_CASE("3.1.1 CONNECT: bridge flag, clean session 0, credentials; SUBSCRIBE b
     CHECK(l.get().stats().connects == 1);
 }
 
-TEST_CASE("5.0 CONNECT: session expiry, receive maximum, maximum packet size; No Local on subscriptions", "[bridges][scripted]") {
+TEST_CASE("5.0 CONNECT: session expiry, receive maximum, maximum packet size, No Local on subscriptions", "[bridges][scripted]") {
     scripted_remote remote(v5);
     test_owner owner;
     auto opts = local_options(remote.port(), v5, "plant-5");
@@ -384,6 +384,40 @@ TEST_CASE("a refused CONNACK is reported and retried", "[bridges][scripted]") {
     REQUIRE(remote.accept());  // retried
     REQUIRE(remote.handshake());
     REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
+}
+
+TEST_CASE("backoff: grows while refused, starts again from the minimum after a stable connection", "[bridges][scripted]") {
+    scripted_remote remote(v5);
+    test_owner owner;
+    auto opts = local_options(remote.port(), v5, "stable");
+    opts.reconnect_min = 10ms;
+    opts.reconnect_max = 80ms;
+    opts.stable_after = 300ms;
+    link_runner l(opts, owner);
+    const auto refuse = [&] {
+        REQUIRE(remote.accept());
+        REQUIRE(remote.expect<mqtt::connect>());
+        remote.send(mqtt::connack{false, reason_code::server_busy, {}});
+        REQUIRE(remote.closed());
+    };
+    for (int i = 0; i < 5; ++i) refuse();
+    // Five failures in a row: the ceiling has reached the maximum. Refused
+    // and unstable connections do not reset it.
+    REQUIRE(remote.accept());
+    REQUIRE(remote.handshake());
+    REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
+    remote.drop();  // at once: not stable
+    REQUIRE(owner.wait([](const test_owner& o) { return o.downs.size() == 6; }));
+    // A connection that stays up longer than stable_after resets it: the
+    // next delay is exactly the minimum.
+    REQUIRE(remote.accept());
+    REQUIRE(remote.handshake());
+    REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 2; }));
+    CHECK_FALSE(remote.closed(400ms));  // stays up past stable_after
+    remote.drop();
+    REQUIRE(owner.wait([](const test_owner& o) { return o.downs.size() == 7; }));
+    CHECK(l.get().stats().retry_delay == 10ms);
+    CHECK(l.get().stats().failures == 7);
 }
 
 TEST_CASE("3.1.1: a remote that refuses the bridge flag gets a plain CONNECT next", "[bridges][scripted]") {

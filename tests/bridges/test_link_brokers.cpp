@@ -1,14 +1,15 @@
-// The link against real mosquitto processes on 127.0.0.1: 3.1.1 (with the
-// bridge flag, which mosquitto logs as a bridge) and 5.0, subscribe and
-// receive (mosquitto_pub), publish QoS 0/1 with PUBACKs (mosquitto_sub),
-// the remote killed and restarted, backoff against a closed port, and TLS
-// with a client certificate (require_certificate) made by openssl here.
+// The link against real brokers on 127.0.0.1, mosquitto and strata (the
+// binary built with the tests): 3.1.1 (with the bridge flag, which
+// mosquitto logs as a bridge) and 5.0, subscribe and receive
+// (mosquitto_pub), publish QoS 0/1 with PUBACKs (mosquitto_sub), the remote
+// killed with messages in flight and restarted, backoff against a closed
+// port, and TLS with a client certificate (require_certificate) made by
+// openssl here.
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <sstream>
 
 using namespace strata;
 using namespace strata::bridges;
@@ -17,54 +18,44 @@ using mqtt::reason_code;
 
 namespace {
 
-const char* cli_version(mqtt::protocol_version v) {
-    return v == mqtt::protocol_version::v5 ? "mqttv5" : "mqttv311";
+const std::vector<std::string>& remote_kinds() {
+#ifdef STRATA_BIN
+    static const std::vector<std::string> kinds{"mosquitto", "strata"};
+#else
+    static const std::vector<std::string> kinds{"mosquitto"};
+#endif
+    return kinds;
 }
 
-// mosquitto_sub taking `count` messages on `filter` into `out`; returns
-// once mosquitto has acknowledged its subscription.
-std::unique_ptr<child_process> observer(mosquitto& broker, const temp_dir& dir, const std::string& id,
-                                        const std::string& filter, int count, mqtt::protocol_version v) {
-    auto p = std::make_unique<child_process>(
-        std::vector<std::string>{"mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-V",
-                                 cli_version(v), "-i", id, "-q", "1", "-t", filter, "-v", "-C",
-                                 std::to_string(count), "-W", "30"},
-        dir.file(id + ".out"));
-    const std::string acked = "Sending SUBACK to " + id;
-    if (!eventually([&] { return broker.log().find(acked) != std::string::npos; }))
-        throw std::runtime_error("mosquitto_sub did not subscribe:\n" + broker.log());
-    return p;
-}
-
-std::vector<std::string> lines(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);)
-        if (!l.empty()) out.push_back(l);
-    return out;
+std::unique_ptr<broker_process> remote_broker(const std::string& kind, const temp_dir& dir) {
+#ifdef STRATA_BIN
+    if (kind == "strata") return broker_process::strata(dir, STRATA_BIN);
+#endif
+    return broker_process::mosquitto(dir);
 }
 
 }  // namespace
 
-TEST_CASE("mosquitto: connect, subscribe and receive, publish QoS 0 and 1 with PUBACKs", "[bridges][mosquitto]") {
+TEST_CASE("connect, subscribe and receive, publish QoS 0 and 1 with PUBACKs", "[bridges][mosquitto][strata]") {
+    const std::string kind = GENERATE(from_range(remote_kinds()));
     const auto v = GENERATE(mqtt::protocol_version::v311, mqtt::protocol_version::v5);
-    INFO("MQTT " << (v == mqtt::protocol_version::v5 ? "5.0" : "3.1.1"));
+    INFO("remote: " << kind << ", MQTT " << (v == mqtt::protocol_version::v5 ? "5.0" : "3.1.1"));
     temp_dir dir;
-    mosquitto broker(dir);
-    broker.start();
-    auto sub = observer(broker, dir, "obs", "up/#", 3, v);
+    auto broker = remote_broker(kind, dir);
+    broker->start();
+    observer sub(*broker, dir, "obs", "up/#", 3, v);
 
     test_owner owner;
-    auto opts = local_options(broker.port(), v, "plant-bridge");
+    auto opts = local_options(broker->port(), v, "plant-bridge");
     mqtt::subscription_request r;
     r.filter = "cmd/#";
     r.options.qos = 1;
     opts.subscriptions = {r};
     link_runner l(opts, owner);
     REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
-    if (v == mqtt::protocol_version::v311) {
+    if (kind == "mosquitto" && v == mqtt::protocol_version::v311) {
         // The protocol level 0x84 is Mosquitto's own bridge marker.
-        CHECK(broker.log().find("New bridge connected from 127.0.0.1") != std::string::npos);
+        CHECK(broker->log().find("New bridge connected from 127.0.0.1") != std::string::npos);
     }
 
     l.enqueue(message(1, "up/a", "one", 1));
@@ -72,12 +63,12 @@ TEST_CASE("mosquitto: connect, subscribe and receive, publish QoS 0 and 1 with P
     l.enqueue(message(2, "up/c", "three", 1));
     REQUIRE(owner.wait([](const test_owner& o) { return o.acks.size() == 2; }));
     for (const auto& [id, rc] : owner.acks) CHECK(((id == 1 || id == 2) && rc == reason_code::success));
-    REQUIRE(sub->wait_exit(10s) == 0);
-    auto got = lines(read_file(dir.file("obs.out")));
+    REQUIRE(sub.finished());
+    auto got = sub.messages();
     std::sort(got.begin(), got.end());
     CHECK(got == std::vector<std::string>{"up/a one", "up/b two", "up/c three"});
 
-    child_process pub({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-V",
+    child_process pub({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker->port()), "-V",
                        cli_version(v), "-q", "1", "-t", "cmd/press-7/start", "-m", "go"},
                       dir.file("pub.out"));
     REQUIRE(pub.wait_exit(10s) == 0);
@@ -96,45 +87,47 @@ TEST_CASE("mosquitto: connect, subscribe and receive, publish QoS 0 and 1 with P
 
 TEST_CASE("mosquitto: the window follows mosquitto's Receive Maximum", "[bridges][mosquitto]") {
     temp_dir dir;
-    mosquitto broker(dir, "max_inflight_messages 4\n");
-    broker.start();
+    auto broker = broker_process::mosquitto(dir, "max_inflight_messages 4\n");
+    broker->start();
     test_owner owner;
     for (std::uint16_t id = 1; id <= 200; ++id) owner.enqueue(message(id, "load/x", std::to_string(id)));
-    link_runner l(local_options(broker.port(), mqtt::protocol_version::v5, "window"), owner);
+    link_runner l(local_options(broker->port(), mqtt::protocol_version::v5, "window"), owner);
     REQUIRE(owner.wait([](const test_owner& o) { return o.acks.size() == 200; }));
     CHECK(owner.max_in_flight <= 4);
     CHECK(owner.max_in_flight >= 1);
 }
 
-TEST_CASE("mosquitto killed and restarted: unacknowledged messages are resent and arrive", "[bridges][mosquitto]") {
+TEST_CASE("remote killed and restarted: unacknowledged messages are resent and arrive", "[bridges][mosquitto][strata]") {
+    const std::string kind = GENERATE(from_range(remote_kinds()));
+    INFO("remote: " << kind);
     temp_dir dir;
-    mosquitto broker(dir);
-    broker.start();
+    auto broker = remote_broker(kind, dir);
+    broker->start();
     test_owner owner;
-    link_runner l(local_options(broker.port(), mqtt::protocol_version::v5, "resend"), owner);
+    link_runner l(local_options(broker->port(), mqtt::protocol_version::v5, "resend"), owner);
     REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
 
-    // Frozen, mosquitto takes the bytes (socket buffer) but acknowledges nothing.
-    broker.process().signal(SIGSTOP);
+    // Frozen, the remote takes the bytes (socket buffer) but acknowledges nothing.
+    broker->process().signal(SIGSTOP);
     for (std::uint16_t id = 1; id <= 5; ++id) l.enqueue(message(id, "up/m", "m" + std::to_string(id)));
     REQUIRE(eventually([&] { return l.get().stats().messages_out == 5; }));
     owner.hold(true);  // resend only once the observer below is subscribed
-    broker.kill();
+    broker->kill();
     {
         std::lock_guard lock(owner.mutex);
         CHECK(owner.acks.empty());
     }
     REQUIRE(owner.wait([](const test_owner& o) { return !o.downs.empty(); }));
-    broker.start();
+    broker->start();
     REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 2; }));
-    auto sub = observer(broker, dir, "obs2", "up/#", 5, mqtt::protocol_version::v5);
+    observer sub(*broker, dir, "obs2", "up/#", 5, mqtt::protocol_version::v5);
     owner.hold(false);
     l.get().wake();
 
     REQUIRE(owner.wait([](const test_owner& o) { return o.acks.size() == 5; }));
-    REQUIRE(sub->wait_exit(10s) == 0);
-    CHECK(lines(read_file(dir.file("obs2.out"))) ==
-          std::vector<std::string>{"up/m m1", "up/m m2", "up/m m3", "up/m m4", "up/m m5"});
+    for (const auto& [id, rc] : owner.acks) CHECK(rc == reason_code::success);
+    REQUIRE(sub.finished());
+    CHECK(sub.messages() == std::vector<std::string>{"up/m m1", "up/m m2", "up/m m3", "up/m m4", "up/m m5"});
     CHECK(l.get().stats().messages_out == 10);
 }
 
@@ -156,11 +149,11 @@ TEST_CASE("backoff: attempts against a closed port thin out", "[bridges][backoff
 TEST_CASE("TLS: CA verification, client certificate, host name check", "[bridges][mosquitto][tls]") {
     temp_dir dir;
     const pki k = make_pki(dir, "");
-    mosquitto broker(dir, "cafile " + k.ca + "\ncertfile " + k.server_cert + "\nkeyfile " + k.server_key +
-                              "\nrequire_certificate true\n");
-    broker.start();
+    auto broker = broker_process::mosquitto(dir, "cafile " + k.ca + "\ncertfile " + k.server_cert + "\nkeyfile " + k.server_key +
+                                                 "\nrequire_certificate true\n");
+    broker->start();
     auto tls_options = [&](const std::string& id) {
-        auto o = local_options(broker.port(), mqtt::protocol_version::v5, id);
+        auto o = local_options(broker->port(), mqtt::protocol_version::v5, id);
         o.tls = true;
         o.ca_file = k.ca;
         o.cert_file = k.client_cert;
@@ -221,4 +214,29 @@ TEST_CASE("TLS: CA verification, client certificate, host name check", "[bridges
         REQUIRE(owner.wait([](const test_owner& o) { return !o.downs.empty(); }));
         CHECK(owner.down_with("missing.pem"));
     }
+}
+
+// A measurement, not a check (hidden from ctest): messages per second
+// through the link into mosquitto, each QoS 1 message acknowledged.
+//   build/tests/bridges/test_bridges '[.throughput]'
+TEST_CASE("throughput into mosquitto", "[.throughput]") {
+    const auto qos = GENERATE(std::uint8_t{0}, std::uint8_t{1});
+    constexpr int n = 200'000;
+    temp_dir dir;
+    auto broker = broker_process::mosquitto(dir, "max_inflight_messages 0\nmax_queued_messages 0\n", true);
+    broker->start();
+    observer sub(*broker, dir, "sink", "up/#", n, mqtt::protocol_version::v5);
+    test_owner owner;
+    link_runner l(local_options(broker->port(), mqtt::protocol_version::v5, "throughput"), owner);
+    REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i)
+        owner.enqueue(message(static_cast<std::uint16_t>(qos ? i % 65535 + 1 : 0), "up/line-2/press-7/temperature",
+                              std::string(64, 'x'), qos));
+    l.get().wake();
+    REQUIRE(sub.finished(120s));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    WARN("QoS " << int(qos) << ": " << n << " messages in " << s << " s = " << static_cast<long>(n / s)
+                << " msgs/s delivered");
+    if (qos) CHECK(owner.wait([](const test_owner& o) { return o.acks.size() == n; }));
 }
