@@ -278,6 +278,7 @@ private:
         auto got = co_await within(read_packet(p), rt);
         if (!got) co_return fmt::format("no CONNACK within {}", seconds(rt));
         if (*got) co_return **got;
+        if (stopping_) co_return "stopped";
         if (!std::holds_alternative<mqtt::connack>(p)) {
             close_code_ = reason_code::protocol_error;
             co_return fmt::format("protocol error: {} before CONNACK", packet_name(mqtt::type_of(p)));
@@ -388,6 +389,7 @@ private:
     }
 
     void go_up() {
+        if (stopping_) return;
         up_ = true;
         went_up_ = true;
         up_since_ = clock_type::now();
