@@ -612,17 +612,33 @@ private:
         wake_pending_ = true;
     }
 
+    // A message the remote would answer with a protocol error (and the
+    // queue would stall on it, resent after every reconnection): refused
+    // here and reported like a PUBACK, so the owner can move on.
+    static bool valid_topic(std::string_view t) {
+        return !t.empty() && t.size() <= 0xFFFF && t.find_first_of("+#") == std::string_view::npos &&
+               mqtt::valid_utf8(t);  // which also refuses U+0000
+    }
+
     void encode_outbound(outbound& m, std::vector<std::uint8_t>& buf) {
         const std::uint8_t qos = std::min<std::uint8_t>({m.qos, 1, remote_max_qos_});
-        if (qos > 0) {
-            if (m.packet_id == 0) {
-                spdlog::error("bridge {}: QoS {} message for '{}' without a packet id; not sent", opts_.name, m.qos, m.topic);
-                return;
-            }
-            if (inflight_.contains(m.packet_id)) {
-                owner_.on_ack(m.packet_id, reason_code::packet_identifier_in_use);
-                return;
-            }
+        if (m.qos > 0 && m.packet_id == 0) {
+            spdlog::error("bridge {}: QoS {} message for '{}' without a packet id; not sent", opts_.name, m.qos, m.topic);
+            return;
+        }
+        if (!valid_topic(m.topic)) {
+            spdlog::error("bridge {}: message with an invalid topic name '{}' (empty, wildcard, NUL, not UTF-8 or "
+                          "too long); not sent",
+                          opts_.name, m.topic);
+            if (m.qos > 0) owner_.on_ack(m.packet_id, reason_code::topic_name_invalid);
+            return;
+        }
+        if (qos > 0 && inflight_.contains(m.packet_id)) {
+            // The owner's mistake; acknowledging it would retire the message
+            // that holds the id. It stays with the owner, unsent.
+            spdlog::error("bridge {}: packet id {} is already in flight; message for '{}' not sent", opts_.name,
+                          m.packet_id, m.topic);
+            return;
         }
         // Client to server, a PUBLISH carries neither of these.
         m.props.topic_alias.reset();

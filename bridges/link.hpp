@@ -118,7 +118,10 @@ public:
     // The remote's PUBACK for a QoS 1 message (rc: its reason code, success
     // for 3.1.1), or a message that can never be sent on this link:
     // packet_too_large (over the remote's Maximum Packet Size),
-    // packet_identifier_in_use (the owner gave an id already in flight).
+    // topic_name_invalid (empty, a wildcard, NUL, not UTF-8, over 65,535
+    // bytes). Success too for a QoS 1 message sent at QoS 0 because the
+    // remote's Maximum QoS is 0. A QoS 1 message whose packet id is already
+    // in flight is not sent and not reported (an owner bug, logged).
     virtual void on_ack(std::uint16_t packet_id, mqtt::reason_code rc) = 0;
     // An inbound PUBLISH. The link sends its PUBACK (QoS 1) or PUBREC (QoS
     // 2, then PUBCOMP on the PUBREL) only when `done(rc)` is called, from

@@ -197,6 +197,43 @@ TEST_CASE("a message over the remote's Maximum Packet Size is reported and skipp
     CHECK(owner.acks[0] == std::pair<std::uint16_t, reason_code>{1, reason_code::packet_too_large});
 }
 
+TEST_CASE("messages with invalid topic names are reported and skipped, not sent", "[bridges][scripted]") {
+    scripted_remote remote(v5);
+    test_owner owner;
+    owner.enqueue(message(1, "", "empty"));
+    owner.enqueue(message(2, "a/+/b", "wildcard"));
+    owner.enqueue(message(3, "a/#", "wildcard"));
+    owner.enqueue(message(4, std::string("a\0b", 3), "nul"));
+    owner.enqueue(message(5, "\xC3\x28", "not UTF-8"));
+    owner.enqueue(message(0, "x/#", "qos0", 0));
+    owner.enqueue(message(6, "good/topic", "ok"));
+    link_runner l(local_options(remote.port(), v5, "topics"), owner);
+    REQUIRE(remote.accept());
+    REQUIRE(remote.handshake());
+    const auto p = remote.expect<mqtt::publish>();
+    REQUIRE(p);
+    CHECK(p->topic == "good/topic");
+    REQUIRE(owner.wait([](const test_owner& o) { return o.acks.size() == 5; }));
+    for (std::uint16_t id = 1; id <= 5; ++id)
+        CHECK(owner.acks[id - 1] == std::pair<std::uint16_t, reason_code>{id, reason_code::topic_name_invalid});
+}
+
+TEST_CASE("a packet id already in flight is not sent twice", "[bridges][scripted]") {
+    scripted_remote remote(v5);
+    test_owner owner;
+    owner.enqueue(message(9, "first", "a"));
+    owner.enqueue(message(9, "second", "b"));
+    link_runner l(local_options(remote.port(), v5, "same-id"), owner);
+    REQUIRE(remote.accept());
+    REQUIRE(remote.handshake());
+    const auto p = remote.expect<mqtt::publish>();
+    REQUIRE(p);
+    CHECK(p->topic == "first");
+    CHECK_FALSE(remote.read(200ms));
+    std::lock_guard lock(owner.mutex);
+    CHECK(owner.acks.empty());
+}
+
 TEST_CASE("the remote's Maximum QoS and Retain Available are honoured", "[bridges][scripted]") {
     scripted_remote remote(v5);
     test_owner owner;
