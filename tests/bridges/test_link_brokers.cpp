@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <thread>
 
 using namespace strata;
 using namespace strata::bridges;
@@ -129,6 +130,28 @@ TEST_CASE("remote killed and restarted: unacknowledged messages are resent and a
     REQUIRE(sub.finished());
     CHECK(sub.messages() == std::vector<std::string>{"up/m m1", "up/m m2", "up/m m3", "up/m m4", "up/m m5"});
     CHECK(l.get().stats().messages_out == 10);
+}
+
+TEST_CASE("wake() from many threads: every message is collected and acknowledged", "[bridges][mosquitto]") {
+    temp_dir dir;
+    auto broker = broker_process::mosquitto(dir, "", true);
+    broker->start();
+    test_owner owner;
+    link_runner l(local_options(broker->port(), mqtt::protocol_version::v5, "producers"), owner);
+    REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
+    constexpr int threads = 4, each = 2000;
+    std::vector<std::thread> producers;
+    for (int t = 0; t < threads; ++t) {
+        producers.emplace_back([&, t] {
+            for (int i = 0; i < each; ++i) {
+                const auto id = static_cast<std::uint16_t>(t * each + i + 1);
+                l.enqueue(message(id, "up/" + std::to_string(t), std::to_string(i)));
+            }
+        });
+    }
+    for (auto& p : producers) p.join();
+    REQUIRE(owner.wait([](const test_owner& o) { return o.acks.size() == threads * each; }, 60s));
+    CHECK(l.get().stats().messages_out == threads * each);
 }
 
 TEST_CASE("backoff: attempts against a closed port thin out", "[bridges][backoff]") {
