@@ -223,6 +223,7 @@ private:
             retry_delay_.store(delay.count(), std::memory_order_relaxed);
             spdlog::warn("bridge {}: {}; reconnecting in {}", opts_.name, why, seconds(delay));
             owner_.on_down(why);
+            if (stopping_) break;  // stop() from inside on_down
             retry_timer_.expires_after(delay);
             co_await retry_timer_.async_wait(use_tuple);
         }

@@ -250,15 +250,18 @@ void test_owner::on_up(bool session_present) {
 }
 
 void test_owner::on_down(const std::string& why) {
-    std::lock_guard lock(mutex);
-    downs.push_back(why);
-    // Unacknowledged messages go out again first, marked as duplicates.
-    for (auto it = in_flight.rbegin(); it != in_flight.rend(); ++it) {
-        it->dup = true;
-        queue.push_front(std::move(*it));
+    {
+        std::lock_guard lock(mutex);
+        downs.push_back(why);
+        // Unacknowledged messages go out again first, marked as duplicates.
+        for (auto it = in_flight.rbegin(); it != in_flight.rend(); ++it) {
+            it->dup = true;
+            queue.push_front(std::move(*it));
+        }
+        in_flight.clear();
+        cv_.notify_all();
     }
-    in_flight.clear();
-    cv_.notify_all();
+    if (down_hook) down_hook();
 }
 
 void test_owner::collect(std::vector<outbound>& out, std::size_t window) {
@@ -321,8 +324,9 @@ bool test_owner::wait(const std::function<bool(const test_owner&)>& pred, ms tim
 
 // --- link_runner ----------------------------------------------------------------
 
-link_runner::link_runner(link_options opts, test_owner& owner)
+link_runner::link_runner(link_options opts, test_owner& owner, const std::function<void(link&)>& before_start)
     : work_(ioc_.get_executor()), owner_(owner), link_(ioc_.get_executor(), std::move(opts), owner) {
+    if (before_start) before_start(link_);
     link_.start();
     thread_ = std::thread([this] { ioc_.run(); });
 }

@@ -165,6 +165,8 @@ public:
     std::size_t max_in_flight = 0;         // most QoS 1 messages collected and not yet acknowledged
     std::deque<outbound> queue;
     std::vector<outbound> in_flight;
+    // Called at the end of on_down, outside the lock (set before the link starts).
+    std::function<void()> down_hook;
 
     mutable std::mutex mutex;
 
@@ -178,7 +180,8 @@ private:
 // joins the thread.
 class link_runner {
 public:
-    link_runner(link_options opts, test_owner& owner);
+    // `before_start` sees the link before its thread runs.
+    link_runner(link_options opts, test_owner& owner, const std::function<void(link&)>& before_start = {});
     ~link_runner();
     link& get() { return link_; }
     void enqueue(outbound m);

@@ -489,6 +489,22 @@ TEST_CASE("stop() sends DISCONNECT and does not reconnect", "[bridges][scripted]
     CHECK_FALSE(remote.accept(300ms));
 }
 
+TEST_CASE("stop() from inside on_down ends the link at once, not after the backoff", "[bridges][scripted]") {
+    test_owner owner;
+    auto opts = local_options(free_port(), v5, "stop-in-down");
+    opts.reconnect_min = 60s;
+    opts.reconnect_max = 60s;
+    auto runner = std::make_unique<link_runner>(opts, owner, [&](bridges::link& k) {
+        owner.down_hook = [&k] { k.stop(); };
+    });
+    REQUIRE(owner.wait([](const test_owner& o) { return o.downs.size() == 1; }));
+    // Joining the link's thread does not wait out the 60 s backoff.
+    const auto t0 = std::chrono::steady_clock::now();
+    runner.reset();
+    CHECK(std::chrono::steady_clock::now() - t0 < 30s);
+    CHECK(owner.downs.size() == 1);
+}
+
 TEST_CASE("link options that cannot work are refused at construction", "[bridges]") {
     boost::asio::io_context ioc;
     test_owner owner;
