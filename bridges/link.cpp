@@ -188,6 +188,7 @@ public:
 
     link_stats stats() const {
         link_stats s;
+        s.state = state_.load(std::memory_order_relaxed);
         s.connected = connected_.load(std::memory_order_relaxed);
         s.connects = connects_.load(std::memory_order_relaxed);
         s.failures = failures_.load(std::memory_order_relaxed);
@@ -209,6 +210,7 @@ private:
 
     asio::awaitable<void> run(std::shared_ptr<impl> self) {
         while (!stopping_) {
+            set_state(link_state::connecting);
             std::string why;
             try {
                 why = co_await connect_and_serve();
@@ -224,11 +226,15 @@ private:
             spdlog::warn("bridge {}: {}; reconnecting in {}", opts_.name, why, seconds(delay));
             owner_.on_down(why);
             if (stopping_) break;  // stop() from inside on_down
+            set_state(link_state::waiting);
             retry_timer_.expires_after(delay);
             co_await retry_timer_.async_wait(use_tuple);
         }
+        set_state(link_state::stopped);
         spdlog::info("bridge {}: stopped", opts_.name);
     }
+
+    void set_state(link_state s) { state_.store(s, std::memory_order_relaxed); }
 
     void end_connection() {
         if (stream_) stream_->close();
@@ -392,6 +398,7 @@ private:
     void go_up() {
         if (stopping_) return;
         up_ = true;
+        set_state(link_state::up);
         went_up_ = true;
         up_since_ = clock_type::now();
         connected_.store(true, std::memory_order_relaxed);
@@ -762,6 +769,7 @@ private:
     std::unordered_map<std::uint16_t, std::optional<reason_code>> q2_;
 
     std::atomic<bool> wake_posted_{false};
+    std::atomic<link_state> state_{link_state::idle};
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> connects_{0}, failures_{0}, bytes_in_{0}, bytes_out_{0}, messages_out_{0},
         messages_in_{0}, acks_{0};
@@ -796,6 +804,17 @@ void link::wake() { impl_->post_wake(); }
 link_stats link::stats() const { return impl_->stats(); }
 
 link::executor_type link::executor() const { return impl_->strand_; }
+
+const char* to_string(link_state s) noexcept {
+    switch (s) {
+        case link_state::idle: return "idle";
+        case link_state::connecting: return "connecting";
+        case link_state::up: return "up";
+        case link_state::waiting: return "waiting";
+        case link_state::stopped: return "stopped";
+    }
+    return "unknown";
+}
 
 void parse_remote(std::string_view url, link_options& out) {
     std::string_view rest;

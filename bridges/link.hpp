@@ -130,8 +130,18 @@ public:
     virtual void on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) = 0;
 };
 
+enum class link_state : std::uint8_t {
+    idle,        // not started
+    connecting,  // resolve, TCP, TLS, CONNECT, CONNACK, SUBACK
+    up,          // on_up was called: messages flow
+    waiting,     // the backoff between attempts
+    stopped,     // after stop()
+};
+[[nodiscard]] const char* to_string(link_state s) noexcept;
+
 // Counters since construction, for $SYS topics and metrics.
 struct link_stats {
+    link_state state = link_state::idle;
     bool connected = false;                  // up: CONNACK and SUBACKs received
     std::uint64_t connects = 0;              // connections that came up
     std::uint64_t failures = 0;              // attempts that failed + connections lost

@@ -79,3 +79,11 @@ TEST_CASE("parse_remote: malformed URLs are refused with a message", "[bridges][
         CHECK_THROWS_AS(parse_remote(bad, o), std::invalid_argument);
     }
 }
+
+TEST_CASE("link states have names", "[bridges]") {
+    CHECK(std::string(to_string(link_state::idle)) == "idle");
+    CHECK(std::string(to_string(link_state::connecting)) == "connecting");
+    CHECK(std::string(to_string(link_state::up)) == "up");
+    CHECK(std::string(to_string(link_state::waiting)) == "waiting");
+    CHECK(std::string(to_string(link_state::stopped)) == "stopped");
+}

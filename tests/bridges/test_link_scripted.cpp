@@ -66,6 +66,7 @@ TEST_CASE("3.1.1 CONNECT: bridge flag, clean session 0, credentials, SUBSCRIBE b
     remote.send(mqtt::suback{s->packet_id, {reason_code::granted_qos_1}, {}});
     REQUIRE(owner.wait([](const test_owner& o) { return o.ups.size() == 1; }));
     CHECK(l.get().stats().connected);
+    CHECK(l.get().stats().state == link_state::up);
     CHECK(l.get().stats().connects == 1);
 }
 
@@ -373,6 +374,7 @@ TEST_CASE("a listener that accepts and never answers: no CONNACK within the time
     REQUIRE(owner.wait([](const test_owner& o) { return !o.downs.empty(); }, 5s));
     CHECK(owner.down_with("no CONNACK within 0.5s"));
     CHECK(owner.ups.empty());
+    CHECK(l.get().stats().state != link_state::up);
     CHECK(l.get().stats().failures >= 1);
 }
 
@@ -498,6 +500,7 @@ TEST_CASE("stop() from inside on_down ends the link at once, not after the backo
         owner.down_hook = [&k] { k.stop(); };
     });
     REQUIRE(owner.wait([](const test_owner& o) { return o.downs.size() == 1; }));
+    CHECK(eventually([&] { return runner->get().stats().state == link_state::stopped; }));
     // Joining the link's thread does not wait out the 60 s backoff.
     const auto t0 = std::chrono::steady_clock::now();
     runner.reset();
