@@ -7,8 +7,8 @@
 //   - collect(): the link asks for messages to send, at most as many as the
 //     remote's Receive Maximum (5.0) or max_inflight (3.1.1) still allows;
 //   - on_ack(): the remote acknowledged one, or it could not be sent at all
-//     (packet_too_large when it exceeds the remote's Maximum Packet Size), so
-//     the owner can take it off its queue either way;
+//     (packet_too_large over the remote's Maximum Packet Size,
+//     topic_name_invalid), so the owner can take it off its queue either way;
 //   - on_message(): a PUBLISH from the remote; the link acknowledges it only
 //     when the owner calls done(rc), once the message is stored locally.
 // The owner assigns packet identifiers. The link keeps nothing across
@@ -25,7 +25,11 @@
 // thread; once stop() has taken effect (at once when called on executor(),
 // else when its post runs) no callback reaches the owner any more. The owner
 // must outlive that point; the link object itself may be destroyed at any
-// time (its destructor calls stop(), its coroutines keep their own state).
+// time before its io_context (its destructor calls stop(), its coroutines
+// keep their own state).
+//
+// Boost.Asio is compiled separately in this project: the program linking
+// strata_bridges compiles it once (broker/asio.cpp for strata).
 #pragma once
 
 #include "broker/codec/packet.hpp"
