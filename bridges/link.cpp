@@ -71,7 +71,7 @@ asio::awaitable<std::optional<T>> within(asio::awaitable<T> op, clock_type::dura
 }
 
 std::string seconds(std::chrono::milliseconds d) {
-    return fmt::format("{:.1f}s", static_cast<double>(d.count()) / 1000.0);
+    return fmt::format("{:g}s", static_cast<double>(d.count()) / 1000.0);
 }
 
 bool refused(reason_code rc) { return static_cast<std::uint8_t>(rc) >= 0x80; }
@@ -188,6 +188,7 @@ public:
 
     link_stats stats() const {
         link_stats s;
+        s.state = state_.load(std::memory_order_relaxed);
         s.connected = connected_.load(std::memory_order_relaxed);
         s.connects = connects_.load(std::memory_order_relaxed);
         s.failures = failures_.load(std::memory_order_relaxed);
@@ -196,6 +197,7 @@ public:
         s.messages_out = messages_out_.load(std::memory_order_relaxed);
         s.messages_in = messages_in_.load(std::memory_order_relaxed);
         s.acks = acks_.load(std::memory_order_relaxed);
+        s.retry_delay = std::chrono::milliseconds(retry_delay_.load(std::memory_order_relaxed));
         s.last_ack = std::chrono::system_clock::time_point(
             std::chrono::system_clock::duration(last_ack_.load(std::memory_order_relaxed)));
         return s;
@@ -208,6 +210,7 @@ private:
 
     asio::awaitable<void> run(std::shared_ptr<impl> self) {
         while (!stopping_) {
+            set_state(link_state::connecting);
             std::string why;
             try {
                 why = co_await connect_and_serve();
@@ -219,13 +222,19 @@ private:
             failures_.fetch_add(1, std::memory_order_relaxed);
             if (went_up_ && clock_type::now() - up_since_ >= opts_.stable_after) backoff_.reset();
             const std::chrono::milliseconds delay = backoff_.next();
+            retry_delay_.store(delay.count(), std::memory_order_relaxed);
             spdlog::warn("bridge {}: {}; reconnecting in {}", opts_.name, why, seconds(delay));
             owner_.on_down(why);
+            if (stopping_) break;  // stop() from inside on_down
+            set_state(link_state::waiting);
             retry_timer_.expires_after(delay);
             co_await retry_timer_.async_wait(use_tuple);
         }
+        set_state(link_state::stopped);
         spdlog::info("bridge {}: stopped", opts_.name);
     }
+
+    void set_state(link_state s) { state_.store(s, std::memory_order_relaxed); }
 
     void end_connection() {
         if (stream_) stream_->close();
@@ -276,6 +285,7 @@ private:
         auto got = co_await within(read_packet(p), rt);
         if (!got) co_return fmt::format("no CONNACK within {}", seconds(rt));
         if (*got) co_return **got;
+        if (stopping_) co_return "stopped";
         if (!std::holds_alternative<mqtt::connack>(p)) {
             close_code_ = reason_code::protocol_error;
             co_return fmt::format("protocol error: {} before CONNACK", packet_name(mqtt::type_of(p)));
@@ -386,7 +396,9 @@ private:
     }
 
     void go_up() {
+        if (stopping_) return;
         up_ = true;
+        set_state(link_state::up);
         went_up_ = true;
         up_since_ = clock_type::now();
         connected_.store(true, std::memory_order_relaxed);
@@ -414,9 +426,10 @@ private:
                 }
                 if (r.status == mqtt::decode_status::error) {
                     close_code_ = r.code;
-                    spdlog::error("bridge {}: malformed packet from the remote ({}: {}); closing the connection",
-                                  opts_.name, mqtt::to_string(r.code), r.detail);
-                    co_return fmt::format("malformed packet from the remote: {}", r.detail);
+                    const char* what = r.code == reason_code::packet_too_large ? "packet too large" : "malformed packet";
+                    spdlog::error("bridge {}: {} from the remote ({}: {}); closing the connection", opts_.name, what,
+                                  mqtt::to_string(r.code), r.detail);
+                    co_return fmt::format("{} from the remote: {}", what, r.detail);
                 }
             }
             if (rpos_ > 0 && rbuf_.size() - rlen_ < 4096) {  // make room at the end
@@ -607,17 +620,33 @@ private:
         wake_pending_ = true;
     }
 
+    // A message the remote would answer with a protocol error (and the
+    // queue would stall on it, resent after every reconnection): refused
+    // here and reported like a PUBACK, so the owner can move on.
+    static bool valid_topic(std::string_view t) {
+        return !t.empty() && t.size() <= 0xFFFF && t.find_first_of("+#") == std::string_view::npos &&
+               mqtt::valid_utf8(t);  // which also refuses U+0000
+    }
+
     void encode_outbound(outbound& m, std::vector<std::uint8_t>& buf) {
         const std::uint8_t qos = std::min<std::uint8_t>({m.qos, 1, remote_max_qos_});
-        if (qos > 0) {
-            if (m.packet_id == 0) {
-                spdlog::error("bridge {}: QoS {} message for '{}' without a packet id; not sent", opts_.name, m.qos, m.topic);
-                return;
-            }
-            if (inflight_.contains(m.packet_id)) {
-                owner_.on_ack(m.packet_id, reason_code::packet_identifier_in_use);
-                return;
-            }
+        if (m.qos > 0 && m.packet_id == 0) {
+            spdlog::error("bridge {}: QoS {} message for '{}' without a packet id; not sent", opts_.name, m.qos, m.topic);
+            return;
+        }
+        if (!valid_topic(m.topic)) {
+            spdlog::error("bridge {}: message with an invalid topic name '{}' (empty, wildcard, NUL, not UTF-8 or "
+                          "too long); not sent",
+                          opts_.name, m.topic);
+            if (m.qos > 0) owner_.on_ack(m.packet_id, reason_code::topic_name_invalid);
+            return;
+        }
+        if (qos > 0 && inflight_.contains(m.packet_id)) {
+            // The owner's mistake; acknowledging it would retire the message
+            // that holds the id. It stays with the owner, unsent.
+            spdlog::error("bridge {}: packet id {} is already in flight; message for '{}' not sent", opts_.name,
+                          m.packet_id, m.topic);
+            return;
         }
         // Client to server, a PUBLISH carries neither of these.
         m.props.topic_alias.reset();
@@ -740,10 +769,12 @@ private:
     std::unordered_map<std::uint16_t, std::optional<reason_code>> q2_;
 
     std::atomic<bool> wake_posted_{false};
+    std::atomic<link_state> state_{link_state::idle};
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> connects_{0}, failures_{0}, bytes_in_{0}, bytes_out_{0}, messages_out_{0},
         messages_in_{0}, acks_{0};
     std::atomic<std::chrono::system_clock::rep> last_ack_{0};
+    std::atomic<std::chrono::milliseconds::rep> retry_delay_{0};
 };
 
 link::link(asio::any_io_executor ex, link_options opts, link_owner& owner) {
@@ -773,6 +804,17 @@ void link::wake() { impl_->post_wake(); }
 link_stats link::stats() const { return impl_->stats(); }
 
 link::executor_type link::executor() const { return impl_->strand_; }
+
+const char* to_string(link_state s) noexcept {
+    switch (s) {
+        case link_state::idle: return "idle";
+        case link_state::connecting: return "connecting";
+        case link_state::up: return "up";
+        case link_state::waiting: return "waiting";
+        case link_state::stopped: return "stopped";
+    }
+    return "unknown";
+}
 
 void parse_remote(std::string_view url, link_options& out) {
     std::string_view rest;

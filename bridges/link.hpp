@@ -7,8 +7,8 @@
 //   - collect(): the link asks for messages to send, at most as many as the
 //     remote's Receive Maximum (5.0) or max_inflight (3.1.1) still allows;
 //   - on_ack(): the remote acknowledged one, or it could not be sent at all
-//     (packet_too_large when it exceeds the remote's Maximum Packet Size), so
-//     the owner can take it off its queue either way;
+//     (packet_too_large over the remote's Maximum Packet Size,
+//     topic_name_invalid), so the owner can take it off its queue either way;
 //   - on_message(): a PUBLISH from the remote; the link acknowledges it only
 //     when the owner calls done(rc), once the message is stored locally.
 // The owner assigns packet identifiers. The link keeps nothing across
@@ -25,7 +25,11 @@
 // thread; once stop() has taken effect (at once when called on executor(),
 // else when its post runs) no callback reaches the owner any more. The owner
 // must outlive that point; the link object itself may be destroyed at any
-// time (its destructor calls stop(), its coroutines keep their own state).
+// time before its io_context (its destructor calls stop(), its coroutines
+// keep their own state).
+//
+// Boost.Asio is compiled separately in this project: the program linking
+// strata_bridges compiles it once (broker/asio.cpp for strata).
 #pragma once
 
 #include "broker/codec/packet.hpp"
@@ -51,7 +55,9 @@ struct link_options {
     std::string name;                   // for log lines; default "" (then host:port)
     std::string host;                   // remote host name or address; required
     std::uint16_t port = 1883;
-    bool tls = false;                   // TLS with certificate verification
+    // TLS with certificate verification. The files are read again at every
+    // connection attempt, so renewed certificates are picked up.
+    bool tls = false;
     std::string ca_file;                // PEM CA bundle; "" = the system's default paths
     std::string cert_file, key_file;    // client certificate and key (mTLS); "" = none
     std::string server_name;            // SNI and host name verification; "" = host
@@ -116,7 +122,10 @@ public:
     // The remote's PUBACK for a QoS 1 message (rc: its reason code, success
     // for 3.1.1), or a message that can never be sent on this link:
     // packet_too_large (over the remote's Maximum Packet Size),
-    // packet_identifier_in_use (the owner gave an id already in flight).
+    // topic_name_invalid (empty, a wildcard, NUL, not UTF-8, over 65,535
+    // bytes). Success too for a QoS 1 message sent at QoS 0 because the
+    // remote's Maximum QoS is 0. A QoS 1 message whose packet id is already
+    // in flight is not sent and not reported (an owner bug, logged).
     virtual void on_ack(std::uint16_t packet_id, mqtt::reason_code rc) = 0;
     // An inbound PUBLISH. The link sends its PUBACK (QoS 1) or PUBREC (QoS
     // 2, then PUBCOMP on the PUBREL) only when `done(rc)` is called, from
@@ -125,8 +134,18 @@ public:
     virtual void on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) = 0;
 };
 
+enum class link_state : std::uint8_t {
+    idle,        // not started
+    connecting,  // resolve, TCP, TLS, CONNECT, CONNACK, SUBACK
+    up,          // on_up was called: messages flow
+    waiting,     // the backoff between attempts
+    stopped,     // after stop()
+};
+[[nodiscard]] const char* to_string(link_state s) noexcept;
+
 // Counters since construction, for $SYS topics and metrics.
 struct link_stats {
+    link_state state = link_state::idle;
     bool connected = false;                  // up: CONNACK and SUBACKs received
     std::uint64_t connects = 0;              // connections that came up
     std::uint64_t failures = 0;              // attempts that failed + connections lost
@@ -134,6 +153,8 @@ struct link_stats {
     std::uint64_t messages_out = 0;          // PUBLISHes written
     std::uint64_t messages_in = 0;           // PUBLISHes received
     std::uint64_t acks = 0;                  // PUBACKs received
+    // The wait before the next attempt, chosen after the last failure.
+    std::chrono::milliseconds retry_delay{0};
     // Time of the last PUBACK from the remote; none yet: time_since_epoch() == 0.
     std::chrono::system_clock::time_point last_ack{};
 };
