@@ -70,6 +70,7 @@ struct client_options {
     std::chrono::milliseconds publish_interval{1'000};
     std::uint32_t keep_alive_count = 10;     // publish intervals without data before a keep-alive
     std::uint32_t publish_requests = 3;      // Publish requests kept outstanding
+    std::uint32_t browse_max_references = 1000;  // per node and Browse/BrowseNext call
 };
 
 // A failure as a value: a status code and a message for the log.
@@ -77,6 +78,8 @@ struct outcome {
     status_code status{};
     std::string message;  // empty when good
     [[nodiscard]] bool ok() const noexcept { return !status.bad(); }
+    // "BadUserAccessDenied: <message>", for logs and errors.
+    [[nodiscard]] std::string describe() const { return status.name() + (message.empty() ? "" : ": " + message); }
     [[nodiscard]] static outcome failure(std::uint32_t code, std::string message) {
         return {status_code{code}, std::move(message)};
     }
@@ -102,6 +105,13 @@ struct monitor_request {
     std::chrono::milliseconds sampling_interval{-1};  // -1: the publish interval
     std::uint32_t queue_size = 1;
     double deadband = 0;  // absolute deadband; 0 = every change
+};
+
+// A monitored item as monitor() created it: handle 0 and the server's
+// status when it was refused (BadNodeIdUnknown, ...).
+struct monitored {
+    std::uint32_t handle = 0;
+    status_code status{};
 };
 
 // Identifies a namespace URI <-> index mapping read from the server
@@ -156,7 +166,9 @@ public:
         return spawn(&detail_namespaces, 0, std::forward<Token>(token));
     }
     // Creates monitored items (batched by MaxMonitoredItemsPerCall); one
-    // handle per request, 0 with the item's status when it failed.
+    // result per request. Items requested while disconnected (the wait for
+    // the connection timed out) are kept with status Good and created once
+    // the connection is up.
     template <class Token>
     auto monitor(std::vector<monitor_request> items, Token&& token) {
         return spawn(&detail_monitor, std::move(items), std::forward<Token>(token));
@@ -173,7 +185,7 @@ private:
     static asio::awaitable<result<std::vector<data_value>>> detail_read(impl_ptr, std::vector<node_id>);
     static asio::awaitable<result<std::vector<status_code>>> detail_write(impl_ptr, std::vector<write_value>);
     static asio::awaitable<result<namespace_table>> detail_namespaces(impl_ptr, int);
-    static asio::awaitable<result<std::vector<std::uint32_t>>> detail_monitor(impl_ptr, std::vector<monitor_request>);
+    static asio::awaitable<result<std::vector<monitored>>> detail_monitor(impl_ptr, std::vector<monitor_request>);
     static asio::awaitable<outcome> detail_unmonitor(impl_ptr, std::vector<std::uint32_t>);
 
     template <class R, class Arg, class Token>
