@@ -109,8 +109,8 @@ asio::awaitable<outcome> secure_channel::open(std::chrono::milliseconds timeout)
     co_await asio::async_write(socket_, asio::buffer(buf), awaitable_ec(ec));
     uacp::message_header h;
     limits_.receive_buffer_size = our_buffer_size;
-    outcome o = ec ? outcome::failure(bad::connection_closed, "sending Hello: " + ec.message())
-                   : co_await read_chunk(buf, h);
+    outcome o = outcome::failure(bad::connection_closed, "sending Hello: " + ec.message());
+    if (!ec) o = co_await read_chunk(buf, h);  // (GCC 12 miscompiles co_await inside ?:)
     if (!o.ok()) co_return checked(o, "Hello");
     if (h.type == uacp::message_type::error) co_return handle_chunk(h, buf);
     uacp::acknowledge ack;

@@ -353,7 +353,10 @@ private:
         }
         if (!resumed) {
             if (outcome o = co_await create_session(); !o.ok()) co_return o;
-            if (outcome o = co_await activate_session(); !o.ok()) co_return o;
+            if (outcome o = co_await activate_session(); !o.ok()) {
+                session_id_ = {};  // never activated: nothing to resume
+                co_return o;
+            }
         }
         if (outcome o = co_await read_server_info(); !o.ok()) co_return o;
         co_return co_await restore_subscription(resumed);
