@@ -14,7 +14,9 @@
 // about a value point at its key's line when the value is empty.
 #include "broker/config.hpp"
 
+#include "bridges/opcua/types.hpp"
 #include "bridges/topic_map.hpp"
+#include "namespace/topic.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -783,6 +785,112 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
+// `opcua:` (README "OPC UA"). Node ids and topics are checked here so that
+// a typo stops the broker at start instead of leaving a tag unpublished.
+std::string read_node_id(const reader& r, const value_ref& v) {
+    std::string s = r.read_nonempty_string(v);
+    if (!opcua::node_id::parse(s)) r.fail(v, "expected an OPC UA node id such as \"ns=2;s=PLC1.Line1.Counter\" (got '" + s + "')");
+    return s;
+}
+
+std::string read_topic_name(const reader& r, const value_ref& v) {
+    std::string s = r.read_nonempty_string(v);
+    if (!ns::valid_topic_name(s) || s.front() == '$') r.fail(v, "expected a topic name without wildcards or '$' (got '" + s + "')");
+    return s;
+}
+
+void read_opcua_security(const reader& r, const value_ref& v, opcua_config& o) {
+    static constexpr std::array<std::string_view, 3> policies{"None", "Basic256Sha256", "Aes128_Sha256_RsaOaep"};
+    static constexpr std::array<std::string_view, 3> modes{"None", "Sign", "SignAndEncrypt"};
+    r.read_map(v, {
+        {"policy", [&](const value_ref& x) { o.policy = r.read_choice(x, policies); }},
+        {"mode", [&](const value_ref& x) { o.mode = r.read_choice(x, modes); }},
+    });
+    if ((o.policy == "None") != (o.mode == "None"))
+        r.fail(v, "policy None goes with mode None, and a secure policy with Sign or SignAndEncrypt");
+}
+
+void read_opcua_user(const reader& r, const value_ref& v, opcua_config& o) {
+    if (v.node.IsScalar() && v.node.Scalar() == "anonymous") return;
+    r.read_map(v, {
+        {"username", [&](const value_ref& x) { o.username = r.read_nonempty_string(x); }, true},
+        {"password", [&](const value_ref& x) { o.password = r.read_string(x); }, true},
+    });
+}
+
+void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o) {
+    r.read_list(v, [&](const value_ref& item, std::size_t) {
+        opcua_mapping m;
+        std::string prefix;
+        r.read_map(item, {
+            {"node", [&](const value_ref& x) { m.node = read_node_id(r, x); }},
+            {"topic", [&](const value_ref& x) { m.topic = read_topic_name(r, x); }},
+            {"browse", [&](const value_ref& x) { m.browse = r.read_nonempty_string(x); }},
+            {"topic_prefix", [&](const value_ref& x) { prefix = read_topic_name(r, x); }},
+        });
+        if (!m.node.empty() && (m.topic.empty() || !m.browse.empty() || !prefix.empty()))
+            r.fail(item, "a node mapping is {node, topic}");
+        if (!m.browse.empty() && (prefix.empty() || !m.topic.empty()))
+            r.fail(item, "a browse mapping is {browse, topic_prefix}");
+        if (m.node.empty() && m.browse.empty()) r.fail(item, "expected {node, topic} or {browse, topic_prefix}");
+        if (!m.browse.empty()) m.topic = std::move(prefix);
+        o.mappings.push_back(std::move(m));
+    });
+}
+
+void read_opcua(const reader& r, const value_ref& v, config& cfg) {
+    r.read_list(v, [&](const value_ref& item, std::size_t) {
+        opcua_config o;
+        YAML::Mark name_mark = item.mark;
+        r.read_map(item, {
+            {"name",
+             [&](const value_ref& x) {
+                 o.name = r.read_string(x);
+                 name_mark = x.mark;
+                 if (!valid_listener_name(o.name))
+                     r.fail(x, "must be non-empty and use only letters, digits, '-', '_' and '.' (got '" + o.name +
+                                   "')");
+             },
+             true},
+            {"endpoint",
+             [&](const value_ref& x) {
+                 o.endpoint = r.read_nonempty_string(x);
+                 if (!o.endpoint.starts_with("opc.tcp://") || o.endpoint.size() == 10)
+                     r.fail(x, "expected opc.tcp://host:port (got '" + o.endpoint + "')");
+             },
+             true},
+            {"security", [&](const value_ref& x) { read_opcua_security(r, x, o); }},
+            {"user", [&](const value_ref& x) { read_opcua_user(r, x, o); }},
+            {"publish_interval_ms",
+             [&](const value_ref& x) { o.publish_interval_ms = r.read_uint<std::uint32_t>(x, 10, 3'600'000); }},
+            {"mappings", [&](const value_ref& x) { read_opcua_mappings(r, x, o); }},
+            {"writes",
+             [&](const value_ref& x) {
+                 r.read_list(x, [&](const value_ref& w, std::size_t) {
+                     opcua_write ow;
+                     r.read_map(w, {
+                         {"topic", [&](const value_ref& y) { ow.topic = read_topic_name(r, y); }, true},
+                         {"node", [&](const value_ref& y) { ow.node = read_node_id(r, y); }, true},
+                     });
+                     o.writes.push_back(std::move(ow));
+                 });
+             }},
+            {"pki", [&](const value_ref& x) { o.pki = r.read_nonempty_string(x); }},
+            {"trust_any", [&](const value_ref& x) { o.trust_any = r.read_bool(x); }},
+            {"qos", [&](const value_ref& x) { o.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
+            {"retain", [&](const value_ref& x) { o.retain = r.read_bool(x); }},
+            {"identity", [&](const value_ref& x) { o.identity = r.read_nonempty_string(x); }},
+        });
+        if (o.mappings.empty() && o.writes.empty()) r.fail(item, "an OPC UA source needs mappings or writes");
+        if (o.identity.empty()) o.identity = o.name;
+        for (const auto& other : cfg.opcua) {
+            if (other.name == o.name)
+                r.fail(name_mark, item.path + ".name", "duplicate OPC UA source name '" + o.name + "'");
+        }
+        cfg.opcua.push_back(std::move(o));
+    });
+}
+
 void read_root(const reader& r, const value_ref& root, config& cfg) {
     std::vector<role_ref> role_refs;
     r.read_map(root, {
@@ -837,6 +945,7 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
                              [&](const value_ref& y) { cfg.shutdown_grace_ms = r.read_uint<std::uint32_t>(y, 0); }}});
          }},
         {"bridges", [&](const value_ref& x) { read_bridges(r, x, cfg); }},
+        {"opcua", [&](const value_ref& x) { read_opcua(r, x, cfg); }},
         {"namespace",
          [&](const value_ref& x) {
              // `namespace:` with nothing under it: no model, as when absent.
@@ -892,6 +1001,10 @@ config parse_config(const std::string& text, const std::string& name) {
         resolve(b.ca);
         resolve(b.cert);
         resolve(b.key);
+    }
+    for (auto& o : cfg.opcua) {
+        if (o.pki.empty()) o.pki = (std::filesystem::path(cfg.persistence.path) / "opcua-pki").string();
+        else resolve(o.pki);
     }
     for (auto& l : cfg.listeners) {
         if (!l.tls) continue;

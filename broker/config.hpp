@@ -143,6 +143,42 @@ struct bridge_config {
     std::uint16_t keep_alive = 60;         // seconds
 };
 
+// `opcua:`: OPC UA servers (PLCs) whose variables are published into the
+// namespace, and command topics written back to them (README "OPC UA").
+struct opcua_mapping {
+    std::string node;    // `node: "ns=2;s=PLC1.Line1.Counter"` with `topic:`, or
+    std::string browse;  // `browse: "Objects/PLC1/Line1"` with `topic_prefix:`: every variable below
+    std::string topic;   // the topic, or the prefix of the browse path's topics
+};
+
+struct opcua_write {
+    std::string topic;  // a topic name (no wildcards); messages there become Writes
+    std::string node;   // the node written, "ns=2;s=PLC1.Line1.Setpoint"
+};
+
+struct opcua_config {
+    std::string name;      // for logs, $SYS and metrics; unique
+    std::string endpoint;  // "opc.tcp://host:port[/path]"
+    // `security: {policy, mode}`: None (default), Basic256Sha256 or
+    // Aes128_Sha256_RsaOaep; None (default), Sign or SignAndEncrypt.
+    std::string policy = "None";
+    std::string mode = "None";
+    // `user: {username, password}`, or `user: anonymous` (default).
+    std::optional<std::string> username, password;
+    std::uint32_t publish_interval_ms = 1000;
+    std::vector<opcua_mapping> mappings;
+    std::vector<opcua_write> writes;
+    // The client's certificate and the trusted server certificates
+    // (own/, trusted/, rejected/); default <persistence.path>/opcua-pki.
+    std::string pki;
+    bool trust_any = false;   // accept any server certificate (commissioning only)
+    std::uint8_t qos = 1;     // of the published values
+    bool retain = true;       // published values are retained
+    // The identity whose roles decide where values and write replies may be
+    // published (users:/roles:); default: the source's name.
+    std::string identity;
+};
+
 struct config {
     std::string source_file;  // the file this was loaded from (empty: defaults)
 
@@ -172,6 +208,7 @@ struct config {
     std::string namespace_model;
 
     std::vector<bridge_config> bridges;
+    std::vector<opcua_config> opcua;
 };
 
 // Loads and validates a config file. Unknown keys are errors (a typo must

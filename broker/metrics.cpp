@@ -3,6 +3,7 @@
 
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
+#include "broker/opcua_host.hpp"
 #include "namespace/model_stats.hpp"
 
 #include <prometheus/text_serializer.h>
@@ -214,6 +215,34 @@ void add_bridges(family_builder& b, const std::vector<bridge_status>& all) {
     }
 }
 
+void add_opcua(family_builder& b, const std::vector<opcua_status>& all) {
+    if (all.empty()) return;
+    const auto per_source = [&](const char* name, const char* help, bool counter, auto field) {
+        if (counter) b.counter(name, help); else b.gauge(name, help);
+        for (const auto& s : all) b.value(static_cast<double>(field(s)), {{"source", s.name}});
+    };
+    per_source("strata_opcua_connected", "1 while the OPC UA source's session is up", false,
+               [](const opcua_status& s) { return s.connected ? 1 : 0; });
+    per_source("strata_opcua_monitored_items", "Monitored items in place", false,
+               [](const opcua_status& s) { return s.items; });
+    per_source("strata_opcua_connects_total", "Successful connections to the OPC UA server", true,
+               [](const opcua_status& s) { return s.connects; });
+    per_source("strata_opcua_errors_total",
+               "Connection failures, refused monitored items and failed browses of the OPC UA source", true,
+               [](const opcua_status& s) { return s.errors; });
+    b.counter("strata_opcua_values_total",
+              "OPC UA value changes: published, or denied (refused by roles, rules or the model)");
+    for (const auto& s : all) {
+        b.value(static_cast<double>(s.values), {{"source", s.name}, {"outcome", "published"}});
+        b.value(static_cast<double>(s.denied), {{"source", s.name}, {"outcome", "denied"}});
+    }
+    b.counter("strata_opcua_writes_total", "Writes from command topics: done, or failed (bad payload or status)");
+    for (const auto& s : all) {
+        b.value(static_cast<double>(s.writes), {{"source", s.name}, {"outcome", "done"}});
+        b.value(static_cast<double>(s.write_errors), {{"source", s.name}, {"outcome", "failed"}});
+    }
+}
+
 void add_process(family_builder& b) {
     const auto p = sample_process();
     b.counter("strata_process_cpu_seconds_total", "User and system CPU time of the broker process").value(p.cpu_seconds);
@@ -232,6 +261,7 @@ std::string metrics::scrape() const {
     std::vector<MetricFamily> extra;
     add_store(b, extra, core_);
     if (bridges_ != nullptr) add_bridges(b, bridges_->status());
+    if (opcua_ != nullptr) add_opcua(b, opcua_->status());
     add_process(b);
     auto families = b.take();
     for (auto& f : extra) families.push_back(std::move(f));

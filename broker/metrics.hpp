@@ -21,6 +21,7 @@ namespace strata::broker {
 
 class broker_core;
 class bridge_host;
+class opcua_host;
 
 class metrics {
 public:
@@ -32,10 +33,13 @@ public:
     [[nodiscard]] std::string scrape() const;
     // The bridges whose state is scraped too (before the network starts).
     void set_bridges(const bridge_host* b) noexcept { bridges_ = b; }
+    // Likewise the OPC UA sources.
+    void set_opcua(const opcua_host* o) noexcept { opcua_ = o; }
 
 private:
     broker_core& core_;
     const bridge_host* bridges_ = nullptr;
+    const opcua_host* opcua_ = nullptr;
     std::shared_ptr<prometheus::Registry> registry_;
 };
 

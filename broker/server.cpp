@@ -146,6 +146,7 @@ void server::begin_shutdown() {
     }
     core_.kick_all(mqtt::reason_code::server_shutting_down);
     bridges_.stop();
+    opcua_.stop();
     // Bounded wait for the connections to flush and close.
     auto timer = std::make_shared<asio::steady_timer>(*ios_.front());
     const auto deadline = steady_clock::now() + std::chrono::milliseconds(core_.cfg().shutdown_grace_ms);
@@ -195,6 +196,7 @@ int server::run() {
             if (stopping_) return;
             core_.publish_sys();
             bridges_.publish_sys();
+            opcua_.publish_sys();
             sys_timer.expires_after(std::chrono::seconds(core_.cfg().sys_interval));
             sys_timer.async_wait([&](boost::system::error_code ec) {
                 if (!ec) sys_tick();
@@ -220,6 +222,9 @@ int server::run() {
     // store), spread over the network threads.
     bridges_.start([this] { return ios_[next_io_++ % ios_.size()]->get_executor(); });
     metrics_.set_bridges(&bridges_);
+    // OPC UA sources likewise (their write sessions are the broker's).
+    opcua_.start([this] { return ios_[next_io_++ % ios_.size()]->get_executor(); });
+    metrics_.set_opcua(&opcua_);
     for (auto& l : listeners_) {
         start_accepting(*l);
         spdlog::info("listening on {} ({}, {})", l->cfg.host + ":" + std::to_string(l->port), l->cfg.name,

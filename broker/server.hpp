@@ -11,6 +11,7 @@
 #include "broker/config.hpp"
 #include "broker/http.hpp"
 #include "broker/metrics.hpp"
+#include "broker/opcua_host.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -45,6 +46,7 @@ public:
     [[nodiscard]] asio::io_context::executor_type executor() { return ios_.front()->get_executor(); }
     [[nodiscard]] metrics& exporter() noexcept { return metrics_; }
     [[nodiscard]] const bridge_host& bridges() const noexcept { return bridges_; }
+    [[nodiscard]] const opcua_host& opcua() const noexcept { return opcua_; }
 
 private:
     struct listener;
@@ -66,6 +68,7 @@ private:
     // After ios_: destroyed first (their links' sockets and timers belong
     // to the io_contexts).
     bridge_host bridges_{core_};
+    opcua_host opcua_{core_};
     std::size_t next_io_ = 0;
     bool stopping_ = false;
 };
