@@ -83,7 +83,7 @@ public:
 
     client_impl(asio::any_io_executor ex, client_options o, client_callbacks cb)
         : executor_(asio::make_strand(ex)), options_(std::move(o)), callbacks_(std::move(cb)),
-          backoff_timer_(executor_), watchdog_(executor_) {}
+          backoff_timer_(executor_), keep_alive_timer_(executor_), watchdog_(executor_) {}
 
     strand executor_;
     client_options options_;
@@ -261,6 +261,7 @@ private:
                              to_string(options_.security_mode));
                 report(connection_state::connected, {});
                 auto ch = channel_;
+                asio::co_spawn(executor_, keep_session_alive(ch), asio::detached);
                 co_await ch->wait_closed();
                 connected_ = false;
                 if (stopped_) break;
@@ -289,6 +290,7 @@ private:
         stopped_ = true;
         backoff_timer_.cancel();
         watchdog_.cancel();
+        keep_alive_timer_.cancel();
         for (auto* w : waiters_) w->cancel();
         if (auto ch = channel_) asio::co_spawn(executor_, close_session(ch), asio::detached);
     }
@@ -301,6 +303,23 @@ private:
             (void)co_await ch->call<close_session_response>(std::move(req), milliseconds(2000));
         }
         ch->close();
+    }
+
+    // Reads the server's clock now and then: keeps the session alive without
+    // a subscription and finds a dead connection or a lost session.
+    asio::awaitable<void> keep_session_alive(std::shared_ptr<secure_channel> ch) {
+        auto self = shared_from_this();
+        const milliseconds period = std::clamp(options_.session_timeout / 3, milliseconds(1000), milliseconds(30'000));
+        while (ch->is_open() && !stopped_) {
+            keep_alive_timer_.expires_after(period);
+            error_code ec;
+            co_await keep_alive_timer_.async_wait(awaitable_ec(ec));
+            if (!ch->is_open() || stopped_ || channel_ != ch) co_return;
+            read_request req;
+            req.nodes_to_read.push_back(read_value_id{node_id{0, current_time}, value_attribute, {}, {}});
+            auto r = co_await ch->call<read_response>(std::move(req), options_.request_timeout);
+            if (!r.ok() && ch->is_open()) ch->fail(outcome{r.status, "session keep-alive: " + r.message});
+        }
     }
 
     asio::awaitable<outcome> wait_connected() {
@@ -731,6 +750,7 @@ private:
     std::shared_ptr<secure_channel> channel_;
     std::vector<asio::steady_timer*> waiters_;
     asio::steady_timer backoff_timer_;
+    asio::steady_timer keep_alive_timer_;
 
     std::optional<pki::application_certificate> cert_;
     std::optional<pki::trust_list> trust_;
