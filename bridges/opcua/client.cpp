@@ -207,8 +207,11 @@ public:
             out.value.push_back({h, {}});
         }
         if (!(co_await wait_connected()).ok()) co_return out;  // created once connected
-        // The connection may have created them meanwhile.
-        std::erase_if(handles, [&](std::uint32_t h) { return items_.at(h).server_id != 0; });
+        // The connection may have created them meanwhile, or unmonitor() removed them.
+        std::erase_if(handles, [&](std::uint32_t h) {
+            const auto it = items_.find(h);
+            return it == items_.end() || it->second.server_id != 0;
+        });
         if (subscription_id_ == 0) {
             if (outcome o = co_await create_subscription(); !o.ok()) co_return failed<std::vector<monitored>>(o);
         }
@@ -252,7 +255,10 @@ private:
         milliseconds delay = options_.reconnect_min;
         while (!stopped_) {
             outcome o = co_await connect_once();
-            if (stopped_) break;
+            if (stopped_) {
+                if (channel_) co_await close_session(channel_);  // stop() came while connecting
+                break;
+            }
             if (o.ok()) {
                 delay = options_.reconnect_min;
                 connected_ = true;
@@ -612,13 +618,16 @@ private:
     // Creates the items of `handles` on the server; their statuses in order.
     asio::awaitable<result<std::vector<status_code>>> create_items(const std::vector<std::uint32_t>& handles) {
         result<std::vector<status_code>> out;
+        std::vector<monitored_item_create_request> requests;  // taken now: unmonitor() may run between batches
+        requests.reserve(handles.size());
+        for (const std::uint32_t h : handles) requests.push_back(create_request(h, items_.at(h).request));
         const outcome o = co_await for_batches(handles.size(), max_monitored_,
                                                [&](std::size_t at, std::size_t n) -> asio::awaitable<outcome> {
             create_monitored_items_request req;
             req.subscription_id = subscription_id_;
             req.timestamps_to_return = timestamps_to_return::both;
-            req.items_to_create.reserve(n);
-            for (std::size_t i = at; i < at + n; ++i) req.items_to_create.push_back(create_request(handles[i]));
+            req.items_to_create.assign(std::make_move_iterator(requests.begin() + static_cast<std::ptrdiff_t>(at)),
+                                       std::make_move_iterator(requests.begin() + static_cast<std::ptrdiff_t>(at + n)));
             auto resp = co_await call<create_monitored_items_response>(std::move(req));
             if (!resp.ok()) co_return outcome{resp.status, "CreateMonitoredItems: " + resp.message};
             if (resp.value.results.size() != n) co_return count_mismatch("CreateMonitoredItems");
@@ -637,8 +646,7 @@ private:
         co_return out;
     }
 
-    monitored_item_create_request create_request(std::uint32_t handle) const {
-        const monitor_request& m = items_.at(handle).request;
+    static monitored_item_create_request create_request(std::uint32_t handle, const monitor_request& m) {
         monitored_item_create_request r;
         r.item_to_monitor = read_value_id{m.node, value_attribute, {}, {}};
         r.monitoring_mode = monitoring_mode::reporting;

@@ -255,6 +255,18 @@ void trust_peer(const fs::path& server_pki, const fs::path& client_pki) {
 
 node_id plc(std::uint16_t ns, const std::string& name) { return node_id{ns, "PLC1." + name}; }
 
+// The test namespace's index and a monitored item on Line1.Counter.
+std::pair<std::uint16_t, std::uint32_t> monitor_counter(client& c) {
+    auto nss = c.namespaces(asio::use_future).get();
+    REQUIRE(nss.ok());
+    const auto ns = nss.value.index("urn:strata:test-plc");
+    REQUIRE(ns);
+    auto handles = c.monitor({{plc(*ns, "Line1.Counter"), 100ms, 10, 0}}, asio::use_future).get();
+    REQUIRE(handles.ok());
+    REQUIRE(handles.value.at(0).handle != 0);
+    return {*ns, handles.value[0].handle};
+}
+
 void exercise(client& c, observer& seen) {
     auto nss = c.namespaces(asio::use_future).get();
     REQUIRE(nss.ok());
@@ -411,13 +423,7 @@ TEST_CASE("OPC UA client: the server killed and restarted on the same port, valu
     trust_peer(dir.path / "server", pki);
     harness h(options_for(*server, pki, crypto::policy_id::basic256sha256, message_security_mode::sign_and_encrypt, false));
     REQUIRE(h.wait_connected());
-    auto nss = h.c->namespaces(asio::use_future).get();
-    REQUIRE(nss.ok());
-    const auto ns = nss.value.index("urn:strata:test-plc");
-    REQUIRE(ns);
-    auto handles = h.c->monitor({{plc(*ns, "Line1.Counter"), 100ms, 10, 0}}, asio::use_future).get();
-    REQUIRE(handles.ok());
-    const std::uint32_t handle = handles.value[0].handle;
+    const auto [ns, handle] = monitor_counter(*h.c);
     REQUIRE(h.seen.wait([&] { return h.seen.values[handle].size() >= 2; }));
 
     server->stop(SIGKILL);
@@ -443,13 +449,7 @@ TEST_CASE("OPC UA client: a frozen server is detected by the watchdog; tokens ar
     o.keep_alive_count = 5;
     harness h(std::move(o));
     REQUIRE(h.wait_connected());
-    auto nss = h.c->namespaces(asio::use_future).get();
-    REQUIRE(nss.ok());
-    const auto ns = nss.value.index("urn:strata:test-plc");
-    REQUIRE(ns);
-    auto handles = h.c->monitor({{plc(*ns, "Line1.Counter"), 100ms, 10, 0}}, asio::use_future).get();
-    REQUIRE(handles.ok());
-    const std::uint32_t handle = handles.value[0].handle;
+    const auto [ns, handle] = monitor_counter(*h.c);
 
     // Values over three token lifetimes on one connection.
     const auto spans = [&](std::chrono::seconds span) {
@@ -460,7 +460,7 @@ TEST_CASE("OPC UA client: a frozen server is detected by the watchdog; tokens ar
     };
     REQUIRE(h.seen.wait([&] { return spans(6s); }));
     CHECK(h.seen.state_count() == 1);
-    CHECK(h.c->read({plc(*ns, "Line1.Counter")}, asio::use_future).get().ok());
+    CHECK(h.c->read({plc(ns, "Line1.Counter")}, asio::use_future).get().ok());
 
     // Frozen: the TCP connection stays, the answers stop.
     server.signal(SIGSTOP);
