@@ -467,7 +467,10 @@ void read_listeners(const reader& r, const value_ref& v, config& cfg) {
              [&](const value_ref& x) {
                  r.read_list(x, [&](const value_ref& y, std::size_t) { l.admin_identities.push_back(r.read_nonempty_string(y)); });
              }},
+            {"admin_over_plain_http", [&](const value_ref& x) { l.admin_over_plain_http = r.read_bool(x); }},
         });
+        if (l.admin_over_plain_http && l.protocol != "http")
+            r.fail(item, "admin_over_plain_http is for protocol http (https always takes HTTP Basic)");
         if (!l.admin_identities.empty() && (l.protocol != "https" || !l.tls || l.tls->client_ca.empty()))
             r.fail(item, "admin_identities needs protocol https with tls.client_ca (client certificates)");
         if (needs_tls(l.protocol) && !l.tls)

@@ -50,6 +50,11 @@ struct listener_config {
     // names tls.identity selects) allowed to use the admin API /api/v1.
     // Default empty: the admin API refuses every request.
     std::vector<std::string> admin_identities;
+    // The admin API also takes HTTP Basic (users of auth.password_file whose
+    // roles grant `admin`). On a plain `http` listener Basic is accepted only
+    // from connections over loopback, unless this is true (passwords would
+    // cross the network in clear text). Default false.
+    bool admin_over_plain_http = false;
 
     [[nodiscard]] bool is_http() const noexcept { return protocol == "http" || protocol == "https"; }
 };

@@ -7,6 +7,7 @@
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "broker/model_enforcement.hpp"
+#include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
 #include <spdlog/spdlog.h>
@@ -237,6 +238,9 @@ broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
     m->qos = p.qos;
     m->retain = p.retain;
     m->origin = session_.get();
+    // Only retained values are shown with their time (admin API state);
+    // the clock is not read for the rest.
+    if (m->retain) m->received_ms = now_ms();
     if (v5) {
         m->props = std::move(p.props);
         m->props.topic_alias.reset();

@@ -30,6 +30,7 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // POST /api/v1/reload runs on a network thread; the reload itself takes
     // its own locks (model, TLS contexts).
     http_.admin().reload = [this] { reload(); };
+    http_.admin().bridges = &bridges_;
     unsigned n = core_.cfg().threads;
     // Default: one per core but one. The store's writer, RocksDB's
     // background work and the kernel's network processing need a core too;
