@@ -154,8 +154,14 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
                           ? error_response(http::status::bad_request, "WebSocket subprotocol 'mqtt' required", req.version())
                           : error_response(http::status::not_found, "no WebSocket endpoint here; use /mqtt", req.version());
             } else {
-                res = path_of(req).starts_with("/api/") ? co_await srv.admin_request(req, listener, who)
-                                                        : srv.respond(req);
+                // Not a conditional expression with co_await in one arm:
+                // GCC 12 destroys the other arm's temporary wrongly.
+                if (path_of(req).starts_with("/api/")) {
+                    auto answer = co_await srv.admin_request(req, listener, who);
+                    res = std::move(answer);
+                } else {
+                    res = srv.respond(req);
+                }
                 keep_alive = req.keep_alive();
             }
         }
@@ -320,7 +326,8 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
         res.set(http::field::retry_after, std::to_string(seconds));
         co_return res;
     }
-    if (!co_await password_ok(sec, user, std::move(password))) {
+    const bool ok = co_await password_ok(sec, user, std::move(password));
+    if (!ok) {
         sec.logins().failed(who.address, steady_clock::now());
         refuse("failed", "bad user name or password");
         co_return unauthorized("bad user name or password", v);
