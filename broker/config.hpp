@@ -50,6 +50,11 @@ struct listener_config {
     // names tls.identity selects) allowed to use the admin API /api/v1.
     // Default empty: the admin API refuses every request.
     std::vector<std::string> admin_identities;
+    // The admin API also takes HTTP Basic (users of auth.password_file whose
+    // roles grant `admin`). On a plain `http` listener Basic is accepted only
+    // from connections over loopback, unless this is true (passwords would
+    // cross the network in clear text). Default false.
+    bool admin_over_plain_http = false;
 
     [[nodiscard]] bool is_http() const noexcept { return protocol == "http" || protocol == "https"; }
 };
@@ -143,6 +148,27 @@ struct bridge_config {
     std::uint16_t keep_alive = 60;         // seconds
 };
 
+// `alerts:` (broker/alerts.hpp, README "Monitoring"): rates per subtree
+// against their baseline, stale data, reconnect loops.
+struct stale_rule {
+    std::string filter;              // topic filter
+    std::uint32_t max_silence_s = 0; // a topic seen under it, silent longer than this, is stale
+};
+
+struct alerts_config {
+    bool enabled = true;
+    std::uint32_t levels = 2;        // topic levels that make a subtree (2: enterprise/site)
+    std::uint32_t window_s = 300;    // EWMA time constant of the baseline; also its warm-up
+    double spike_factor = 5.0;       // rate above factor x baseline: `spike`
+    double drop_factor = 5.0;        // rate below baseline / factor: `drop`
+    double min_rate = 10.0;          // msg/s; spikes below it, and drops of baselines below it, are ignored
+    // Stale data: a topic under one of these filters that published once
+    // and then went silent.
+    std::vector<stale_rule> stale;
+    std::uint32_t reconnect_count = 10;     // connects of one client id ...
+    std::uint32_t reconnect_window_s = 60;  // ... within this many seconds: `reconnect_loop`
+};
+
 struct config {
     std::string source_file;  // the file this was loaded from (empty: defaults)
 
@@ -172,6 +198,7 @@ struct config {
     std::string namespace_model;
 
     std::vector<bridge_config> bridges;
+    alerts_config alerts;
 };
 
 // Loads and validates a config file. Unknown keys are errors (a typo must

@@ -8,6 +8,7 @@
 // while the connection's input waits; SCRAM-SHA-256 runs as an MQTT 5 AUTH
 // exchange. Every outcome is audited; bad credentials count against the
 // source address (auth/limits.hpp login_guard).
+#include "broker/alerts.hpp"
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
@@ -269,6 +270,7 @@ void connection::accept_connect(mqtt::connect& c) {
         if (previous && *previous != identity_) clean_start = true;
     }
     audit("login", "allowed");
+    alerts::connected(client_id_);
 
     auto opened = core_.open_session(client_id_, clean_start, shared_from_this());
     session_ = opened.s;
