@@ -773,6 +773,7 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
                  if (b.reconnect_max_ms < b.reconnect_min_ms) r.fail(x, "max_ms must be at least min_ms");
              }},
             {"keep_alive", [&](const value_ref& x) { b.keep_alive = r.read_uint<std::uint16_t>(x, 5); }},
+            {"inflight", [&](const value_ref& x) { b.inflight = r.read_uint<std::uint16_t>(x, 1); }},
         });
         if (has_tls && !b.tls) r.fail(item, "a tls section needs an mqtts:// remote (got '" + b.remote + "')");
         if (b.forward.empty() && b.receive.empty())
@@ -888,6 +889,7 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
          }},
         {"bridges", [&](const value_ref& x) { read_bridges(r, x, cfg); }},
         {"alerts", [&](const value_ref& x) { read_alerts(r, x, cfg.alerts); }},
+        {"broker_id", [&](const value_ref& x) { cfg.broker_id = r.read_nonempty_string(x); }},
         {"namespace",
          [&](const value_ref& x) {
              // `namespace:` with nothing under it: no model, as when absent.

@@ -146,6 +146,9 @@ struct bridge_config {
     bool latest_only = false;              // state_topics: latest-only (retained messages keep their newest value)
     std::uint32_t reconnect_min_ms = 500, reconnect_max_ms = 30'000;
     std::uint16_t keep_alive = 60;         // seconds
+    // Forwarded QoS 1 messages awaiting the remote's PUBACK (5.0: at most
+    // the remote's Receive Maximum). More hides more WAN latency.
+    std::uint16_t inflight = 256;
 };
 
 // `alerts:` (broker/alerts.hpp, README "Monitoring"): rates per subtree
@@ -199,6 +202,10 @@ struct config {
 
     std::vector<bridge_config> bridges;
     alerts_config alerts;
+    // This broker's name among federated brokers (loop prevention: bridges
+    // mark the messages they forward with it). Default (empty): the host
+    // name and the absolute persistence path, stable across restarts.
+    std::string broker_id;
 };
 
 // Loads and validates a config file. Unknown keys are errors (a typo must

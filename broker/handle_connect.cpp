@@ -294,6 +294,8 @@ void connection::accept_connect(mqtt::connect& c) {
         if (assigned) p.assigned_client_identifier = client_id_;
         p.server_keep_alive = server_keep_alive;
         p.session_expiry_interval = capped_expiry;
+        // A bridge of another Strata learns whom it reached (loop prevention).
+        if (asks_broker_id(c.props)) p.user_properties.emplace_back(broker_id_property, core_.broker_id());
         if (extras_ && extras_->connack_auth_data) {
             p.authentication_method = std::string(auth::scram_method);
             p.authentication_data = std::move(extras_->connack_auth_data);
