@@ -186,6 +186,8 @@ public:
         asio::post(strand_, [self = shared_from_this()] { self->wake_here(); });
     }
 
+    const std::vector<mqtt::user_property>& connack_user_properties() const { return connack_user_properties_; }
+
     link_stats stats() const {
         link_stats s;
         s.state = state_.load(std::memory_order_relaxed);
@@ -347,6 +349,7 @@ private:
             if (opts_.session_expiry != 0) c.props.session_expiry_interval = opts_.session_expiry;
             if (opts_.receive_maximum != 65535) c.props.receive_maximum = opts_.receive_maximum;
             c.props.maximum_packet_size = opts_.max_packet_size;
+            c.props.user_properties = opts_.connect_user_properties;
         }
         return c;
     }
@@ -370,6 +373,7 @@ private:
             return why;
         }
         session_present_ = c.session_present;
+        connack_user_properties_ = c.props.user_properties;
         remote_receive_max_ = c.props.receive_maximum.value_or(65535);
         remote_max_packet_ = c.props.maximum_packet_size.value_or(268'435'460);
         remote_max_qos_ = c.props.maximum_qos.value_or(2);
@@ -751,6 +755,7 @@ private:
     std::uint8_t remote_max_qos_ = 2;
     bool remote_retain_ = true;
     std::chrono::seconds keep_alive_{0};
+    std::vector<mqtt::user_property> connack_user_properties_;
 
     bool awaiting_suback_ = false;
     clock_type::time_point suback_deadline_{};
@@ -802,6 +807,10 @@ void link::stop() {
 void link::wake() { impl_->post_wake(); }
 
 link_stats link::stats() const { return impl_->stats(); }
+
+const std::vector<mqtt::user_property>& link::connack_user_properties() const {
+    return impl_->connack_user_properties();
+}
 
 link::executor_type link::executor() const { return impl_->strand_; }
 

@@ -86,6 +86,9 @@ struct link_options {
     // Outbound QoS 1 in flight: the window for 3.1.1, and a cap on the
     // remote's Receive Maximum for 5.0.
     std::uint16_t max_inflight = 64;
+    // 5.0: user properties sent in every CONNECT (a Strata bridge introduces
+    // itself with one; see the broker's bridge_host.hpp).
+    std::vector<mqtt::user_property> connect_user_properties;
 };
 
 // Fills host, port and tls from "mqtt://host[:port]" (port 1883) or
@@ -180,6 +183,9 @@ public:
     void wake();
 
     [[nodiscard]] link_stats stats() const;
+    // The user properties of the last accepted CONNACK (5.0; empty for
+    // 3.1.1). Call on executor(), e.g. from on_up().
+    [[nodiscard]] const std::vector<mqtt::user_property>& connack_user_properties() const;
     [[nodiscard]] executor_type executor() const;
 
     class impl;

@@ -14,7 +14,6 @@ namespace strata::broker {
 namespace {
 
 constexpr std::string_view reserved_prefix = "$bridge/";
-constexpr std::string_view via_property = "strata-via";
 constexpr std::uint32_t never_expires = 0xFFFFFFFF;
 
 bool crossed(const mqtt::properties& props, std::string_view client_id) {
@@ -23,6 +22,11 @@ bool crossed(const mqtt::properties& props, std::string_view client_id) {
 }
 
 }  // namespace
+
+bool asks_broker_id(const mqtt::properties& connect_props) noexcept {
+    return std::any_of(connect_props.user_properties.begin(), connect_props.user_properties.end(),
+                       [](const mqtt::user_property& p) { return p.first == bridge_hello_property; });
+}
 
 std::string bridge_client_id(const std::string& name) { return std::string(reserved_prefix) + name; }
 
@@ -69,8 +73,10 @@ void bridge::start() {
     if (!cfg_.username.empty()) o.username = cfg_.username;
     if (!cfg_.username.empty() || !cfg_.password.empty()) o.password = cfg_.password;
     o.keep_alive = cfg_.keep_alive;
+    o.max_inflight = cfg_.inflight;
     o.reconnect_min = std::chrono::milliseconds(cfg_.reconnect_min_ms);
     o.reconnect_max = std::chrono::milliseconds(cfg_.reconnect_max_ms);
+    o.connect_user_properties.emplace_back(bridge_hello_property, cfg_.client_id);
     for (std::size_t i = 0; i < cfg_.receive.size(); ++i) {
         mqtt::subscription_request req;
         req.filter = cfg_.receive[i].remote;
@@ -148,8 +154,14 @@ void bridge::kick(mqtt::reason_code code, std::uint64_t) {
 
 void bridge::on_up(bool session_present) {
     {
+        // A Strata remote says who it is: what already crossed it is not
+        // sent there again (two brokers with a bridge each way).
         std::lock_guard lock(mutex_);
         up_ = true;
+        remote_id_.clear();
+        for (const auto& [k, v] : link_->connack_user_properties()) {
+            if (k == broker_id_property) remote_id_ = v;
+        }
     }
     spdlog::info("bridge '{}': connected to {}{}", cfg_.name, cfg_.remote,
                  session_present ? " (session resumed)" : "");
@@ -192,9 +204,16 @@ void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
     outbox_->collect(this, got, outbox_->inflight_messages() + window, steady_clock::now(),
                      std::max<std::size_t>(window, 256));
     const bool v5 = cfg_.protocol_version == 5;
+    const std::string remote = remote_id();
     for (auto& o : got) {
         if (o.what != outgoing::kind::publish || !o.d.msg) continue;  // forwarded with QoS 0 or 1 only
         const message& m = *o.d.msg;
+        if (!remote.empty() && crossed(m.props, remote)) {
+            // It came from the remote (over its own bridge): not back there.
+            loops_.fetch_add(1, std::memory_order_relaxed);
+            if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
+            continue;
+        }
         const auto* route = forward_route(o.d);
         if (route == nullptr) {
             // Its rule is gone from the config: nowhere to send it.
@@ -216,7 +235,7 @@ void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
                 const auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - steady_clock::now());
                 b.props.message_expiry_interval = static_cast<std::uint32_t>(std::max<std::int64_t>(left.count(), 1));
             }
-            b.props.user_properties.emplace_back(via_property, cfg_.client_id);
+            b.props.user_properties.emplace_back(via_property, core_.broker_id());
         }
         if (!o.dup) forwarded_.fetch_add(1, std::memory_order_relaxed);
         out.push_back(std::move(b));
@@ -247,7 +266,7 @@ void bridge::on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)
 
 std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::publish& p) {
     using mqtt::reason_code;
-    if (crossed(p.props, cfg_.client_id)) {
+    if (crossed(p.props, core_.broker_id())) {
         loops_.fetch_add(1, std::memory_order_relaxed);
         spdlog::debug("bridge '{}': '{}' already crossed this bridge: dropped", cfg_.name, p.topic);
         return {reason_code::success, 0};
@@ -308,6 +327,11 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
     received_.fetch_add(1, std::memory_order_relaxed);
     const auto r = core_.publish(m);
     return {reason_code::success, r.ticket};
+}
+
+std::string bridge::remote_id() const {
+    std::lock_guard lock(mutex_);
+    return remote_id_;
 }
 
 bridge_status bridge::status() const {

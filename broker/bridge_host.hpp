@@ -46,6 +46,17 @@ namespace strata::broker {
 namespace asio = boost::asio;
 class broker_core;
 
+// Federation properties (MQTT 5 user properties):
+// - a bridge's CONNECT carries "strata-bridge"; a Strata broker answers with
+//   its broker id as "strata-broker-id" in the CONNACK;
+// - every message a bridge forwards carries "strata-via" with the id of the
+//   broker it leaves (one property per broker crossed).
+inline constexpr std::string_view bridge_hello_property = "strata-bridge";
+inline constexpr std::string_view broker_id_property = "strata-broker-id";
+inline constexpr std::string_view via_property = "strata-via";
+// Whether a CONNECT's properties ask for the broker id.
+[[nodiscard]] bool asks_broker_id(const mqtt::properties& connect_props) noexcept;
+
 // The outbox session's client identifier for bridge `name`.
 [[nodiscard]] std::string bridge_client_id(const std::string& name);
 // Whether a client identifier is reserved for bridges (clients are refused).
@@ -118,6 +129,8 @@ private:
     mutable std::mutex mutex_;
     bool up_ = false;
     std::string last_error_;
+    std::string remote_id_;  // the remote's broker id (a Strata remote tells it in CONNACK)
+    [[nodiscard]] std::string remote_id() const;
 };
 
 // Every configured bridge.

@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <unistd.h>
 
 namespace strata::broker {
 
@@ -43,8 +45,24 @@ void cancel_timer(session& s) {
 
 }  // namespace
 
+namespace {
+
+// The default broker id: this host and the store's absolute path (two
+// brokers on one host cannot share a store), or the process id without one.
+std::string default_broker_id(const config& cfg) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+    if (!cfg.persistence.enabled) return std::string(host) + ":pid-" + std::to_string(::getpid());
+    std::error_code ec;
+    const auto path = std::filesystem::absolute(cfg.persistence.path, ec).lexically_normal().string();
+    return std::string(host) + ":" + (ec ? cfg.persistence.path : path);
+}
+
+}  // namespace
+
 broker_core::broker_core(config cfg)
     : cfg_(std::move(cfg)),
+      broker_id_(cfg_.broker_id.empty() ? default_broker_id(cfg_) : cfg_.broker_id),
       access_(to_rules(cfg_.access)),
       security_(std::make_unique<class security>(cfg_)),
       auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()) {}

@@ -35,6 +35,8 @@ public:
     ~broker_core();
 
     [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
+    // cfg().broker_id, or its default (host name and persistence path).
+    [[nodiscard]] const std::string& broker_id() const noexcept { return broker_id_; }
     [[nodiscard]] router& routes() noexcept { return router_; }
     [[nodiscard]] stats& counters() noexcept { return stats_; }
     [[nodiscard]] const auth::access_policy& access() const noexcept { return access_; }
@@ -182,6 +184,7 @@ private:
                    std::chrono::seconds will_delay, bool will_pending, std::uint32_t expiry);
 
     config cfg_;
+    std::string broker_id_;
     router router_;
     stats stats_;
     auth::access_policy access_;

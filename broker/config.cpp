@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -469,7 +470,10 @@ void read_listeners(const reader& r, const value_ref& v, config& cfg) {
              [&](const value_ref& x) {
                  r.read_list(x, [&](const value_ref& y, std::size_t) { l.admin_identities.push_back(r.read_nonempty_string(y)); });
              }},
+            {"admin_over_plain_http", [&](const value_ref& x) { l.admin_over_plain_http = r.read_bool(x); }},
         });
+        if (l.admin_over_plain_http && l.protocol != "http")
+            r.fail(item, "admin_over_plain_http is for protocol http (https always takes HTTP Basic)");
         if (!l.admin_identities.empty() && (l.protocol != "https" || !l.tls || l.tls->client_ca.empty()))
             r.fail(item, "admin_identities needs protocol https with tls.client_ca (client certificates)");
         if (needs_tls(l.protocol) && !l.tls)
@@ -771,6 +775,7 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
                  if (b.reconnect_max_ms < b.reconnect_min_ms) r.fail(x, "max_ms must be at least min_ms");
              }},
             {"keep_alive", [&](const value_ref& x) { b.keep_alive = r.read_uint<std::uint16_t>(x, 5); }},
+            {"inflight", [&](const value_ref& x) { b.inflight = r.read_uint<std::uint16_t>(x, 1); }},
         });
         if (has_tls && !b.tls) r.fail(item, "a tls section needs an mqtts:// remote (got '" + b.remote + "')");
         if (b.forward.empty() && b.receive.empty())
@@ -891,6 +896,52 @@ void read_opcua(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
+// `alerts:` (broker/alerts.hpp).
+double read_number(const reader& r, const value_ref& v, double min, double max) {
+    const std::string text = r.read_string(v);
+    char* end = nullptr;
+    const double d = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || !(d >= min && d <= max))
+        r.fail(v, "expected a number between " + std::to_string(min) + " and " + std::to_string(max) + " (got '" +
+                      text + "')");
+    return d;
+}
+
+void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
+    using u32 = std::uint32_t;
+    r.read_map(v, {
+        {"enabled", [&](const value_ref& x) { a.enabled = r.read_bool(x); }},
+        {"levels", [&](const value_ref& x) { a.levels = r.read_uint<u32>(x, 1, 16); }},
+        {"window_s", [&](const value_ref& x) { a.window_s = r.read_uint<u32>(x, 2, 86'400); }},
+        {"spike_factor", [&](const value_ref& x) { a.spike_factor = read_number(r, x, 1.01, 1e6); }},
+        {"drop_factor", [&](const value_ref& x) { a.drop_factor = read_number(r, x, 1.01, 1e6); }},
+        {"min_rate", [&](const value_ref& x) { a.min_rate = read_number(r, x, 0, 1e9); }},
+        {"stale",
+         [&](const value_ref& x) {
+             r.read_list(x, [&](const value_ref& item, std::size_t) {
+                 stale_rule rule;
+                 r.read_map(item, {
+                     {"filter",
+                      [&](const value_ref& y) {
+                          rule.filter = r.read_nonempty_string(y);
+                          if (!valid_filter(rule.filter)) r.fail(y, "not a valid MQTT topic filter: '" + rule.filter + "'");
+                      },
+                      true},
+                     {"max_silence_s", [&](const value_ref& y) { rule.max_silence_s = r.read_uint<u32>(y, 1); }, true},
+                 });
+                 a.stale.push_back(std::move(rule));
+             });
+         }},
+        {"reconnect_loop",
+         [&](const value_ref& x) {
+             r.read_map(x, {
+                 {"count", [&](const value_ref& y) { a.reconnect_count = r.read_uint<u32>(y, 2); }},
+                 {"window_s", [&](const value_ref& y) { a.reconnect_window_s = r.read_uint<u32>(y, 1, 86'400); }},
+             });
+         }},
+    });
+}
+
 void read_root(const reader& r, const value_ref& root, config& cfg) {
     std::vector<role_ref> role_refs;
     r.read_map(root, {
@@ -946,6 +997,8 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
          }},
         {"bridges", [&](const value_ref& x) { read_bridges(r, x, cfg); }},
         {"opcua", [&](const value_ref& x) { read_opcua(r, x, cfg); }},
+        {"alerts", [&](const value_ref& x) { read_alerts(r, x, cfg.alerts); }},
+        {"broker_id", [&](const value_ref& x) { cfg.broker_id = r.read_nonempty_string(x); }},
         {"namespace",
          [&](const value_ref& x) {
              // `namespace:` with nothing under it: no model, as when absent.

@@ -50,6 +50,11 @@ struct listener_config {
     // names tls.identity selects) allowed to use the admin API /api/v1.
     // Default empty: the admin API refuses every request.
     std::vector<std::string> admin_identities;
+    // The admin API also takes HTTP Basic (users of auth.password_file whose
+    // roles grant `admin`). On a plain `http` listener Basic is accepted only
+    // from connections over loopback, unless this is true (passwords would
+    // cross the network in clear text). Default false.
+    bool admin_over_plain_http = false;
 
     [[nodiscard]] bool is_http() const noexcept { return protocol == "http" || protocol == "https"; }
 };
@@ -141,6 +146,30 @@ struct bridge_config {
     bool latest_only = false;              // state_topics: latest-only (retained messages keep their newest value)
     std::uint32_t reconnect_min_ms = 500, reconnect_max_ms = 30'000;
     std::uint16_t keep_alive = 60;         // seconds
+    // Forwarded QoS 1 messages awaiting the remote's PUBACK (5.0: at most
+    // the remote's Receive Maximum). More hides more WAN latency.
+    std::uint16_t inflight = 256;
+};
+
+// `alerts:` (broker/alerts.hpp, README "Monitoring"): rates per subtree
+// against their baseline, stale data, reconnect loops.
+struct stale_rule {
+    std::string filter;              // topic filter
+    std::uint32_t max_silence_s = 0; // a topic seen under it, silent longer than this, is stale
+};
+
+struct alerts_config {
+    bool enabled = true;
+    std::uint32_t levels = 2;        // topic levels that make a subtree (2: enterprise/site)
+    std::uint32_t window_s = 300;    // EWMA time constant of the baseline; also its warm-up
+    double spike_factor = 5.0;       // rate above factor x baseline: `spike`
+    double drop_factor = 5.0;        // rate below baseline / factor: `drop`
+    double min_rate = 10.0;          // msg/s; spikes below it, and drops of baselines below it, are ignored
+    // Stale data: a topic under one of these filters that published once
+    // and then went silent.
+    std::vector<stale_rule> stale;
+    std::uint32_t reconnect_count = 10;     // connects of one client id ...
+    std::uint32_t reconnect_window_s = 60;  // ... within this many seconds: `reconnect_loop`
 };
 
 // `opcua:`: OPC UA servers (PLCs) whose variables are published into the
@@ -209,6 +238,11 @@ struct config {
 
     std::vector<bridge_config> bridges;
     std::vector<opcua_config> opcua;
+    alerts_config alerts;
+    // This broker's name among federated brokers (loop prevention: bridges
+    // mark the messages they forward with it). Default (empty): the host
+    // name and the absolute persistence path, stable across restarts.
+    std::string broker_id;
 };
 
 // Loads and validates a config file. Unknown keys are errors (a typo must

@@ -8,6 +8,7 @@
 // while the connection's input waits; SCRAM-SHA-256 runs as an MQTT 5 AUTH
 // exchange. Every outcome is audited; bad credentials count against the
 // source address (auth/limits.hpp login_guard).
+#include "broker/alerts.hpp"
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
@@ -269,6 +270,7 @@ void connection::accept_connect(mqtt::connect& c) {
         if (previous && *previous != identity_) clean_start = true;
     }
     audit("login", "allowed");
+    alerts::connected(client_id_);
 
     auto opened = core_.open_session(client_id_, clean_start, shared_from_this());
     session_ = opened.s;
@@ -292,6 +294,8 @@ void connection::accept_connect(mqtt::connect& c) {
         if (assigned) p.assigned_client_identifier = client_id_;
         p.server_keep_alive = server_keep_alive;
         p.session_expiry_interval = capped_expiry;
+        // A bridge of another Strata learns whom it reached (loop prevention).
+        if (asks_broker_id(c.props)) p.user_properties.emplace_back(broker_id_property, core_.broker_id());
         if (extras_ && extras_->connack_auth_data) {
             p.authentication_method = std::string(auth::scram_method);
             p.authentication_data = std::move(extras_->connack_auth_data);

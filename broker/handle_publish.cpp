@@ -4,9 +4,11 @@
 // is routed when the PUBLISH arrives, and its packet identifier is kept
 // until PUBREL so that a resent PUBLISH (DUP) is acknowledged again but not
 // routed twice.
+#include "broker/alerts.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "broker/model_enforcement.hpp"
+#include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
 #include <spdlog/spdlog.h>
@@ -237,6 +239,9 @@ broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
     m->qos = p.qos;
     m->retain = p.retain;
     m->origin = session_.get();
+    // Only retained values are shown with their time (admin API state);
+    // the clock is not read for the rest.
+    if (m->retain) m->received_ms = now_ms();
     if (v5) {
         m->props = std::move(p.props);
         m->props.topic_alias.reset();
@@ -245,6 +250,7 @@ broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
             m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
         }
     }
+    alerts::count(m->topic);
     return core_.publish(m);
 }
 

@@ -4,6 +4,9 @@
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "broker/metrics.hpp"
+#include "broker/security.hpp"
+
+#include "auth/crypto.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -100,13 +103,19 @@ template <class Stream>
 asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, std::shared_ptr<ssl::context> ctx,
                                        const listener_config& listener, std::size_t thread_index) {
     const tls_identity identity = listener.tls ? listener.tls->identity : tls_identity::cn;
-    std::vector<std::string> identities;  // of the client certificate
+    http_server::caller who;
     broker_core& core = srv.core();
     const std::string remote = [&] {
         boost::system::error_code ec;
         const auto ep = lowest(stream).remote_endpoint(ec);
-        return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+        if (!ec) who.address = ep.address().to_string();
+        return ec ? std::string("?") : who.address + ":" + std::to_string(ep.port());
     }();
+    {
+        boost::system::error_code ec;
+        const auto local = lowest(stream).local_endpoint(ec);
+        who.over_loopback = !ec && local.address().is_loopback();
+    }
     if constexpr (std::is_same_v<Stream, tls_stream>) {
         const auto ec = co_await within(stream.async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable)), io_timeout);
         if (ec) {
@@ -115,7 +124,7 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
             close_socket(lowest(stream));
             co_return;
         }
-        if (auto peer = verified_peer(stream)) identities = peer->names(identity);
+        if (auto peer = verified_peer(stream)) who.identities = peer->names(identity);
     }
     boost::beast::flat_buffer buffer;
     for (;;) {
@@ -145,7 +154,14 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
                           ? error_response(http::status::bad_request, "WebSocket subprotocol 'mqtt' required", req.version())
                           : error_response(http::status::not_found, "no WebSocket endpoint here; use /mqtt", req.version());
             } else {
-                res = srv.respond(req, listener, identities);
+                // Not a conditional expression with co_await in one arm:
+                // GCC 12 destroys the other arm's temporary wrongly.
+                if (path_of(req).starts_with("/api/")) {
+                    auto answer = co_await srv.admin_request(req, listener, who);
+                    res = std::move(answer);
+                } else {
+                    res = srv.respond(req);
+                }
                 keep_alive = req.keep_alive();
             }
         }
@@ -180,20 +196,9 @@ void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, co
     }
 }
 
-http_server::response http_server::respond(const http_request& req, const listener_config& l,
-                                           const std::vector<std::string>& identities) const {
+http_server::response http_server::respond(const http_request& req) const {
     const auto path = path_of(req);
     const unsigned v = req.version();
-    if (path.starts_with("/api/")) {
-        if (identities.empty())
-            return error_response(http::status::unauthorized, "the admin API needs a client certificate", v);
-        for (const auto& id : identities) {
-            if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end())
-                return admin_.respond(req);
-        }
-        spdlog::info("admin API refused to '{}' on listener '{}'", identities.front(), l.name);
-        return error_response(http::status::forbidden, "this client certificate is not an admin identity", v);
-    }
     const bool get = req.method() == http::verb::get;
     auto only_get = [&] { return error_response(http::status::method_not_allowed, "only GET is allowed here", v); };
     if (path == "/metrics") {
@@ -218,6 +223,125 @@ http_server::response http_server::respond(const http_request& req, const listen
         return error_response(http::status::upgrade_required, "MQTT over WebSocket: send a WebSocket upgrade", v);
     }
     return json_response(http::status::not_found, {{"error", "not found"}, {"path", std::string(path)}}, v);
+}
+
+namespace {
+
+// "Basic BASE64(user:password)" -> user and password; nullopt when the
+// header is absent or not Basic, or its value is malformed.
+std::optional<std::pair<std::string, std::string>> basic_credentials(const http_request& req) {
+    const auto it = req.find(http::field::authorization);
+    if (it == req.end()) return std::nullopt;
+    std::string_view value = it->value();
+    constexpr std::string_view scheme = "basic ";
+    if (value.size() <= scheme.size() ||
+        !std::equal(scheme.begin(), scheme.end(), value.begin(),
+                    [](char a, char b) { return a == (b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b); }))
+        return std::nullopt;
+    value.remove_prefix(scheme.size());
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+    auto decoded = auth::base64_decode(value);
+    if (!decoded) return std::nullopt;
+    const auto colon = decoded->find(':');
+    if (colon == std::string::npos || colon == 0) {
+        auth::cleanse(*decoded);
+        return std::nullopt;
+    }
+    std::pair<std::string, std::string> out{decoded->substr(0, colon), decoded->substr(colon + 1)};
+    auth::cleanse(*decoded);
+    return out;
+}
+
+// Runs the password check on the security worker; resumes on the calling
+// coroutine's executor.
+asio::awaitable<bool> password_ok(class security& sec, std::string user, std::string password) {
+    const auto ex = co_await asio::this_coro::executor;
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
+        [&sec, ex](auto handler, std::string u, std::string p) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            sec.verify_password(std::move(u), std::move(p),
+                                [h, ex](bool ok) { asio::post(ex, [h, ok]() mutable { std::move(*h)(ok); }); });
+        },
+        asio::use_awaitable, std::move(user), std::move(password));
+}
+
+http_server::response unauthorized(std::string_view why, unsigned version) {
+    auto res = error_response(http::status::unauthorized, why, version);
+    res.set(http::field::www_authenticate, "Basic realm=\"strata admin\", charset=\"UTF-8\"");
+    return res;
+}
+
+}  // namespace
+
+asio::awaitable<http_server::response> http_server::admin_request(const http_request& req, const listener_config& l,
+                                                                  const caller& who) const {
+    const unsigned v = req.version();
+    for (const auto& id : who.identities) {
+        if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end())
+            co_return admin_.respond(req, id);
+    }
+    auto creds = basic_credentials(req);
+    if (!creds) {
+        if (req.find(http::field::authorization) != req.end())
+            co_return unauthorized("malformed Authorization header: expected Basic with base64 of user:password", v);
+        if (!who.identities.empty()) {
+            spdlog::info("admin API refused to '{}' on listener '{}'", who.identities.front(), l.name);
+            co_return error_response(http::status::forbidden, "this client certificate is not an admin identity", v);
+        }
+        co_return unauthorized("the admin API needs credentials (HTTP Basic or a client certificate)", v);
+    }
+    std::string user = std::move(creds->first);
+    std::string password = std::move(creds->second);
+    auto& sec = core_.security();
+    auto refuse = [&](std::string_view outcome, std::string_view why) {
+        if (!core_.auditing()) return;
+        auth::audit_event e;
+        e.action = "admin-login";
+        e.outcome = outcome;
+        e.identity = user;
+        e.address = who.address;
+        e.topic = path_of(req);
+        e.reason = why;
+        core_.audit(e);
+    };
+    if (!l.tls && !l.admin_over_plain_http && !who.over_loopback) {
+        auth::cleanse(password);
+        co_return error_response(http::status::forbidden,
+                                 "HTTP Basic over plain http is accepted on loopback listeners only; use https "
+                                 "(or set admin_over_plain_http: true on this listener)",
+                                 v);
+    }
+    if (sec.passwords() == nullptr) {
+        auth::cleanse(password);
+        co_return unauthorized("no password file is configured (auth.password_file)", v);
+    }
+    const auto wait = sec.logins().blocked_for(who.address, steady_clock::now());
+    if (wait.count() > 0) {
+        auth::cleanse(password);
+        const auto seconds = (wait.count() + 999) / 1000;
+        refuse("refused", "too many failed logins from this address");
+        auto res = error_response(http::status::too_many_requests,
+                                  "too many failed logins from this address; retry in " + std::to_string(seconds) + " s", v);
+        res.set(http::field::retry_after, std::to_string(seconds));
+        co_return res;
+    }
+    const bool ok = co_await password_ok(sec, user, std::move(password));
+    if (!ok) {
+        sec.logins().failed(who.address, steady_clock::now());
+        refuse("failed", "bad user name or password");
+        co_return unauthorized("bad user name or password", v);
+    }
+    sec.logins().succeeded(who.address);
+    std::string resource(path_of(req).substr(1));  // "api/v1/sessions"
+    const auto grants = sec.policy().compile(user, "");
+    if (grants == nullptr || !grants->may_admin(resource)) {
+        spdlog::info("admin API refused to '{}' on listener '{}': no admin grant for {}", user, l.name, resource);
+        refuse("refused", "no admin grant");
+        co_return json_response(http::status::forbidden,
+                                {{"error", "this identity has no admin grant for " + resource}, {"identity", user}}, v);
+    }
+    co_return admin_.respond(req, user);
 }
 
 }  // namespace strata::broker

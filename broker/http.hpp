@@ -4,9 +4,17 @@
 //   GET /readyz    200 when ready (broker_core::ready()), else 503
 //   /mqtt          MQTT over WebSocket (subprotocol `mqtt`, binary messages);
 //                  the upgraded socket becomes an ordinary connection
-//   /api/v1/...    the admin API (http_admin.hpp), on https listeners for the
-//                  client certificates listed in admin_identities (401/403
-//                  otherwise)
+//   /api/v1/...    the admin API (http_admin.hpp) for a client certificate
+//                  listed in the listener's admin_identities, or HTTP Basic
+//                  against auth.password_file for a user whose roles grant
+//                  `admin` on the API path ("api/v1/sessions"). Basic is
+//                  checked on the security worker (the hash is slow) and
+//                  counts toward the failed-login back-off of the client's
+//                  address, as MQTT logins do. 401 (with WWW-Authenticate)
+//                  without valid credentials, 403 for a known identity
+//                  without the grant, 429 while the address is blocked. On
+//                  a plain `http` listener Basic is accepted only over
+//                  loopback unless admin_over_plain_http is set.
 // Anything else gets a JSON error (404, 405, 426). Bad input (oversized
 // headers or body, a malformed request, a bad upgrade, a stalled client)
 // closes that HTTP connection only.
@@ -18,6 +26,7 @@
 #include "broker/http_admin.hpp"
 #include "broker/transport.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -41,10 +50,20 @@ public:
     void serve(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx, const listener_config& l,
                std::size_t thread_index);
 
-    // The answer to a request that is not a WebSocket upgrade, from a client
-    // with these certificate identities (tls.identity names; empty: none).
-    [[nodiscard]] response respond(const http_request& req, const listener_config& l,
-                                   const std::vector<std::string>& identities) const;
+    // The answer to a request that is neither a WebSocket upgrade nor for
+    // the admin API.
+    [[nodiscard]] response respond(const http_request& req) const;
+
+    // Who calls the admin API, as the connection knows it.
+    struct caller {
+        std::vector<std::string> identities;  // of the client certificate (tls.identity names); empty: none
+        std::string address;                  // remote IP, for the failed-login back-off
+        bool over_loopback = false;           // the connection arrived on a loopback address
+    };
+    // The answer to a request for /api/...: authenticates (see above), then
+    // admin().respond(). Runs on the connection's thread.
+    [[nodiscard]] asio::awaitable<response> admin_request(const http_request& req, const listener_config& l,
+                                                          const caller& who) const;
 
     [[nodiscard]] admin_api& admin() noexcept { return admin_; }
 

@@ -1,12 +1,16 @@
 // The admin API's endpoints.
 #include "broker/http_admin.hpp"
 
+#include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "namespace/topic.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <ctime>
 
 namespace strata::broker {
 
@@ -63,11 +67,28 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 
 json session_json(const session& s) {
     return {{"client_id", s.client_id()},
+            {"identity", s.identity()},
             {"connected", s.connected()},
             {"queued", s.queued_messages()},
             {"inflight", s.inflight_messages()},
             {"subscriptions", s.subscription_count()},
             {"expiry_interval", s.expiry_interval()}};
+}
+
+// The time, or null for 0 (not recorded).
+json time_json(std::int64_t ms) { return ms <= 0 ? json(nullptr) : json(iso_time(ms)); }
+
+json bridge_json(const bridge_status& b) {
+    return {{"name", b.name},
+            {"connected", b.connected},
+            {"backlog", {{"messages", b.backlog_messages}, {"bytes", b.backlog_bytes},
+                         {"oldest_age_seconds", b.oldest_backlog_seconds}}},
+            {"last_ack", time_json(b.last_ack_ms)},
+            {"connects", b.connects},
+            {"messages", {{"forwarded", b.forwarded}, {"received", b.received}, {"dropped", b.dropped},
+                          {"refused", b.refused}, {"superseded", b.superseded}, {"loops", b.loops},
+                          {"denied", b.denied}}},
+            {"last_error", b.last_error}};
 }
 
 }  // namespace
@@ -81,11 +102,21 @@ admin_api::response json_response(http::status status, const json& body, unsigne
     return res;
 }
 
+std::string iso_time(std::int64_t ms) {
+    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
+    return buf;
+}
+
 admin_api::response error_response(http::status status, std::string_view message, unsigned version) {
     return json_response(status, {{"error", message}}, version);
 }
 
-admin_api::response admin_api::respond(const http_request& req) const {
+admin_api::response admin_api::respond(const http_request& req, std::string_view who) const {
     const std::string_view target = req.target();
     const std::string_view path = target.substr(0, target.find('?'));
     const unsigned v = req.version();
@@ -101,12 +132,32 @@ admin_api::response admin_api::respond(const http_request& req) const {
         for (const auto& s : core_.all_sessions()) out.push_back(session_json(*s));
         return json_response(http::status::ok, out, v);
     }
-    if (path == "/api/v1/subscriptions") {
+    if (path == "/api/v1/clients") {
         if (!get) return wrong_method("GET");
         json out = json::array();
+        for (const auto& s : core_.all_sessions())
+            if (s->connected()) out.push_back(session_json(*s));
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/subscriptions") {
+        if (!get) return wrong_method("GET");
+        std::optional<std::string> only;
+        if (target.find('?') != std::string_view::npos) {
+            only = query_param(target, "client_id");
+            if (!only) return error_response(http::status::bad_request, "malformed or unknown query; use ?client_id=ID", v);
+        }
+        json out = json::array();
         for (const auto& s : core_.all_sessions()) {
+            if (only && s->client_id() != *only) continue;
             for (const auto& f : s->subscription_filters()) out.push_back({{"client_id", s->client_id()}, {"filter", f}});
         }
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/bridges") {
+        if (!get) return wrong_method("GET");
+        json out = json::array();
+        if (bridges != nullptr)
+            for (const auto& b : bridges->status()) out.push_back(bridge_json(b));
         return json_response(http::status::ok, out, v);
     }
     if (path == "/api/v1/state") {
@@ -117,12 +168,17 @@ admin_api::response admin_api::respond(const http_request& req) const {
             return error_response(http::status::bad_request, "not a valid MQTT topic filter: " + *filter, v);
         json out = json::array();
         core_.routes().for_each_retained(*filter, [&out](const message_ptr& m) {
-            out.push_back({{"topic", m->topic}, {"payload", m->payload}, {"qos", m->qos}});
+            out.push_back({{"topic", m->topic},
+                           {"payload", m->payload},
+                           {"qos", m->qos},
+                           {"received", time_json(m->received_ms)},
+                           {"received_ms", m->received_ms == 0 ? json(nullptr) : json(m->received_ms)}});
         });
         return json_response(http::status::ok, out, v);
     }
     if (path == "/api/v1/reload") {
         if (!post) return wrong_method("POST");
+        spdlog::info("admin API: '{}' asks for a reload", who);
         if (reload) reload();
         return json_response(http::status::ok, {{"reloaded", true}}, v);
     }
@@ -135,7 +191,7 @@ admin_api::response admin_api::respond(const http_request& req) const {
         for (const auto& s : core_.all_sessions()) {
             if (s->client_id() != *id) continue;
             if (auto c = s->owner()) {
-                spdlog::info("admin API: disconnecting client '{}'", *id);
+                spdlog::info("admin API: '{}' disconnects client '{}'", who, *id);
                 c->kick(mqtt::reason_code::administrative_action);
                 return json_response(http::status::accepted, {{"disconnected", *id}}, v);
             }

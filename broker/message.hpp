@@ -26,6 +26,10 @@ struct message {
     std::optional<steady_clock::time_point> expires_at;
     // The session that published it (for No Local); never dereferenced.
     const void* origin = nullptr;
+    // When the broker received a retained message (Unix ms, wall clock),
+    // for the admin API's state. Messages read back from the store carry the recovery time (the
+    // store does not keep it); 0: not recorded (the broker's own messages).
+    std::int64_t received_ms = 0;
 
     [[nodiscard]] bool expired(steady_clock::time_point now) const noexcept {
         return expires_at && now >= *expires_at;

@@ -30,6 +30,8 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // POST /api/v1/reload runs on a network thread; the reload itself takes
     // its own locks (model, TLS contexts).
     http_.admin().reload = [this] { reload(); };
+    http_.admin().bridges = &bridges_;
+    if (core_.cfg().alerts.enabled) alerts_ = std::make_unique<alerts>(core_, core_.cfg().alerts, metrics_.registry());
     unsigned n = core_.cfg().threads;
     // Default: one per core but one. The store's writer, RocksDB's
     // background work and the kernel's network processing need a core too;
@@ -144,6 +146,7 @@ void server::begin_shutdown() {
         boost::system::error_code ec;
         l->acceptor.close(ec);
     }
+    if (alerts_) alerts_->deactivate();
     core_.kick_all(mqtt::reason_code::server_shutting_down);
     bridges_.stop();
     opcua_.stop();
@@ -217,6 +220,22 @@ int server::run() {
         });
     };
     housekeeping();
+
+    // Alerts: counted from now on, evaluated every second.
+    asio::steady_timer alerts_timer(*ios_.front());
+    std::function<void()> alerts_tick;
+    if (alerts_) {
+        alerts_->activate();
+        alerts_tick = [&] {
+            alerts_timer.expires_after(std::chrono::seconds(1));
+            alerts_timer.async_wait([&](boost::system::error_code ec) {
+                if (ec || stopping_) return;
+                alerts_->tick(steady_clock::now());
+                alerts_tick();
+            });
+        };
+        alerts_tick();
+    }
 
     // Bridges start after recovery (their outboxes are sessions in the
     // store), spread over the network threads.

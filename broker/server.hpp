@@ -1,11 +1,12 @@
 // The I/O runtime: one io_context per network thread, the listeners (MQTT
 // over TCP and TLS, HTTP with metrics and MQTT over WebSocket), signal
 // handling (SIGHUP reloads the namespace model and TLS certificates) and
-// graceful shutdown, the $SYS timer.
+// graceful shutdown, the $SYS timer, the alerts' once-a-second tick.
 //
 // Thread-safety: construct, listen() and run() from the main thread.
 #pragma once
 
+#include "broker/alerts.hpp"
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/config.hpp"
@@ -69,6 +70,7 @@ private:
     // to the io_contexts).
     bridge_host bridges_{core_};
     opcua_host opcua_{core_};
+    std::unique_ptr<alerts> alerts_;  // null: alerts.enabled false
     std::size_t next_io_ = 0;
     bool stopping_ = false;
 };

@@ -87,7 +87,7 @@ bool session::drop_oldest_locked(std::size_t w) {
     return queue_.size() < limits_.max_messages && queued_bytes_ + w <= limits_.max_bytes;
 }
 
-void session::supersede_locked(const message_ptr& m) {
+void session::supersede_locked(const message_ptr& m, bool compact) {
     auto it = outbox_->latest.find(m->topic);
     if (it == outbox_->latest.end()) return;
     const std::uint64_t seq = it->second;
@@ -102,6 +102,16 @@ void session::supersede_locked(const message_ptr& m) {
     ++outbox_->superseded;
     ++outbox_->tombstones;
     if (pos->qos > 0) forget_stored_locked(seq);
+    // A state topic updated often while the link is down leaves one emptied
+    // entry per update: compact once they are most of the queue, so the
+    // queue stays bounded by its live messages (order and seqs are kept).
+    if (compact && outbox_->tombstones > 64 && outbox_->tombstones * 2 > queue_.size()) compact_locked();
+}
+
+void session::compact_locked() {
+    queue_.erase(std::remove_if(queue_.begin(), queue_.end(), [](const delivery& d) { return !d.msg; }),
+                 queue_.end());
+    outbox_->tombstones = 0;
 }
 
 void session::set_identity(std::string identity, std::shared_ptr<const auth::grants> g) {
@@ -440,9 +450,10 @@ void session::set_queue_limits(queue_limits l) {
         for (auto& f : inflight_) f.d.queued_at = now;
         if (l.latest_only_retained) {
             for (const auto& d : queue_) {
-                if (d.retain && d.msg) supersede_locked(d.msg);
+                if (d.retain && d.msg) supersede_locked(d.msg, false);  // no compaction while iterating
                 if (d.retain && d.msg) outbox_->latest.insert_or_assign(d.msg->topic, d.seq);
             }
+            compact_locked();
         }
     }
 }

@@ -249,7 +249,9 @@ private:
     bool drop_oldest_locked(std::size_t w);
     // latest_only_retained: a queued retained message of the same topic is
     // superseded by `m` (removed from the queue and the store).
-    void supersede_locked(const message_ptr& m);
+    // `compact`: drop the emptied entries once they are most of the queue.
+    void supersede_locked(const message_ptr& m, bool compact = true);
+    void compact_locked();
     void pop_front_locked();
 
     broker_core& core_;

@@ -38,6 +38,9 @@ message_ptr from_stored(persistence::stored_message&& s) {
     m->qos = s.qos;
     m->retain = s.retain;
     if (s.expires_at_ms != 0) m->expires_at = from_epoch_ms(s.expires_at_ms);
+    // The store does not keep the receive time: a recovered message counts
+    // as received when it was read back.
+    m->received_ms = now_ms();
     return m;
 }
 

@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <charconv>
 
@@ -275,6 +277,8 @@ outcome secure_channel::handle_open_response(std::span<std::uint8_t> chunk) {
                 return outcome::failure(bad::security_checks_failed, "server nonce of the wrong length");
             k.k = crypto::derive_channel_keys(*sec_.policy, client_nonce_, *resp->server_nonce);
         }
+        spdlog::debug("opcua {}: channel {} token {}, lifetime {} ms", endpoint_url_, resp->security_token.channel_id,
+                      k.token_id, resp->security_token.revised_lifetime);
         channel_id_ = resp->security_token.channel_id;
         revised_lifetime_ = std::chrono::milliseconds(resp->security_token.revised_lifetime);
         if (current_.token_id != 0) previous_ = std::move(current_);

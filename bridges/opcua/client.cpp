@@ -83,7 +83,7 @@ public:
 
     client_impl(asio::any_io_executor ex, client_options o, client_callbacks cb)
         : executor_(asio::make_strand(ex)), options_(std::move(o)), callbacks_(std::move(cb)),
-          backoff_timer_(executor_), watchdog_(executor_) {}
+          backoff_timer_(executor_), keep_alive_timer_(executor_), watchdog_(executor_) {}
 
     strand executor_;
     client_options options_;
@@ -207,8 +207,11 @@ public:
             out.value.push_back({h, {}});
         }
         if (!(co_await wait_connected()).ok()) co_return out;  // created once connected
-        // The connection may have created them meanwhile.
-        std::erase_if(handles, [&](std::uint32_t h) { return items_.at(h).server_id != 0; });
+        // The connection may have created them meanwhile, or unmonitor() removed them.
+        std::erase_if(handles, [&](std::uint32_t h) {
+            const auto it = items_.find(h);
+            return it == items_.end() || it->second.server_id != 0;
+        });
         if (subscription_id_ == 0) {
             if (outcome o = co_await create_subscription(); !o.ok()) co_return failed<std::vector<monitored>>(o);
         }
@@ -252,7 +255,10 @@ private:
         milliseconds delay = options_.reconnect_min;
         while (!stopped_) {
             outcome o = co_await connect_once();
-            if (stopped_) break;
+            if (stopped_) {
+                if (channel_) co_await close_session(channel_);  // stop() came while connecting
+                break;
+            }
             if (o.ok()) {
                 delay = options_.reconnect_min;
                 connected_ = true;
@@ -261,6 +267,7 @@ private:
                              to_string(options_.security_mode));
                 report(connection_state::connected, {});
                 auto ch = channel_;
+                asio::co_spawn(executor_, keep_session_alive(ch), asio::detached);
                 co_await ch->wait_closed();
                 connected_ = false;
                 if (stopped_) break;
@@ -289,6 +296,7 @@ private:
         stopped_ = true;
         backoff_timer_.cancel();
         watchdog_.cancel();
+        keep_alive_timer_.cancel();
         for (auto* w : waiters_) w->cancel();
         if (auto ch = channel_) asio::co_spawn(executor_, close_session(ch), asio::detached);
     }
@@ -301,6 +309,23 @@ private:
             (void)co_await ch->call<close_session_response>(std::move(req), milliseconds(2000));
         }
         ch->close();
+    }
+
+    // Reads the server's clock now and then: keeps the session alive without
+    // a subscription and finds a dead connection or a lost session.
+    asio::awaitable<void> keep_session_alive(std::shared_ptr<secure_channel> ch) {
+        auto self = shared_from_this();
+        const milliseconds period = std::clamp(options_.session_timeout / 3, milliseconds(1000), milliseconds(30'000));
+        while (ch->is_open() && !stopped_) {
+            keep_alive_timer_.expires_after(period);
+            error_code ec;
+            co_await keep_alive_timer_.async_wait(awaitable_ec(ec));
+            if (!ch->is_open() || stopped_ || channel_ != ch) co_return;
+            read_request req;
+            req.nodes_to_read.push_back(read_value_id{node_id{0, current_time}, value_attribute, {}, {}});
+            auto r = co_await ch->call<read_response>(std::move(req), options_.request_timeout);
+            if (!r.ok() && ch->is_open()) ch->fail(outcome{r.status, "session keep-alive: " + r.message});
+        }
     }
 
     asio::awaitable<outcome> wait_connected() {
@@ -593,13 +618,16 @@ private:
     // Creates the items of `handles` on the server; their statuses in order.
     asio::awaitable<result<std::vector<status_code>>> create_items(const std::vector<std::uint32_t>& handles) {
         result<std::vector<status_code>> out;
+        std::vector<monitored_item_create_request> requests;  // taken now: unmonitor() may run between batches
+        requests.reserve(handles.size());
+        for (const std::uint32_t h : handles) requests.push_back(create_request(h, items_.at(h).request));
         const outcome o = co_await for_batches(handles.size(), max_monitored_,
                                                [&](std::size_t at, std::size_t n) -> asio::awaitable<outcome> {
             create_monitored_items_request req;
             req.subscription_id = subscription_id_;
             req.timestamps_to_return = timestamps_to_return::both;
-            req.items_to_create.reserve(n);
-            for (std::size_t i = at; i < at + n; ++i) req.items_to_create.push_back(create_request(handles[i]));
+            req.items_to_create.assign(std::make_move_iterator(requests.begin() + static_cast<std::ptrdiff_t>(at)),
+                                       std::make_move_iterator(requests.begin() + static_cast<std::ptrdiff_t>(at + n)));
             auto resp = co_await call<create_monitored_items_response>(std::move(req));
             if (!resp.ok()) co_return outcome{resp.status, "CreateMonitoredItems: " + resp.message};
             if (resp.value.results.size() != n) co_return count_mismatch("CreateMonitoredItems");
@@ -618,8 +646,7 @@ private:
         co_return out;
     }
 
-    monitored_item_create_request create_request(std::uint32_t handle) const {
-        const monitor_request& m = items_.at(handle).request;
+    static monitored_item_create_request create_request(std::uint32_t handle, const monitor_request& m) {
         monitored_item_create_request r;
         r.item_to_monitor = read_value_id{m.node, value_attribute, {}, {}};
         r.monitoring_mode = monitoring_mode::reporting;
@@ -731,6 +758,7 @@ private:
     std::shared_ptr<secure_channel> channel_;
     std::vector<asio::steady_timer*> waiters_;
     asio::steady_timer backoff_timer_;
+    asio::steady_timer keep_alive_timer_;
 
     std::optional<pki::application_certificate> cert_;
     std::optional<pki::trust_list> trust_;

@@ -4,9 +4,10 @@
 //
 //   opcua::client c(io.get_executor(), options, callbacks);
 //   c.start();                                           // connects in the background
-//   auto refs = co_await c.browse_path("Objects/PLC1/Line1", asio::use_awaitable);
+//   auto line = co_await c.resolve_path("Objects/PLC1/Line1", asio::use_awaitable);
+//   auto refs = co_await c.browse(line.value, asio::use_awaitable);
 //   auto vals = co_await c.read({node}, asio::use_awaitable);
-//   auto h = co_await c.monitor({{node, 100ms, 10, 0.0}}, asio::use_awaitable);
+//   auto items = co_await c.monitor({{node, 100ms, 10, 0.0}}, asio::use_awaitable);
 //   ...                                                  // values arrive via on_data_change
 //   c.stop();
 //

@@ -103,6 +103,16 @@ TEST_CASE("latest-only keeps the newest retained value per topic in place of the
     CHECK(drain(*f.s, *f.o) == std::vector<std::string>{"s4"});
 }
 
+TEST_CASE("latest-only: many updates of one topic do not grow the queue", "[outbox]") {
+    fixture f(limits(when_full::drop_oldest, 1 << 20, true));
+    f.put(msg("t/count", "c1"));
+    for (int i = 0; i < 10'000; ++i) f.put(msg("t/state", "s" + std::to_string(i), true));
+    f.put(msg("t/count", "c2"));
+    CHECK(f.s->backlog().messages == 3);
+    CHECK(f.s->queued_messages() < 200);  // emptied entries are compacted away
+    CHECK(drain(*f.s, *f.o) == std::vector<std::string>{"c1", "s9999", "c2"});
+}
+
 TEST_CASE("an in-flight retained value is not superseded", "[outbox]") {
     fixture f(limits(when_full::drop_oldest, 1 << 20, true));
     f.put(msg("t/state", "s1", true));

@@ -281,7 +281,9 @@ def test_topic_remapping_and_v5_properties(broker_factory, clients):
     assert m.topic == "plants/dresden/acme/dresden/line-2/oee"
     assert m.payload == b"0.87"
     assert ("unit", "ratio") in m.properties.UserProperty
-    assert ("strata-via", "plant-up") in m.properties.UserProperty
+    # marked with the plant's broker id (default: host name and store path)
+    assert [v for k, v in m.properties.UserProperty if k == "strata-via"] == [
+        "%s:%s" % (socket.gethostname(), plant.config["persistence"]["path"])]
     assert m.properties.ContentType == "text/plain"
     assert 0 < m.properties.MessageExpiryInterval <= 300
 
@@ -464,6 +466,34 @@ def test_two_brokers_bridged_both_ways_do_not_echo(broker_factory, clients, vers
     # No copy comes back around: each side saw each message once.
     sp.expect_none(1.0)
     se.expect_none(0.2)
+
+
+def test_a_bridge_each_way_does_not_echo(broker_factory, clients):
+    """Each broker runs its own bridge to the other on the same subtree: a message
+    crosses once and is not sent back (the remote's broker id from its CONNACK
+    against the message's strata-via marks)."""
+    both = [{"local": "acme/#", "remote": "acme/#", "qos": 1}]
+    a = broker_factory()
+    a_port, a_data = a.port, a.config["persistence"]["path"]
+    b = plant_with(broker_factory, bridge_cfg(a_port, name="to-a", forward=both, receive=[]))
+    a.stop()
+    a = plant_with(broker_factory, bridge_cfg(b.port, name="to-b", forward=both, receive=[]),
+                   persistence={"path": a_data},
+                   listeners=[{"name": "default", "protocol": "mqtt", "bind": "127.0.0.1:%d" % a_port}])
+    wait_connected(clients, a, name="to-b")
+    wait_connected(clients, b, name="to-a")
+    sa = clients(a)
+    sa.subscribe("acme/#", qos=1)
+    sb = clients(b)
+    sb.subscribe("acme/#", qos=1)
+    clients(a).publish("acme/dresden/press-7/temp", "from-a", qos=1)
+    clients(b).publish("acme/dresden/press-8/temp", "from-b", qos=1)
+    for sub in (sa, sb):
+        assert sorted(m.payload for m in sub.get_n(2)) == [b"from-a", b"from-b"]
+    sa.expect_none(1.0)
+    sb.expect_none(0.2)
+    wait_sys(clients, a, "$SYS/broker/bridges/to-b/messages/loops", lambda v: v == "1")
+    wait_sys(clients, b, "$SYS/broker/bridges/to-a/messages/loops", lambda v: v == "1")
 
 
 def test_commands_are_subject_to_the_bridge_identity_roles(broker_factory, clients):

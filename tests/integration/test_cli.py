@@ -4,15 +4,21 @@ taken port): one error line naming the file / key / address, exit code 2."""
 import re
 import socket
 import subprocess
+import tempfile
 
 from conftest import STRATA_BIN, DEFAULT_CONFIG, merge, to_yaml, strata_only
 
 pytestmark = strata_only
 
 
+# Where a broker started without a persistence path would create ./data: not the
+# source tree.
+RUN_DIR = tempfile.mkdtemp(prefix="strata-cli-")
+
+
 def run(*args, timeout=15):
     return subprocess.run([STRATA_BIN] + list(args), capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=RUN_DIR)
 
 
 def error_lines(proc):

@@ -15,7 +15,7 @@ import pytest
 
 import mqtt_raw
 from certs import Pki
-from conftest import IS_MOSQUITTO, TIMEOUT, Client, uid, wait_until
+from conftest import IS_MOSQUITTO, TIMEOUT, Client, PacketTypes, props, uid, wait_until
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Strata listener configuration")
 
@@ -307,11 +307,216 @@ def test_admin_api_with_client_certificates(broker_factory, tmp_path):
     b.assert_alive()
 
 
-def test_admin_identities_need_https_with_client_ca(tmp_path):
+def config_error(tmp_path, text):
+    """Starts the broker with config `text`; returns its stderr (it must exit 2)."""
     import subprocess
     import conftest
     cfg = tmp_path / "strata.yaml"
-    cfg.write_text('listeners: [{name: w, protocol: http, bind: "127.0.0.1:0", admin_identities: [ops]}]\n')
+    cfg.write_text(text + "\n")
     r = subprocess.run([conftest.STRATA_BIN, "--config", str(cfg)], capture_output=True, timeout=TIMEOUT * 3)
-    assert r.returncode == 2
-    assert b"admin_identities needs protocol https with tls.client_ca" in r.stderr, r.stderr
+    assert r.returncode == 2, (text, r.stderr)
+    return r.stderr
+
+
+def test_admin_listener_config_errors(tmp_path):
+    err = config_error(tmp_path, 'listeners: [{name: w, protocol: http, bind: "127.0.0.1:0", admin_identities: [ops]}]')
+    assert b"admin_identities needs protocol https with tls.client_ca" in err, err
+    err = config_error(tmp_path, 'listeners: [{name: m, protocol: mqtt, bind: "127.0.0.1:0", admin_over_plain_http: true}]')
+    assert b"admin_over_plain_http is for protocol http" in err, err
+
+
+# ---------------------------------------------------------------- admin API: HTTP Basic
+
+ADMIN_PASSWORDS = {"ops": "ops-pw-1", "ana": "ana-pw-2"}
+ADMIN_ROLES = {
+    "roles": {
+        "admin": [{"allow": "admin", "on": "#"}],
+        "viewer": [{"allow": "subscribe", "on": "plant/#"}, {"allow": "publish", "on": "plant/#"}],
+        "anyone": [{"allow": "subscribe", "on": "#"}, {"allow": "publish", "on": "#"}],
+    },
+    "users": {"ops": ["admin"], "ana": ["viewer"], "anonymous": ["anyone"]},
+}
+
+
+def make_passwd(tmp_path, users=ADMIN_PASSWORDS):
+    import subprocess
+    import conftest
+    path = tmp_path / "passwd"
+    for user, password in users.items():
+        p = subprocess.run([conftest.STRATA_BIN, "passwd", "--iterations", "1000", str(path), user],
+                           input=(password + "\n").encode(), capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr.decode()
+    return path
+
+
+def basic(user, password):
+    import base64
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def request(target, path, method="GET", headers=None, context=None, body=None):
+    """(status, headers, parsed JSON body or raw bytes)."""
+    if context is None:
+        conn = http.client.HTTPConnection(target.host, target.port, timeout=TIMEOUT)
+    else:
+        conn = http.client.HTTPSConnection(target.host, target.port, timeout=TIMEOUT, context=context)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        if r.getheader("Content-Type") == "application/json":
+            data = json.loads(data)
+        return r.status, r, data
+    finally:
+        conn.close()
+
+
+def start_basic_broker(broker_factory, tmp_path, **over):
+    auth = {"allow_anonymous": True, "password_file": str(make_passwd(tmp_path))}
+    auth.update(over.pop("auth", {}))
+    return start_http_broker(broker_factory, auth=auth, access=[], **ADMIN_ROLES, **over)
+
+
+def test_admin_api_with_http_basic(broker_factory, tmp_path):
+    b = start_basic_broker(broker_factory, tmp_path)
+    status, r, body = request(b.web, "/api/v1/sessions")
+    assert status == 401 and "error" in body
+    assert r.getheader("WWW-Authenticate").startswith("Basic realm=")
+    status, r, body = request(b.web, "/api/v1/sessions", headers={"Authorization": basic("ops", "wrong")})
+    assert status == 401 and body["error"] == "bad user name or password"
+    assert r.getheader("WWW-Authenticate").startswith("Basic")
+    status, _, _ = request(b.web, "/api/v1/sessions", headers={"Authorization": basic("nobody", "x")})
+    assert status == 401
+    status, _, body = request(b.web, "/api/v1/sessions", headers={"Authorization": "Basic !!notbase64"})
+    assert status == 401 and "malformed" in body["error"]
+    status, _, body = request(b.web, "/api/v1/sessions", headers={"Authorization": "Bearer abc"})
+    assert status == 401
+    # a known identity without the admin grant
+    status, _, body = request(b.web, "/api/v1/sessions", headers={"Authorization": basic("ana", "ana-pw-2")})
+    assert status == 403 and body["identity"] == "ana" and "admin grant" in body["error"]
+
+    c = Client(b, client_id=uid("basic-seen"), version=5).connect()
+    status, _, body = request(b.web, "/api/v1/sessions", headers={"Authorization": basic("ops", "ops-pw-1")})
+    assert status == 200
+    assert c.client_id in {s["client_id"] for s in body}
+    # keep-alive: the next request on the same connection authenticates again
+    conn = http.client.HTTPConnection(b.web.host, b.web.port, timeout=TIMEOUT)
+    for path in ("/api/v1/sessions", "/api/v1/subscriptions"):
+        conn.request("GET", path, headers={"Authorization": basic("ops", "ops-pw-1")})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+    conn.close()
+    c.disconnect()
+    b.assert_alive()
+
+
+def test_admin_basic_failures_back_off_like_mqtt_logins(broker_factory, tmp_path):
+    b = start_basic_broker(broker_factory, tmp_path,
+                           auth={"login_backoff": {"free_attempts": 2, "initial_ms": 60000}})
+    for _ in range(3):
+        assert request(b.web, "/api/v1/sessions", headers={"Authorization": basic("ops", "bad")})[0] == 401
+    # blocked now, even with the right password, and for MQTT logins from this address too
+    status, r, body = request(b.web, "/api/v1/sessions", headers={"Authorization": basic("ops", "ops-pw-1")})
+    assert status == 429 and "too many failed logins" in body["error"]
+    assert int(r.getheader("Retry-After")) >= 1
+    raw = b.raw()
+    raw.send(mqtt_raw.connect(uid("blocked"), version=mqtt_raw.V5, username="ops", password=b"ops-pw-1"))
+    assert raw.recv().reason == 0x8A
+    raw.close()
+
+
+def test_admin_api_basic_over_https_and_certificates_still_work(broker_factory, tmp_path):
+    pki = Pki(tmp_path / "pki")
+    b = start_basic_broker(broker_factory, tmp_path, more_listeners=[
+        {"name": "admin", "protocol": "https", "bind": "127.0.0.1:0",
+         "tls": pki.tls_config(require_client_cert=False), "admin_identities": ["press-7"]}])
+    host, port = b.listeners["admin"]
+    target = types.SimpleNamespace(host=host, port=port)
+    status, _, _ = request(target, "/api/v1/sessions", context=pki.client_context(),
+                           headers={"Authorization": basic("ops", "ops-pw-1")})
+    assert status == 200
+    status, _, _ = request(target, "/api/v1/sessions", context=pki.client_context(pki.client_cert, pki.client_key))
+    assert status == 200
+    status, _, _ = request(target, "/api/v1/sessions", context=pki.client_context())
+    assert status == 401
+
+
+def test_admin_endpoints(broker_factory, tmp_path):
+    import time
+    b = start_basic_broker(broker_factory, tmp_path, bridges=[
+        {"name": "up", "remote": "mqtt://127.0.0.1:1", "forward": [{"local": "plant/#", "remote": "x/plant/#"}],
+         "reconnect": {"min_ms": 1000, "max_ms": 1000}}])
+    auth = {"Authorization": basic("ops", "ops-pw-1")}
+
+    def api(path, method="GET"):
+        return request(b.web, path, method=method, headers=auth)
+
+    online = Client(b, client_id=uid("online"), version=5).connect()
+    assert online.subscribe("plant/#", qos=1) == [1]
+    offline = Client(b, client_id=uid("offline"), version=5, clean=False,
+                     connect_props=props(PacketTypes.CONNECT, SessionExpiryInterval=300)).connect()
+    assert offline.subscribe("other/+", qos=0) == [0]
+    offline.disconnect()
+
+    status, _, body = api("/api/v1/clients")
+    assert status == 200
+    ids = {s["client_id"] for s in body}
+    assert online.client_id in ids and offline.client_id not in ids
+    status, _, body = api("/api/v1/sessions")
+    sessions = {s["client_id"]: s for s in body}
+    assert sessions[offline.client_id]["connected"] is False
+    assert sessions[online.client_id]["identity"] == ""
+
+    status, _, body = api("/api/v1/subscriptions?client_id=" + offline.client_id)
+    assert (status, body) == (200, [{"client_id": offline.client_id, "filter": "other/+"}])
+    assert api("/api/v1/subscriptions?nonsense=1")[0] == 400
+
+    before = int(time.time() * 1000)
+    online.publish("plant/line/state", b"running", qos=1, retain=True)
+    online.get()
+    after = int(time.time() * 1000)
+    status, _, body = api("/api/v1/state?filter=plant/%23")
+    assert status == 200 and len(body) == 1
+    m = body[0]
+    assert (m["topic"], m["payload"], m["qos"]) == ("plant/line/state", "running", 1)
+    assert before - 5 <= m["received_ms"] <= after + 5
+    assert m["received"].endswith("Z") and m["received"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(before / 1000)))
+
+    status, _, body = api("/api/v1/bridges")
+    assert status == 200 and len(body) == 1
+    assert body[0]["name"] == "up" and body[0]["connected"] is False
+    assert set(body[0]["backlog"]) == {"messages", "bytes", "oldest_age_seconds"}
+
+    # bad requests: 4xx JSON, the broker carries on
+    for path, method, expected in [
+            ("/api/v1/bridges", "POST", 405), ("/api/v1/clients", "DELETE", 405),
+            ("/api/v1/reload", "GET", 405), ("/api/v1/state?filter=", "GET", 400),
+            ("/api/v1/state?filter=a/%23/b", "GET", 400), ("/api/v1/state?filter=%zz", "GET", 400),
+            ("/api/v1/clients/%zz/disconnect", "POST", 400), ("/api/v1/clients//disconnect", "POST", 404),
+            ("/api/v1/clients/x/disconnect", "GET", 405), ("/api/v2/sessions", "GET", 404),
+            ("/api/v1/sessions/../reload", "POST", 404)]:
+        status, _, body = api(path, method)
+        assert status == expected and "error" in body, (path, method, status, body)
+    assert api("/api/v1/reload", "POST")[0] == 200
+    status, _, body = api("/api/v1/clients/%s/disconnect" % online.client_id, "POST")
+    assert status == 202
+    assert online.disconnected.wait(TIMEOUT)
+    online.close()
+    b.assert_alive()
+
+
+def test_state_of_recovered_retained_messages_has_the_recovery_time(broker_factory, tmp_path):
+    import time
+    data = str(tmp_path / "data")
+    b = start_basic_broker(broker_factory, tmp_path, persistence={"path": data})
+    c = Client(b, version=5).connect()
+    c.publish("kept/value", b"1", qos=1, retain=True)
+    c.disconnect()
+    published = int(time.time() * 1000)
+    b.stop()
+    b.assert_clean_exit()
+    b = start_basic_broker(broker_factory, tmp_path, persistence={"path": data})
+    status, _, body = request(b.web, "/api/v1/state?filter=kept/%23", headers={"Authorization": basic("ops", "ops-pw-1")})
+    assert status == 200 and [m["topic"] for m in body] == ["kept/value"]
+    assert body[0]["received_ms"] >= published

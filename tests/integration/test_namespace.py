@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -443,9 +444,14 @@ def test_reload_applies_new_model_to_retained_messages(broker_factory, model_dir
 
 # ---------------------------------------------------------------- start-up and CLI
 
+# Where a broker started without a persistence path would create ./data: not the
+# source tree.
+RUN_DIR = tempfile.mkdtemp(prefix="strata-cli-")
+
+
 def run(*args, timeout=15):
     return subprocess.run([STRATA_BIN] + [str(a) for a in args], capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=RUN_DIR)
 
 
 def one_error_line(p):

@@ -4,7 +4,9 @@
 // Basic256Sha256 Sign and SignAndEncrypt and Aes128_Sha256_RsaOaep
 // SignAndEncrypt, anonymous and UserName; a wrong password and an untrusted
 // server certificate refused with their status codes; the server killed and
-// restarted on the same port and PKI, values resuming by themselves.
+// restarted on the same port and PKI, values resuming by themselves; the
+// server frozen (SIGSTOP): the keep-alive watchdog reconnects; a short
+// security token lifetime: the channel renews its token and stays up.
 //
 // A missing node or tests/opcua/peer/node_modules fails the test (run
 // deploy/setup.sh test), it is not skipped.
@@ -108,6 +110,8 @@ public:
 
     [[nodiscard]] int port() const noexcept { return port_; }
     [[nodiscard]] std::string endpoint() const { return "opc.tcp://127.0.0.1:" + std::to_string(port_); }
+
+    void signal(int sig) { ::kill(pid_, sig); }
 
     // Signals the server and reaps it (SIGKILL after 10 s).
     void stop(int sig) {
@@ -250,6 +254,18 @@ void trust_peer(const fs::path& server_pki, const fs::path& client_pki) {
 }
 
 node_id plc(std::uint16_t ns, const std::string& name) { return node_id{ns, "PLC1." + name}; }
+
+// The test namespace's index and a monitored item on Line1.Counter.
+std::pair<std::uint16_t, std::uint32_t> monitor_counter(client& c) {
+    auto nss = c.namespaces(asio::use_future).get();
+    REQUIRE(nss.ok());
+    const auto ns = nss.value.index("urn:strata:test-plc");
+    REQUIRE(ns);
+    auto handles = c.monitor({{plc(*ns, "Line1.Counter"), 100ms, 10, 0}}, asio::use_future).get();
+    REQUIRE(handles.ok());
+    REQUIRE(handles.value.at(0).handle != 0);
+    return {*ns, handles.value[0].handle};
+}
 
 void exercise(client& c, observer& seen) {
     auto nss = c.namespaces(asio::use_future).get();
@@ -407,19 +423,50 @@ TEST_CASE("OPC UA client: the server killed and restarted on the same port, valu
     trust_peer(dir.path / "server", pki);
     harness h(options_for(*server, pki, crypto::policy_id::basic256sha256, message_security_mode::sign_and_encrypt, false));
     REQUIRE(h.wait_connected());
-    auto nss = h.c->namespaces(asio::use_future).get();
-    REQUIRE(nss.ok());
-    const auto ns = nss.value.index("urn:strata:test-plc");
-    REQUIRE(ns);
-    auto handles = h.c->monitor({{plc(*ns, "Line1.Counter"), 100ms, 10, 0}}, asio::use_future).get();
-    REQUIRE(handles.ok());
-    const std::uint32_t handle = handles.value[0].handle;
+    const auto [ns, handle] = monitor_counter(*h.c);
     REQUIRE(h.seen.wait([&] { return h.seen.values[handle].size() >= 2; }));
 
     server->stop(SIGKILL);
     REQUIRE(h.seen.wait([&] { return h.seen.states.back().first == connection_state::disconnected; }));
     const std::size_t states_before = h.seen.state_count();
     server = std::make_unique<peer>(dir.path / "server", port);
+    REQUIRE(h.seen.wait([&] { return h.seen.connected_since(states_before); }, 60s));
+    const std::size_t values_after = h.seen.value_count(handle);
+    REQUIRE(h.seen.wait([&] { return h.seen.values[handle].size() >= values_after + 3; }));
+}
+
+TEST_CASE("OPC UA client: a frozen server is detected by the watchdog; tokens are renewed before they expire",
+          "[opcua][integration]") {
+    temp_dir dir;
+    peer server(dir.path / "server");
+    const fs::path pki = dir.path / "client";
+    trust_peer(dir.path / "server", pki);
+    auto o = options_for(server, pki, crypto::policy_id::aes128_sha256_rsaoaep, message_security_mode::sign_and_encrypt,
+                         false);
+    o.channel_lifetime = 2000ms;  // renewed every 1.5 s
+    o.request_timeout = 2000ms;
+    o.connect_timeout = 2000ms;
+    o.keep_alive_count = 5;
+    harness h(std::move(o));
+    REQUIRE(h.wait_connected());
+    const auto [ns, handle] = monitor_counter(*h.c);
+
+    // Values over three token lifetimes on one connection.
+    const auto spans = [&](std::chrono::seconds span) {
+        const auto& v = h.seen.values[handle];
+        return v.size() >= 2 && v.front().source_timestamp && v.back().source_timestamp &&
+               v.back().source_timestamp->unix_us() - v.front().source_timestamp->unix_us() >
+                   std::chrono::duration_cast<std::chrono::microseconds>(span).count();
+    };
+    REQUIRE(h.seen.wait([&] { return spans(6s); }));
+    CHECK(h.seen.state_count() == 1);
+    CHECK(h.c->read({plc(ns, "Line1.Counter")}, asio::use_future).get().ok());
+
+    // Frozen: the TCP connection stays, the answers stop.
+    server.signal(SIGSTOP);
+    REQUIRE(h.seen.wait([&] { return h.seen.states.back().first == connection_state::disconnected; }));
+    const std::size_t states_before = h.seen.state_count();
+    server.signal(SIGCONT);
     REQUIRE(h.seen.wait([&] { return h.seen.connected_since(states_before); }, 60s));
     const std::size_t values_after = h.seen.value_count(handle);
     REQUIRE(h.seen.wait([&] { return h.seen.values[handle].size() >= values_after + 3; }));
