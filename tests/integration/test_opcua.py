@@ -12,6 +12,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import queue
@@ -208,3 +209,270 @@ def test_types_as_json(broker_factory, clients, peers, tmp_path):
     assert seen["DateTime"] == "2024-01-02T03:04:05.678Z"
     assert seen["ByteString"] == "AAEC/v8="
     assert seen["Matrix"] == [[1, 2, 3], [4, 5, 6]]
+
+
+# ------------------------------------------------------------------ write-back
+
+def test_write_back_replies_and_the_value_follows(broker_factory, clients, peers, tmp_path):
+    peer = peers()
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer)))
+    watch = clients(b)
+    watch.subscribe(PREFIX + "/telemetry/line1/Setpoint")
+    assert values(watch, PREFIX + "/telemetry/line1/Setpoint", 1)[0]["value"] == 42.0
+    wait_sys(clients, b, "plc1", "items", lambda v: int(v) >= 9)
+
+    # 5.0: the reply goes to the Response Topic with the Correlation Data.
+    op = clients(b)
+    op.subscribe("ops/replies/#")
+    op.publish(PREFIX + "/cmd/setpoint", json.dumps({"value": 55.5}), qos=1,
+               properties=props(PacketTypes.PUBLISH, ResponseTopic="ops/replies/1", CorrelationData=b"req-1"))
+    r = op.get(timeout=VALUE_TIMEOUT)
+    assert r.topic == "ops/replies/1"
+    assert json.loads(r.payload) == {"status": "Good"}
+    assert r.properties.CorrelationData == b"req-1"
+    assert [v["value"] for v in values(watch, PREFIX + "/telemetry/line1/Setpoint", 1)] == [55.5]
+
+    # 3.1.1 (no Response Topic): the reply is on <topic>/reply; a bare JSON number is a value too.
+    old = Client(b, version=3).connect()
+    old.subscribe(PREFIX + "/cmd/setpoint/reply")
+    old.publish(PREFIX + "/cmd/setpoint", "12", qos=1)
+    assert json.loads(old.get(timeout=VALUE_TIMEOUT).payload) == {"status": "Good"}
+    assert [v["value"] for v in values(watch, PREFIX + "/telemetry/line1/Setpoint", 1)] == [12.0]
+    old.close()
+    assert int(wait_sys(clients, b, "plc1", "writes", lambda v: int(v) >= 2)) == 2
+
+
+def test_write_back_refuses_bad_payloads_clearly(broker_factory, clients, peers, tmp_path):
+    peer = peers()
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer)))
+    op = clients(b)
+    op.subscribe(PREFIX + "/cmd/setpoint/reply")
+    for payload, needle in ((b"not json", "not JSON"), (json.dumps({"value": "fast"}), "Double"),
+                            (json.dumps([1, 2]), "Double")):
+        op.publish(PREFIX + "/cmd/setpoint", payload, qos=1)
+        reply = json.loads(op.get(timeout=VALUE_TIMEOUT).payload)
+        assert reply["status"] == "BadTypeMismatch", reply
+        assert needle in reply["error"], reply
+    assert int(wait_sys(clients, b, "plc1", "write_errors", lambda v: int(v) >= 3)) == 3
+    # The source is still fine: a good write goes through.
+    op.publish(PREFIX + "/cmd/setpoint", "7.25", qos=1)
+    assert json.loads(op.get(timeout=VALUE_TIMEOUT).payload) == {"status": "Good"}
+
+
+def test_commands_need_the_command_grant(broker_factory, clients, raw_clients, peers, tmp_path):
+    import mqtt_raw
+    peer = peers()
+    writes = [{"topic": PREFIX + "/cmd/setpoint", "node": "ns=2;s=PLC1.Line1.Setpoint"},
+              {"topic": PREFIX + "/cmd/enable", "node": "ns=2;s=PLC1.Line1.Axis.Enabled"}]
+    roles = {
+        "gateway": [{"allow": "publish", "on": "acme/+/+/+/+/+/telemetry/#"},
+                    # replies are under the command subtree: publishing them takes the grant
+                    {"allow": "publish", "on": "acme/+/+/+/+/+/cmd/+/reply"},
+                    {"allow": "command", "on": "acme/+/+/+/+/+/cmd/+/reply"}],
+        "setter": [{"allow": "subscribe", "on": "#"}, {"allow": "subscribe", "on": "$SYS/#"},
+                   {"allow": "publish", "on": PREFIX + "/cmd/setpoint"},
+                   {"allow": "command", "on": PREFIX + "/cmd/setpoint"}],
+    }
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer), writes=writes, identity="plc-gateway"),
+                     roles=roles, users={"plc-gateway": ["gateway"], "anonymous": ["setter"]},
+                     auth={"allow_anonymous": True, "command_subtrees": ["acme/+/+/+/+/+/cmd/#"]})
+    watch = clients(b)
+    watch.subscribe(PREFIX + "/#")
+    wait_sys(clients, b, "plc1", "items", lambda v: int(v) >= 9)
+
+    raw = raw_clients(b, mqtt_raw.V5)
+    raw.connect_ok(uid("op"))
+    assert raw.publish_acked(PREFIX + "/cmd/enable", b"true").reason == 0x87
+    assert raw.publish_acked(PREFIX + "/cmd/setpoint", b"99").reason == 0
+    got = {}
+    deadline = time.monotonic() + VALUE_TIMEOUT
+    while "reply" not in got and time.monotonic() < deadline:
+        m = watch.get(timeout=max(0.05, deadline - time.monotonic()))
+        if m.topic == PREFIX + "/cmd/setpoint/reply":
+            got["reply"] = json.loads(m.payload)
+        elif m.topic.endswith("/cmd/enable/reply"):
+            raise AssertionError("a refused command was written: %r" % m.payload)
+    assert got["reply"] == {"status": "Good"}
+    # Axis/Enabled kept its value; the write counter saw one write only.
+    assert int(wait_sys(clients, b, "plc1", "writes", lambda v: v != "0")) == 1
+    assert int(wait_sys(clients, b, "plc1", "write_errors", lambda v: True)) == 0
+    enabled = clients(b)
+    enabled.subscribe(PREFIX + "/telemetry/line1/Axis/Enabled")
+    assert values(enabled, PREFIX + "/telemetry/line1/Axis/Enabled", 1)[0]["value"] is False
+
+
+def test_values_outside_the_identity_grants_are_denied(broker_factory, clients, peers, tmp_path):
+    peer = peers()
+    roles = {"gateway": [{"allow": "publish", "on": PREFIX + "/telemetry/count"}],
+             "watcher": [{"allow": "subscribe", "on": "#"}, {"allow": "subscribe", "on": "$SYS/#"}]}
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer), writes=[], identity="plc-gateway"),
+                     roles=roles, users={"plc-gateway": ["gateway"], "anonymous": ["watcher"]},
+                     auth={"allow_anonymous": True})
+    sub = clients(b)
+    sub.subscribe(PREFIX + "/telemetry/#")
+    assert values(sub, PREFIX + "/telemetry/count", 2)
+    assert int(wait_sys(clients, b, "plc1", "denied", lambda v: int(v) > 0)) > 0
+    # Nothing below line1 (not granted) was published.
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            m = sub.get(timeout=max(0.05, deadline - time.monotonic()))
+        except AssertionError:
+            break
+        assert m.topic == PREFIX + "/telemetry/count", m.topic
+
+
+# ------------------------------------------------------------------ security
+
+@pytest.mark.parametrize("policy,mode,user", [
+    ("Basic256Sha256", "SignAndEncrypt", True),
+    ("Aes128_Sha256_RsaOaep", "SignAndEncrypt", False),
+    ("Aes128_Sha256_RsaOaep", "Sign", True),
+])
+def test_secure_channels_and_users(broker_factory, clients, peers, tmp_path, policy, mode, user):
+    peer = peers(extra=["--no-anonymous"] if user else [])
+    extra = {"security": {"policy": policy, "mode": mode}}
+    if user:
+        extra["user"] = {"username": USER, "password": PASSWORD}
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer), **extra))
+    sub = clients(b)
+    sub.subscribe(PREFIX + "/telemetry/count")
+    counts = values(sub, PREFIX + "/telemetry/count", 2)
+    assert counts[1]["value"] > counts[0]["value"]
+    op = clients(b)
+    op.subscribe(PREFIX + "/cmd/setpoint/reply")
+    op.publish(PREFIX + "/cmd/setpoint", "3.5", qos=1)
+    assert json.loads(op.get(timeout=VALUE_TIMEOUT).payload) == {"status": "Good"}
+
+
+def test_wrong_password_is_refused_clearly(broker_factory, clients, peers, tmp_path):
+    peer = peers(extra=["--no-anonymous"])
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer), user={"username": USER,
+                                                                                   "password": "wrong"}))
+    err = wait_sys(clients, b, "plc1", "last_error", lambda v: "BadUserAccessDenied" in v)
+    assert "BadUserAccessDenied" in err
+    assert wait_sys(clients, b, "plc1", "connected", lambda v: True) == "0"
+    wait_until(lambda: "BadUserAccessDenied" in b.stderr_text(), what="a log line naming BadUserAccessDenied")
+    # The broker itself is unaffected.
+    c = clients(b)
+    c.subscribe("x/y")
+    c.publish("x/y", "still here")
+    assert c.get().payload == b"still here"
+
+
+def test_untrusted_server_certificate_is_refused_and_filed(broker_factory, clients, peers, tmp_path):
+    peer = peers()
+    pki = tmp_path / "empty-pki"
+    b = start_broker(broker_factory, source(peer, pki, security={"policy": "Basic256Sha256", "mode": "Sign"}))
+    err = wait_sys(clients, b, "plc1", "last_error", lambda v: "BadCertificateUntrusted" in v)
+    assert "BadCertificateUntrusted" in err
+    assert wait_sys(clients, b, "plc1", "connected", lambda v: True) == "0"
+    # Filed under rejected/ for the operator to move to trusted/.
+    wait_until(lambda: any((pki / "rejected").glob("*")) if (pki / "rejected").exists() else False,
+               what="the server certificate under rejected/")
+    # Once trusted, the next attempt connects without a broker restart.
+    (pki / "trusted").mkdir(exist_ok=True)
+    for f in (pki / "rejected").glob("*"):
+        f.rename(pki / "trusted" / f.name)
+    assert wait_sys(clients, b, "plc1", "connected", lambda v: v == "1", timeout=60) == "1"
+
+
+# ------------------------------------------------------------------ outages
+
+def test_server_restart_values_resume_without_broker_restart(broker_factory, clients, peers, tmp_path):
+    peer = peers()
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer)))
+    sub = clients(b)
+    sub.subscribe(PREFIX + "/telemetry/count")
+    assert values(sub, PREFIX + "/telemetry/count", 2)
+    port = peer.port
+    peer.stop(signal.SIGKILL)
+    wait_sys(clients, b, "plc1", "connected", lambda v: v == "0")
+    # MQTT is served while the PLC is down.
+    c = clients(b)
+    c.subscribe("x/y")
+    c.publish("x/y", "up")
+    assert c.get().payload == b"up"
+
+    again = peers(name="plc", port=port)
+    assert again.port == port
+    wait_sys(clients, b, "plc1", "connected", lambda v: v == "1", timeout=60)
+    # The counter restarted at 0 with the server: small values again, rising.
+    got = values(sub, PREFIX + "/telemetry/count", 3, timeout=60)
+    while got[-1]["value"] > 50:
+        got = values(sub, PREFIX + "/telemetry/count", 1)
+    assert int(wait_sys(clients, b, "plc1", "connects", lambda v: int(v) >= 2)) >= 2
+
+
+def test_server_down_at_start_does_not_hold_the_broker(broker_factory, clients, peers, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first = peers(name="plc")  # only for its certificate
+    pki = trusted_pki(tmp_path, first)
+    first.stop()
+    cfg = source(first, pki)
+    cfg["endpoint"] = "opc.tcp://127.0.0.1:%d" % port
+    b = start_broker(broker_factory, cfg)
+    c = clients(b)
+    c.subscribe("x/y")
+    c.publish("x/y", "up")
+    assert c.get().payload == b"up"
+    assert wait_sys(clients, b, "plc1", "connected", lambda v: True) == "0"
+    sub = clients(b)
+    sub.subscribe(PREFIX + "/telemetry/count")
+    peers(name="plc", port=port)
+    assert values(sub, PREFIX + "/telemetry/count", 2, timeout=60)
+
+
+# ------------------------------------------------------------------ config
+
+def test_bad_opcua_config_is_refused(tmp_path):
+    from conftest import DEFAULT_CONFIG, STRATA_BIN, merge, to_yaml
+    good = {"name": "plc1", "endpoint": "opc.tcp://127.0.0.1:4840",
+            "mappings": [{"node": "ns=2;s=PLC1.Line1.Counter", "topic": "a/b"}]}
+    cases = [
+        ({"endpoint": "http://127.0.0.1:4840"}, "opc.tcp://"),
+        ({"mappings": [{"node": "ns=x;q=1", "topic": "a/b"}]}, "OPC UA node id"),
+        ({"mappings": [{"node": "ns=2;i=5", "topic": "a/+"}]}, "without wildcards"),
+        ({"mappings": [{"browse": "Objects/PLC1"}]}, "topic_prefix"),
+        ({"security": {"policy": "Basic256Sha256", "mode": "None"}}, "policy None goes with mode None"),
+        ({"security": {"policy": "Basic128Rsa15", "mode": "Sign"}}, "Basic256Sha256"),
+        ({"user": {"username": "u"}}, "password"),
+        ({"publish_interval_ms": 0}, "publish_interval_ms"),
+        ({"colour": "red"}, "colour"),
+        ({"mappings": [], "writes": []}, "needs mappings or writes"),
+    ]
+    for i, (over, needle) in enumerate(cases):
+        src = dict(good)
+        src.update(over)
+        cfg = merge(DEFAULT_CONFIG, {"opcua": [src]})
+        cfg["persistence"]["path"] = str(tmp_path / ("d%d" % i))
+        path = tmp_path / ("bad%d.yaml" % i)
+        path.write_text(to_yaml(cfg))
+        r = subprocess.run([STRATA_BIN, "--config", str(path)], capture_output=True, timeout=30)
+        assert r.returncode != 0, over
+        assert needle in r.stderr.decode(), (over, r.stderr.decode())
+    # Two sources with one name.
+    cfg = merge(DEFAULT_CONFIG, {"opcua": [good, good]})
+    cfg["persistence"]["path"] = str(tmp_path / "dup")
+    path = tmp_path / "dup.yaml"
+    path.write_text(to_yaml(cfg))
+    r = subprocess.run([STRATA_BIN, "--config", str(path)], capture_output=True, timeout=30)
+    assert r.returncode != 0 and "duplicate OPC UA source name" in r.stderr.decode()
+
+
+def test_the_deploy_example_is_a_valid_config(broker_factory, clients, tmp_path):
+    """deploy/opcua/edge.yaml's `opcua:` section starts a broker (its PLC, here a closed port, is down)."""
+    import yaml
+    example = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "deploy" / "opcua" / "edge.yaml")
+                             .read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sources = example["opcua"]
+    for s in sources:
+        s["endpoint"] = "opc.tcp://127.0.0.1:%d" % port
+        s["pki"] = str(tmp_path / "pki")
+    b = start_broker(broker_factory, *sources)
+    assert wait_sys(clients, b, sources[0]["name"], "connected", lambda v: True) == "0"

@@ -3,6 +3,7 @@
 //
 //   node server.js --pki DIR [--port N] [--user NAME --password PW]
 //                  [--require-trust] [--trust-client FILE] [--no-anonymous]
+//                  [--load N]
 //
 //   --port N           TCP port; 0 (the default) picks a free one.
 //   --pki DIR          the server's PKI (own certificate and key, trusted and
@@ -16,6 +17,8 @@
 //   --trust-client F   trust this client certificate (DER or PEM) before
 //                      listening; may be repeated.
 //   --no-anonymous     refuse anonymous sessions.
+//   --load N           N more variables, Objects/PLC1/Load/Tag00000 ..., each
+//                      changing once a second (ingestion benchmarks).
 //
 // Endpoints: SecurityPolicy None (mode None), Basic256Sha256 and
 // Aes128_Sha256_RsaOaep in Sign and SignAndEncrypt. Operation limits are
@@ -32,6 +35,7 @@
 //   Objects/PLC1/Types/  Int16, Int64, Float, DateTime, ByteString, Matrix (Double 2x3)
 //   Objects/PLC1/Bulk/   Tag000 .. Tag199 (UInt32 = index), for browse
 //                        continuation points and batched reads
+//   Objects/PLC1/Load/   with --load N: Tag00000 .. (UInt32, all +1 each second)
 // The NodeId of each is "PLC1.<path with dots>", e.g. ns=<i>;s=PLC1.Line1.Counter.
 //
 // Prints exactly one line on stdout, `ready <port>`, once it listens
@@ -65,6 +69,7 @@ function parseArgs(argv) {
         requireTrust: false,
         trustClient: [],
         anonymous: true,
+        load: 0,
     };
     for (let i = 0; i < argv.length; i++) {
         const arg = argv[i];
@@ -80,12 +85,15 @@ function parseArgs(argv) {
             case "--require-trust": options.requireTrust = true; break;
             case "--trust-client": options.trustClient.push(value()); break;
             case "--no-anonymous": options.anonymous = false; break;
+            case "--load": options.load = Number.parseInt(value(), 10); break;
             default: throw new Error(`unknown argument ${arg}`);
         }
     }
     if (!options.pki) throw new Error("--pki DIR is required");
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)
         throw new Error("--port must be 0..65535");
+    if (!Number.isInteger(options.load) || options.load < 0 || options.load > 1000000)
+        throw new Error("--load must be 0..1000000");
     if (!!options.user !== !!options.password) throw new Error("--user and --password go together");
     return options;
 }
@@ -128,7 +136,7 @@ function setValue(variable, dataType, value, arrayType) {
     );
 }
 
-function buildAddressSpace(server) {
+function buildAddressSpace(server, load) {
     const addressSpace = server.engine.addressSpace;
     const ns = addressSpace.registerNamespace("urn:strata:test-plc");
     const plc1 = addObject(ns, addressSpace.rootFolder.objects, "PLC1", true);
@@ -168,6 +176,13 @@ function buildAddressSpace(server) {
     const bulk = addObject(ns, plc1, "Bulk");
     for (let i = 0; i < 200; i++) addVariable(ns, bulk, `Tag${String(i).padStart(3, "0")}`, "UInt32", i);
 
+    const loadTags = [];
+    if (load > 0) {
+        const loadFolder = addObject(ns, plc1, "Load");
+        for (let i = 0; i < load; i++)
+            loadTags.push(addVariable(ns, loadFolder, `Tag${String(i).padStart(5, "0")}`, "UInt32", 0));
+    }
+
     let count = 0;
     let second = 0;
     const start = Date.now();
@@ -180,6 +195,7 @@ function buildAddressSpace(server) {
     const slow = setInterval(() => {
         second += 1;
         setValue(speeds, DataType.Double, [1.5, 2.5, 3.5, 4.5].map((v) => v + second), VariantArrayType.Array);
+        for (const tag of loadTags) setValue(tag, DataType.UInt32, second);
     }, 1000);
     return () => {
         clearInterval(fast);
@@ -235,7 +251,7 @@ async function main() {
     await server.initialize();
     for (const file of options.trustClient) await serverCertificateManager.trustCertificate(readCertificate(file));
     fs.writeFileSync(path.join(options.pki, "server_certificate.der"), readCertificate(server.certificateFile));
-    const stopUpdates = buildAddressSpace(server);
+    const stopUpdates = buildAddressSpace(server, options.load);
 
     await server.start();
     const port = server.endpoints[0].port;
