@@ -1,7 +1,7 @@
 #include "broker/bridge_host.hpp"
 
 #include "broker/broker_core.hpp"
-#include "broker/model_enforcement.hpp"
+#include "broker/publish_as.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
@@ -279,19 +279,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         return {reason_code::success, 0};
     }
     const std::string topic = rule->map(p.topic);
-    if (p.qos > 0 && !core_.store_healthy()) return {reason_code::quota_exceeded, 0};
 
-    // The checks a client's PUBLISH gets, with the bridge's identity.
-    const ns::model* model = core_.model();
-    const bool command = grants_ != nullptr && core_.is_command(topic);
-    if (!ns::valid_topic_name(topic) || topic.front() == '$' || !core_.access().may_publish(topic) ||
-        (model != nullptr && under_prefix(topic, model->dead_letter_prefix())) ||
-        (grants_ != nullptr && !grants_->may_publish(topic, command))) {
-        denied_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("bridge '{}': '{}' from the remote refused: identity '{}' may not publish there", cfg_.name,
-                     topic, cfg_.identity);
-        return {reason_code::not_authorized, 0};
-    }
     auto m = std::make_shared<message>();
     m->topic = topic;
     m->payload = std::move(p.payload);
@@ -304,29 +292,31 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
     if (m->props.message_expiry_interval) {
         m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
     }
-    if (model != nullptr) {
-        const ns::verdict v = model->check(m->topic, m->payload, m->retain);
-        if (v.violation()) {
-            switch (v.mode) {
-            case ns::enforcement::reject:
-                denied_.fetch_add(1, std::memory_order_relaxed);
-                spdlog::warn("bridge '{}': '{}' from the remote rejected by the namespace model: {}", cfg_.name,
-                             m->topic, v.reason);
-                return {static_cast<reason_code>(v.mqtt_reason()), 0};
-            case ns::enforcement::quarantine: {
-                auto q = quarantine_copy(*model, m->topic, m->payload, m->qos, m->retain, v, outbox_.get());
-                received_.fetch_add(1, std::memory_order_relaxed);
-                return {reason_code::success, core_.publish(q).ticket};
-            }
-            case ns::enforcement::warn:
-                spdlog::debug("bridge '{}': namespace model (warn): '{}': {}", cfg_.name, m->topic, v.reason);
-                break;
-            }
-        }
+    // The checks a client's PUBLISH gets, with the bridge's identity.
+    const publish_as_result r = publish_as(core_, grants_.get(), m);
+    using outcome = publish_as_result::outcome;
+    switch (r.what) {
+    case outcome::denied:
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("bridge '{}': '{}' from the remote refused: identity '{}' may not publish there", cfg_.name,
+                     topic, cfg_.identity);
+        break;
+    case outcome::rejected:
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("bridge '{}': '{}' from the remote rejected by the namespace model: {}", cfg_.name, topic,
+                     r.reason);
+        break;
+    case outcome::store_down:
+        break;
+    case outcome::published:
+    case outcome::quarantined:
+        if (!r.reason.empty())
+            spdlog::debug("bridge '{}': namespace model ({}): '{}': {}", cfg_.name,
+                          r.what == outcome::quarantined ? "quarantine" : "warn", topic, r.reason);
+        received_.fetch_add(1, std::memory_order_relaxed);
+        break;
     }
-    received_.fetch_add(1, std::memory_order_relaxed);
-    const auto r = core_.publish(m);
-    return {reason_code::success, r.ticket};
+    return {r.code, r.ticket};
 }
 
 std::string bridge::remote_id() const {

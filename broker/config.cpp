@@ -790,6 +790,17 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
+// A decimal number within [min, max].
+double read_number(const reader& r, const value_ref& v, double min, double max) {
+    const std::string text = r.read_string(v);
+    char* end = nullptr;
+    const double d = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || !(d >= min && d <= max))
+        r.fail(v, "expected a number between " + std::to_string(min) + " and " + std::to_string(max) + " (got '" +
+                      text + "')");
+    return d;
+}
+
 // `opcua:` (README "OPC UA"). Node ids and topics are checked here so that
 // a typo stops the broker at start instead of leaving a tag unpublished.
 std::string read_node_id(const reader& r, const value_ref& v) {
@@ -832,6 +843,9 @@ void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o) {
             {"topic", [&](const value_ref& x) { m.topic = read_topic_name(r, x); }},
             {"browse", [&](const value_ref& x) { m.browse = r.read_nonempty_string(x); }},
             {"topic_prefix", [&](const value_ref& x) { prefix = read_topic_name(r, x); }},
+            {"sampling_ms", [&](const value_ref& x) { m.sampling_ms = r.read_uint<std::uint32_t>(x, 0, 3'600'000); }},
+            {"queue_size", [&](const value_ref& x) { m.queue_size = r.read_uint<std::uint32_t>(x, 1, 10'000); }},
+            {"deadband", [&](const value_ref& x) { m.deadband = read_number(r, x, 0, 1e300); }},
         });
         if (!m.node.empty() && (m.topic.empty() || !m.browse.empty() || !prefix.empty()))
             r.fail(item, "a node mapping is {node, topic}");
@@ -897,16 +911,6 @@ void read_opcua(const reader& r, const value_ref& v, config& cfg) {
 }
 
 // `alerts:` (broker/alerts.hpp).
-double read_number(const reader& r, const value_ref& v, double min, double max) {
-    const std::string text = r.read_string(v);
-    char* end = nullptr;
-    const double d = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || !(d >= min && d <= max))
-        r.fail(v, "expected a number between " + std::to_string(min) + " and " + std::to_string(max) + " (got '" +
-                      text + "')");
-    return d;
-}
-
 void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
     using u32 = std::uint32_t;
     r.read_map(v, {

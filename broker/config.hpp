@@ -178,6 +178,12 @@ struct opcua_mapping {
     std::string node;    // `node: "ns=2;s=PLC1.Line1.Counter"` with `topic:`, or
     std::string browse;  // `browse: "Objects/PLC1/Line1"` with `topic_prefix:`: every variable below
     std::string topic;   // the topic, or the prefix of the browse path's topics
+    // The monitored items' parameters: sampling interval (default: the
+    // publishing interval), values the server queues between publishes
+    // (1: only the newest), absolute deadband of numeric values (0: every change).
+    std::optional<std::uint32_t> sampling_ms;
+    std::uint32_t queue_size = 1;
+    double deadband = 0;
 };
 
 struct opcua_write {

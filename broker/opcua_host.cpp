@@ -2,9 +2,8 @@
 
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
-#include "broker/model_enforcement.hpp"
 #include "broker/opcua_json.hpp"
-#include "namespace/topic.hpp"
+#include "broker/publish_as.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -124,9 +123,11 @@ asio::awaitable<void> opcua_source::setup() {
 
 asio::awaitable<bool> opcua_source::monitor_all() {
     std::vector<std::pair<opcua::node_id, std::string>> nodes;
+    std::vector<const opcua_mapping*> from;  // the mapping of each node
     for (const auto& m : cfg_.mappings) {
         if (!m.node.empty()) {
             nodes.emplace_back(*opcua::node_id::parse(m.node), m.topic);
+            from.push_back(&m);
             continue;
         }
         auto root = co_await client_->resolve_path(m.browse, asio::use_awaitable);
@@ -138,11 +139,16 @@ asio::awaitable<bool> opcua_source::monitor_all() {
         co_await add_browsed(root.value, m.topic, 0, nodes);
         if (stopped_) co_return true;
         if (nodes.size() == before) spdlog::warn("opcua '{}': no variables below '{}'", cfg_.name, m.browse);
+        from.resize(nodes.size(), &m);
     }
     if (stopped_ || nodes.empty()) co_return true;
     std::vector<opcua::monitor_request> req;
     req.reserve(nodes.size());
-    for (const auto& [node, topic] : nodes) req.push_back({node, std::chrono::milliseconds(-1), 1, 0.0});
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        const opcua_mapping& m = *from[i];
+        req.push_back({nodes[i].first, std::chrono::milliseconds(m.sampling_ms ? std::int64_t(*m.sampling_ms) : -1),
+                       m.queue_size, m.deadband});
+    }
     auto r = co_await client_->monitor(std::move(req), asio::use_awaitable);
     if (!r.ok()) {
         fail("monitored items: " + r.describe());
@@ -230,35 +236,22 @@ void opcua_source::on_value(std::uint32_t handle, const opcua::data_value& dv) {
     else denied_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool opcua_source::publish_checked(std::shared_ptr<message> m) {
-    // The checks a client's PUBLISH gets, with the source's identity.
-    const ns::model* model = core_.model();
-    const bool command = grants_ != nullptr && core_.is_command(m->topic);
-    if (!core_.access().may_publish(m->topic) ||
-        (model != nullptr && under_prefix(m->topic, model->dead_letter_prefix())) ||
-        (grants_ != nullptr && !grants_->may_publish(m->topic, command))) {
+bool opcua_source::publish_checked(const message_ptr& m) {
+    const publish_as_result r = publish_as(core_, grants_.get(), m);
+    switch (r.what) {
+    case publish_as_result::outcome::published:
+    case publish_as_result::outcome::quarantined:
+        return true;
+    case publish_as_result::outcome::denied:
         spdlog::debug("opcua '{}': '{}' refused: identity '{}' may not publish there", cfg_.name, m->topic,
                       cfg_.identity);
         return false;
+    case publish_as_result::outcome::rejected:
+    case publish_as_result::outcome::store_down:
+        spdlog::debug("opcua '{}': '{}' not published: {}", cfg_.name, m->topic, r.reason);
+        return false;
     }
-    if (m->qos > 0 && !core_.store_healthy()) return false;
-    if (model != nullptr) {
-        const ns::verdict v = model->check(m->topic, m->payload, m->retain);
-        if (v.violation()) {
-            switch (v.mode) {
-            case ns::enforcement::reject:
-                spdlog::debug("opcua '{}': '{}' rejected by the namespace model: {}", cfg_.name, m->topic, v.reason);
-                return false;
-            case ns::enforcement::quarantine:
-                core_.publish(quarantine_copy(*model, m->topic, m->payload, m->qos, m->retain, v, m->origin));
-                return true;
-            case ns::enforcement::warn:
-                break;
-            }
-        }
-    }
-    core_.publish(m);
-    return true;
+    return false;
 }
 
 void opcua_source::notify() {
@@ -350,7 +343,7 @@ void opcua_source::reply(const message& cmd, const std::string& status, const st
     m->qos = 1;
     m->props.correlation_data = cmd.props.correlation_data;
     m->origin = inbox_.get();
-    if (!ns::valid_topic_name(m->topic) || m->topic.front() == '$' || !publish_checked(m)) {
+    if (!publish_checked(m)) {
         spdlog::warn("opcua '{}': the reply to '{}' could not be published on '{}'", cfg_.name, cmd.topic, m->topic);
     }
 }

@@ -93,7 +93,7 @@ private:
     void on_state(opcua::connection_state s, const opcua::outcome& why);
     void on_value(std::uint32_t handle, const opcua::data_value& dv);
     // Published under the source's identity; false when refused.
-    bool publish_checked(std::shared_ptr<message> m);
+    bool publish_checked(const message_ptr& m);
     void reply(const message& cmd, const std::string& status, const std::string& detail);
     void fail(const std::string& what);
 

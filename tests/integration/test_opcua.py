@@ -211,6 +211,17 @@ def test_types_as_json(broker_factory, clients, peers, tmp_path):
     assert seen["Matrix"] == [[1, 2, 3], [4, 5, 6]]
 
 
+def test_bad_status_codes_are_kept(broker_factory, clients, peers, tmp_path):
+    peer = peers()
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer), writes=[], mappings=[
+        {"browse": "Objects/PLC1/Line2", "topic_prefix": "plant/line2"}]))
+    sub = clients(b)
+    sub.subscribe("plant/line2/Broken")
+    broken = values(sub, "plant/line2/Broken", 1)[0]
+    assert broken["status"] == "BadSensorFailure", broken
+    assert broken["status_code"] == 0x808C0000 and "value" in broken
+
+
 # ------------------------------------------------------------------ write-back
 
 def test_write_back_replies_and_the_value_follows(broker_factory, clients, peers, tmp_path):
@@ -442,6 +453,8 @@ def test_bad_opcua_config_is_refused(tmp_path):
         ({"publish_interval_ms": 0}, "publish_interval_ms"),
         ({"colour": "red"}, "colour"),
         ({"mappings": [], "writes": []}, "needs mappings or writes"),
+        ({"mappings": [{"node": "ns=2;i=5", "topic": "a/b", "queue_size": 0}]}, "queue_size"),
+        ({"mappings": [{"node": "ns=2;i=5", "topic": "a/b", "deadband": -1}]}, "deadband"),
     ]
     for i, (over, needle) in enumerate(cases):
         src = dict(good)
@@ -462,17 +475,49 @@ def test_bad_opcua_config_is_refused(tmp_path):
     assert r.returncode != 0 and "duplicate OPC UA source name" in r.stderr.decode()
 
 
-def test_the_deploy_example_is_a_valid_config(broker_factory, clients, tmp_path):
-    """deploy/opcua/edge.yaml's `opcua:` section starts a broker (its PLC, here a closed port, is down)."""
+def deploy_example(name):
     import yaml
-    example = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "deploy" / "opcua" / "edge.yaml")
-                             .read_text())
+    return yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "deploy" / "opcua" / name).read_text())
+
+
+def test_the_deploy_examples_are_valid_configs(broker_factory, clients, peers, tmp_path):
+    """deploy/opcua/edge.yaml's `opcua:` section starts a broker (its PLC, here a closed port,
+    is down); demo.yaml's ingests the test PLC and writes its setpoint."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    sources = example["opcua"]
-    for s in sources:
-        s["endpoint"] = "opc.tcp://127.0.0.1:%d" % port
-        s["pki"] = str(tmp_path / "pki")
-    b = start_broker(broker_factory, *sources)
-    assert wait_sys(clients, b, sources[0]["name"], "connected", lambda v: True) == "0"
+    edge = deploy_example("edge.yaml")["opcua"]
+    for src in edge:
+        src["endpoint"] = "opc.tcp://127.0.0.1:%d" % port
+        src["pki"] = str(tmp_path / "pki")
+    b = start_broker(broker_factory, *edge)
+    assert wait_sys(clients, b, edge[0]["name"], "connected", lambda v: True) == "0"
+
+    peer = peers()
+    demo = deploy_example("demo.yaml")["opcua"]
+    demo[0]["endpoint"] = peer.endpoint
+    demo[0]["pki"] = str(tmp_path / "demo-pki")
+    d = start_broker(broker_factory, *demo)
+    sub = clients(d)
+    sub.subscribe(PREFIX + "/#")
+    assert values(sub, PREFIX + "/telemetry/Counter", 2)
+    sub.publish(PREFIX + "/cmd/setpoint", "55.5", qos=1)
+    assert values(sub, PREFIX + "/cmd/setpoint/reply", 1) == [{"status": "Good"}]
+
+
+
+def test_queue_size_and_deadband_per_mapping(broker_factory, clients, peers, tmp_path):
+    """The counter rises by 1 every 100 ms. Published once a second with a server queue of
+    20 samples, every step arrives; with a deadband of 5, only changes larger than 5."""
+    peer = peers()
+    b = start_broker(broker_factory, source(peer, trusted_pki(tmp_path, peer), publish_interval_ms=1000, writes=[],
+                                            mappings=[
+        {"node": "ns=2;s=PLC1.Line1.Counter", "topic": "plant/queued", "sampling_ms": 50, "queue_size": 20},
+        {"node": "ns=2;s=PLC1.Line1.Counter", "topic": "plant/deadband", "sampling_ms": 50, "deadband": 5}]))
+    sub = clients(b)
+    sub.subscribe("plant/#")
+    queued = [v["value"] for v in values(sub, "plant/queued", 25)]
+    steps = [b - a for a, b in zip(queued, queued[1:])]
+    assert steps.count(1) >= len(steps) - 2, queued  # a sample may fall between two updates
+    banded = [v["value"] for v in values(sub, "plant/deadband", 4)]
+    assert all(b - a > 5 for a, b in zip(banded, banded[1:])), banded

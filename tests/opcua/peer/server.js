@@ -31,7 +31,8 @@
 //                        Recipe (String), Speeds (Double[4], change every
 //                        second), Setpoint (Double, writable),
 //                        Axis/{Position, Enabled}
-//   Objects/PLC1/Line2/  Counter (UInt32), Status (Int32)
+//   Objects/PLC1/Line2/  Counter (UInt32), Status (Int32), Broken (Double with
+//                        status BadSensorFailure)
 //   Objects/PLC1/Types/  Int16, Int64, Float, DateTime, ByteString, Matrix (Double 2x3)
 //   Objects/PLC1/Bulk/   Tag000 .. Tag199 (UInt32 = index), for browse
 //                        continuation points and batched reads
@@ -159,6 +160,9 @@ function buildAddressSpace(server, load) {
     const line2 = addObject(ns, plc1, "Line2");
     addVariable(ns, line2, "Counter", "UInt32", 7);
     addVariable(ns, line2, "Status", "Int32", -1);
+    const broken = addVariable(ns, line2, "Broken", "Double", 0.0);
+    broken.setValueFromSource(new Variant({ dataType: DataType.Double, value: -1 }), StatusCodes.BadSensorFailure,
+        new Date());
 
     const types = addObject(ns, plc1, "Types");
     addVariable(ns, types, "Int16", "Int16", -12345);

@@ -1,0 +1,42 @@
+#include "broker/publish_as.hpp"
+
+#include "broker/model_enforcement.hpp"
+#include "namespace/topic.hpp"
+
+namespace strata::broker {
+
+publish_as_result publish_as(broker_core& core, const auth::grants* grants, const message_ptr& m) {
+    using outcome = publish_as_result::outcome;
+    using mqtt::reason_code;
+    const ns::model* model = core.model();
+    const std::string& topic = m->topic;
+    const bool command = grants != nullptr && core.is_command(topic);
+    if (!ns::valid_topic_name(topic) || topic.front() == '$' || !core.access().may_publish(topic) ||
+        (model != nullptr && under_prefix(topic, model->dead_letter_prefix())) ||
+        (grants != nullptr && !grants->may_publish(topic, command))) {
+        return {outcome::denied, reason_code::not_authorized, 0, "the identity may not publish there"};
+    }
+    if (m->qos > 0 && !core.store_healthy()) {
+        return {outcome::store_down, reason_code::quota_exceeded, 0, "the store refuses writes"};
+    }
+    std::string warned;
+    if (model != nullptr) {
+        const ns::verdict v = model->check(topic, m->payload, m->retain);
+        if (v.violation()) {
+            switch (v.mode) {
+            case ns::enforcement::reject:
+                return {outcome::rejected, static_cast<reason_code>(v.mqtt_reason()), 0, std::string(v.reason)};
+            case ns::enforcement::quarantine: {
+                auto q = quarantine_copy(*model, topic, m->payload, m->qos, m->retain, v, m->origin);
+                return {outcome::quarantined, reason_code::success, core.publish(q).ticket, std::string(v.reason)};
+            }
+            case ns::enforcement::warn:
+                warned = v.reason;
+                break;
+            }
+        }
+    }
+    return {outcome::published, reason_code::success, core.publish(m).ticket, std::move(warned)};
+}
+
+}  // namespace strata::broker
