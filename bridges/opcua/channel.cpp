@@ -60,8 +60,7 @@ std::optional<endpoint_address> parse_endpoint_url(std::string_view url) {
 secure_channel::secure_channel(strand executor, std::string endpoint_url, channel_security security,
                                std::chrono::milliseconds lifetime)
     : executor_(executor), endpoint_url_(std::move(endpoint_url)), sec_(std::move(security)), lifetime_(lifetime),
-      socket_(executor), closed_(executor, asio::steady_timer::time_point::max()),
-      renew_timer_(executor) {}
+      socket_(executor), renew_timer_(executor), closed_(executor, asio::steady_timer::time_point::max()) {}
 
 asio::awaitable<outcome> secure_channel::open(std::chrono::milliseconds timeout) {
     auto self = shared_from_this();
