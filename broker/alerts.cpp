@@ -3,16 +3,19 @@
 
 #include "broker/broker_core.hpp"
 #include "broker/http_admin.hpp"
+#include "broker/stats.hpp"
 #include "broker/stored.hpp"
+#include "namespace/model.hpp"
 #include "namespace/topic.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace strata::broker {
-
 
 namespace {
 // Lookups by string_view without making a std::string.
@@ -22,15 +25,31 @@ struct text_hash {
 };
 template <class V>
 using text_map = std::unordered_map<std::string, V, text_hash, std::equal_to<>>;
+
+// The key of a subtree's entry for the topics beyond max_topics: no topic
+// name contains U+0000, so it cannot clash with a topic.
+constexpr char aggregate_mark = '\0';
+
+constexpr std::uint32_t unresolved = std::numeric_limits<std::uint32_t>::max();
 }  // namespace
 
-// One thread's counts. The thread is the only writer of `n` (relaxed
-// load+store); the tick reads it. `seen` (topic -> Unix ms of its last
-// message) is guarded by `mutex`.
+// One topic in one thread's table. `n` is written by that thread only
+// (relaxed load+store); the rest belongs to the tick, under the table's
+// mutex.
+struct alerts::topic_entry {
+    std::atomic<std::uint64_t> n{0};
+    std::uint64_t seen_n = 0;          // n at the tick that last saw it change
+    std::int64_t changed_ms = 0;       // when that tick ran (steady clock, ms)
+    std::uint32_t subtree = unresolved;
+    std::int64_t max_silence_ms = 0;   // 0: not watched for staleness
+};
+
+// One thread's table. Entries never move (node-based map) and are never
+// removed. The owner looks entries up without the mutex and takes it to
+// insert; the tick takes it to walk the table.
 struct alerts::thread_counts {
-    std::array<std::atomic<std::uint64_t>, max_subtrees> n{};
     std::mutex mutex;
-    text_map<std::int64_t> seen;
+    text_map<topic_entry> topics;
 };
 
 std::atomic<alerts*> alerts::current_{nullptr};
@@ -39,14 +58,15 @@ namespace {
 
 std::atomic<std::uint64_t> generations{0};
 
-// The calling thread's view: its counters and the subtree ids it knows,
-// for the alerts object of `generation`.
+// The calling thread's view: its table for the alerts object of
+// `generation`, and the key and counter of the entry it counted last.
+// Constant-initialised and trivially destructible, so that reading it is a
+// plain thread-local access (no initialisation guard).
 struct local_view {
     std::uint64_t generation = 0;
     void* counts = nullptr;
-    std::string last;
-    std::uint32_t last_id = 0;
-    text_map<std::uint32_t> ids;
+    const std::string* last_key = nullptr;
+    std::atomic<std::uint64_t>* last_n = nullptr;
 };
 thread_local local_view view;
 
@@ -60,6 +80,8 @@ std::string_view subtree_of(std::string_view topic, std::uint32_t levels) noexce
     }
     return topic.substr(0, pos);
 }
+
+bool is_aggregate(std::string_view key) noexcept { return !key.empty() && key.front() == aggregate_mark; }
 
 }  // namespace
 
@@ -111,65 +133,50 @@ alerts::thread_counts& alerts::local() {
     return *static_cast<thread_counts*>(view.counts);
 }
 
-std::uint32_t alerts::subtree_id(std::string_view subtree) {
-    std::lock_guard lock(subtrees_mutex_);
-    const auto it = subtree_ids_.find(std::string(subtree));
-    if (it != subtree_ids_.end()) return it->second;
-    if (subtree_names_.size() >= max_subtrees) return max_subtrees;
-    const auto id = static_cast<std::uint32_t>(subtree_names_.size());
-    subtree_names_.emplace_back(subtree);
-    subtree_ids_.emplace(subtree, id);
-    return id;
-}
-
-bool alerts::watched_for_staleness(std::string_view topic, std::uint32_t& max_silence_s) const noexcept {
-    for (const auto& r : cfg_.stale) {
-        if (ns::topic_matches(r.filter, topic)) {
-            max_silence_s = r.max_silence_s;
-            return true;
-        }
-    }
-    return false;
-}
-
 void alerts::count_here(std::string_view topic) noexcept {
     if (topic.empty() || topic.front() == '$') return;
+    // The common case under load: the same topic as this thread's last
+    // message (a publisher's messages arrive in batches).
+    if (view.generation == generation_ && view.last_key != nullptr && *view.last_key == topic) {
+        bump(*view.last_n);
+        return;
+    }
     try {
-        auto& t = local();
-        const auto subtree = subtree_of(topic, cfg_.levels);
-        std::uint32_t id = view.last_id;
-        if (subtree != view.last || view.last.empty()) {
-            const auto it = view.ids.find(subtree);
-            if (it != view.ids.end()) {
-                id = it->second;
-            } else {
-                id = subtree_id(subtree);
-                view.ids.emplace(subtree, id);
-            }
-            view.last.assign(subtree);
-            view.last_id = id;
-        }
-        if (id < max_subtrees) {
-            auto& c = t.n[id];
-            c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        } else if (!subtrees_full_logged_.exchange(true)) {
-            spdlog::warn("alerts: more than {} subtrees; further subtrees are not watched", max_subtrees);
-        }
-        std::uint32_t silence = 0;
-        if (!cfg_.stale.empty() && watched_for_staleness(topic, silence)) {
-            const auto now = now_ms();
-            std::lock_guard lock(t.mutex);
-            if (const auto it = t.seen.find(topic); it != t.seen.end()) {
-                it->second = now;
-            } else if (t.seen.size() < max_stale_topics) {
-                t.seen.emplace(topic, now);
-            }
-        }
+        count_new(topic);
     } catch (const std::exception& e) {
         // Only allocation can fail here; an uncounted message is no reason
         // to fail a publish.
         spdlog::debug("alerts: message not counted: {}", e.what());
     }
+}
+
+void alerts::count_new(std::string_view topic) {
+    auto& t = local();
+    view.last_key = nullptr;
+    auto it = t.topics.find(topic);
+    if (it == t.topics.end()) {
+        std::string key;
+        if (t.topics.size() < max_topics) {
+            key.assign(topic);
+        } else {
+            // Full: counted under the subtree's entry (looked up again for
+            // every message).
+            key.assign(1, aggregate_mark);
+            key += subtree_of(topic, cfg_.levels);
+            it = t.topics.find(key);
+            if (it == t.topics.end() && t.topics.size() >= max_topics + max_subtrees) return;
+            if (!topics_full_logged_.load(std::memory_order_relaxed) && !topics_full_logged_.exchange(true))
+                spdlog::warn("alerts: more than {} topics on one thread; further topics are counted per subtree "
+                             "only, not watched for staleness", max_topics);
+        }
+        if (it == t.topics.end()) {
+            std::lock_guard lock(t.mutex);
+            it = t.topics.try_emplace(std::move(key)).first;
+        }
+    }
+    bump(it->second.n);
+    view.last_key = &it->first;
+    view.last_n = &it->second.n;
 }
 
 void alerts::connected_here(std::string_view client_id) {
@@ -180,40 +187,132 @@ void alerts::connected_here(std::string_view client_id) {
     while (times.size() > cfg_.reconnect_count) times.pop_front();
 }
 
+std::uint32_t alerts::subtree_id(std::string_view subtree) {
+    const auto it = subtree_ids_.find(std::string(subtree));
+    if (it != subtree_ids_.end()) return it->second;
+    if (subtree_names_.size() >= max_subtrees) {
+        if (!subtrees_full_logged_)
+            spdlog::warn("alerts: more than {} subtrees; further subtrees are not watched", max_subtrees);
+        subtrees_full_logged_ = true;
+        return max_subtrees;
+    }
+    const auto id = static_cast<std::uint32_t>(subtree_names_.size());
+    subtree_names_.emplace_back(subtree);
+    subtree_ids_.emplace(subtree, id);
+    return id;
+}
+
+alerts::stale_limit alerts::limit_for(std::string_view topic, const ns::model* m) const {
+    stale_limit l;
+    for (const auto& r : cfg_.stale) {
+        if (ns::topic_matches(r.filter, topic)) {
+            l.max_silence_ms = std::int64_t{r.max_silence_s} * 1000;
+            return l;
+        }
+    }
+    if (m == nullptr || cfg_.stale_factor <= 0) return l;
+    // The topic alone decides its class (an empty retained payload is
+    // checked for its topic only).
+    const ns::verdict v = m->evaluate(topic, {}, true);
+    if (v.klass == nullptr || !v.klass->expected_period) return l;
+    const double period_ms = static_cast<double>(v.klass->expected_period->count());
+    l.max_silence_ms = static_cast<std::int64_t>(std::clamp(std::ceil(period_ms * cfg_.stale_factor), 1.0, 1e15));
+    l.data_class = v.klass->name;
+    l.period_s = period_ms / 1000.0;
+    return l;
+}
+
 void alerts::tick(steady_clock::time_point now) {
     const double seconds =
         last_tick_ == steady_clock::time_point{} ? 1.0 : std::chrono::duration<double>(now - last_tick_).count();
     last_tick_ = now;
-    if (seconds > 0) check_rates(seconds);
-    if (!cfg_.stale.empty()) check_stale(now_ms());
+    // Silence is measured on the steady clock (a wall clock step is no
+    // silence).
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    std::vector<std::uint64_t> per_subtree;
+    std::map<std::string, stale_topic> silent;
+    scan(ms, per_subtree, silent);
+    if (seconds > 0) check_rates(seconds, per_subtree);
+    check_stale(ms, silent);
     check_reconnects(now);
 }
 
-void alerts::check_rates(double seconds) {
-    std::vector<std::uint64_t> totals;
-    std::vector<std::string> names;
-    {
-        std::lock_guard lock(subtrees_mutex_);
-        names = subtree_names_;
-    }
-    totals.assign(names.size(), 0);
+void alerts::scan(std::int64_t now, std::vector<std::uint64_t>& per_subtree,
+                  std::map<std::string, stale_topic>& silent) {
+    // A model reload (or a model installed or removed) changes the limits.
+    const std::uint64_t generation = core_.model_generation();
+    const bool relimit = generation != model_generation_;
+    model_generation_ = generation;
+    const ns::model* m = cfg_.stale_factor > 0 ? core_.model() : nullptr;
+
+    std::vector<thread_counts*> threads;
     {
         std::lock_guard lock(threads_mutex_);
-        for (const auto& t : threads_)
-            for (std::size_t i = 0; i < totals.size(); ++i) totals[i] += t->n[i].load(std::memory_order_relaxed);
+        for (const auto& t : threads_) threads.push_back(t.get());
     }
-    rates_.resize(names.size());
+    for (auto* t : threads) {
+        std::lock_guard lock(t->mutex);
+        for (auto& [key, e] : t->topics) {
+            const bool aggregate = is_aggregate(key);
+            if (e.subtree == unresolved || (relimit && !aggregate)) {
+                const std::int64_t before = e.max_silence_ms;
+                if (e.subtree == unresolved)
+                    e.subtree = subtree_id(aggregate ? std::string_view(key).substr(1) : subtree_of(key, cfg_.levels));
+                e.max_silence_ms = aggregate ? 0 : limit_for(key, m).max_silence_ms;
+                // Newly watched: silent from now on, not since its last message.
+                if (before == 0 && e.max_silence_ms != 0 && e.seen_n != 0) e.changed_ms = now;
+            }
+            const std::uint64_t n = e.n.load(std::memory_order_relaxed);
+            if (n != e.seen_n) {
+                if (e.subtree < max_subtrees) {
+                    if (per_subtree.size() <= e.subtree) per_subtree.resize(e.subtree + 1, 0);
+                    per_subtree[e.subtree] += n - e.seen_n;
+                }
+                e.seen_n = n;
+                e.changed_ms = now;
+            }
+            if (e.max_silence_ms != 0 && e.seen_n != 0 && now - e.changed_ms > e.max_silence_ms)
+                silent.emplace(key, stale_topic{});
+        }
+    }
+    // Silent on one thread is not silent: the topic may be published from
+    // another.
+    for (auto it = silent.begin(); it != silent.end();) {
+        it->second = latest(it->first);
+        if (now - it->second.last_change_ms > it->second.max_silence_ms) {
+            ++it;
+        } else {
+            it = silent.erase(it);
+        }
+    }
+}
+
+alerts::stale_topic alerts::latest(const std::string& topic) {
+    stale_topic s;
+    std::lock_guard lock(threads_mutex_);
+    for (const auto& t : threads_) {
+        std::lock_guard l(t->mutex);
+        const auto it = t->topics.find(topic);
+        if (it == t->topics.end() || it->second.seen_n == 0) continue;
+        s.last_change_ms = std::max(s.last_change_ms, it->second.changed_ms);
+        s.max_silence_ms = it->second.max_silence_ms;
+    }
+    return s;
+}
+
+void alerts::check_rates(double seconds, const std::vector<std::uint64_t>& per_subtree) {
+    const std::size_t subtrees = subtree_names_.size();
+    rates_.resize(subtrees);
     const double alpha = std::min(1.0, seconds / static_cast<double>(cfg_.window_s));
-    for (std::size_t i = 0; i < names.size(); ++i) {
+    for (std::size_t i = 0; i < subtrees; ++i) {
         auto& s = rates_[i];
-        const double rate = static_cast<double>(totals[i] - s.last_total) / seconds;
-        s.last_total = totals[i];
+        const double rate = static_cast<double>(i < per_subtree.size() ? per_subtree[i] : 0) / seconds;
         const bool warm = s.samples >= cfg_.window_s;
         if (warm) {
             const bool spike = rate >= cfg_.min_rate && rate > cfg_.spike_factor * s.baseline;
             const bool drop = s.baseline >= cfg_.min_rate && rate < s.baseline / cfg_.drop_factor;
-            set(kind::spike, names[i], spike, rate, s.baseline);
-            set(kind::drop, names[i], drop, rate, s.baseline);
+            set(kind::spike, subtree_names_[i], spike, rate, s.baseline);
+            set(kind::drop, subtree_names_[i], drop, rate, s.baseline);
         }
         // While forming, the baseline is the plain mean of the samples.
         ++s.samples;
@@ -222,23 +321,22 @@ void alerts::check_rates(double seconds) {
     }
 }
 
-void alerts::check_stale(std::int64_t now) {
-    std::unordered_map<std::string, std::int64_t> last;
-    {
-        std::lock_guard lock(threads_mutex_);
-        for (const auto& t : threads_) {
-            std::lock_guard l(t->mutex);
-            for (const auto& [topic, ms] : t->seen) {
-                auto& v = last[topic];
-                v = std::max(v, ms);
-            }
-        }
+void alerts::check_stale(std::int64_t now, std::map<std::string, stale_topic>& silent) {
+    const ns::model* m = cfg_.stale_factor > 0 ? core_.model() : nullptr;
+    for (const auto& [topic, s] : silent) {
+        if (active_.contains({kind::stale, topic})) continue;
+        const stale_limit limit = limit_for(topic, m);
+        set(kind::stale, topic, true, static_cast<double>(now - s.last_change_ms) / 1000.0,
+            static_cast<double>(s.max_silence_ms) / 1000.0, &limit);
     }
-    for (const auto& [topic, ms] : last) {
-        std::uint32_t silence = 0;
-        if (!watched_for_staleness(topic, silence)) continue;
-        const double silent_s = static_cast<double>(now - ms) / 1000.0;
-        set(kind::stale, topic, silent_s > silence, silent_s, silence);
+    // Cleared: it published again, or is no longer watched.
+    std::vector<std::string> cleared;
+    for (const auto& [key, a] : active_)
+        if (key.first == kind::stale && !silent.contains(key.second)) cleared.push_back(key.second);
+    for (const auto& topic : cleared) {
+        const stale_topic s = latest(topic);
+        set(kind::stale, topic, false, static_cast<double>(std::max<std::int64_t>(0, now - s.last_change_ms)) / 1000.0,
+            0);
     }
 }
 
@@ -266,14 +364,22 @@ void alerts::check_reconnects(steady_clock::time_point now) {
     }
 }
 
-void alerts::set(kind k, const std::string& subject, bool active, double value, double reference) {
+void alerts::set(kind k, const std::string& subject, bool active, double value, double reference,
+                 const stale_limit* limit) {
     const auto key = std::make_pair(k, subject);
     const auto it = active_.find(key);
     if (active == (it != active_.end())) return;
     if (active) {
-        alert_state a{value, reference, now_ms()};
-        spdlog::warn("alert {} on '{}': value {:.1f}, {} {:.1f}", to_string(k), subject, value,
-                     k == kind::spike || k == kind::drop ? "baseline" : "threshold", reference);
+        alert_state a{value, reference, now_ms(), {}, 0};
+        if (limit != nullptr) {
+            a.data_class = limit->data_class;
+            a.period_s = limit->period_s;
+        }
+        spdlog::warn("alert {} on '{}': value {:.1f}, {} {:.1f}{}", to_string(k), subject, value,
+                     k == kind::spike || k == kind::drop ? "baseline" : "threshold", reference,
+                     a.data_class.empty() ? std::string()
+                                          : fmt::format(" (class '{}', expected period {} s, x {})", a.data_class,
+                                                        a.period_s, cfg_.stale_factor));
         raised_[static_cast<std::size_t>(k)]->Increment();
         active_.emplace(key, a);
         publish(k, subject, a, true);
@@ -291,6 +397,10 @@ void alerts::publish(kind k, const std::string& subject, const alert_state& a, b
     nlohmann::json j{{"kind", to_string(k)}, {"subject", subject}, {"value", a.value},
                      {"since", iso_time(a.since_ms)}, {"active", active}};
     j[k == kind::spike || k == kind::drop ? "baseline" : "threshold"] = a.reference;
+    if (!a.data_class.empty()) {
+        j["class"] = a.data_class;
+        j["expected_period_s"] = a.period_s;
+    }
     auto m = std::make_shared<message>();
     m->topic = "$SYS/broker/alerts/" + std::string(to_string(k)) + "/" + subject;
     m->payload = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -1,5 +1,6 @@
 #include "broker/broker_core.hpp"
 
+#include "broker/alerts.hpp"
 #include "broker/connection.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
@@ -312,6 +313,9 @@ void broker_core::publish_will(const message_ptr& will) {
 }
 
 broker_core::publish_result broker_core::publish(const message_ptr& m) {
+    // Every message the broker takes (clients, bridges, wills) is counted
+    // for the rate and stale alerts here.
+    alerts::count(m->topic);
     publish_result r;
     if (store_ == nullptr) {
         if (m->retain) router_.retain(m);

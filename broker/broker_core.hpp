@@ -60,6 +60,10 @@ public:
     // shared reference count (std::atomic<std::shared_ptr> in libstdc++ 12
     // takes a lock on every load).
     [[nodiscard]] const ns::model* model() const;
+    // Changes whenever a model is installed (a reload, or none).
+    [[nodiscard]] std::uint64_t model_generation() const noexcept {
+        return model_generation_.load(std::memory_order_acquire);
+    }
     // Whether `topic` is a command: under auth.command_subtrees or in a data
     // class the model marks as commands.
     [[nodiscard]] bool is_command(std::string_view topic) const;
@@ -101,7 +105,7 @@ public:
     // Routes a message, keeps it when retained, and submits to the store
     // what must survive a restart: the retained value (not '$' topics) and
     // the QoS 1/2 deliveries to persistent sessions. An acknowledgement to
-    // the publisher waits for `ticket`.
+    // the publisher waits for `ticket`. Counts it for the alerts.
     publish_result publish(const message_ptr& m);
 
     // ---- persistence -----------------------------------------------------

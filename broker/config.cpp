@@ -936,6 +936,12 @@ void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
                  a.stale.push_back(std::move(rule));
              });
          }},
+        {"stale_factor",
+         [&](const value_ref& x) {
+             a.stale_factor = read_number(r, x, 0, 1e6);
+             if (a.stale_factor > 0 && a.stale_factor < 1)
+                 r.fail(x, "must be 0 (off) or at least 1 (a topic on time is never stale)");
+         }},
         {"reconnect_loop",
          [&](const value_ref& x) {
              r.read_map(x, {

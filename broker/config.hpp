@@ -168,6 +168,10 @@ struct alerts_config {
     // Stale data: a topic under one of these filters that published once
     // and then went silent.
     std::vector<stale_rule> stale;
+    // Stale data from the namespace model: a topic of a data class with an
+    // expected period, silent longer than stale_factor x that period (a
+    // `stale` filter the topic matches takes precedence). 0: off.
+    double stale_factor = 3.0;
     std::uint32_t reconnect_count = 10;     // connects of one client id ...
     std::uint32_t reconnect_window_s = 60;  // ... within this many seconds: `reconnect_loop`
 };

@@ -4,7 +4,6 @@
 // is routed when the PUBLISH arrives, and its packet identifier is kept
 // until PUBREL so that a resent PUBLISH (DUP) is acknowledged again but not
 // routed twice.
-#include "broker/alerts.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "broker/model_enforcement.hpp"
@@ -250,7 +249,6 @@ broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
             m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
         }
     }
-    alerts::count(m->topic);
     return core_.publish(m);
 }
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -73,6 +74,22 @@ json session_json(const session& s) {
             {"inflight", s.inflight_messages()},
             {"subscriptions", s.subscription_count()},
             {"expiry_interval", s.expiry_interval()}};
+}
+
+// One subscription as subscribed ("filter", with a "$share/GROUP/" prefix
+// for a shared one), its options, identifier (null: none) and shared group
+// (null: not shared).
+json subscription_json(const std::string& client_id, const std::string& filter, const subscription_entry& e) {
+    ns::shared_filter shared;
+    const bool is_shared = ns::parse_shared(filter, shared) == ns::share_parse::shared;
+    return {{"client_id", client_id},
+            {"filter", filter},
+            {"qos", e.options.qos},
+            {"no_local", e.options.no_local},
+            {"retain_as_published", e.options.retain_as_published},
+            {"retain_handling", e.options.retain_handling},
+            {"subscription_identifier", e.identifier == 0 ? json(nullptr) : json(e.identifier)},
+            {"shared_group", is_shared ? json(std::string(shared.group)) : json(nullptr)}};
 }
 
 // The time, or null for 0 (not recorded).
@@ -149,7 +166,9 @@ admin_api::response admin_api::respond(const http_request& req, std::string_view
         json out = json::array();
         for (const auto& s : core_.all_sessions()) {
             if (only && s->client_id() != *only) continue;
-            for (const auto& f : s->subscription_filters()) out.push_back({{"client_id", s->client_id()}, {"filter", f}});
+            auto subs = s->subscriptions();
+            std::sort(subs.begin(), subs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+            for (const auto& [filter, e] : subs) out.push_back(subscription_json(s->client_id(), filter, e));
         }
         return json_response(http::status::ok, out, v);
     }

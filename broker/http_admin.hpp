@@ -2,7 +2,9 @@
 //
 //   GET  /api/v1/sessions                    sessions, online and offline
 //   GET  /api/v1/clients                     the connected ones
-//   GET  /api/v1/subscriptions[?client_id=C] every session's filters (or C's)
+//   GET  /api/v1/subscriptions[?client_id=C] every session's subscriptions (or
+//                                            C's): filter, options, identifier,
+//                                            shared group
 //   GET  /api/v1/state?filter=F              retained messages matching F, with
 //                                            the time the broker received them
 //   GET  /api/v1/bridges                     each bridge's state

@@ -405,6 +405,11 @@ std::vector<std::string> session::subscription_filters() const {
     return out;
 }
 
+std::vector<std::pair<std::string, subscription_entry>> session::subscriptions() const {
+    std::lock_guard lock(mutex_);
+    return {subscriptions_.begin(), subscriptions_.end()};
+}
+
 std::size_t session::subscription_count() const {
     std::lock_guard lock(mutex_);
     return subscriptions_.size();

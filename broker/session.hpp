@@ -28,6 +28,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace strata::broker {
@@ -181,6 +182,8 @@ public:
     bool remember_subscription(const std::string& filter, const subscription_entry& e);
     bool forget_subscription(const std::string& filter);
     [[nodiscard]] std::vector<std::string> subscription_filters() const;
+    // A copy of every subscription with its options (admin API).
+    [[nodiscard]] std::vector<std::pair<std::string, subscription_entry>> subscriptions() const;
     [[nodiscard]] std::size_t subscription_count() const;
 
     // The identity of the client attached last and its grants (null: no

@@ -70,6 +70,9 @@ void check_defaults(const config& c) {
     CHECK(c.threads == 0);
     CHECK(c.shutdown_grace_ms == 2000);
     CHECK(c.namespace_model.empty());
+    CHECK(c.alerts.enabled);
+    CHECK(c.alerts.stale.empty());
+    CHECK(c.alerts.stale_factor == 3.0);
 
     // ... and the same as the struct's own defaults.
     CHECK(c.limits.max_packet_size == d.limits.max_packet_size);

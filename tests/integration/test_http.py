@@ -15,7 +15,7 @@ import pytest
 
 import mqtt_raw
 from certs import Pki
-from conftest import IS_MOSQUITTO, TIMEOUT, Client, PacketTypes, props, uid, wait_until
+from conftest import IS_MOSQUITTO, TIMEOUT, Client, PacketTypes, SubscribeOptions, props, uid, wait_until
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Strata listener configuration")
 
@@ -282,7 +282,7 @@ def test_admin_api_with_client_certificates(broker_factory, tmp_path):
     assert sessions[c.client_id]["connected"] is True
     assert sessions[c.client_id]["subscriptions"] == 1
     status, _, body = get(target, "/api/v1/subscriptions", context=admin)
-    assert {"client_id": c.client_id, "filter": "plant/#"} in json.loads(body)
+    assert [(s["client_id"], s["filter"], s["qos"]) for s in json.loads(body)] == [(c.client_id, "plant/#", 1)]
 
     status, _, body = get(target, "/api/v1/state?filter=plant%2F%2B%2Fstate", context=admin)
     assert status == 200
@@ -469,7 +469,7 @@ def test_admin_endpoints(broker_factory, tmp_path):
     assert sessions[online.client_id]["identity"] == ""
 
     status, _, body = api("/api/v1/subscriptions?client_id=" + offline.client_id)
-    assert (status, body) == (200, [{"client_id": offline.client_id, "filter": "other/+"}])
+    assert status == 200 and [(s["client_id"], s["filter"]) for s in body] == [(offline.client_id, "other/+")]
     assert api("/api/v1/subscriptions?nonsense=1")[0] == 400
 
     before = int(time.time() * 1000)
@@ -503,6 +503,42 @@ def test_admin_endpoints(broker_factory, tmp_path):
     assert status == 202
     assert online.disconnected.wait(TIMEOUT)
     online.close()
+    b.assert_alive()
+
+
+def test_admin_subscriptions_show_their_options(broker_factory, tmp_path):
+    b = start_basic_broker(broker_factory, tmp_path)
+    auth = {"Authorization": basic("ops", "ops-pw-1")}
+    v5 = Client(b, client_id=uid("opts5"), version=5).connect()
+    assert v5.subscribe("plant/+/state", options=SubscribeOptions(
+        qos=2, noLocal=True, retainAsPublished=True, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB),
+        properties=props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=42)) == [2]
+    assert v5.subscribe("$share/dash/plant/#", qos=1) == [1]
+    v3 = Client(b, client_id=uid("opts3"), version=3).connect()
+    assert v3.subscribe("other/#", qos=0) == [0]
+
+    status, _, body = request(b.web, "/api/v1/subscriptions?client_id=" + v5.client_id, headers=auth)
+    assert status == 200
+    assert body == [
+        {"client_id": v5.client_id, "filter": "$share/dash/plant/#", "qos": 1, "no_local": False,
+         "retain_as_published": False, "retain_handling": 0, "subscription_identifier": None,
+         "shared_group": "dash"},
+        {"client_id": v5.client_id, "filter": "plant/+/state", "qos": 2, "no_local": True,
+         "retain_as_published": True, "retain_handling": 1, "subscription_identifier": 42,
+         "shared_group": None},
+    ]
+    status, _, body = request(b.web, "/api/v1/subscriptions", headers=auth)
+    mine = [s for s in body if s["client_id"] == v3.client_id]
+    assert mine == [{"client_id": v3.client_id, "filter": "other/#", "qos": 0, "no_local": False,
+                     "retain_as_published": False, "retain_handling": 0, "subscription_identifier": None,
+                     "shared_group": None}]
+    # A changed subscription shows its new options.
+    assert v5.subscribe("plant/+/state", qos=0) == [0]
+    status, _, body = request(b.web, "/api/v1/subscriptions?client_id=" + v5.client_id, headers=auth)
+    changed = next(s for s in body if s["filter"] == "plant/+/state")
+    assert (changed["qos"], changed["no_local"], changed["subscription_identifier"]) == (0, False, None)
+    v5.close()
+    v3.close()
     b.assert_alive()
 
 
