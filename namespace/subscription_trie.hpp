@@ -611,8 +611,19 @@ public:
     // callbacks must not modify the trie.
     template <class OnSub, class OnGroup>
     void match(std::string_view topic, OnSub&& on_sub, OnGroup&& on_group) const {
+        match(topic, on_sub, on_group, [](std::string_view, std::size_t) noexcept { return false; });
+    }
+
+    // The same, and on_level(std::string_view level, std::size_t begin) -> bool
+    // is called for the topic's levels in order (begin: the level's offset in
+    // topic), each before it is matched, from the one split the descent uses:
+    // a caller that reads the topic level by level too (the namespace model,
+    // see ns::topic_walk) does so in this loop. When the descent ends early
+    // (e.g. only "acme/#" below "acme") the remaining levels are still read
+    // for on_level, for as long as it returns true.
+    template <class OnSub, class OnGroup, class OnLevel>
+    void match(std::string_view topic, OnSub&& on_sub, OnGroup&& on_group, OnLevel&& on_level) const {
         assert(valid_topic_name(topic));
-        if (!root_) return;
         auto emit = [&](const node* n) {
             for (const subscription& sub : n->subs) on_sub(sub.subscriber, sub.data);
             if (n->extra)
@@ -625,11 +636,19 @@ public:
         frontier b;
         frontier* cur = &a;
         frontier* nxt = &b;
-        cur->push_back(root_);
+        if (root_) cur->push_back(root_);
         detail::level_reader levels{topic};
         bool first = true;
+        bool observe = true;  // on_level wants this level
         while (levels.more) {
+            const std::size_t begin = levels.pos;
             const std::string_view level = levels.next();
+            if (observe) observe = on_level(level, begin);
+            if (cur->size() == 0) {
+                // The descent is over; only on_level still reads.
+                if (!observe) return;
+                continue;
+            }
             std::uint32_t hash = 0;  // computed on first use, then shared
             nxt->clear();
             for (std::size_t i = 0, n = cur->size(); i < n; ++i) {
@@ -646,7 +665,7 @@ public:
             }
             std::swap(cur, nxt);
             first = false;
-            if (cur->size() == 0) return;
+            if (cur->size() == 0 && !observe) return;
         }
         for (std::size_t i = 0, n = cur->size(); i < n; ++i) {
             const node* at = (*cur)[i];
