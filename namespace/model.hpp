@@ -196,9 +196,10 @@ public:
     // The same without counting (explain, tests, dry runs).
     [[nodiscard]] verdict evaluate(std::string_view topic, std::string_view payload, bool retain) const;
     // The same for a topic walked level by level by the caller (see
-    // topic_walk): the levels' rules come from the walk, not from the
-    // per-thread cache; levels the caller did not feed are read here.
-    // `walk` must be a walk of this model.
+    // topic_walk): the levels' rules come from the walk (or from the
+    // per-thread cache when the walk found the topic there); levels the
+    // caller did not feed are read here. `walk` must be a walk of this
+    // model.
     [[nodiscard]] verdict check(topic_walk& walk, std::string_view payload, bool retain) const;
     [[nodiscard]] verdict evaluate(topic_walk& walk, std::string_view payload, bool retain) const;
 

@@ -8,7 +8,9 @@
 // contributes its literal child for that level and its '+' child, and its '#'
 // child is reported on the spot. The cost is O(levels x wildcard branches) and
 // does not depend on how many unrelated filters are stored; each topic level
-// is hashed once however many frontier nodes look it up.
+// is hashed once however many frontier nodes look it up. A caller that reads
+// the topic level by level too (the namespace model's walk) observes the
+// levels from this one split (match with an on_level callback).
 //
 // Rules (MQTT 4.7): '#' matches the rest of the topic including its parent
 // level ("a/#" matches "a"); '+' matches exactly one level, empty or not;
