@@ -312,33 +312,27 @@ void broker_core::publish_will(const message_ptr& will) {
     publish(will);
 }
 
-broker_core::publish_result broker_core::publish(const message_ptr& m) {
-    // Every message the broker takes (clients, bridges, wills) is counted
-    // for the rate and stale alerts here.
-    alerts::count(m->topic);
+broker_core::publish_result broker_core::publish(const message_ptr& m, const ns::model* model, ns::verdict* verdict) {
     publish_result r;
-    if (store_ == nullptr) {
-        if (m->retain) router_.retain(m);
-        const auto routed = router_.publish(m);
-        r.delivered = routed.delivered;
-        r.refused = routed.refused;
-        return r;
-    }
     store_ops ops;
-    if (m->retain) {
-        router_.retain(m);
-        // $SYS values are the broker's own and made afresh after a restart.
-        if (m->topic.front() != '$') {
-            if (m->payload.empty()) {
-                ops.push_back(persistence::erase_retained{m->topic});
-            } else {
-                ops.push_back(persistence::put_retained{to_stored(*m)});
-            }
-        }
-    }
-    const auto routed = router_.publish(m, &ops);
+    // The router keeps the retained value in memory (if admitted).
+    const auto routed = router_.publish(m, store_ ? &ops : nullptr, model, verdict);
     r.delivered = routed.delivered;
     r.refused = routed.refused;
+    r.admitted = routed.admitted;
+    if (!routed.admitted) return r;
+    // Every message the broker takes (clients, bridges, OPC UA, wills) is
+    // counted for the rate and stale alerts here.
+    alerts::count(m->topic);
+    if (store_ == nullptr) return r;
+    // $SYS values are the broker's own and made afresh after a restart.
+    if (m->retain && m->topic.front() != '$') {
+        if (m->payload.empty()) {
+            ops.insert(ops.begin(), persistence::erase_retained{m->topic});
+        } else {
+            ops.insert(ops.begin(), persistence::put_retained{to_stored(*m)});
+        }
+    }
     if (!ops.empty()) r.ticket = store_->submit(std::move(ops));
     return r;
 }

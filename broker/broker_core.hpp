@@ -101,12 +101,15 @@ public:
         std::size_t delivered = 0;       // sessions it was queued for
         std::size_t refused = 0;         // full queues that refused it (a bridge buffer under `block`)
         persistence::ticket ticket = 0;  // the store operations it caused (0: none)
+        bool admitted = true;            // false: refused by the model (see router::publish)
     };
     // Routes a message, keeps it when retained, and submits to the store
     // what must survive a restart: the retained value (not '$' topics) and
     // the QoS 1/2 deliveries to persistent sessions. An acknowledgement to
-    // the publisher waits for `ticket`. Counts it for the alerts.
-    publish_result publish(const message_ptr& m);
+    // the publisher waits for `ticket`. With a `model`, the message is
+    // checked while it is routed (verdict in `*verdict`) and goes nowhere
+    // unless the verdict admits it. Counts it for the alerts when admitted.
+    publish_result publish(const message_ptr& m, const ns::model* model = nullptr, ns::verdict* verdict = nullptr);
 
     // ---- persistence -----------------------------------------------------
     //

@@ -130,9 +130,11 @@ private:
     // The roles' verdict on a client's PUBLISH to `topic` (cached per topic).
     [[nodiscard]] bool publish_granted(std::string_view topic, bool& command);
     void handle_publish(mqtt::publish& p);
-    // Hands an accepted PUBLISH to the router (moves topic, payload and
-    // props out of `p`).
-    broker_core::publish_result route(mqtt::publish& p, bool v5);
+    // The message a PUBLISH carries (moves topic, payload and props out of `p`).
+    message_ptr to_message(mqtt::publish& p, bool v5);
+    // Hands a message to the router; with a `model`, checked in the same
+    // walk (verdict in `*verdict`) and routed only when admitted.
+    broker_core::publish_result route(const message_ptr& m, const ns::model* model, ns::verdict* verdict);
     // A QoS 1/2 PUBLISH while the store cannot write: 5.0 gets 0x97, a
     // 3.1.1 client is disconnected (it resends after reconnecting).
     void refuse_unstorable(const mqtt::publish& p, bool v5);

@@ -120,43 +120,33 @@ void connection::handle_publish(mqtt::publish& p) {
         bump(core_.counters().local().publish_rate_limited);
     } else {
         if (command) audit("command", "allowed", p.topic);
-        const ns::verdict v = model != nullptr ? model->check(p.topic, p.payload, p.retain) : ns::verdict{};
-        if (!v.violation()) {
-            const auto r = route(p, v5);
+        // The model checks the message in the walk that routes it: a message
+        // its verdict refuses is neither retained nor delivered.
+        const message_ptr m = to_message(p, v5);
+        ns::verdict v;
+        const auto r = route(m, model, &v);
+        if (r.admitted) {
+            if (v.violation()) log_warned(m->topic, v.reason);
             ticket = r.ticket;
             if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
             if (r.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
+        } else if (v.mode == ns::enforcement::quarantine) {
+            auto q = quarantine_copy(*model, m->topic, m->payload, m->qos, m->retain, v, session_.get());
+            spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m->topic, q->topic,
+                          v.reason);
+            // The publisher did nothing wrong it could fix by resending:
+            // success, and (5.0) a Reason String saying where it went.
+            if (v5 && request_problem_info_) ack_reason = "quarantined to '" + q->topic + "': " + v.reason;
+            ticket = core_.publish(q).ticket;
         } else {
-            switch (v.mode) {
-            case ns::enforcement::reject:
-                spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_,
-                              p.topic, v.reason);
-                // 3.1.1 has no way to say no: the message is dropped and a
-                // QoS 1/2 one still acknowledged, or the client would resend
-                // it forever.
-                if (v5) {
-                    outcome = static_cast<reason_code>(v.mqtt_reason());
-                    if (request_problem_info_) ack_reason = v.reason;
-                }
-                break;
-            case ns::enforcement::warn: {
-                log_warned(p.topic, v.reason);
-                const auto r = route(p, v5);
-                ticket = r.ticket;
-                if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
-                if (r.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
-                break;
-            }
-            case ns::enforcement::quarantine: {
-                auto q = quarantine_copy(*model, p.topic, p.payload, p.qos, p.retain, v, session_.get());
-                spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, p.topic,
-                              q->topic, v.reason);
-                // The publisher did nothing wrong it could fix by resending:
-                // success, and (5.0) a Reason String saying where it went.
-                if (v5 && request_problem_info_) ack_reason = "quarantined to '" + q->topic + "': " + v.reason;
-                ticket = core_.publish(q).ticket;
-                break;
-            }
+            spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_, m->topic,
+                          v.reason);
+            // 3.1.1 has no way to say no: the message is dropped and a QoS
+            // 1/2 one still acknowledged, or the client would resend it
+            // forever.
+            if (v5) {
+                outcome = static_cast<reason_code>(v.mqtt_reason());
+                if (request_problem_info_) ack_reason = v.reason;
             }
         }
     }
@@ -231,7 +221,7 @@ void connection::refuse_unstorable(const mqtt::publish& p, bool v5) {
     }
 }
 
-broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
+message_ptr connection::to_message(mqtt::publish& p, bool v5) {
     auto m = std::make_shared<message>();
     m->topic = std::move(p.topic);
     m->payload = std::move(p.payload);
@@ -249,7 +239,11 @@ broker_core::publish_result connection::route(mqtt::publish& p, bool v5) {
             m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
         }
     }
-    return core_.publish(m);
+    return m;
+}
+
+broker_core::publish_result connection::route(const message_ptr& m, const ns::model* model, ns::verdict* verdict) {
+    return core_.publish(m, model, verdict);
 }
 
 void connection::log_warned(std::string_view topic, std::string_view reason) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 
 namespace strata::broker {
 
@@ -20,53 +21,47 @@ struct match {
 
 }  // namespace
 
-router::result router::publish(const message_ptr& m, store_ops* ops) {
+router::result router::publish(const message_ptr& m, store_ops* ops, const ns::model* model, ns::verdict* verdict) {
     // Reused per thread: matching allocates nothing once warmed up.
     thread_local std::vector<match> matches;
+    thread_local std::vector<const trie::shared_group*> groups;
     matches.clear();
+    groups.clear();
     result r;
     const auto count = [&r](deliver_result d) {
         if (d == deliver_result::queued) ++r.delivered;
         if (d == deliver_result::refused) ++r.refused;
     };
+    const auto on_sub = [&](session* s, const subscription_entry& e) {
+        if (e.options.no_local && s == m->origin) return;
+        match mt{s, e.options.qos, e.options.retain_as_published, e.filtered, {}};
+        if (e.identifier != 0) mt.ids.push_back(e.identifier);
+        matches.push_back(std::move(mt));
+    };
+    const auto on_group = [&](const trie::shared_group& group) { groups.push_back(&group); };
 
     std::shared_lock lock(subs_mutex_);
-    subs_.match(
-        m->topic,
-        [&](session* s, const subscription_entry& e) {
-            if (e.options.no_local && s == m->origin) return;
-            match mt{s, e.options.qos, e.options.retain_as_published, e.filtered, {}};
-            if (e.identifier != 0) mt.ids.push_back(e.identifier);
-            matches.push_back(std::move(mt));
-        },
-        [&](const auto& group) {
-            const auto& members = group.members();
-            if (members.empty()) return;
-            // Round robin, preferring a member whose client is connected,
-            // among the members allowed to receive the message.
-            const std::size_t n = members.size();
-            const std::size_t start = group.next() % n;
-            std::size_t pick = n;
-            for (std::size_t i = 0; i < n; ++i) {
-                const std::size_t k = (start + i) % n;
-                const auto& member = members[k];
-                if (member.data.filtered && !member.subscriber->may_receive(m->topic)) continue;
-                if (pick == n) pick = k;
-                if (member.subscriber->connected()) {
-                    pick = k;
-                    break;
-                }
-            }
-            if (pick == n) return;
-            session* s = members[pick].subscriber;
-            const subscription_entry& e = members[pick].data;
-            if (e.options.no_local && s == m->origin) return;
-            subscription_ids ids;
-            if (e.identifier != 0) ids.push_back(e.identifier);
-            const std::uint8_t qos = std::min(m->qos, e.options.qos);
-            count(s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, false, ops));
-        });
+    if (model == nullptr) {
+        subs_.match(m->topic, on_sub, on_group);
+    } else {
+        // One walk over the topic's levels: the trie matches each level and
+        // the model reads it; then the verdict decides, before anything is
+        // retained or delivered.
+        ns::topic_walk walk(*model, m->topic);
+        subs_.match(m->topic, on_sub, on_group,
+                    [&walk](std::string_view level, std::size_t begin) { return walk.step(level, begin); });
+        *verdict = model->check(walk, m->payload, m->retain);
+        if (!verdict->admitted()) {
+            r.admitted = false;
+            return r;
+        }
+    }
+    // Retained before it is delivered, while the subscriptions are locked: a
+    // client subscribing meanwhile gets it either way.
+    if (m->retain) retain(m);
 
+    for (const trie::shared_group* g : groups)
+        if (const auto d = deliver_to_group(*g, m, ops)) count(*d);
     if (matches.size() > 1) {
         // Overlapping subscriptions of one session: one delivery at the
         // highest QoS with every identifier.
@@ -93,6 +88,35 @@ router::result router::publish(const message_ptr& m, store_ops* ops) {
         count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, false, ops));
     }
     return r;
+}
+
+std::optional<deliver_result> router::deliver_to_group(const trie::shared_group& group, const message_ptr& m,
+                                                      store_ops* ops) {
+    const auto& members = group.members();
+    if (members.empty()) return std::nullopt;
+    // Round robin, preferring a member whose client is connected, among the
+    // members allowed to receive the message.
+    const std::size_t n = members.size();
+    const std::size_t start = group.next() % n;
+    std::size_t pick = n;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t k = (start + i) % n;
+        const auto& member = members[k];
+        if (member.data.filtered && !member.subscriber->may_receive(m->topic)) continue;
+        if (pick == n) pick = k;
+        if (member.subscriber->connected()) {
+            pick = k;
+            break;
+        }
+    }
+    if (pick == n) return std::nullopt;
+    session* s = members[pick].subscriber;
+    const subscription_entry& e = members[pick].data;
+    if (e.options.no_local && s == m->origin) return std::nullopt;
+    subscription_ids ids;
+    if (e.identifier != 0) ids.push_back(e.identifier);
+    const std::uint8_t qos = std::min(m->qos, e.options.qos);
+    return s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, false, ops);
 }
 
 void router::retain(const message_ptr& m) {

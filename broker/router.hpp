@@ -1,5 +1,10 @@
 // The router: subscription trie and retained messages.
 //
+// With a namespace model, publish() reads the topic's levels once: as the
+// trie descends level by level, the model's walk (ns::topic_walk) takes the
+// same level and finds its rules. The matches are collected first; then the
+// model's verdict decides whether the message is retained and delivered.
+//
 // Thread-safety: all members may be called from any thread. Matching takes
 // the calling thread's own slot of a per-thread reader-writer lock (see
 // thread_rwlock.hpp), so publishes on different threads never contend;
@@ -12,12 +17,14 @@
 #include "broker/message.hpp"
 #include "broker/session.hpp"
 #include "broker/thread_rwlock.hpp"
+#include "namespace/model.hpp"
 #include "namespace/retained_tree.hpp"
 #include "namespace/subscription_trie.hpp"
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -27,16 +34,25 @@ namespace strata::broker {
 
 class router {
 public:
-    // Routes `m` to every matching subscription. Overlapping subscriptions of
-    // one session give one delivery at the highest granted QoS carrying all
-    // matching subscription identifiers; each matching shared group gives one
-    // delivery to one member (round robin, preferring connected members).
-    // Persistent sessions append their deliveries to `ops` (when not null).
+    // Keeps `m` as the retained value of its topic when m->retain (see
+    // retain()) and routes it to every matching subscription. Overlapping
+    // subscriptions of one session give one delivery at the highest granted
+    // QoS carrying all matching subscription identifiers; each matching
+    // shared group gives one delivery to one member (round robin, preferring
+    // connected members). Persistent sessions append their deliveries to
+    // `ops` (when not null).
+    //
+    // With a `model`, the topic is checked in the same walk that matches it
+    // and the verdict of model->check(...) is stored in `*verdict`; a message
+    // the verdict does not admit (ns::verdict::admitted) is neither retained
+    // nor delivered.
     struct result {
         std::size_t delivered = 0;  // sessions it was queued for
         std::size_t refused = 0;    // sessions whose full queue refused it (policy refuse)
+        bool admitted = true;       // false: refused by the model
     };
-    result publish(const message_ptr& m, store_ops* ops = nullptr);
+    result publish(const message_ptr& m, store_ops* ops = nullptr, const ns::model* model = nullptr,
+                   ns::verdict* verdict = nullptr);
 
     // Stores, replaces or (empty payload) clears the retained message of m->topic.
     void retain(const message_ptr& m);
@@ -62,8 +78,13 @@ public:
     [[nodiscard]] std::size_t subscription_count() const;
 
 private:
+    using trie = ns::subscription_trie<session*, subscription_entry>;
+    // One member of a matching shared group, or nullopt when none may take it.
+    std::optional<deliver_result> deliver_to_group(const trie::shared_group& group, const message_ptr& m,
+                                                   store_ops* ops);
+
     mutable thread_rwlock subs_mutex_;
-    ns::subscription_trie<session*, subscription_entry> subs_;
+    trie subs_;
 
     mutable std::shared_mutex retained_mutex_;
     std::atomic<bool> retained_expiry_{false};  // a retained message may carry an expiry

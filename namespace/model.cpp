@@ -6,14 +6,16 @@
 // alone decides (free or not, which class, which mode, the metrics subtree)
 // is a topic_reading, kept in a per-thread cache keyed by topic, so a topic
 // seen before costs one hash over it and one comparison. A topic not in the
-// cache is read: one scan of the free-filter index (a hash lookup of the
-// first level), the walk (one hash lookup per level, plus the patterns of
-// levels whose names are not listed), the override scan, and a backward
-// pass over at most max_levels + 1 recorded edges to recover which topic
-// level matched which model level. Then, for every message, the retain rule
-// and the payload against the class schema. Nothing allocates on the
-// passing path unless the class has a schema the fast path cannot decide
-// or a new topic is cached; a refused message allocates its reason text.
+// cache is walked (topic_walk), level by level -- by the router's trie
+// match, which feeds the walk the levels it splits anyway, or by the walk
+// itself for check(topic): the free-filter index (a hash lookup of the
+// first level), one hash lookup per level plus the patterns of levels
+// whose names are not listed; then the override scan and a backward pass
+// over at most max_levels + 1 recorded edges recover which topic level
+// matched which model level. Then, for every message, the retain rule and
+// the payload against the class schema. Nothing allocates on the passing
+// path unless the class has a schema the fast path cannot decide or a new
+// topic is cached; a refused message allocates its reason text.
 #include "namespace/model.hpp"
 
 #include <nlohmann/json.hpp>
@@ -80,63 +82,9 @@ std::uint8_t mqtt_reason_code(reason_code r) noexcept {
 
 namespace {
 
-constexpr std::size_t max_steps = max_levels + 2;
-
-// The walk of one topic through the automaton.
-// Only [0, steps) of the arrays is ever read; they are left uninitialised
-// because zeroing them would be a measurable part of a passing check.
-struct walk {
-    std::array<const model_edge*, max_steps> edges;
-    std::array<std::uint32_t, max_steps> begin;  // token offsets in the topic
-    std::array<std::uint32_t, max_steps> end;
-    std::size_t steps = 0;
-    const model_node* node = nullptr;  // last node reached
-    enum class stop : std::uint8_t { ended, absorbed, dead, empty_level } how = stop::ended;
-    std::size_t fail_begin = 0;  // dead / empty_level: the offending token
-    std::size_t fail_end = 0;
-    std::size_t rest = std::string_view::npos;  // absorbed: offset of the first unread level
-};
-
-walk run_walk(const model::impl& m, std::string_view topic) {
-    walk w;
-    const model_node* n = m.nodes.front().get();
-    std::size_t pos = 0;
-    while (true) {
-        if (n->absorbing) {
-            w.how = walk::stop::absorbed;
-            if (pos <= topic.size() && w.steps > 0 && w.end[w.steps - 1] < topic.size()) w.rest = pos;
-            break;
-        }
-        if (pos > topic.size()) {
-            w.how = walk::stop::ended;
-            break;
-        }
-        const std::size_t slash = topic.find('/', pos);
-        const std::size_t tok_end = slash == std::string_view::npos ? topic.size() : slash;
-        const std::string_view tok = topic.substr(pos, tok_end - pos);
-        if (tok.empty()) {
-            w.how = walk::stop::empty_level;
-            w.fail_begin = pos;
-            w.fail_end = tok_end;
-            break;
-        }
-        const model_edge* e = n->edge_for(tok, m.levels);
-        if (e->to == nullptr || w.steps == max_steps) {
-            w.how = walk::stop::dead;
-            w.fail_begin = pos;
-            w.fail_end = tok_end;
-            break;
-        }
-        w.edges[w.steps] = e;
-        w.begin[w.steps] = static_cast<std::uint32_t>(pos);
-        w.end[w.steps] = static_cast<std::uint32_t>(tok_end);
-        ++w.steps;
-        n = e->to;
-        pos = tok_end + 1;  // past the '/', or past the end
-    }
-    w.node = n;
-    return w;
-}
+using walk_state = topic_walk::state;
+using stop = topic_walk::stop;
+constexpr std::size_t max_steps = topic_walk::max_steps;
 
 // Which topic level each model level got, for the reading that ends in
 // thread `t` of the walk's last node.
@@ -148,7 +96,7 @@ struct reading {
     [[nodiscard]] std::size_t end(std::size_t lv) const noexcept { return std::size_t{spans.begin[lv]} + spans.size[lv]; }
 };
 
-reading trace(const model::impl& m, std::string_view topic, const walk& w, std::size_t t, level_spans& spans) {
+reading trace(const model::impl& m, std::string_view topic, const walk_state& w, std::size_t t, level_spans& spans) {
     reading r{topic, spans, -1};
     const model_node* root = m.nodes.front().get();
     for (std::size_t s = w.steps; s-- > 0;) {
@@ -414,15 +362,19 @@ std::atomic<std::uint64_t> model_ids{0};
 constexpr std::size_t not_free = static_cast<std::size_t>(-1);
 constexpr std::size_t max_topic_size = 65535;
 
-// Index of the first free filter matching the topic, or not_free.
-std::size_t free_index(const model::impl& m, std::string_view topic) noexcept {
-    const std::string_view first = topic.substr(0, topic.find('/'));
+// Index of the first free filter matching the topic, or not_free; `first`
+// is the topic's first level.
+std::size_t free_index(const model::impl& m, std::string_view first, std::string_view topic) noexcept {
     if (const auto* list = m.free_by_first.find(first))
         for (std::size_t i : *list)
             if (m.free_compiled[i].matches(topic)) return i;
     for (std::size_t i : m.free_wild)
         if (m.free_compiled[i].matches(topic)) return i;
     return not_free;
+}
+
+std::size_t free_index(const model::impl& m, std::string_view topic) noexcept {
+    return free_index(m, topic.substr(0, topic.find('/')), topic);
 }
 
 enforcement mode_of(const model::impl& m, std::string_view topic) noexcept {
@@ -445,17 +397,16 @@ struct topic_reading {
     level_spans spans;
 };
 
-// Reads a topic level by level. True with `r` filled when the topic is free
-// or reaches a class; false with the topic violation in `v` otherwise.
-bool read_topic(const model::impl& m, std::string_view topic, topic_reading& r, verdict& v) {
-    if (const std::size_t f = free_index(m, topic); f != not_free) {
+// What the walk of a topic found. True with `r` filled when the topic is
+// free or reaches a class; false with the topic violation in `v` otherwise.
+bool read_topic(const model::impl& m, std::string_view topic, const walk_state& w, topic_reading& r, verdict& v) {
+    if (w.how == stop::free) {
         r.result = outcome::free;
-        r.index = static_cast<std::uint32_t>(f);
+        r.index = w.free_index;
         return true;
     }
     v.mode = r.mode = mode_of(m, topic);
 
-    const walk w = run_walk(m, topic);
     const auto fail_topic = [&](std::string reason, const reading& rd) {
         v.result = outcome::violation;
         v.code = reason_code::topic_invalid;
@@ -463,10 +414,10 @@ bool read_topic(const model::impl& m, std::string_view topic, topic_reading& r, 
         v.subtree = subtree_of(m, topic, rd);
         return false;
     };
-    if (w.how == walk::stop::dead || w.how == walk::stop::empty_level) {
+    if (w.how == stop::dead || w.how == stop::empty_level) {
         // The best partial reading: the preferred thread of the last node.
         const reading rd = trace(m, topic, w, 0, v.spans);
-        if (w.how == walk::stop::empty_level) {
+        if (w.how == stop::empty_level) {
             const std::string after = after_text(m, w.node, rd);
             return fail_topic(after.empty() ? "empty first level" : "empty level " + after, rd);
         }
@@ -536,6 +487,18 @@ void check_message(const data_class& c, std::string_view payload, bool retain, v
     }
 }
 
+}  // namespace
+
+// One topic's reading in the per-thread cache (topic_walk points at it).
+struct cached_reading {
+    std::uint64_t model_id = 0;  // 0: empty
+    std::string topic;
+    topic_reading reading;
+    model_stats::subtree_counters* counters = nullptr;
+};
+
+namespace {
+
 // The cache's hash of a whole topic: 16 bytes per 64x64->128-bit multiply
 // (the two halves folded), seeded per process. Collisions only cost a miss:
 // a hit also compares the topic.
@@ -590,12 +553,7 @@ public:
     static constexpr std::size_t sets = 256;
     static constexpr std::size_t max_topic = 256;  // longer topics are read every time
 
-    struct entry {
-        std::uint64_t model_id = 0;  // 0: empty
-        std::string topic;
-        topic_reading reading;
-        model_stats::subtree_counters* counters = nullptr;
-    };
+    using entry = cached_reading;
 
     static topic_cache& mine() {
         thread_local std::unique_ptr<topic_cache> cache;
@@ -647,11 +605,15 @@ private:
     std::array<set, sets> sets_;
 };
 
-// check() and evaluate(): `counters` (check only) receives the subtree's
-// counters when the reading came from or went into the cache.
-verdict run_check(const model::impl& m, std::string_view topic, std::string_view payload, bool retain,
+// check() and evaluate() of a walked topic. A reading from the cache (the
+// walk found it when it was made), or else the walk's own (the levels not
+// fed are read now), stored in the cache when the topic is free or reaches
+// a class. `counters` (check only) receives the subtree's counters when the
+// reading came from or went into the cache.
+verdict run_check(const model::impl& m, topic_walk& walk, std::string_view payload, bool retain,
                   model_stats::subtree_counters** counters) {
     verdict v;
+    const std::string_view topic = walk.topic();
     v.topic = topic;
     if (topic.size() > max_topic_size) {
         // Not an MQTT topic (and level offsets would not fit 16 bits).
@@ -660,26 +622,30 @@ verdict run_check(const model::impl& m, std::string_view topic, std::string_view
         v.reason = "topic longer than 65,535 bytes";
         return v;
     }
-    if (topic.size() <= topic_cache::max_topic) {
-        topic_cache& cache = topic_cache::mine();
-        const std::uint64_t h = topic_hash(topic, process_seed());
-        topic_cache::entry* e = cache.find(m.id, h, topic);
-        if (e == nullptr) {
-            topic_reading fresh;
-            if (!read_topic(m, topic, fresh, v)) return v;
-            const std::string_view subtree = fresh.result == outcome::free ? std::string_view(m.free_filters[fresh.index])
-                                                                           : topic.substr(0, fresh.subtree_len);
-            e = &cache.store(m.id, h, topic, fresh, m.stats->counters_for(subtree));
-        }
-        if (counters != nullptr) *counters = e->counters;
-        apply(m, topic, e->reading, v);
+    const walk_state& w = walk.finish();
+    if (w.cached != nullptr) {
+        if (counters != nullptr) *counters = w.cached->counters;
+        apply(m, topic, w.cached->reading, v);
     } else {
         topic_reading fresh;
-        if (!read_topic(m, topic, fresh, v)) return v;
+        if (!read_topic(m, topic, w, fresh, v)) return v;
+        if (w.cacheable) {
+            const std::string_view subtree = fresh.result == outcome::free ? std::string_view(m.free_filters[fresh.index])
+                                                                           : topic.substr(0, fresh.subtree_len);
+            const cached_reading& e =
+                topic_cache::mine().store(m.id, w.hash, topic, fresh, m.stats->counters_for(subtree));
+            if (counters != nullptr) *counters = e.counters;
+        }
         apply(m, topic, fresh, v);
     }
     if (v.result == outcome::pass) check_message(*v.klass, payload, retain, v);
     return v;
+}
+
+verdict run_check(const model::impl& m, std::string_view topic, std::string_view payload, bool retain,
+                  model_stats::subtree_counters** counters) {
+    topic_walk walk(m, topic);
+    return run_check(m, walk, payload, retain, counters);
 }
 
 }  // namespace
@@ -703,6 +669,84 @@ verdict model::check(std::string_view topic, std::string_view payload, bool reta
 
 verdict model::evaluate(std::string_view topic, std::string_view payload, bool retain) const {
     return run_check(*impl_, topic, payload, retain, nullptr);
+}
+
+verdict model::check(topic_walk& walk, std::string_view payload, bool retain) const {
+    model_stats::subtree_counters* counters = nullptr;
+    verdict v = run_check(*impl_, walk, payload, retain, &counters);
+    if (counters != nullptr) model_stats::add(*counters, model_stats::counter_for(v));
+    else impl_->stats->record(v);
+    return v;
+}
+
+verdict model::evaluate(topic_walk& walk, std::string_view payload, bool retain) const {
+    return run_check(*impl_, walk, payload, retain, nullptr);
+}
+
+// ---- topic_walk ----------------------------------------------------------------
+
+topic_walk::topic_walk(const model& m, std::string_view topic) noexcept : topic_walk(*m.impl_, topic) {}
+
+// The arrays of s_ are left uninitialised on purpose (see the header).
+topic_walk::topic_walk(const model::impl& m, std::string_view topic) noexcept : model_(&m), topic_(topic) {
+    s_.node = m.nodes.front().get();
+    if (topic.size() > topic_cache::max_topic) return;
+    s_.cacheable = true;
+    s_.hash = topic_hash(topic, process_seed());
+    // mine() allocates the cache on a thread's first check; out of memory
+    // there, the topic is simply walked.
+    try {
+        s_.cached = topic_cache::mine().find(m.id, s_.hash, topic);
+    } catch (const std::bad_alloc&) {
+        s_.cacheable = false;
+    }
+    if (s_.cached != nullptr) s_.how = stop::cached;
+}
+
+bool topic_walk::step(std::string_view level, std::size_t begin) noexcept {
+    state& w = s_;
+    if (w.how != stop::walking) return false;
+    if (begin == 0) {
+        if (const std::size_t f = free_index(*model_, level, topic_); f != not_free) {
+            w.how = stop::free;
+            w.free_index = static_cast<std::uint32_t>(f);
+            return false;
+        }
+    }
+    const std::size_t end = begin + level.size();
+    if (level.empty()) {
+        w.how = stop::empty_level;
+        w.fail_begin = begin;
+        w.fail_end = end;
+        return false;
+    }
+    const model_edge* e = w.node->edge_for(level, model_->levels);
+    if (e->to == nullptr || w.steps == max_steps) {
+        w.how = stop::dead;
+        w.fail_begin = begin;
+        w.fail_end = end;
+        return false;
+    }
+    w.edges[w.steps] = e;
+    w.begin[w.steps] = static_cast<std::uint32_t>(begin);
+    w.end[w.steps] = static_cast<std::uint32_t>(end);
+    ++w.steps;
+    w.node = e->to;
+    w.pos = end + 1;  // past the '/', or past the end
+    if (w.node->absorbing) {
+        w.how = stop::absorbed;
+        return false;
+    }
+    return true;
+}
+
+const topic_walk::state& topic_walk::finish() noexcept {
+    while (s_.how == stop::walking && s_.pos <= topic_.size()) {
+        const std::size_t slash = topic_.find('/', s_.pos);
+        const std::size_t end = slash == std::string_view::npos ? topic_.size() : slash;
+        step(topic_.substr(s_.pos, end - s_.pos), s_.pos);
+    }
+    return s_;
 }
 
 // ---- walk ------------------------------------------------------------------

@@ -63,7 +63,10 @@ namespace strata::ns {
 
 class json_schema;
 class model_stats;
+class topic_walk;
 class model_node;
+struct model_edge;
+struct cached_reading;
 
 // A model file that cannot be loaded: "file:line: key.path: message".
 class model_error : public std::runtime_error {
@@ -142,6 +145,9 @@ struct verdict {
         return {topic.data() + spans.begin[i], spans.size[i]};
     }
     [[nodiscard]] bool violation() const noexcept { return result == outcome::violation; }
+    // Whether the message goes on to its subscribers (and is retained): it
+    // passed, is free, or its mode is warn.
+    [[nodiscard]] bool admitted() const noexcept { return !violation() || mode == enforcement::warn; }
     [[nodiscard]] std::uint8_t mqtt_reason() const noexcept { return mqtt_reason_code(code); }
 };
 
@@ -189,6 +195,13 @@ public:
     [[nodiscard]] verdict check(std::string_view topic, std::string_view payload, bool retain) const;
     // The same without counting (explain, tests, dry runs).
     [[nodiscard]] verdict evaluate(std::string_view topic, std::string_view payload, bool retain) const;
+    // The same for a topic walked level by level by the caller (see
+    // topic_walk): the levels' rules come from the walk (or from the
+    // per-thread cache when the walk found the topic there); levels the
+    // caller did not feed are read here. `walk` must be a walk of this
+    // model.
+    [[nodiscard]] verdict check(topic_walk& walk, std::string_view payload, bool retain) const;
+    [[nodiscard]] verdict evaluate(topic_walk& walk, std::string_view payload, bool retain) const;
 
     [[nodiscard]] bool is_free(std::string_view topic) const noexcept;
     [[nodiscard]] enforcement mode_for(std::string_view topic) const noexcept;
@@ -247,8 +260,70 @@ public:
     struct impl;
 
 private:
+    friend class topic_walk;
     explicit model(std::unique_ptr<impl> p);
     std::unique_ptr<impl> impl_;
+};
+
+// A topic read by a caller that splits it into levels anyway: the routing
+// trie (subscription_trie::match with a level observer) feeds each level to
+// step() as it descends, so the model's rules for a level are found while
+// the topic is matched and the topic is not read a second time. Then
+// model::check(walk, payload, retain) gives exactly the verdict
+// model::check(topic, payload, retain) gives. A caller may stop feeding
+// early (or never start): check() reads the levels that were not fed.
+//
+// A topic whose reading this thread has already made (the per-thread cache
+// of check(), up to 256 bytes) is not walked again: construction finds it
+// there (one hash over the topic), step() returns false at once, and
+// check() takes the reading from the cache. So the rules of a topic's
+// levels are found by the walk that routes its first message (and every
+// message of a topic the cache does not keep), and a repeated topic costs
+// one cache lookup. The first level also decides whether the topic is free.
+//
+// Construction leaves the arrays alone (only [0, steps) is ever read); no
+// allocation. Thread-safety: one walk per topic and thread, checked on the
+// thread that made it, with no other check on that thread in between; the
+// model and the topic must outlive it.
+class topic_walk {
+public:
+    topic_walk(const model& m, std::string_view topic) noexcept;
+
+    // Reads the level topic[begin, begin + level.size()). Levels come in
+    // order, each starting one byte ('/') after the previous one ended.
+    // Returns whether the walk needs the next level: false once the topic
+    // is free, outside the model, or inside a data class (whose subtopic
+    // check() reads as text).
+    bool step(std::string_view level, std::size_t begin) noexcept;
+
+    [[nodiscard]] std::string_view topic() const noexcept { return topic_; }
+
+    // ---- read by the model (model.cpp), not part of the interface -------
+    enum class stop : std::uint8_t { walking, absorbed, dead, empty_level, free, cached };
+    static constexpr std::size_t max_steps = max_levels + 2;
+    struct state {
+        const cached_reading* cached = nullptr;  // cached: the reading from the cache
+        std::uint64_t hash = 0;                  // the cache's hash of the topic
+        bool cacheable = false;                  // short enough for the cache
+        const model_node* node = nullptr;  // last node reached
+        std::size_t steps = 0;
+        std::size_t pos = 0;               // where the next level starts
+        stop how = stop::walking;
+        std::uint32_t free_index = 0;      // free: the matching free filter
+        std::size_t fail_begin = 0;        // dead / empty_level: the offending level
+        std::size_t fail_end = 0;
+        std::array<const model_edge*, max_steps> edges;
+        std::array<std::uint32_t, max_steps> begin;  // level offsets in the topic
+        std::array<std::uint32_t, max_steps> end;
+    };
+    topic_walk(const model::impl& m, std::string_view topic) noexcept;
+    // Feeds the levels not fed yet; the finished state.
+    const state& finish() noexcept;
+
+private:
+    const model::impl* model_;
+    std::string_view topic_;
+    state s_;
 };
 
 }  // namespace strata::ns

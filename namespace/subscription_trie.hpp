@@ -8,7 +8,9 @@
 // contributes its literal child for that level and its '+' child, and its '#'
 // child is reported on the spot. The cost is O(levels x wildcard branches) and
 // does not depend on how many unrelated filters are stored; each topic level
-// is hashed once however many frontier nodes look it up.
+// is hashed once however many frontier nodes look it up. A caller that reads
+// the topic level by level too (the namespace model's walk) observes the
+// levels from this one split (match with an on_level callback).
 //
 // Rules (MQTT 4.7): '#' matches the rest of the topic including its parent
 // level ("a/#" matches "a"); '+' matches exactly one level, empty or not;
@@ -611,8 +613,19 @@ public:
     // callbacks must not modify the trie.
     template <class OnSub, class OnGroup>
     void match(std::string_view topic, OnSub&& on_sub, OnGroup&& on_group) const {
+        match(topic, on_sub, on_group, [](std::string_view, std::size_t) noexcept { return false; });
+    }
+
+    // The same, and on_level(std::string_view level, std::size_t begin) -> bool
+    // is called for the topic's levels in order (begin: the level's offset in
+    // topic), each before it is matched, from the one split the descent uses:
+    // a caller that reads the topic level by level too (the namespace model,
+    // see ns::topic_walk) does so in this loop. When the descent ends early
+    // (e.g. only "acme/#" below "acme") the remaining levels are still read
+    // for on_level, for as long as it returns true.
+    template <class OnSub, class OnGroup, class OnLevel>
+    void match(std::string_view topic, OnSub&& on_sub, OnGroup&& on_group, OnLevel&& on_level) const {
         assert(valid_topic_name(topic));
-        if (!root_) return;
         auto emit = [&](const node* n) {
             for (const subscription& sub : n->subs) on_sub(sub.subscriber, sub.data);
             if (n->extra)
@@ -625,11 +638,19 @@ public:
         frontier b;
         frontier* cur = &a;
         frontier* nxt = &b;
-        cur->push_back(root_);
+        if (root_) cur->push_back(root_);
         detail::level_reader levels{topic};
         bool first = true;
+        bool observe = true;  // on_level wants this level
         while (levels.more) {
+            const std::size_t begin = levels.pos;
             const std::string_view level = levels.next();
+            if (observe) observe = on_level(level, begin);
+            if (cur->size() == 0) {
+                // The descent is over; only on_level still reads.
+                if (!observe) return;
+                continue;
+            }
             std::uint32_t hash = 0;  // computed on first use, then shared
             nxt->clear();
             for (std::size_t i = 0, n = cur->size(); i < n; ++i) {
@@ -646,7 +667,7 @@ public:
             }
             std::swap(cur, nxt);
             first = false;
-            if (cur->size() == 0) return;
+            if (cur->size() == 0 && !observe) return;
         }
         for (std::size_t i = 0, n = cur->size(); i < n; ++i) {
             const node* at = (*cur)[i];

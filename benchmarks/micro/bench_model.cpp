@@ -22,6 +22,7 @@
 
 #include "namespace/model.hpp"
 #include "namespace/model_pattern.hpp"
+#include "namespace/subscription_trie.hpp"
 
 // Every heap allocation in this process is counted, so that each benchmark
 // can report allocations per operation ("allocs/op"): the passing path is
@@ -226,6 +227,98 @@ void BM_walk(benchmark::State& state) {
     report_allocations(state, before);
 }
 BENCHMARK(BM_walk);
+
+// What the broker's router does with a model: the subscription trie (one
+// subscriber on "acme/#", as in the fan-in scenario, so the trie's descent
+// ends after the first level) matches the topic and feeds each level to the
+// model's walk; then check() on the walk. Compare with BM_check_topic_only
+// (the per-topic cache) plus BM_match_only (the trie alone).
+void BM_match_and_check_walked(benchmark::State& state) {
+    const auto& m = acme_no_schema();
+    const auto topics = telemetry_topics();
+    subscription_trie<int, int> trie;
+    trie.insert("acme/#", 1, 0);
+    std::size_t i = 0;
+    const std::uint64_t before = allocations.load();
+    for (auto _ : state) {
+        const std::string& topic = topics[i++ & 63];
+        topic_walk walk(*m, topic);
+        int matched = 0;
+        trie.match(
+            topic, [&](int, int) { ++matched; }, [](const auto&) {},
+            [&walk](std::string_view level, std::size_t begin) { return walk.step(level, begin); });
+        const verdict v = m->check(walk, telemetry_payload, false);
+        benchmark::DoNotOptimize(v.result);
+        benchmark::DoNotOptimize(matched);
+    }
+    report_allocations(state, before);
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_match_and_check_walked);
+
+// The broker's fan-in benchmark (benchmarks/model_cost): its model and the
+// ten topics strata-bench publishes on, one subscriber on "acme/#".
+const std::shared_ptr<const model>& fanin_model() {
+    static const auto m = model::load(std::string(STRATA_SOURCE_DIR) + "/benchmarks/models/fanin.yaml");
+    return m;
+}
+
+std::vector<std::string> fanin_topics() {
+    std::vector<std::string> out;
+    for (int i = 0; i < 10; ++i)
+        out.push_back("acme/plant1/area" + std::to_string(1 + i % 4) + "/line" + std::to_string(1 + i % 8) + "/cell" +
+                      std::to_string(1 + i % 16) + "/press" + std::to_string(i) + "/temp");
+    return out;
+}
+
+const std::string fanin_payload(16, 'x');
+
+void BM_fanin_check_cached(benchmark::State& state) {
+    const auto& m = fanin_model();
+    const auto topics = fanin_topics();
+    std::size_t i = 0;
+    for (auto _ : state) {
+        const verdict v = m->check(topics[i++ % topics.size()], fanin_payload, false);
+        benchmark::DoNotOptimize(v.result);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_fanin_check_cached);
+
+void BM_fanin_match_and_check_walked(benchmark::State& state) {
+    const auto& m = fanin_model();
+    const auto topics = fanin_topics();
+    subscription_trie<int, int> trie;
+    trie.insert("acme/#", 1, 0);
+    std::size_t i = 0;
+    for (auto _ : state) {
+        const std::string& topic = topics[i++ % topics.size()];
+        topic_walk walk(*m, topic);
+        int matched = 0;
+        trie.match(
+            topic, [&](int, int) { ++matched; }, [](const auto&) {},
+            [&walk](std::string_view level, std::size_t begin) { return walk.step(level, begin); });
+        const verdict v = m->check(walk, fanin_payload, false);
+        benchmark::DoNotOptimize(v.result);
+        benchmark::DoNotOptimize(matched);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_fanin_match_and_check_walked);
+
+void BM_match_only(benchmark::State& state) {
+    const auto topics = telemetry_topics();
+    subscription_trie<int, int> trie;
+    trie.insert("acme/#", 1, 0);
+    std::size_t i = 0;
+    for (auto _ : state) {
+        int matched = 0;
+        trie.match(topics[i++ & 63], [&](int, int) { ++matched; }, [](const auto&) {});
+        benchmark::DoNotOptimize(matched);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_match_only);
 
 void BM_level_pattern_dfa(benchmark::State& state) {
     const compiled_pattern p = compiled_pattern::compile("[a-z]+(-[a-z]+)*-[0-9]{1,3}", compiled_pattern::mode::full);

@@ -15,6 +15,7 @@
 #include "namespace/model_impl.hpp"  // compiled_filter
 #include "namespace/model_stats.hpp"
 #include "namespace/topic.hpp"
+#include "tests/namespace/model_cases.hpp"
 
 using namespace strata::ns;
 
@@ -77,19 +78,7 @@ TEST_CASE("the example model loads without warnings", "[model]") {
 
 TEST_CASE("valid topics: every class, with and without the optional cell", "[model]") {
     const auto m = acme();
-    const char* valid[] = {
-        "acme/dresden/press-shop/line-2/cell-1/press-7/telemetry",
-        "acme/dresden/press-shop/line-2/cell-1/press-7/telemetry/temperature",
-        "acme/dresden/press-shop/line-2/cell-1/press-7/telemetry/hydraulics/pressure",
-        "acme/dresden/press-shop/line-2/press-7/telemetry/temperature",
-        "acme/dresden/press-shop/line-2/press-7/state",
-        "acme/leipzig/assembly/line-12/cell-3/spot-welder-3/alarm",
-        "acme/leipzig/assembly/line-1/robot-12/cmd",
-        "acme/leipzig/assembly/line-1/robot-12/oee",
-        "acme/leipzig/assembly/line-1/oee",
-        "acme/dresden/press-shop/line-99/cell-99/press-999/state",
-    };
-    for (const char* t : valid) {
+    for (const std::string& t : acme_valid_topics()) {
         INFO(t);
         const verdict v = topic_only(*m, t);
         INFO(v.reason);
@@ -146,57 +135,7 @@ TEST_CASE("the reading of a topic: levels, class, subtopic, subtree", "[model]")
 
 TEST_CASE("invalid topics at every level, with the reason", "[model]") {
     const auto m = acme();
-    struct bad {
-        const char* topic;
-        const char* reason;
-    };
-    const bad cases[] = {
-        {"umbrella/dresden/press-shop/line-2/press-7/state", "level 'enterprise': 'umbrella' is not one of [acme]"},
-        {"acme/dresdn/press-shop/line-2/press-7/state",
-         "level 'site': 'dresdn' is not one of [dresden, leipzig] (did you mean 'dresden'?)"},
-        {"acme/dresden/paint-shop/line-2/press-7/state", "level 'area': 'paint-shop' is not one of [press-shop, assembly]"},
-        {"acme/dresden/asembly/line-2/press-7/state",
-         "level 'area': 'asembly' is not one of [press-shop, assembly] (did you mean 'assembly'?)"},
-        {"acme/dresden/press-shop/Line-2/press-7/state", "level 'line': 'Line-2' does not match 'line-[0-9]{1,2}'"},
-        {"acme/dresden/press-shop/line-100/press-7/state", "level 'line': 'line-100' does not match 'line-[0-9]{1,2}'"},
-        {"acme/dresden/press-shop/line-2/Press 7/state",
-         "level 'cell' or 'equipment' or data class: 'Press 7' is not accepted (cell: does not match "
-         "'cell-[0-9]{1,2}'; equipment: does not match '[a-z]+(-[a-z]+)*-[0-9]{1,3}'; data classes here: oee)"},
-        // 'cell-1' could also be an equipment name (the pattern accepts it), so
-        // a data class could follow it too.
-        {"acme/dresden/press-shop/line-2/cell-1/press/state",
-         "level 'equipment' or data class: 'press' is not accepted (equipment: does not match "
-         "'[a-z]+(-[a-z]+)*-[0-9]{1,3}'; data classes here: telemetry, state, oee, alarm, cmd)"},
-        {"acme/dresden/press-shop/line-2/cell-1/robot-7/press/state",
-         "after equipment 'robot-7': 'press' is not a data class (expected telemetry, state, oee, alarm, cmd)"},
-        {"acme/dresden/press-shop/line-2/cell-1/press-7/temprature",
-         "after equipment 'press-7': 'temprature' is not a data class (expected telemetry, state, oee, alarm, cmd)"},
-        {"acme/dresden/press-shop/line-2/press-7/telemetri",
-         "after equipment 'press-7': 'telemetri' is not a data class (expected telemetry, state, oee, alarm, cmd) "
-         "(did you mean 'telemetry'?)"},
-        // Incomplete topics, at every level.
-        {"acme", "incomplete topic: ends after enterprise 'acme'; expected level 'site'"},
-        {"acme/dresden", "incomplete topic: ends after site 'dresden'; expected level 'area'"},
-        {"acme/dresden/press-shop", "incomplete topic: ends after area 'press-shop'; expected level 'line'"},
-        {"acme/dresden/press-shop/line-2",
-         "incomplete topic: ends after line 'line-2'; expected level 'cell' or 'equipment', or a data class (oee)"},
-        {"acme/dresden/press-shop/line-2/cell-1",
-         "incomplete topic: ends after cell 'cell-1'; expected level 'equipment', or a data class (telemetry, state, "
-         "oee, alarm, cmd)"},
-        {"acme/dresden/press-shop/line-2/cell-12",
-         "incomplete topic: ends after cell 'cell-12'; expected level 'equipment', or a data class (telemetry, state, "
-         "oee, alarm, cmd)"},
-        {"acme/dresden/press-shop/line-2/cell-1/press-7",
-         "incomplete topic: ends after equipment 'press-7'; expected a data class (telemetry, state, oee, alarm, cmd)"},
-        // Empty levels.
-        {"/acme/dresden", "empty first level"},
-        {"acme//press-shop", "empty level after enterprise 'acme'"},
-        {"acme/dresden/press-shop/line-2/press-7/telemetry/", "empty level in the subtopic of class 'telemetry'"},
-        {"acme/dresden/press-shop/line-2/press-7/telemetry//x", "empty level in the subtopic of class 'telemetry'"},
-        // '$' topics that are not free are not in the model either.
-        {"$internal/x", "level 'enterprise': '$internal' is reserved: topics starting with '$' belong to the broker"},
-    };
-    for (const bad& b : cases) {
+    for (const acme_bad_topic& b : acme_invalid_topics()) {
         INFO(b.topic);
         const verdict v = topic_only(*m, b.topic);
         CHECK(v.result == outcome::violation);
@@ -424,16 +363,7 @@ enforcement:
 TEST_CASE("optional levels: present first, then skipped; class names first", "[model]") {
     // Equipment accepts any name, so "cell-1" could be an equipment and
     // "state" an equipment too: the documented preference decides.
-    const std::string text = R"(
-levels:
-  - {name: enterprise, names: [acme]}
-  - {name: line, pattern: "line-[0-9]+"}
-  - {name: cell, pattern: "cell-[0-9]+", optional: true}
-  - {name: equipment, any: true}
-classes:
-  telemetry:
-  state:
-)";
+    const std::string& text = optional_cell_model;
     const auto m = model::parse(text, "t.yaml", ".");
     CHECK(m->warnings().empty());  // `any` overlaps are by design, not warned
     SECTION("cell present") {
@@ -488,18 +418,7 @@ classes:
 }
 
 TEST_CASE("two optional levels and classes under several levels", "[model]") {
-    const std::string text = R"(
-levels:
-  - {name: enterprise, names: [acme]}
-  - {name: site, names: [dd]}
-  - {name: area, names: [pressing], optional: true}
-  - {name: line, pattern: "line-[0-9]+", optional: true}
-  - {name: machine, pattern: "m[0-9]+"}
-classes:
-  data:
-  kpi:
-    under: [site, area, line, machine]
-)";
+    const std::string& text = two_optional_levels_model;
     const auto m = model::parse(text, "t.yaml", ".");
     CHECK(m->evaluate("acme/dd/pressing/line-1/m1/data", "", false).result == outcome::pass);
     CHECK(m->evaluate("acme/dd/line-1/m1/data", "", false).result == outcome::pass);
@@ -520,14 +439,7 @@ classes:
 }
 
 TEST_CASE("names and a pattern together; any", "[model]") {
-    const std::string text = R"(
-levels:
-  - {name: enterprise, names: [acme]}
-  - {name: site, names: [hq, lab], pattern: "plant-[a-z]{2}"}
-  - {name: thing, any: true}
-classes:
-  data:
-)";
+    const std::string& text = names_and_pattern_model;
     const auto m = model::parse(text, "t.yaml", ".");
     CHECK(m->evaluate("acme/hq/x/data", "", false).result == outcome::pass);
     CHECK(m->evaluate("acme/plant-dd/x/data", "", false).result == outcome::pass);

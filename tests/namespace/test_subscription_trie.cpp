@@ -534,3 +534,51 @@ TEST_CASE("trie: many std::string subscribers on one filter", "[trie]") {
     }
     CHECK(t.node_count() == 1);
 }
+
+TEST_CASE("trie: the level observer sees every level of the one split, also after the descent ends", "[trie]") {
+    trie_t t;
+    t.insert("a/#", "hash", 1);
+    t.insert("a/b/c", "exact", 2);
+    struct seen {
+        std::vector<std::pair<std::string, std::size_t>> levels;
+        std::vector<std::string> subs;
+    };
+    // want: how many levels the observer asks for (it returns false at the last).
+    const auto run = [&](const trie_t& trie, const std::string& topic, std::size_t want) {
+        seen s;
+        trie.match(
+            topic, [&](const std::string& sub, int) { s.subs.push_back(sub); }, [](const trie_t::shared_group&) {},
+            [&](std::string_view level, std::size_t begin) {
+                s.levels.emplace_back(std::string(level), begin);
+                return s.levels.size() < want;
+            });
+        std::sort(s.subs.begin(), s.subs.end());
+        return s;
+    };
+    using L = std::vector<std::pair<std::string, std::size_t>>;
+
+    // The descent ends after "a" (only '#' below it); the observer still
+    // gets "x", "y" and "z", with their offsets.
+    seen s = run(t, "a/x/y/z", 99);
+    CHECK(s.levels == L{{"a", 0}, {"x", 2}, {"y", 4}, {"z", 6}});
+    CHECK(s.subs == std::vector<std::string>{"hash"});
+    // An observer that stops early changes nothing about the matches.
+    s = run(t, "a/b/c", 1);
+    CHECK(s.levels == L{{"a", 0}});
+    CHECK(s.subs == std::vector<std::string>{"exact", "hash"});
+    s = run(t, "a/b/c", 2);
+    CHECK(s.levels == L{{"a", 0}, {"b", 2}});
+    // Empty levels are levels; no filter matches at all.
+    s = run(t, "q//r/", 99);
+    CHECK(s.levels == L{{"q", 0}, {"", 2}, {"r", 3}, {"", 5}});
+    CHECK(s.subs.empty());
+    // '$' topics: not matched by the first-level wildcard, still observed.
+    t.insert("#", "all", 3);
+    s = run(t, "$SYS/x", 99);
+    CHECK(s.levels == L{{"$SYS", 0}, {"x", 5}});
+    CHECK(s.subs.empty());
+    // An empty trie.
+    trie_t none;
+    s = run(none, "a/b", 99);
+    CHECK(s.levels == L{{"a", 0}, {"b", 2}});
+}
