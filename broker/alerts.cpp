@@ -181,8 +181,20 @@ void alerts::count_new(std::string_view topic) {
 
 void alerts::connected_here(std::string_view client_id) {
     const auto now = steady_clock::now();
+    const std::uint64_t h = std::hash<std::string_view>{}(client_id);
     std::lock_guard lock(connects_mutex_);
-    auto& times = connects_[std::string(client_id)];
+    auto it = connects_.find(std::string(client_id));
+    if (it == connects_.end()) {
+        first_connect& mark = first_connects_[h % first_connect_slots];
+        const bool again = mark.id_hash == h && now - mark.at <= std::chrono::seconds(cfg_.reconnect_window_s);
+        if (!again) {
+            mark = {h, now};
+            return;
+        }
+        it = connects_.emplace(std::string(client_id), std::deque<steady_clock::time_point>{mark.at}).first;
+        mark = {};
+    }
+    auto& times = it->second;
     times.push_back(now);
     while (times.size() > cfg_.reconnect_count) times.pop_front();
 }

@@ -159,7 +159,19 @@ private:
     std::mutex threads_mutex_;
     std::vector<std::unique_ptr<thread_counts>> threads_;
 
+    // Reconnect loops. A client id's first connect only marks a slot of a
+    // fixed table (by a hash of the id), so that the many clients that
+    // connect once cost no memory each; a second connect within the window
+    // that finds its mark moves the id into `connects_`, which keeps the
+    // times of its recent connects. (A storm of other connects may overwrite
+    // a mark: such a client is then followed from its next connect on.)
+    struct first_connect {
+        std::uint64_t id_hash = 0;
+        std::chrono::steady_clock::time_point at{};
+    };
+    static constexpr std::size_t first_connect_slots = 8192;
     std::mutex connects_mutex_;
+    std::vector<first_connect> first_connects_ = std::vector<first_connect>(first_connect_slots);
     std::unordered_map<std::string, std::deque<std::chrono::steady_clock::time_point>> connects_;
 
     // Tick thread only.
