@@ -600,6 +600,58 @@ TEST_CASE("config: namespace model", "[config]") {
     CHECK(load_config(cfg).namespace_model == (dir.path / "namespace/acme.yaml").string());
 }
 
+TEST_CASE("config: opcua sources and their defaults", "[config]") {
+    const config c = parse_config(
+        "persistence: {path: /var/lib/strata}\n"
+        "opcua:\n"
+        "  - name: press-7\n"
+        "    endpoint: \"opc.tcp://10.0.0.5:4840\"\n"
+        "    mappings:\n"
+        "      - {node: \"ns=2;s=PLC1.Line1.Counter\", topic: a/b/count}\n"
+        "      - {browse: Objects/PLC1/Line1, topic_prefix: a/b, sampling_ms: 100, queue_size: 10, deadband: 0.5}\n",
+        "/etc/strata/strata.yaml");
+    REQUIRE(c.opcua.size() == 1);
+    const opcua_config& o = c.opcua[0];
+    CHECK(o.policy == "None");
+    CHECK(o.mode == "None");
+    CHECK_FALSE(o.username.has_value());
+    CHECK(o.publish_interval_ms == 1000);
+    CHECK(o.qos == 1);
+    CHECK(o.retain);
+    CHECK_FALSE(o.trust_any);
+    CHECK(o.identity == "press-7");
+    CHECK(o.pki == "/var/lib/strata/opcua-pki");
+    REQUIRE(o.mappings.size() == 2);
+    CHECK(o.mappings[0].node == "ns=2;s=PLC1.Line1.Counter");
+    CHECK(o.mappings[0].topic == "a/b/count");
+    CHECK_FALSE(o.mappings[0].sampling_ms.has_value());
+    CHECK(o.mappings[0].queue_size == 1);
+    CHECK(o.mappings[0].deadband == 0);
+    CHECK(o.mappings[1].browse == "Objects/PLC1/Line1");
+    CHECK(o.mappings[1].topic == "a/b");
+    CHECK(o.mappings[1].sampling_ms == 100u);
+    CHECK(o.mappings[1].queue_size == 10);
+    CHECK(o.mappings[1].deadband == 0.5);
+
+    // A relative pki is relative to the config file; a user with a password.
+    const config d = parse_config("opcua:\n"
+                                  "  - name: p\n"
+                                  "    endpoint: \"opc.tcp://h:4840\"\n"
+                                  "    pki: pki/plc\n"
+                                  "    user: {username: u, password: pw}\n"
+                                  "    security: {policy: Aes128_Sha256_RsaOaep, mode: Sign}\n"
+                                  "    writes: [{topic: a/cmd/set, node: \"ns=2;i=7\"}]\n",
+                                  "/etc/strata/strata.yaml");
+    REQUIRE(d.opcua.size() == 1);
+    CHECK(d.opcua[0].pki == "/etc/strata/pki/plc");
+    CHECK(d.opcua[0].username == "u");
+    CHECK(d.opcua[0].password == "pw");
+    CHECK(d.opcua[0].policy == "Aes128_Sha256_RsaOaep");
+    CHECK(d.opcua[0].mode == "Sign");
+    REQUIRE(d.opcua[0].writes.size() == 1);
+    CHECK(d.opcua[0].writes[0].node == "ns=2;i=7");
+}
+
 TEST_CASE("config: load_config reads files and names them in errors", "[config]") {
     const temp_dir dir;
     const std::string good = dir.write("good.yaml", "threads: 3\n");
