@@ -1,6 +1,7 @@
 #include "broker/bridge_host.hpp"
 
 #include "broker/broker_core.hpp"
+#include "broker/log_limit.hpp"
 #include "broker/publish_as.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
@@ -247,7 +248,10 @@ void bridge::on_ack(std::uint16_t packet_id, mqtt::reason_code rc) {
         // The remote refused it (e.g. not authorized there, or too large):
         // resending would not help. Logged and counted, then it leaves.
         refused_by_remote_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("bridge '{}': the remote refused a forwarded message: {}", cfg_.name, mqtt::to_string(rc));
+        thread_local log_limit limit;
+        if (limit.allow())
+            spdlog::warn("bridge '{}': the remote refused a forwarded message: {}{}", cfg_.name, mqtt::to_string(rc),
+                         limit.suffix());
     }
     outbox_->on_puback(packet_id);
 }
@@ -295,16 +299,20 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
     // The checks a client's PUBLISH gets, with the bridge's identity.
     const publish_as_result r = publish_as(core_, grants_.get(), m);
     using outcome = publish_as_result::outcome;
+    // Refusals are counted each; logged at warn once a second per thread.
+    thread_local log_limit refusals;
     switch (r.what) {
     case outcome::denied:
         denied_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("bridge '{}': '{}' from the remote refused: identity '{}' may not publish there", cfg_.name,
-                     topic, cfg_.identity);
+        if (refusals.allow())
+            spdlog::warn("bridge '{}': '{}' from the remote refused: identity '{}' may not publish there{}", cfg_.name,
+                         topic, cfg_.identity, refusals.suffix());
         break;
     case outcome::rejected:
         denied_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("bridge '{}': '{}' from the remote rejected by the namespace model: {}", cfg_.name, topic,
-                     r.reason);
+        if (refusals.allow())
+            spdlog::warn("bridge '{}': '{}' from the remote rejected by the namespace model: {}{}", cfg_.name, topic,
+                         r.reason, refusals.suffix());
         break;
     case outcome::store_down:
         break;
@@ -376,11 +384,7 @@ void bridge_host::publish_sys() {
     for (const auto& s : status()) {
         const std::string base = "$SYS/broker/bridges/" + s.name + "/";
         const auto put = [&](const char* leaf, std::string value) {
-            auto m = std::make_shared<message>();
-            m->topic = base + leaf;
-            m->payload = std::move(value);
-            m->retain = true;
-            core_.publish(m);
+            publish_sys_value(core_, base + leaf, std::move(value));
         };
         put("connected", s.connected ? "1" : "0");
         put("backlog/messages", std::to_string(s.backlog_messages));

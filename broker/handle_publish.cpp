@@ -6,6 +6,7 @@
 // routed twice.
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
+#include "broker/log_limit.hpp"
 #include "broker/model_enforcement.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
@@ -247,20 +248,12 @@ broker_core::publish_result connection::route(const message_ptr& m, const ns::mo
 }
 
 void connection::log_warned(std::string_view topic, std::string_view reason) {
-    // Info at most once a second per network thread, so a misconfigured
-    // device publishing at 100 Hz does not flood the log; the rest at
-    // debug. Every one is counted in the model's statistics.
-    thread_local steady_clock::time_point next_info{};
-    thread_local std::uint64_t suppressed = 0;
-    const auto now = steady_clock::now();
-    if (now >= next_info) {
-        next_info = now + std::chrono::seconds(1);
-        spdlog::info("{} '{}': namespace model (warn): '{}': {}{}", remote_, client_id_, topic, reason,
-                     suppressed == 0 ? std::string()
-                                     : " (" + std::to_string(suppressed) + " more warnings not logged at info)");
-        suppressed = 0;
+    // Every one is counted in the model's statistics; the log gets one a
+    // second per network thread at info.
+    thread_local log_limit limit;
+    if (limit.allow()) {
+        spdlog::info("{} '{}': namespace model (warn): '{}': {}{}", remote_, client_id_, topic, reason, limit.suffix());
     } else {
-        ++suppressed;
         spdlog::debug("{} '{}': namespace model (warn): '{}': {}", remote_, client_id_, topic, reason);
     }
 }
