@@ -2,6 +2,7 @@
 
 #include "broker/alerts.hpp"
 #include "broker/connection.hpp"
+#include "broker/publish_as.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
@@ -521,13 +522,7 @@ void broker_core::publish_sys() {
     const auto t = stats_.sum();
     const auto uptime =
         std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - started_).count();
-    auto put = [this](const char* topic, std::string value) {
-        auto m = std::make_shared<message>();
-        m->topic = topic;
-        m->payload = std::move(value);
-        m->retain = true;
-        publish(m);
-    };
+    auto put = [this](const char* topic, std::string value) { publish_sys_value(*this, topic, std::move(value)); };
     put("$SYS/broker/version", std::string("strata ") + STRATA_VERSION);
     put("$SYS/broker/uptime", std::to_string(uptime));
     put("$SYS/broker/clients/connected", std::to_string(stats_.clients_connected.load()));

@@ -387,11 +387,7 @@ void opcua_host::publish_sys() {
     for (const auto& s : status()) {
         const std::string base = "$SYS/broker/opcua/" + s.name + "/";
         const auto put = [&](const char* leaf, std::string value) {
-            auto m = std::make_shared<message>();
-            m->topic = base + leaf;
-            m->payload = std::move(value);
-            m->retain = true;
-            core_.publish(m);
+            publish_sys_value(core_, base + leaf, std::move(value));
         };
         put("connected", s.connected ? "1" : "0");
         put("items", std::to_string(s.items));

@@ -39,4 +39,12 @@ publish_as_result publish_as(broker_core& core, const auth::grants* grants, cons
     return {outcome::published, reason_code::success, core.publish(m).ticket, std::move(warned)};
 }
 
+void publish_sys_value(broker_core& core, std::string topic, std::string value) {
+    auto m = std::make_shared<message>();
+    m->topic = std::move(topic);
+    m->payload = std::move(value);
+    m->retain = true;
+    core.publish(m);
+}
+
 }  // namespace strata::broker

@@ -1,4 +1,4 @@
-// Messages the broker publishes on behalf of an identity of its own: the
+// Messages the broker publishes itself. On behalf of an identity of its own: the
 // commands a bridge brings down from its remote, the values an OPC UA source
 // reads from a PLC. They get the checks a client's PUBLISH gets
 // (handle_publish.cpp), in the same order: a valid topic outside '$', the
@@ -34,5 +34,9 @@ struct publish_as_result {
 // `grants`: the identity's (null: no roles configured, everything allowed
 // that the access rules allow).
 publish_as_result publish_as(broker_core& core, const auth::grants* grants, const message_ptr& m);
+
+// The broker's own state: `value` retained on the '$SYS/...' `topic`
+// (no checks; '$SYS' values are not stored, they are made afresh).
+void publish_sys_value(broker_core& core, std::string topic, std::string value);
 
 }  // namespace strata::broker

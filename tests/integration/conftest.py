@@ -564,6 +564,27 @@ def raw_clients():
         c.close()
 
 
+def wait_retained(clients, broker, topic, predicate, timeout=TIMEOUT):
+    """Subscribes to `topic` (a retained state value such as $SYS/...) and returns the
+    first payload (text) for which predicate() holds, within `timeout`."""
+    c = clients(broker)
+    c.subscribe(topic)
+    deadline = time.monotonic() + timeout
+    last = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                last = c.get(timeout=max(0.05, deadline - time.monotonic())).payload.decode()
+            except AssertionError:
+                break
+            if predicate(last):
+                return last
+    finally:
+        c.close()
+    raise AssertionError("%s never satisfied the condition (last %r); stderr:\n%s"
+                         % (topic, last, broker.stderr_text()[-3000:]))
+
+
 def wait_until(predicate, timeout=TIMEOUT, interval=0.05, what="condition"):
     """Bounded poll: returns the first truthy value of predicate()."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (IS_MOSQUITTO, TIMEOUT, Client, PacketTypes, props, uid, wait_until)
+from conftest import (IS_MOSQUITTO, TIMEOUT, Client, PacketTypes, props, uid, wait_retained, wait_until)
 import certs
 import mqtt_raw
 
@@ -167,20 +167,7 @@ def sys_value(clients, broker, topic, timeout=TIMEOUT):
 
 
 def wait_sys(clients, broker, topic, predicate, timeout=DRAIN_TIMEOUT):
-    c = clients(broker)
-    c.subscribe(topic)
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = c.get(timeout=max(0.05, deadline - time.monotonic())).payload.decode()
-        except AssertionError:
-            break
-        if predicate(last):
-            c.close()
-            return last
-    c.close()
-    raise AssertionError("%s never satisfied the condition (last %r)" % (topic, last))
+    return wait_retained(clients, broker, topic, predicate, timeout)
 
 
 def receive_all(sub, expected, timeout=DRAIN_TIMEOUT):

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import IS_MOSQUITTO, Client, PacketTypes, props, uid, wait_until
+from conftest import IS_MOSQUITTO, Client, PacketTypes, props, uid, wait_retained, wait_until
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="OPC UA ingestion is Strata's")
 
@@ -144,21 +144,7 @@ def values(sub, topic, n, timeout=VALUE_TIMEOUT):
 
 
 def wait_sys(clients, broker, name, leaf, predicate, timeout=VALUE_TIMEOUT):
-    c = clients(broker)
-    c.subscribe("$SYS/broker/opcua/%s/%s" % (name, leaf))
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = c.get(timeout=max(0.05, deadline - time.monotonic())).payload.decode()
-        except AssertionError:
-            break
-        if predicate(last):
-            c.close()
-            return last
-    c.close()
-    raise AssertionError("$SYS/broker/opcua/%s/%s never satisfied the condition (last %r); stderr:\n%s"
-                         % (name, leaf, last, broker.stderr_text()[-3000:]))
+    return wait_retained(clients, broker, "$SYS/broker/opcua/%s/%s" % (name, leaf), predicate, timeout)
 
 
 def test_values_published_as_json_none_anonymous(broker_factory, clients, peers, tmp_path):
