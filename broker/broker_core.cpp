@@ -159,12 +159,13 @@ bool broker_core::reload_model() {
         for (const auto& w : m->warnings()) spdlog::warn("namespace model: {}", w);
         loaded = m;
         set_model(std::move(m));
-    } catch (const ns::model_error& e) {
+    } catch (const std::exception& e) {
+        // model_error, or anything else a library threw while loading
         spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
         return false;
     }
     spdlog::info("namespace model reloaded from {}", path);
-    recheck_retained(*loaded);
+    recheck_retained(*loaded, "reload");
     return true;
 }
 

@@ -76,8 +76,11 @@ public:
     bool reload_model();
     // Applies `m` to every stored retained message (not '$' topics): what it
     // refuses is removed (reject), moved to the dead-letter tree
-    // (quarantine) or kept (warn), and counted. See model_enforcement.cpp.
-    void recheck_retained(const ns::model& m);
+    // (quarantine) or kept (warn), and counted; one log line "namespace
+    // model <when>: ..." sums it up. After a reload and after recovery at
+    // start-up ("start-up": no line when there was nothing to check). See
+    // model_enforcement.cpp.
+    void recheck_retained(const ns::model& m, std::string_view when);
 
     struct open_result {
         session_ptr s;

@@ -212,6 +212,7 @@ void connection::on_read(boost::system::error_code ec, std::size_t n) {
 void connection::internal_error(const std::exception& e) {
     // An exception closes this connection only.
     spdlog::error("{} '{}': closing after an internal error: {}", remote_, client_id_, e.what());
+    bump(core_.counters().local().internal_errors);
     batching_ = false;
     close_now();
 }

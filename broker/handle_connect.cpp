@@ -134,12 +134,19 @@ void connection::password_checked(bool ok) {
     if (state_ != state::verifying) return;  // closed meanwhile
     state_ = state::awaiting_connect;
     auto c = std::move(extras().pending_connect);
-    if (ok) {
-        identity_ = *c->username;
-        core_.security().logins().succeeded(address());
-        accept_connect(*c);
-    } else {
-        login_failed(*c->username, mqtt::reason_code::bad_user_name_or_password, "bad user name or password");
+    // Runs from a posted handler, outside the read path's guard: an
+    // exception here must close this connection only.
+    try {
+        if (ok) {
+            identity_ = *c->username;
+            core_.security().logins().succeeded(address());
+            accept_connect(*c);
+        } else {
+            login_failed(*c->username, mqtt::reason_code::bad_user_name_or_password, "bad user name or password");
+        }
+    } catch (const std::exception& e) {
+        internal_error(e);
+        return;
     }
     resume_input();
 }

@@ -260,9 +260,7 @@ int passwd_command(int argc, char** argv) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int strata_main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "namespace") == 0) return namespace_command(argc, argv);
     if (argc > 1 && std::strcmp(argv[1], "passwd") == 0) return passwd_command(argc, argv);
 
@@ -353,6 +351,9 @@ int main(int argc, char** argv) {
                          store->opts().path, ms, r.loaded.retained, r.loaded.sessions, r.loaded.subscriptions,
                          r.loaded.deliveries, r.loaded.inbound_qos2, r.purged.retained, r.purged.sessions,
                          r.wills_published);
+            // The model may have changed while the broker was down: what it
+            // refuses now is not served from the store (as after a reload).
+            if (const auto* m = srv.core().model()) srv.core().recheck_retained(*m, "start-up");
         }
         if (loopback_anonymous) {
             spdlog::info("auth.allow_anonymous is not set: clients without credentials are accepted on loopback "
@@ -370,5 +371,20 @@ int main(int argc, char** argv) {
         return fail(e.what());
     } catch (const strata::broker::config_error& e) {
         return fail(e.what());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Whatever a library throws that its caller did not expect (a model or
+    // payload file, the store, memory) ends as one line and exit code 2,
+    // never as an abort.
+    try {
+        return strata_main(argc, argv);
+    } catch (const std::exception& e) {
+        return fail(std::string("internal error: ") + e.what());
+    } catch (...) {
+        return fail("internal error: unknown exception");
     }
 }

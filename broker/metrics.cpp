@@ -166,6 +166,9 @@ void add_store(family_builder& b, std::vector<MetricFamily>& extra, broker_core&
         .value(s.healthy ? 1 : 0);
     b.counter("strata_publishes_refused_unstorable_total", "QoS 1/2 publishes refused because the store could not write")
         .value(static_cast<double>(t.refused_unstorable));
+    b.counter("strata_internal_errors_total",
+              "Exceptions caught at a network thread's boundary (each closed one connection at most; a bug to report)")
+        .value(static_cast<double>(t.internal_errors));
     b.counter("strata_deliveries_refused_queue_full_total",
               "Deliveries refused by a full queue whose policy is to refuse (a bridge buffer with policy block)")
         .value(static_cast<double>(t.refused_queue_full));

@@ -88,7 +88,7 @@ bool connection::check_will(std::shared_ptr<message>& will) {
     return true;
 }
 
-void broker_core::recheck_retained(const ns::model& model) {
+void broker_core::recheck_retained(const ns::model& model, std::string_view when) {
     std::size_t checked = 0, removed = 0, quarantined = 0, kept = 0;
     // '#' leaves out the '$' topics: those are the broker's own.
     router_.for_each_retained("#", [&](const message_ptr& m) {
@@ -101,7 +101,7 @@ void broker_core::recheck_retained(const ns::model& model) {
             break;
         case ns::enforcement::warn:
             ++kept;
-            spdlog::debug("namespace model reload: retained '{}' kept (warn): {}", m->topic, v.reason);
+            spdlog::debug("namespace model: retained '{}' kept (warn): {}", m->topic, v.reason);
             break;
         case ns::enforcement::quarantine:
             if (erase_retained(m)) {
@@ -111,7 +111,8 @@ void broker_core::recheck_retained(const ns::model& model) {
             break;
         }
     });
-    spdlog::info("namespace model reload: {} retained messages checked, {} removed, {} quarantined, {} kept (warn)",
+    if (checked == 0 && when != "reload") return;
+    spdlog::info("namespace model {}: {} retained messages checked, {} removed, {} quarantined, {} kept (warn)", when,
                  checked, removed, quarantined, kept);
 }
 

@@ -119,9 +119,42 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
 }
 
 void server::reload() {
-    if (!core_.cfg().namespace_model.empty()) core_.reload_model();
-    core_.security().reload_passwords();
-    reload_tls();
+    // Each part reloads on its own: one that fails is logged, keeps what it
+    // had, and does not keep the others from reloading. Nothing thrown here
+    // may reach the network thread that runs the reload.
+    const auto step = [](const char* what, auto&& f) {
+        try {
+            f();
+        } catch (const std::exception& e) {
+            spdlog::error("reload: {} failed, the previous one stays: {}", what, e.what());
+        }
+    };
+    if (!core_.cfg().namespace_model.empty()) step("namespace model", [&] { core_.reload_model(); });
+    step("password file", [&] { core_.security().reload_passwords(); });
+    step("TLS certificates", [&] { reload_tls(); });
+}
+
+void server::run_network_thread(std::size_t index) {
+    core_.counters().bind_thread(index);
+    thread_rwlock::bind_thread(index);
+    // The last line of defence: every handler catches what it can at its
+    // own boundary (a connection closes itself after an exception); one
+    // that still escapes is logged and counted, and the thread runs on
+    // (Asio allows run() to be called again after a handler threw), so a
+    // bug in one code path never takes the broker down.
+    auto& io = *ios_[index];
+    for (;;) {
+        try {
+            io.run();
+            return;
+        } catch (const std::exception& e) {
+            spdlog::critical("network thread {}: an exception escaped a handler (the broker runs on): {}", index,
+                             e.what());
+        } catch (...) {
+            spdlog::critical("network thread {}: an unknown exception escaped a handler (the broker runs on)", index);
+        }
+        bump(core_.counters().local().internal_errors);
+    }
 }
 
 void server::reload_tls() {
@@ -257,15 +290,9 @@ int server::run() {
 
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < ios_.size(); ++i) {
-        threads.emplace_back([this, i] {
-            core_.counters().bind_thread(i);
-            thread_rwlock::bind_thread(i);
-            ios_[i]->run();
-        });
+        threads.emplace_back([this, i] { run_network_thread(i); });
     }
-    core_.counters().bind_thread(0);
-    thread_rwlock::bind_thread(0);
-    ios_.front()->run();
+    run_network_thread(0);
     for (auto& t : threads) t.join();
     spdlog::info("stopped");
     return 0;

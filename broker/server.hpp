@@ -52,6 +52,9 @@ public:
 private:
     struct listener;
     void start_accepting(listener& l);
+    // Runs network thread `index`'s io_context until it stops; exceptions
+    // that escape a handler are logged and counted, and it runs on.
+    void run_network_thread(std::size_t index);
     // Hands an accepted socket to what its listener serves.
     void serve(listener& l, tcp_socket socket, std::size_t thread_index);
     // SIGHUP and POST /api/v1/reload: the namespace model (if configured)

@@ -31,6 +31,10 @@ struct alignas(64) counter_slot {
     std::array<std::atomic<std::uint64_t>, 6> connections_refused{};
     std::atomic<std::uint64_t> publish_refused{0};       // no grant (auth) or access rule
     std::atomic<std::uint64_t> publish_rate_limited{0};  // over an identity's publish rate
+    // Exceptions caught at a network thread's boundary (a connection closed
+    // after one, or a handler's caught by the thread's run loop): each is a
+    // bug worth a report, never a reason for the broker to stop.
+    std::atomic<std::uint64_t> internal_errors{0};
 };
 
 // Labels of counter_slot::connections_refused (Prometheus `reason`).
@@ -64,6 +68,7 @@ public:
         std::uint64_t connections_accepted = 0;
         std::uint64_t refused_unstorable = 0, refused_queue_full = 0;
         std::uint64_t publish_refused = 0, publish_rate_limited = 0;
+        std::uint64_t internal_errors = 0;
         [[nodiscard]] std::uint64_t dropped() const noexcept {
             return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;
         }

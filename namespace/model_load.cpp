@@ -621,6 +621,9 @@ private:
                 doc = json::parse(text);
             } catch (const json::parse_error& e) {
                 r_.fail(v, file + ":" + json_position(text, e.byte) + ": " + strip_nlohmann(e.what()));
+            } catch (const json::exception& e) {
+                // e.g. out_of_range 406: a number a double cannot hold
+                r_.fail(v, file + ": " + strip_nlohmann(e.what()));
             }
             try {
                 c.schema = json_schema::compile(doc, resolver_for(full.parent_path().string()), &schema_warnings);
@@ -1088,6 +1091,10 @@ std::shared_ptr<const model> model::parse(std::string_view text, const std::stri
         throw;
     } catch (const YAML::Exception& e) {
         r.fail(e.mark, "", e.msg);
+    } catch (const std::exception& e) {
+        // Whatever else a library throws (JSON, regex, memory) is a model
+        // that does not load, never an exception the caller did not expect.
+        r.fail(YAML::Mark::null_mark(), "", e.what());
     }
     return std::shared_ptr<const model>(new model(std::move(m)));
 }

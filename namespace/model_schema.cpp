@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <unordered_set>
 
 #include "namespace/model_pattern.hpp"
 #include "namespace/model_schema_fast.hpp"
@@ -744,52 +745,132 @@ std::string json_schema::explain(const nlohmann::json& instance) const {
     return where.empty() ? what : where + ": " + what;
 }
 
+namespace {
+
+// The reason text of a nlohmann exception, without its
+// "[json.exception.parse_error.101] parse error " prefix. "last read: '...'"
+// quotes the payload's raw bytes, which need not be UTF-8; the reason goes
+// into MQTT strings and JSON (Reason String, quarantine envelope), so bytes
+// outside printable ASCII are escaped.
+std::string json_error_text(const std::exception& e) {
+    std::string m = e.what();
+    const auto pos = m.find("] ");
+    if (pos != std::string::npos) m = m.substr(pos + 2);
+    if (m.starts_with("parse error ")) m = m.substr(12);
+    std::string safe;
+    safe.reserve(m.size());
+    for (const char ch : m) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (u >= 0x20 && u < 0x7F) {
+            safe += ch;
+        } else {
+            static constexpr char hex[] = "0123456789ABCDEF";
+            safe += "\\x";
+            safe += hex[u >> 4];
+            safe += hex[u & 0xF];
+        }
+    }
+    return safe;
+}
+
+// Parses a payload into `doc` without throwing. False when it is not JSON
+// (a syntax error, a number a double cannot hold such as 1e999) or an
+// object in it names a key twice; `why` (when not null) then says which.
+bool parse_payload(std::string_view payload, json& doc, std::string* why) {
+    // Keys seen per open object, innermost last: compared in a list while
+    // an object is small, in a hash set once it is big (a hostile object
+    // of 100,000 keys must not cost 10^10 comparisons).
+    struct seen_keys {
+        std::vector<std::string> few;
+        std::unordered_set<std::string> many;
+        bool insert(const std::string& k) {
+            static constexpr std::size_t few_max = 16;
+            if (!many.empty()) return many.insert(k).second;
+            if (std::find(few.begin(), few.end(), k) != few.end()) return false;
+            if (few.size() < few_max) {
+                few.push_back(k);
+                return true;
+            }
+            many.insert(std::make_move_iterator(few.begin()), std::make_move_iterator(few.end()));
+            few.clear();
+            return many.insert(k).second;
+        }
+    };
+    std::vector<seen_keys> open;
+    std::string duplicate;
+    const auto watch = [&](int, json::parse_event_t event, json& parsed) {
+        switch (event) {
+        case json::parse_event_t::object_start:
+            open.emplace_back();
+            break;
+        case json::parse_event_t::object_end:
+            if (!open.empty()) open.pop_back();
+            break;
+        case json::parse_event_t::key:
+            if (!open.empty() && duplicate.empty() && parsed.is_string()) {
+                const auto& k = parsed.get_ref<const std::string&>();
+                if (!open.back().insert(k)) duplicate = k;
+            }
+            break;
+        default:
+            break;
+        }
+        return true;
+    };
+    doc = json::parse(payload.begin(), payload.end(), watch, false);
+    if (doc.is_discarded()) {
+        if (why == nullptr) return false;
+        if (payload.empty()) {
+            *why = "empty (expected a JSON document)";
+            return false;
+        }
+        // Parsed again, with exceptions, only to say why.
+        try {
+            (void)json::parse(payload.begin(), payload.end());
+            *why = "not JSON";
+        } catch (const json::exception& e) {
+            *why = "not JSON: " + json_error_text(e);
+        }
+        return false;
+    }
+    if (!duplicate.empty()) {
+        if (why != nullptr) {
+            std::string key = duplicate.size() > 64 ? duplicate.substr(0, 64) + "..." : duplicate;
+            *why = "the key '" + json_error_text(std::runtime_error(key)) + "' appears twice in one object";
+        }
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 bool json_schema::valid_payload(std::string_view payload, std::string* why) const {
     // Fast "valid" is final; anything else is decided (and explained) by
     // the DOM + valijson path below.
     if (impl_->fast && impl_->fast->check(payload, max_depth) == detail::fast_answer::valid) return true;
+    // RFC 8259 forbids a byte order mark; nlohmann would skip it, other
+    // readers would not: refused, so that every reader sees the same value.
+    if (payload.starts_with("\xEF\xBB\xBF")) {
+        if (why != nullptr) *why = "not JSON: starts with a UTF-8 byte order mark";
+        return false;
+    }
     if (json_nesting_depth(payload, max_depth) > max_depth) {
         if (why != nullptr) *why = "nested deeper than " + std::to_string(max_depth) + " levels";
         return false;
     }
-    json doc = json::parse(payload.begin(), payload.end(), nullptr, false);
-    if (doc.is_discarded()) {
-        if (why != nullptr && payload.empty()) {
-            *why = "empty (expected a JSON document)";
-        } else if (why != nullptr) {
-            try {
-                const json again = json::parse(payload.begin(), payload.end());
-                *why = "not JSON";  // unreachable: the same text failed above
-            } catch (const json::parse_error& e) {
-                // "[json.exception.parse_error.101] parse error at line 1, column 3: ..."
-                std::string m = e.what();
-                const auto pos = m.find("] ");
-                if (pos != std::string::npos) m = m.substr(pos + 2);
-                if (m.starts_with("parse error ")) m = m.substr(12);
-                // "last read: '...'" quotes the payload's raw bytes, which
-                // need not be UTF-8; the reason goes into MQTT strings and
-                // JSON (Reason String, quarantine envelope), so escape them.
-                std::string safe;
-                safe.reserve(m.size());
-                for (const char ch : m) {
-                    const auto u = static_cast<unsigned char>(ch);
-                    if (u >= 0x20 && u < 0x7F) {
-                        safe += ch;
-                    } else {
-                        static constexpr char hex[] = "0123456789ABCDEF";
-                        safe += "\\x";
-                        safe += hex[u >> 4];
-                        safe += hex[u & 0xF];
-                    }
-                }
-                *why = "not JSON: " + safe;
-            }
-        }
+    try {
+        json doc;
+        if (!parse_payload(payload, doc, why)) return false;
+        if (valid(doc)) return true;
+        if (why != nullptr) *why = explain(doc);
+        return false;
+    } catch (const std::exception& e) {
+        // Out of memory while parsing or explaining: refused, never thrown
+        // at the network thread.
+        if (why != nullptr) *why = std::string("not validated: ") + e.what();
         return false;
     }
-    if (valid(doc)) return true;
-    if (why != nullptr) *why = explain(doc);
-    return false;
 }
 
 int json_nesting_depth(std::string_view text, int limit) noexcept {

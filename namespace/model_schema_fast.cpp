@@ -9,6 +9,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <string_view>
 
 #include "namespace/model_schema.hpp"
 
@@ -226,12 +228,15 @@ constexpr std::array<bool, 256> plain_byte = [] {
 
 class fast_checker {
 public:
-    fast_checker(const fast_schema& s, std::string_view text, int max_depth, std::string& key_buf, std::string& text_buf)
+    fast_checker(const fast_schema& s, std::string_view text, int max_depth, std::string& key_buf, std::string& text_buf,
+                 std::vector<std::uint64_t>& key_hashes)
         : s_(s), p_(text.data()), end_(text.data() + text.size()), max_depth_(max_depth), key_buf_(key_buf),
-          text_buf_(text_buf) {}
+          text_buf_(text_buf), key_hashes_(key_hashes) {}
 
     fast_answer run() {
-        if (end_ - p_ >= 3 && std::memcmp(p_, "\xEF\xBB\xBF", 3) == 0) p_ += 3;  // BOM, as nlohmann
+        // A byte order mark is refused (the DOM path says why): RFC 8259
+        // forbids sending one, and readers disagree on skipping it.
+        if (end_ - p_ >= 3 && std::memcmp(p_, "\xEF\xBB\xBF", 3) == 0) return fast_answer::invalid;
         ws();
         const bool ok = value(s_.root_, 0);
         if (unsure_) return fast_answer::unsure;
@@ -500,6 +505,16 @@ private:
         ++p_;  // '{'
         ws();
         std::uint64_t required_seen = 0;
+        // Duplicate keys are refused (readers disagree on which one counts):
+        // the keys of this object are remembered by hash on the per-thread
+        // stack; a repeated hash, or an object too big to compare cheaply,
+        // is "unsure" and goes to the DOM path, which decides exactly.
+        const std::size_t keys_base = key_hashes_.size();
+        struct unwind {
+            std::vector<std::uint64_t>& v;
+            std::size_t base;
+            ~unwind() { v.resize(base); }
+        } restore{key_hashes_, keys_base};
         if (p_ < end_ && *p_ == '}') {
             ++p_;
         } else {
@@ -509,6 +524,7 @@ private:
                 std::string_view key;
                 std::size_t cps = 0;
                 if (!scan_string(key_buf_, key, cps)) return false;
+                if (!remember_key(key, keys_base)) return false;
                 ws();
                 if (p_ >= end_ || *p_ != ':') return false;
                 ++p_;
@@ -591,6 +607,21 @@ private:
         return true;
     }
 
+    // False (and unsure) when `key` may repeat one of the object's keys
+    // remembered since `base`.
+    bool remember_key(std::string_view key, std::size_t base) {
+        static constexpr std::size_t max_keys_compared = 32;
+        const std::uint64_t h = std::hash<std::string_view>{}(key);
+        if (key_hashes_.size() - base >= max_keys_compared ||
+            std::find(key_hashes_.begin() + static_cast<std::ptrdiff_t>(base), key_hashes_.end(), h) !=
+                key_hashes_.end()) {
+            unsure_ = true;
+            return false;
+        }
+        key_hashes_.push_back(h);
+        return true;
+    }
+
     const fast_schema& s_;
     const char* p_;
     const char* end_;
@@ -598,13 +629,16 @@ private:
     bool unsure_ = false;
     std::string& key_buf_;
     std::string& text_buf_;
+    std::vector<std::uint64_t>& key_hashes_;
 };
 
 fast_answer fast_schema::check(std::string_view payload, int max_depth) const noexcept {
     thread_local std::string key_buf;
     thread_local std::string text_buf;
+    thread_local std::vector<std::uint64_t> key_hashes;
     try {
-        return fast_checker(*this, payload, max_depth, key_buf, text_buf).run();
+        key_hashes.clear();
+        return fast_checker(*this, payload, max_depth, key_buf, text_buf, key_hashes).run();
     } catch (...) {
         return fast_answer::unsure;  // e.g. bad_alloc while decoding a string
     }

@@ -15,7 +15,8 @@
 //     JSON-Schema-Test-Suite), and can give up whenever a case is awkward
 //     (duplicate keys, numbers that do not fit a double, ...).
 // The JSON syntax accepted is nlohmann's: RFC 8259, strict UTF-8 in strings,
-// a leading BOM skipped, nothing but whitespace after the value.
+// nothing but whitespace after the value; a leading BOM and an object with
+// the same key twice are never "valid" here (the DOM path refuses them).
 //
 // Thread-safety: immutable after compile(); check() is const and keeps its
 // scratch buffer in a thread_local.

@@ -844,7 +844,15 @@ void store::impl::writer_loop() {
         std::uint64_t written = 0;
         auto started = clock_type::now();
         last_commit = started;
-        rocksdb::Status s = batch.empty() ? rocksdb::Status::OK() : commit(batch, written);
+        rocksdb::Status s;
+        try {
+            s = batch.empty() ? rocksdb::Status::OK() : commit(batch, written);
+        } catch (const std::exception& e) {
+            // Out of memory while encoding the batch, or anything else
+            // thrown: a failed commit like a disk error (kept, retried after
+            // the backoff), never the end of the writer thread.
+            s = rocksdb::Status::Aborted("group commit", e.what());
+        }
         double seconds = std::chrono::duration<double>(clock_type::now() - started).count();
 
         lk.lock();

@@ -425,8 +425,8 @@ def test_reload_applies_new_model_to_retained_messages(broker_factory, model_dir
     assert '"[a-z]+(-[a-z]+)*-[0-9]{1,3}"' in text
     model.write_text(text.replace('"[a-z]+(-[a-z]+)*-[0-9]{1,3}"', '"[a-z]+(-[a-z]+)*-[0-9]{2,3}"'))
     b.send_signal(signal.SIGHUP)
-    wait_until(lambda: "retained messages checked" in b.stderr_text(), what="the retained re-check log line")
-    line = [l for l in b.stderr_text().splitlines() if "retained messages checked" in l][0]
+    wait_until(lambda: "namespace model reload: " in b.stderr_text(), what="the retained re-check log line")
+    line = [l for l in b.stderr_text().splitlines() if "namespace model reload: " in l][0]
     assert "1 removed, 1 quarantined, 1 kept (warn)" in line, line
 
     m = dead.get()
