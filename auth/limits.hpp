@@ -31,6 +31,10 @@ struct identity_limits {
     std::uint32_t publish_rate = 0;        // messages per second per identity; 0: unlimited
     std::uint64_t publish_bytes_rate = 0;  // topic+payload bytes per second per identity; 0: unlimited
     std::uint32_t subscriptions = 0;       // per client; 0: unlimited
+    // Each identity's share of the retained store: topics, and their topic +
+    // payload bytes, that it set last (0: no share, the broker-wide limits only).
+    std::uint64_t retained = 100'000;
+    std::uint64_t retained_bytes = 256ull << 20;
     [[nodiscard]] bool any_rate() const noexcept { return publish_rate != 0 || publish_bytes_rate != 0; }
 };
 

@@ -113,12 +113,9 @@ void bridge::subscribe_forward_filters(bool fresh) {
         const bool added = routes.subscribe(outbox_.get(), cfg_.forward[i].local, e);
         outbox_->remember_subscription(cfg_.forward[i].local, e);
         if (!added && !fresh) continue;
-        // A new rule forwards the current retained state of its subtree.
-        const std::uint32_t id = e.identifier;
-        routes.for_each_retained(cfg_.forward[i].local, [&](const message_ptr& m) {
-            if (m->topic.front() == '$') return;
-            outbox_->deliver(m, std::min(m->qos, e.options.qos), true, std::span<const std::uint32_t>(&id, 1), true);
-        });
+        // A new rule forwards the current retained state of its subtree,
+        // paced by the outbox's room (session::replay_retained).
+        outbox_->replay_retained(cfg_.forward[i].local, e, true);
     }
 }
 
@@ -313,6 +310,12 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         if (refusals.allow())
             spdlog::warn("bridge '{}': '{}' from the remote rejected by the namespace model: {}{}", cfg_.name, topic,
                          r.reason, refusals.suffix());
+        break;
+    case outcome::over_limit:
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        if (refusals.allow())
+            spdlog::warn("bridge '{}': '{}' from the remote refused: {}{}", cfg_.name, topic, r.reason,
+                         refusals.suffix());
         break;
     case outcome::store_down:
         break;

@@ -7,9 +7,11 @@
 #include "namespace/topic.hpp"
 
 #include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
@@ -67,7 +69,14 @@ broker_core::broker_core(config cfg)
       broker_id_(cfg_.broker_id.empty() ? default_broker_id(cfg_) : cfg_.broker_id),
       access_(to_rules(cfg_.access)),
       security_(std::make_unique<class security>(cfg_)),
-      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()) {}
+      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()) {
+    retained_limits l;
+    l.max_messages = cfg_.limits.max_retained_messages;
+    l.max_bytes = cfg_.limits.max_retained_bytes;
+    l.identity_messages = cfg_.auth.limits.retained;
+    l.identity_bytes = cfg_.auth.limits.retained_bytes;
+    router_.set_retained_limits(l);
+}
 
 void broker_core::audit(const auth::audit_event& e) {
     if (!auditing_) return;
@@ -314,15 +323,22 @@ void broker_core::publish_will(const message_ptr& will) {
     publish(will);
 }
 
-broker_core::publish_result broker_core::publish(const message_ptr& m, const ns::model* model, ns::verdict* verdict) {
+broker_core::publish_result broker_core::publish(const message_ptr& m, const ns::model* model, ns::verdict* verdict,
+                                                 const std::string* identity) {
     publish_result r;
     store_ops ops;
     // The router keeps the retained value in memory (if admitted).
-    const auto routed = router_.publish(m, store_ ? &ops : nullptr, model, verdict);
+    const auto routed = router_.publish(m, store_ ? &ops : nullptr, model, verdict, identity);
     r.delivered = routed.delivered;
+    r.matched = routed.matched();
     r.refused = routed.refused;
     r.admitted = routed.admitted;
+    r.retained = routed.retained;
     if (!routed.admitted) return r;
+    if (routed.retained != retain_verdict::stored) {
+        bump(stats_.local().retained_refused[static_cast<std::size_t>(routed.retained) - 1]);
+        return r;
+    }
     // Every message the broker takes (clients, bridges, OPC UA, wills) is
     // counted for the rate and stale alerts here.
     alerts::count(m->topic);
@@ -337,6 +353,22 @@ broker_core::publish_result broker_core::publish(const message_ptr& m, const ns:
     }
     if (!ops.empty()) r.ticket = store_->submit(std::move(ops));
     return r;
+}
+
+const char* broker_core::retained_refusal_reason(retain_verdict v) noexcept {
+    switch (v) {
+    case retain_verdict::over_messages:
+        return "the broker holds the most retained messages it may (limits.max_retained_messages)";
+    case retain_verdict::over_bytes:
+        return "the retained messages would exceed limits.max_retained_bytes";
+    case retain_verdict::over_identity_messages:
+        return "this identity holds the most retained topics it may (auth.limits.retained)";
+    case retain_verdict::over_identity_bytes:
+        return "this identity's retained messages would exceed auth.limits.retained_bytes";
+    case retain_verdict::stored:
+        break;
+    }
+    return "";
 }
 
 std::size_t broker_core::purge_expired() {
@@ -382,7 +414,10 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
 
     std::unique_lock lock(registry_mutex_);
     persistence::recovery_visitor v;
-    v.retained = [&](persistence::stored_message&& m) { router_.retain(from_stored(std::move(m))); };
+    // Everything stored is loaded, limits or not (they may have been
+    // lowered since): what is over them is reported below, and new
+    // retained topics are refused until enough are cleared.
+    v.retained = [&](persistence::stored_message&& m) { (void)router_.retain(from_stored(std::move(m)), nullptr, false); };
     v.session = [&](persistence::stored_session&& r) {
         auto s = std::make_shared<session>(*this, r.client_id);
         s->set_queue_limits(client_queue_limits());
@@ -438,6 +473,12 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     }
     rc.loaded = loaded.loaded;
     rc.purged = loaded.purged;
+    if (const auto t = router_.retained_totals();
+        t.messages > cfg_.limits.max_retained_messages || t.bytes > cfg_.limits.max_retained_bytes) {
+        spdlog::warn("the store holds {} retained messages ({} bytes), over limits.max_retained_messages {} or "
+                     "limits.max_retained_bytes {}: all loaded; new retained topics are refused until enough are cleared",
+                     t.messages, t.bytes, cfg_.limits.max_retained_messages, cfg_.limits.max_retained_bytes);
+    }
 
     for (const auto& s : recovered) {
         s->set_persistent(true, false);
@@ -510,6 +551,24 @@ std::size_t broker_core::queued_messages() const {
     return n;
 }
 
+broker_core::drop_summary broker_core::session_drops(std::size_t top) const {
+    drop_summary d;
+    for (const auto& s : all_sessions()) {
+        d.replay_pending += s->replay_pending();
+        const std::uint64_t n = s->dropped();
+        if (n == 0) continue;
+        ++d.sessions;
+        if (top == 0) continue;
+        // Kept sorted, most first; a small list (top is about 10).
+        const auto pos = std::find_if(d.top.begin(), d.top.end(), [n](const auto& e) { return e.second < n; });
+        if (d.top.size() < top || pos != d.top.end()) {
+            d.top.insert(pos, {s->client_id(), n});
+            if (d.top.size() > top) d.top.pop_back();
+        }
+    }
+    return d;
+}
+
 std::string broker_core::assign_client_id() {
     char buf[48];
     const auto n = next_assigned_id_.fetch_add(1, std::memory_order_relaxed);
@@ -534,6 +593,19 @@ void broker_core::publish_sys() {
     put("$SYS/broker/bytes/received", std::to_string(t.bytes_received));
     put("$SYS/broker/bytes/sent", std::to_string(t.bytes_sent));
     put("$SYS/broker/retained messages/count", std::to_string(router_.retained_count()));
+    put("$SYS/broker/retained messages/bytes", std::to_string(router_.retained_totals().bytes));
+    put("$SYS/broker/retained messages/refused", std::to_string(t.retained_refused_total()));
+    put("$SYS/broker/retained messages/replay_skipped", std::to_string(t.retained_replay_skipped));
+    const auto drops = session_drops(10);
+    put("$SYS/broker/retained messages/replay_pending", std::to_string(drops.replay_pending));
+    put("$SYS/broker/sessions/dropping", std::to_string(drops.sessions));
+    {
+        // The sessions that lost the most messages: a JSON array of
+        // {"client_id", "dropped"}, most first.
+        nlohmann::json top = nlohmann::json::array();
+        for (const auto& [id, n] : drops.top) top.push_back({{"client_id", id}, {"dropped", n}});
+        put("$SYS/broker/sessions/most_dropped", top.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
     put("$SYS/broker/subscriptions/count", std::to_string(router_.subscription_count()));
     auto& logins = security_->logins();
     put("$SYS/broker/auth/login_failures", std::to_string(logins.failures()));

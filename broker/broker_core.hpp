@@ -102,9 +102,13 @@ public:
 
     struct publish_result {
         std::size_t delivered = 0;       // sessions it was queued for
+        std::size_t matched = 0;         // sessions a subscription matched (queued, dropped or refused there)
         std::size_t refused = 0;         // full queues that refused it (a bridge buffer under `block`)
         persistence::ticket ticket = 0;  // the store operations it caused (0: none)
         bool admitted = true;            // false: refused by the model (see router::publish)
+        // Not `stored`: a retained message the retained limits refused (not
+        // delivered either; counted).
+        retain_verdict retained = retain_verdict::stored;
     };
     // Routes a message, keeps it when retained, and submits to the store
     // what must survive a restart: the retained value (not '$' topics) and
@@ -112,7 +116,12 @@ public:
     // the publisher waits for `ticket`. With a `model`, the message is
     // checked while it is routed (verdict in `*verdict`) and goes nowhere
     // unless the verdict admits it. Counts it for the alerts when admitted.
-    publish_result publish(const message_ptr& m, const ns::model* model = nullptr, ns::verdict* verdict = nullptr);
+    // `identity`: the client identity whose retained share it counts
+    // against (null: the broker's own; see router::publish).
+    publish_result publish(const message_ptr& m, const ns::model* model = nullptr, ns::verdict* verdict = nullptr,
+                           const std::string* identity = nullptr);
+    // A reason string for a retained message the limits refused.
+    [[nodiscard]] static const char* retained_refusal_reason(retain_verdict v) noexcept;
 
     // ---- persistence -----------------------------------------------------
     //
@@ -165,6 +174,14 @@ public:
     [[nodiscard]] std::size_t session_count() const;
     // Messages waiting in every session's queue (for the metrics).
     [[nodiscard]] std::size_t queued_messages() const;
+    // The sessions that dropped messages ($SYS, metrics): how many, and the
+    // `top` with the most drops (client id, dropped), most first.
+    struct drop_summary {
+        std::size_t sessions = 0;
+        std::vector<std::pair<std::string, std::uint64_t>> top;
+        std::size_t replay_pending = 0;  // retained messages pending in replays, every session
+    };
+    [[nodiscard]] drop_summary session_drops(std::size_t top) const;
     // Every session (online and offline), for the admin API and metrics.
     [[nodiscard]] std::vector<session_ptr> all_sessions() const;
 

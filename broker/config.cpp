@@ -517,6 +517,8 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
         {"max_session_expiry", [&](const value_ref& x) { l.max_session_expiry = r.read_uint<u32>(x, 0); }},
         {"max_subscriptions_per_client",
          [&](const value_ref& x) { l.max_subscriptions_per_client = r.read_uint<u32>(x, 0); }},
+        {"max_retained_messages", [&](const value_ref& x) { l.max_retained_messages = r.read_uint<u64>(x, 1); }},
+        {"max_retained_bytes", [&](const value_ref& x) { l.max_retained_bytes = r.read_size<u64>(x, 1024); }},
     });
 }
 
@@ -645,6 +647,8 @@ void read_auth(const reader& r, const value_ref& v, config& cfg) {
                  {"publish_bytes_rate",
                   [&](const value_ref& z) { l.publish_bytes_rate = r.read_size<std::uint64_t>(z, 0); }},
                  {"subscriptions", [&](const value_ref& z) { l.subscriptions = r.read_uint<u32>(z, 0); }},
+                 {"retained", [&](const value_ref& z) { l.retained = r.read_uint<std::uint64_t>(z, 0); }},
+                 {"retained_bytes", [&](const value_ref& z) { l.retained_bytes = r.read_size<std::uint64_t>(z, 0); }},
              });
          }},
         {"login_backoff",

@@ -70,6 +70,10 @@ struct limits_config {
     std::uint16_t max_inflight = 64;               // outbound QoS 1/2 unacknowledged per client (also capped by the client's Receive Maximum)
     std::uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; larger requested intervals are capped
     std::uint32_t max_subscriptions_per_client = 0;  // 0: unlimited
+    // The retained store, broker-wide ('$' topics not counted): a retained
+    // message that would exceed either is refused (5.0: 0x97).
+    std::uint64_t max_retained_messages = 1'000'000;
+    std::uint64_t max_retained_bytes = 1ull << 30;   // topic + payload bytes (1 GiB)
 };
 
 // An access rule that applies to every client. The auth issue grows this

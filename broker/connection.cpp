@@ -476,6 +476,7 @@ void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
         // Larger than the client accepts: discarded for this client only, and
         // treated as delivered so that it does not block the session.
         bump(counters.dropped_too_large);
+        session_->count_dropped();
         if (o.d.qos > 0) session_->abandon(o.packet_id);
         return;
     }

@@ -126,10 +126,18 @@ void connection::handle_publish(mqtt::publish& p) {
         const message_ptr m = to_message(p, v5);
         ns::verdict v;
         const auto r = route(m, model, &v);
-        if (r.admitted) {
+        if (r.admitted && r.retained != retain_verdict::stored) {
+            // Over a retained limit: neither retained nor delivered. 5.0
+            // says why; 3.1.1 cannot (acknowledged as success below) and a
+            // QoS 0 message has no ack: dropped, counted.
+            outcome = reason_code::quota_exceeded;
+            if (v5 && request_problem_info_) ack_reason = broker_core::retained_refusal_reason(r.retained);
+        } else if (r.admitted) {
             if (v.violation()) log_warned(m->topic, v.reason);
             ticket = r.ticket;
-            if (r.delivered == 0 && v5) outcome = reason_code::no_matching_subscribers;
+            // A subscriber that matched but whose queue was full still
+            // matched: the drop is counted there (session::dropped()).
+            if (r.matched == 0 && v5) outcome = reason_code::no_matching_subscribers;
             if (r.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
         } else if (v.mode == ns::enforcement::quarantine) {
             auto q = quarantine_copy(*model, m->topic, m->payload, m->qos, m->retain, v, session_.get());
@@ -138,7 +146,12 @@ void connection::handle_publish(mqtt::publish& p) {
             // The publisher did nothing wrong it could fix by resending:
             // success, and (5.0) a Reason String saying where it went.
             if (v5 && request_problem_info_) ack_reason = "quarantined to '" + q->topic + "': " + v.reason;
-            ticket = core_.publish(q).ticket;
+            const auto qr = core_.publish(q, nullptr, nullptr, &identity_);
+            ticket = qr.ticket;
+            if (qr.retained != retain_verdict::stored) {
+                outcome = reason_code::quota_exceeded;
+                if (v5 && request_problem_info_) ack_reason = broker_core::retained_refusal_reason(qr.retained);
+            }
         } else {
             spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_, m->topic,
                           v.reason);
@@ -244,7 +257,7 @@ message_ptr connection::to_message(mqtt::publish& p, bool v5) {
 }
 
 broker_core::publish_result connection::route(const message_ptr& m, const ns::model* model, ns::verdict* verdict) {
-    return core_.publish(m, model, verdict);
+    return core_.publish(m, model, verdict, &identity_);
 }
 
 void connection::log_warned(std::string_view topic, std::string_view reason) {

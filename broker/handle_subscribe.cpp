@@ -1,9 +1,13 @@
-// SUBSCRIBE and UNSUBSCRIBE, including retained messages sent on subscribe.
+// SUBSCRIBE and UNSUBSCRIBE, including retained messages sent on subscribe
+// (paced by the session: session.hpp).
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "namespace/topic.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <string_view>
+#include <unordered_map>
 
 namespace strata::broker {
 
@@ -25,12 +29,31 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
     };
     std::vector<retained_send> retained;
 
+    // A filter listed twice is one subscription: a repeated filter replaces
+    // the subscription [MQTT-3.8.4-3], so the last one wins and the earlier
+    // ones get its reason code (one code per filter listed).
+    std::vector<std::size_t> same_as;  // index of the last listing of each filter
+    {
+        std::unordered_map<std::string_view, std::size_t> last;
+        last.reserve(s.subscriptions.size());
+        for (std::size_t i = 0; i < s.subscriptions.size(); ++i) last[s.subscriptions[i].filter] = i;
+        if (last.size() != s.subscriptions.size()) {
+            same_as.resize(s.subscriptions.size());
+            for (std::size_t i = 0; i < s.subscriptions.size(); ++i) same_as[i] = last[s.subscriptions[i].filter];
+        }
+    }
+
     // The smaller of the broker-wide and the per-identity limit (0: none).
     const std::uint32_t per_identity = core_.cfg().auth.limits.subscriptions;
     std::uint32_t max_subscriptions = limits.max_subscriptions_per_client;
     if (per_identity != 0 && (max_subscriptions == 0 || per_identity < max_subscriptions)) max_subscriptions = per_identity;
 
-    for (auto& req : s.subscriptions) {
+    for (std::size_t i = 0; i < s.subscriptions.size(); ++i) {
+        auto& req = s.subscriptions[i];
+        if (!same_as.empty() && same_as[i] != i) {
+            ack.codes.push_back(reason_code::success);  // set below, to the last listing's code
+            continue;
+        }
         ns::shared_filter shared;
         const auto kind = ns::parse_shared(req.filter, shared);
         const std::string_view filter = kind == ns::share_parse::shared ? shared.filter : req.filter;
@@ -85,17 +108,13 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
             retained.push_back({req.filter, entry});
         }
     }
+    if (!same_as.empty()) {
+        for (std::size_t i = 0; i < same_as.size(); ++i) ack.codes[i] = ack.codes[same_as[i]];
+    }
     // A persistent session's subscriptions are on disk before the SUBACK.
     send_when_durable(ack, 0);
 
-    for (const auto& r : retained) {
-        subscription_ids ids;
-        if (r.entry.identifier != 0) ids.push_back(r.entry.identifier);
-        core_.routes().for_each_retained(r.filter, [&](const message_ptr& m) {
-            if (r.entry.filtered && !session_->may_receive(m->topic)) return;
-            session_->deliver(m, std::min(m->qos, r.entry.options.qos), true, ids, true);
-        });
-    }
+    for (const auto& r : retained) session_->replay_retained(r.filter, r.entry);
 }
 
 void connection::handle_unsubscribe(mqtt::unsubscribe& u) {

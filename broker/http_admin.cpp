@@ -72,6 +72,8 @@ json session_json(const session& s) {
             {"connected", s.connected()},
             {"queued", s.queued_messages()},
             {"inflight", s.inflight_messages()},
+            {"dropped", s.dropped()},
+            {"retained_pending", s.replay_pending()},
             {"subscriptions", s.subscription_count()},
             {"expiry_interval", s.expiry_interval()}};
 }

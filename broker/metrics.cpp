@@ -123,6 +123,27 @@ void add_broker(family_builder& b, broker_core& core) {
     b.gauge("strata_queued_messages", "Messages waiting in session queues")
         .value(static_cast<double>(core.queued_messages()));
     b.gauge("strata_retained_messages", "Retained messages stored").value(static_cast<double>(core.routes().retained_count()));
+    b.gauge("strata_retained_bytes", "Topic and payload bytes of the retained messages outside $SYS (limits.max_retained_bytes)")
+        .value(static_cast<double>(core.routes().retained_totals().bytes));
+    b.counter("strata_retained_refused_total", "Retained messages refused by the retained store's limits, by limit");
+    for (std::size_t i = 0; i < retain_refusal_labels.size(); ++i)
+        b.value(static_cast<double>(t.retained_refused[i]), {{"limit", retain_refusal_labels[i]}});
+    b.counter("strata_retained_replay_skipped_total",
+              "Retained messages a replay on SUBSCRIBE skipped: cleared or expired before the subscriber's turn")
+        .value(static_cast<double>(t.retained_replay_skipped));
+    const auto drops = core.session_drops(10);
+    b.gauge("strata_retained_replay_pending", "Retained messages waiting to be sent by replays on SUBSCRIBE")
+        .value(static_cast<double>(drops.replay_pending));
+    b.gauge("strata_sessions_dropping", "Sessions that dropped at least one message for their client")
+        .value(static_cast<double>(drops.sessions));
+    if (!drops.top.empty()) {
+        // Per session only for the few that matter: one series per client
+        // would be unbounded.
+        b.counter("strata_session_dropped_messages_total",
+                  "Messages not delivered to one session's client (queue full, QoS 0 while offline, expired, too "
+                  "large); the 10 sessions with the most");
+        for (const auto& [id, n] : drops.top) b.value(static_cast<double>(n), {{"client_id", id}});
+    }
     b.gauge("strata_subscriptions", "Subscriptions").value(static_cast<double>(core.routes().subscription_count()));
     b.gauge("strata_sessions", "Sessions (online and offline)").value(static_cast<double>(core.session_count()));
     b.gauge("strata_ready", "1 when the broker is ready (listeners up, recovery done)").value(core.ready() ? 1 : 0);

@@ -248,6 +248,7 @@ bool opcua_source::publish_checked(const message_ptr& m) {
         return false;
     case publish_as_result::outcome::rejected:
     case publish_as_result::outcome::store_down:
+    case publish_as_result::outcome::over_limit:
         spdlog::debug("opcua '{}': '{}' not published: {}", cfg_.name, m->topic, r.reason);
         return false;
     }

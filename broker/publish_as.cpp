@@ -5,6 +5,17 @@
 
 namespace strata::broker {
 
+namespace {
+
+// A retained message the broker-wide retained limits refused (counted by
+// the core): neither retained nor delivered.
+publish_as_result over_retained_limit(retain_verdict v) {
+    return {publish_as_result::outcome::over_limit, mqtt::reason_code::quota_exceeded, 0,
+            broker_core::retained_refusal_reason(v)};
+}
+
+}  // namespace
+
 publish_as_result publish_as(broker_core& core, const auth::grants* grants, const message_ptr& m) {
     using outcome = publish_as_result::outcome;
     using mqtt::reason_code;
@@ -28,7 +39,9 @@ publish_as_result publish_as(broker_core& core, const auth::grants* grants, cons
                 return {outcome::rejected, static_cast<reason_code>(v.mqtt_reason()), 0, std::string(v.reason)};
             case ns::enforcement::quarantine: {
                 auto q = quarantine_copy(*model, topic, m->payload, m->qos, m->retain, v, m->origin);
-                return {outcome::quarantined, reason_code::success, core.publish(q).ticket, std::string(v.reason)};
+                const auto r = core.publish(q);
+                if (r.retained != retain_verdict::stored) return over_retained_limit(r.retained);
+                return {outcome::quarantined, reason_code::success, r.ticket, std::string(v.reason)};
             }
             case ns::enforcement::warn:
                 warned = v.reason;
@@ -36,7 +49,9 @@ publish_as_result publish_as(broker_core& core, const auth::grants* grants, cons
             }
         }
     }
-    return {outcome::published, reason_code::success, core.publish(m).ticket, std::move(warned)};
+    const auto r = core.publish(m);
+    if (r.retained != retain_verdict::stored) return over_retained_limit(r.retained);
+    return {outcome::published, reason_code::success, r.ticket, std::move(warned)};
 }
 
 void publish_sys_value(broker_core& core, std::string topic, std::string value) {

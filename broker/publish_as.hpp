@@ -4,7 +4,9 @@
 // (handle_publish.cpp), in the same order: a valid topic outside '$', the
 // access rules, the dead-letter tree, the identity's roles (command grants
 // included), the store's health for QoS > 0, and the namespace model with
-// its reject / warn / quarantine modes. What passes is routed.
+// its reject / warn / quarantine modes. What passes is routed, within the
+// broker-wide retained limits (not an identity's share: these publishers are
+// configured by the operator, not clients).
 //
 // Thread-safety: any thread (as broker_core::publish).
 #pragma once
@@ -24,6 +26,7 @@ struct publish_as_result {
         denied,       // not a topic this identity may publish to
         rejected,     // refused by the model (reject mode)
         store_down,   // QoS > 0 while the store refuses writes
+        over_limit,   // a retained message over the retained store's limits
     };
     outcome what = outcome::published;
     mqtt::reason_code code = mqtt::reason_code::success;  // for an acknowledgement to the sender

@@ -8,6 +8,13 @@
 
 namespace strata::broker {
 
+struct retained_slot {
+    message_ptr msg;  // null once the topic was cleared
+    // The share it counts against (an entry of router::by_identity_), null
+    // for '$' topics, the broker's own messages and recovered ones.
+    std::pair<const std::string, router::retained_usage>* owner = nullptr;
+};
+
 namespace {
 
 // One session's merged view of every subscription that matched a message.
@@ -21,7 +28,8 @@ struct match {
 
 }  // namespace
 
-router::result router::publish(const message_ptr& m, store_ops* ops, const ns::model* model, ns::verdict* verdict) {
+router::result router::publish(const message_ptr& m, store_ops* ops, const ns::model* model, ns::verdict* verdict,
+                               const std::string* identity) {
     // Reused per thread: matching allocates nothing once warmed up.
     thread_local std::vector<match> matches;
     thread_local std::vector<const trie::shared_group*> groups;
@@ -30,6 +38,7 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
     result r;
     const auto count = [&r](deliver_result d) {
         if (d == deliver_result::queued) ++r.delivered;
+        if (d == deliver_result::dropped) ++r.dropped;
         if (d == deliver_result::refused) ++r.refused;
     };
     const auto on_sub = [&](session* s, const subscription_entry& e) {
@@ -57,8 +66,13 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
         }
     }
     // Retained before it is delivered, while the subscriptions are locked: a
-    // client subscribing meanwhile gets it either way.
-    if (m->retain) retain(m);
+    // client subscribing meanwhile gets it either way. One the retained
+    // limits refuse is not delivered either: the publisher is told it was
+    // refused, so it must have had no effect.
+    if (m->retain) {
+        r.retained = retain(m, identity);
+        if (r.retained != retain_verdict::stored) return r;
+    }
 
     for (const trie::shared_group* g : groups)
         if (const auto d = deliver_to_group(*g, m, ops)) count(*d);
@@ -85,7 +99,7 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
     for (auto& mt : matches) {
         if (mt.filtered && !mt.s->may_receive(m->topic)) continue;
         const std::uint8_t qos = std::min(m->qos, mt.qos);
-        count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, false, ops));
+        count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, ops));
     }
     return r;
 }
@@ -116,24 +130,109 @@ std::optional<deliver_result> router::deliver_to_group(const trie::shared_group&
     subscription_ids ids;
     if (e.identifier != 0) ids.push_back(e.identifier);
     const std::uint8_t qos = std::min(m->qos, e.options.qos);
-    return s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, false, ops);
+    return s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, ops);
 }
 
-void router::retain(const message_ptr& m) {
-    if (m->expires_at) retained_expiry_.store(true, std::memory_order_relaxed);
+void router::set_retained_limits(const retained_limits& l) {
     std::unique_lock lock(retained_mutex_);
+    limits_ = l;
+}
+
+namespace {
+// '$' topics are the broker's own ($SYS): a fixed set, never refused.
+bool counted(std::string_view topic) noexcept { return topic.front() != '$'; }
+}  // namespace
+
+retain_verdict router::admit_locked(const retained_slot* existing, std::size_t weight,
+                                    const std::string* identity) const {
+    const std::uint64_t old_weight = existing != nullptr ? existing->msg->weight() : 0;
+    // A replacement no larger than the value it replaces adds nothing.
+    if (existing != nullptr && weight <= old_weight) return retain_verdict::stored;
+    const std::uint64_t grow = weight - old_weight;
+    if (existing == nullptr && totals_.messages >= limits_.max_messages) return retain_verdict::over_messages;
+    if (totals_.bytes + grow > limits_.max_bytes) return retain_verdict::over_bytes;
+    if (identity == nullptr) return retain_verdict::stored;
+    const auto it = by_identity_.find(*identity);
+    const retained_usage mine = it != by_identity_.end() ? it->second : retained_usage{};
+    // Its own topic grows by the difference; another's becomes its own.
+    const bool own = existing != nullptr && existing->owner != nullptr && existing->owner->first == *identity;
+    if (existing == nullptr && limits_.identity_messages != 0 && mine.messages >= limits_.identity_messages)
+        return retain_verdict::over_identity_messages;
+    if (limits_.identity_bytes != 0 && mine.bytes + (own ? grow : weight) > limits_.identity_bytes)
+        return retain_verdict::over_identity_bytes;
+    return retain_verdict::stored;
+}
+
+retain_verdict router::retain(const message_ptr& m, const std::string* identity, bool enforce) {
     if (m->payload.empty()) {
-        retained_.erase(m->topic);
-    } else {
-        retained_.set(m->topic, m);
+        std::unique_lock lock(retained_mutex_);
+        erase_locked(m->topic);
+        return retain_verdict::stored;
     }
+    const bool counts = counted(m->topic);
+    if (!counts) identity = nullptr;
+    const std::size_t weight = m->weight();
+    std::unique_lock lock(retained_mutex_);
+    retained_ref* existing = retained_.find(m->topic);
+    if (enforce && counts) {
+        const auto v = admit_locked(existing != nullptr ? existing->get() : nullptr, weight, identity);
+        if (v != retain_verdict::stored) return v;
+    }
+    if (m->expires_at) retained_expiry_.store(true, std::memory_order_relaxed);
+    retained_slot* slot = nullptr;
+    if (existing != nullptr) {
+        slot = existing->get();
+        if (slot->owner != nullptr) {
+            slot->owner->second.messages -= 1;
+            slot->owner->second.bytes -= slot->msg->weight();
+        }
+        if (counts) totals_.bytes -= slot->msg->weight();
+    } else {
+        auto fresh = std::make_shared<retained_slot>();
+        slot = fresh.get();
+        retained_.set(m->topic, std::move(fresh));
+        if (counts) ++totals_.messages;
+    }
+    // Set while the lock is held: a replay reading the slot gets the newest value.
+    auto* previous_owner = slot->owner;
+    slot->msg = m;
+    slot->owner = nullptr;
+    if (counts) {
+        totals_.bytes += weight;
+        if (identity != nullptr) {
+            auto& entry = *by_identity_.try_emplace(*identity).first;
+            entry.second.messages += 1;
+            entry.second.bytes += weight;
+            slot->owner = &entry;
+        }
+    }
+    if (previous_owner != nullptr && previous_owner != slot->owner && previous_owner->second.messages == 0)
+        by_identity_.erase(previous_owner->first);
+    return retain_verdict::stored;
+}
+
+bool router::erase_locked(std::string_view topic) {
+    retained_ref* found = retained_.find(topic);
+    if (found == nullptr) return false;
+    retained_slot& slot = **found;
+    if (counted(topic)) {
+        totals_.messages -= 1;
+        totals_.bytes -= slot.msg->weight();
+    }
+    if (slot.owner != nullptr) {
+        slot.owner->second.messages -= 1;
+        slot.owner->second.bytes -= slot.msg->weight();
+        if (slot.owner->second.messages == 0) by_identity_.erase(slot.owner->first);
+        slot.owner = nullptr;
+    }
+    slot.msg.reset();
+    return retained_.erase(topic);
 }
 
 bool router::erase_retained_if_same(const message_ptr& m) {
     std::unique_lock lock(retained_mutex_);
-    bool same = false;
-    retained_.match(m->topic, [&](const message_ptr& stored) { same = stored == m; });  // a topic: one match at most
-    return same && retained_.erase(m->topic);
+    const retained_ref* found = retained_.find(m->topic);
+    return found != nullptr && (*found)->msg == m && erase_locked(m->topic);
 }
 
 bool router::subscribe(session* s, const std::string& filter, const subscription_entry& e) {
@@ -163,11 +262,23 @@ void router::for_each_retained(std::string_view filter,
     std::vector<message_ptr> found;
     {
         std::shared_lock lock(retained_mutex_);
-        retained_.match(filter, [&](const message_ptr& m) {
-            if (!m->expired(now)) found.push_back(m);
+        retained_.match(filter, [&](const retained_ref& slot) {
+            if (!slot->msg->expired(now)) found.push_back(slot->msg);
         });
     }
     for (const auto& m : found) f(m);
+}
+
+std::vector<retained_ref> router::retained_snapshot(std::string_view filter) const {
+    std::vector<retained_ref> out;
+    std::shared_lock lock(retained_mutex_);
+    retained_.match(filter, [&](const retained_ref& slot) { out.push_back(slot); });
+    return out;
+}
+
+void router::current(std::span<const retained_ref> slots, std::vector<message_ptr>& out) const {
+    std::shared_lock lock(retained_mutex_);
+    for (const auto& slot : slots) out.push_back(slot->msg);
 }
 
 std::vector<std::string> router::purge_expired_retained(steady_clock::time_point now) {
@@ -176,7 +287,8 @@ std::vector<std::string> router::purge_expired_retained(steady_clock::time_point
     bool more = false;
     {
         std::shared_lock lock(retained_mutex_);
-        retained_.for_each([&](std::string_view topic, const message_ptr& m) {
+        retained_.for_each([&](std::string_view topic, const retained_ref& slot) {
+            const message_ptr& m = slot->msg;
             if (m->expired(now)) {
                 expired.emplace_back(topic);
             } else if (m->expires_at) {
@@ -189,9 +301,9 @@ std::vector<std::string> router::purge_expired_retained(steady_clock::time_point
     std::unique_lock lock(retained_mutex_);
     // Replaced meanwhile by a fresh value: keep that one.
     std::erase_if(expired, [&](const std::string& t) {
-        const message_ptr* m = retained_.find(t);
-        if (m == nullptr || !(*m)->expired(now)) return true;
-        retained_.erase(t);
+        const retained_ref* slot = retained_.find(t);
+        if (slot == nullptr || !(*slot)->msg->expired(now)) return true;
+        erase_locked(t);
         return false;
     });
     return expired;
@@ -200,6 +312,11 @@ std::vector<std::string> router::purge_expired_retained(steady_clock::time_point
 std::size_t router::retained_count() const {
     std::shared_lock lock(retained_mutex_);
     return retained_.size();
+}
+
+router::retained_usage router::retained_totals() const {
+    std::shared_lock lock(retained_mutex_);
+    return totals_;
 }
 
 std::size_t router::subscription_count() const {

@@ -23,18 +23,18 @@ std::uint16_t packet_id_of(std::uint64_t seq) noexcept {
 }  // namespace
 
 deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                                std::span<const std::uint32_t> sub_ids, bool retained_replay, store_ops* ops) {
+                                std::span<const std::uint32_t> sub_ids, store_ops* ops) {
     std::lock_guard lock(mutex_);
     auto& slot = core_.counters().local();
     if (!conn_ && qos == 0) {
         // QoS 0 is not kept for an offline client.
         bump(slot.dropped_offline_qos0);
+        ++dropped_;
         return deliver_result::dropped;
     }
     const std::size_t w = m->weight();
-    if (outbox_ && limits_.latest_only_retained && retain && !retained_replay) supersede_locked(m);
-    if (!retained_replay &&
-        (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes)) {
+    if (outbox_ && limits_.latest_only_retained && retain) supersede_locked(m);
+    if (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes) {
         if (limits_.policy == when_full::refuse) {
             if (outbox_) ++outbox_->refused;
             bump(slot.refused_queue_full);
@@ -43,22 +43,122 @@ deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool ret
         if (limits_.policy != when_full::drop_oldest || !drop_oldest_locked(w)) {
             if (outbox_) ++outbox_->dropped;
             bump(slot.dropped_queue_full);
+            ++dropped_;
             return deliver_result::dropped;
         }
     }
+    enqueue_locked(m, qos, retain, sub_ids, ops);
+    notify_locked();
+    return deliver_result::queued;
+}
+
+void session::enqueue_locked(const message_ptr& m, std::uint8_t qos, bool retain,
+                             std::span<const std::uint32_t> sub_ids, store_ops* ops) {
     auto& d = queue_.emplace_back(delivery{m, qos, retain, false, 0, subscription_ids(sub_ids.begin(), sub_ids.end())});
-    queued_bytes_ += w;
+    queued_bytes_ += m->weight();
     if (qos > 0 || outbox_) d.seq = ++last_seq_;
-    if (qos > 0) {
-        // Retained messages sent on subscribe are in the store already.
-        if (persistent_ && ops != nullptr && !retained_replay) ops->push_back(persistence::put_delivery{stored(d)});
-    }
+    // Retained messages sent on subscribe (no `ops`) are in the store already.
+    if (qos > 0 && persistent_ && ops != nullptr) ops->push_back(persistence::put_delivery{stored(d)});
     if (outbox_) {
         d.queued_at = steady_clock::now();
         if (limits_.latest_only_retained && retain) outbox_->latest.insert_or_assign(m->topic, d.seq);
     }
-    notify_locked();
-    return deliver_result::queued;
+}
+
+void session::replay_retained(const std::string& filter, const subscription_entry& e, bool skip_dollar) {
+    std::unique_lock lock(mutex_);
+    if (!replay_) replay_ = std::make_unique<replay_state>();
+    auto& jobs = replay_->jobs;
+    // Subscribed again: the replay starts over with the new options (one
+    // being matched right now is discarded when the match returns).
+    jobs.erase(std::remove_if(jobs.begin(), jobs.end(), [&](const replay_job& j) { return j.filter == filter; }),
+               jobs.end());
+    replay_job j;
+    j.id = ++replay_->last_id;
+    j.filter = filter;
+    j.qos = e.options.qos;
+    j.identifier = e.identifier;
+    j.filtered = e.filtered;
+    j.skip_dollar = skip_dollar;
+    jobs.push_back(std::move(j));
+    const std::size_t before = queue_.size();
+    feed_replay_locked(lock, steady_clock::now());
+    if (queue_.size() != before) notify_locked();
+}
+
+std::size_t session::replay_pending() const {
+    std::lock_guard lock(mutex_);
+    if (!replay_ || replay_->jobs.empty()) return 0;
+    const auto& j = replay_->jobs.front();
+    return j.slots.size() - j.next;
+}
+
+void session::feed_replay_locked(std::unique_lock<std::mutex>& lock, steady_clock::time_point now) {
+    // Half the queue at most: live messages keep room while a long replay
+    // is paced.
+    const std::size_t max_messages = std::max<std::size_t>(1, limits_.max_messages / 2);
+    const std::uint64_t max_bytes = std::max<std::uint64_t>(1, limits_.max_bytes / 2);
+    auto& counters = core_.counters().local();
+    thread_local std::vector<message_ptr> values;
+    while (replay_ && conn_ && !replay_->matching && queue_.size() < max_messages && queued_bytes_ < max_bytes) {
+        if (replay_->jobs.empty()) {
+            replay_.reset();
+            return;
+        }
+        replay_job* job = &replay_->jobs.front();
+        if (!job->matched) {
+            // Matching a large tree takes a while; deliveries to this
+            // session must not wait for it.
+            const std::uint64_t id = job->id;
+            const std::string filter = job->filter;
+            replay_->matching = true;
+            lock.unlock();
+            std::vector<retained_ref> slots;
+            try {
+                slots = core_.routes().retained_snapshot(filter);
+            } catch (...) {
+                lock.lock();
+                if (replay_) replay_->matching = false;
+                throw;
+            }
+            lock.lock();
+            if (!replay_) continue;  // the session ended meanwhile
+            replay_->matching = false;
+            if (replay_->jobs.empty() || replay_->jobs.front().id != id) continue;  // unsubscribed meanwhile
+            job = &replay_->jobs.front();
+            job->slots = std::move(slots);
+            job->matched = true;
+        }
+        if (job->next == job->slots.size()) {
+            replay_->jobs.pop_front();
+            continue;
+        }
+        const std::size_t n = std::min<std::size_t>({job->slots.size() - job->next, max_messages - queue_.size(), 64});
+        values.clear();
+        core_.routes().current(std::span<const retained_ref>(job->slots).subspan(job->next, n), values);
+        const std::uint32_t id = job->identifier;
+        const std::span<const std::uint32_t> ids(&id, id != 0 ? 1 : 0);
+        for (const auto& m : values) {
+            if (queued_bytes_ >= max_bytes) break;  // the rest waits for room
+            // Sent or skipped: the slot is let go.
+            job->slots[job->next++].reset();
+            if (m == nullptr || m->expired(now)) {
+                bump(counters.retained_replay_skipped);  // cleared or expired since the SUBSCRIBE
+                continue;
+            }
+            if (job->skip_dollar && m->topic.front() == '$') continue;
+            if (job->filtered && !(grants_ != nullptr && grants_->may_receive(m->topic))) continue;
+            if (m->weight() > limits_.max_bytes) {
+                // Would never fit the queue (as a live message, dropped too).
+                bump(counters.dropped_queue_full);
+                ++dropped_;
+                continue;
+            }
+            if (outbox_ && limits_.latest_only_retained) supersede_locked(m);
+            enqueue_locked(m, std::min(m->qos, job->qos), true, ids, nullptr);
+        }
+        values.clear();
+    }
 }
 
 void session::pop_front_locked() {
@@ -79,6 +179,7 @@ bool session::drop_oldest_locked(std::size_t w) {
         const delivery& d = queue_.front();
         if (d.msg) {
             ++outbox_->dropped;
+            ++dropped_;
             bump(slot.dropped_queue_full);
         }
         if (d.qos > 0) forget_stored_locked(d.seq);
@@ -259,8 +360,14 @@ persistence::stored_session session::record() const {
 
 void session::collect(const session_owner* c, std::vector<outgoing>& out, std::size_t window,
                       steady_clock::time_point now, std::size_t max_out) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (conn_.get() != c) return;
+    // Retained replays top up the queue each time the writer comes for
+    // more, i.e. as fast as the client reads.
+    if (replay_) {
+        feed_replay_locked(lock, now);
+        if (conn_.get() != c) return;  // taken over while the lock was released
+    }
     if (resend_pending_) {
         resend_pending_ = false;
         for (auto& f : inflight_) {
@@ -289,6 +396,7 @@ void session::collect(const session_owner* c, std::vector<outgoing>& out, std::s
         }
         if (d.msg->expired(now)) {
             bump(slot.dropped_expired);
+            ++dropped_;
             if (d.qos > 0) forget_stored_locked(d.seq);
             continue;
         }
@@ -310,7 +418,7 @@ bool session::on_puback(std::uint16_t id) {
     if (it == inflight_.end() || it->d.qos != 1) return false;
     forget_stored_locked(it->d.seq);
     inflight_.erase(it);
-    if (!queue_.empty()) notify_locked();
+    if (!queue_.empty() || replay_) notify_locked();
     return true;
 }
 
@@ -323,7 +431,7 @@ bool session::on_pubrec(std::uint16_t id, bool accepted) {
         // The receiver refused the message: the exchange ends here.
         forget_stored_locked(it->d.seq);
         inflight_.erase(it);
-        if (!queue_.empty()) notify_locked();
+        if (!queue_.empty() || replay_) notify_locked();
         return true;
     }
     it->awaiting_comp = true;
@@ -347,7 +455,7 @@ bool session::on_pubcomp(std::uint16_t id) {
     if (it == inflight_.end()) return false;
     forget_stored_locked(it->d.seq);
     inflight_.erase(it);
-    if (!queue_.empty()) notify_locked();
+    if (!queue_.empty() || replay_) notify_locked();
     return true;
 }
 
@@ -392,6 +500,13 @@ bool session::remember_subscription(const std::string& filter, const subscriptio
 
 bool session::forget_subscription(const std::string& filter) {
     std::lock_guard lock(mutex_);
+    if (replay_) {
+        // Nothing more for an unsubscribed filter (one being matched right
+        // now is discarded when the match returns).
+        auto& jobs = replay_->jobs;
+        jobs.erase(std::remove_if(jobs.begin(), jobs.end(), [&](const replay_job& j) { return j.filter == filter; }),
+                   jobs.end());
+    }
     if (subscriptions_.erase(filter) == 0) return false;
     if (persistent_) submit_locked(persistence::erase_subscription{client_id_, filter});
     return true;
@@ -503,6 +618,16 @@ std::size_t session::inflight_messages() const {
     return inflight_.size();
 }
 
+std::uint64_t session::dropped() const {
+    std::lock_guard lock(mutex_);
+    return dropped_;
+}
+
+void session::count_dropped() {
+    std::lock_guard lock(mutex_);
+    ++dropped_;
+}
+
 void session::clear() {
     std::lock_guard lock(mutex_);
     queue_.clear();
@@ -510,6 +635,7 @@ void session::clear() {
     inflight_.clear();
     inbound_qos2_.clear();
     subscriptions_.clear();
+    replay_.reset();
     will_.reset();
     persistent_ = false;  // the core erased the stored session
     ++generation_;  // disarms pending timers

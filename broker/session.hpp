@@ -8,11 +8,20 @@
 // short and never span a co_await or any I/O. A session is attached to at
 // most one connection at a time; `generation()` changes with every attach so
 // that a connection that was taken over can tell it no longer owns it.
+//
+// Retained messages sent on SUBSCRIBE are paced: the session keeps a list
+// of pending replays (one per filter, the first one's matching topics as a
+// snapshot of the router's slots, 16 bytes a topic) and moves them into its
+// queue only while the queue is below half its limits, topping up whenever
+// the writer collects, i.e. as fast as the client reads. A slot is read when
+// its turn comes: the topic's newest value is sent; a topic cleared or
+// expired meanwhile is skipped and counted.
 #pragma once
 
 #include "auth/policy.hpp"
 #include "broker/codec/packet.hpp"
 #include "broker/message.hpp"
+#include "broker/router_fwd.hpp"
 #include "broker/session_owner.hpp"
 #include "persistence/store.hpp"
 
@@ -111,15 +120,19 @@ public:
     // Queues a message for the client (or for later, when offline).
     // Returns dropped when the queue was full (policy drop_new) or it was a
     // QoS 0 message for an offline client, refused when the queue was full
-    // under the refuse policy.
-    // `retained_replay`: the retained messages sent on subscribe; they are
-    // already held in memory by the retained store, so they are queued
-    // whatever the queue limits (a fresh '#' subscriber must get all of
-    // them) and leave as the client's window allows.
+    // under the refuse policy. Drops are counted (dropped()).
     // A persistent session appends the delivery to `ops` (QoS 1/2 only).
     deliver_result deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                           std::span<const std::uint32_t> sub_ids, bool retained_replay = false,
-                           store_ops* ops = nullptr);
+                           std::span<const std::uint32_t> sub_ids, store_ops* ops = nullptr);
+
+    // Sends the retained messages matching `filter` (a subscription's,
+    // with its options `e`), paced as the top of this file says. A filter
+    // whose replay is still pending starts over. `skip_dollar`: leave out
+    // '$' topics (a bridge forwards no broker state). Any thread.
+    void replay_retained(const std::string& filter, const subscription_entry& e, bool skip_dollar = false);
+    // Retained messages still to be sent by pending replays (of the replay
+    // under way; filters waiting behind it are not counted until their turn).
+    [[nodiscard]] std::size_t replay_pending() const;
 
     // --- Persistence ------------------------------------------------------
 
@@ -180,6 +193,7 @@ public:
     // Subscriptions this session holds (key: the filter as subscribed,
     // including a "$share/group/" prefix). Used to clean the router.
     bool remember_subscription(const std::string& filter, const subscription_entry& e);
+    // Also cancels the filter's pending retained replay.
     bool forget_subscription(const std::string& filter);
     [[nodiscard]] std::vector<std::string> subscription_filters() const;
     // A copy of every subscription with its options (admin API).
@@ -218,6 +232,12 @@ public:
     };
     [[nodiscard]] backlog_info backlog() const;
     [[nodiscard]] std::size_t inflight_messages() const;
+    // Messages for this client that were not delivered since the session
+    // began: its queue was full, QoS 0 while it was offline, expired while
+    // queued, larger than the client accepts.
+    [[nodiscard]] std::uint64_t dropped() const;
+    // A message the connection could not send (too large for the client).
+    void count_dropped();
 
     // Called once when the session ends (clean start, expiry): forgets
     // everything queued. The router cleanup is the broker_core's job.
@@ -256,6 +276,12 @@ private:
     void supersede_locked(const message_ptr& m, bool compact = true);
     void compact_locked();
     void pop_front_locked();
+    // Appends a delivery to the queue (limits already checked).
+    void enqueue_locked(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids,
+                        store_ops* ops);
+    // Moves pending retained replays into the queue while it has room; may
+    // release `lock` while it matches a replay's filter.
+    void feed_replay_locked(std::unique_lock<std::mutex>& lock, steady_clock::time_point now);
 
     broker_core& core_;
     const std::string client_id_;
@@ -279,6 +305,26 @@ private:
         std::size_t tombstones = 0;  // superseded entries still in queue_
     };
     std::unique_ptr<outbox_state> outbox_;
+
+    // Pending retained replays (null: none), in the order subscribed.
+    struct replay_job {
+        std::uint64_t id = 0;
+        std::string filter;
+        std::uint8_t qos = 0;
+        std::uint32_t identifier = 0;
+        bool filtered = false;
+        bool skip_dollar = false;
+        bool matched = false;              // `slots` holds the filter's topics
+        std::vector<retained_ref> slots;
+        std::size_t next = 0;              // the next slot to send
+    };
+    struct replay_state {
+        boost::container::deque<replay_job> jobs;
+        std::uint64_t last_id = 0;
+        bool matching = false;             // a feed is matching the front job's filter (lock released)
+    };
+    std::unique_ptr<replay_state> replay_;
+    std::uint64_t dropped_ = 0;
 
     boost::container::deque<inflight> inflight_;  // in send order
     std::uint64_t last_seq_ = 0;

@@ -37,6 +37,9 @@ stats::totals stats::sum() const noexcept {
         t.publish_refused += s.publish_refused.load(std::memory_order_relaxed);
         t.publish_rate_limited += s.publish_rate_limited.load(std::memory_order_relaxed);
         t.internal_errors += s.internal_errors.load(std::memory_order_relaxed);
+        for (std::size_t r = 0; r < t.retained_refused.size(); ++r)
+            t.retained_refused[r] += s.retained_refused[r].load(std::memory_order_relaxed);
+        t.retained_replay_skipped += s.retained_replay_skipped.load(std::memory_order_relaxed);
     }
     for (std::size_t q = 0; q < 3; ++q) {
         t.publish_received += t.publish_received_qos[q];

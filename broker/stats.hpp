@@ -35,6 +35,12 @@ struct alignas(64) counter_slot {
     // after one, or a handler's caught by the thread's run loop): each is a
     // bug worth a report, never a reason for the broker to stop.
     std::atomic<std::uint64_t> internal_errors{0};
+    // Retained messages refused by the retained store's limits, by limit
+    // (retain_refusal_labels: messages, bytes, identity_messages, identity_bytes).
+    std::array<std::atomic<std::uint64_t>, 4> retained_refused{};
+    // Retained messages a replay on SUBSCRIBE skipped: cleared or expired
+    // before the subscriber's turn came.
+    std::atomic<std::uint64_t> retained_replay_skipped{0};
 };
 
 // Labels of counter_slot::connections_refused (Prometheus `reason`).
@@ -69,6 +75,11 @@ public:
         std::uint64_t refused_unstorable = 0, refused_queue_full = 0;
         std::uint64_t publish_refused = 0, publish_rate_limited = 0;
         std::uint64_t internal_errors = 0;
+        std::array<std::uint64_t, 4> retained_refused{};
+        std::uint64_t retained_replay_skipped = 0;
+        [[nodiscard]] std::uint64_t retained_refused_total() const noexcept {
+            return retained_refused[0] + retained_refused[1] + retained_refused[2] + retained_refused[3];
+        }
         [[nodiscard]] std::uint64_t dropped() const noexcept {
             return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;
         }

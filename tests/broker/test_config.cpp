@@ -51,6 +51,10 @@ void check_defaults(const config& c) {
     CHECK(c.limits.max_inflight == 64);
     CHECK(c.limits.max_session_expiry == 0xFFFFFFFFu);
     CHECK(c.limits.max_subscriptions_per_client == 0);
+    CHECK(c.limits.max_retained_messages == 1'000'000);
+    CHECK(c.limits.max_retained_bytes == 1ull << 30);
+    CHECK(c.auth.limits.retained == 100'000);
+    CHECK(c.auth.limits.retained_bytes == 256ull << 20);
     CHECK(c.log_level == "info");
     CHECK(c.persistence.enabled);
     CHECK(c.persistence.path == "./data");
@@ -133,6 +137,8 @@ limits:
   max_inflight: 10
   max_session_expiry: 86400
   max_subscriptions_per_client: 20
+  max_retained_messages: 5000
+  max_retained_bytes: 64MiB
 log: {level: debug}
 persistence: {path: /var/lib/strata, durability: always, batch_interval_ms: 20}
 auth: {allow_anonymous: false}
@@ -166,6 +172,8 @@ shutdown: {grace_ms: 500}
     CHECK(c.limits.max_inflight == 10);
     CHECK(c.limits.max_session_expiry == 86400);
     CHECK(c.limits.max_subscriptions_per_client == 20);
+    CHECK(c.limits.max_retained_messages == 5000);
+    CHECK(c.limits.max_retained_bytes == 64u * 1024 * 1024);
 
     CHECK(c.log_level == "debug");
     CHECK(c.persistence.path == "/var/lib/strata");
@@ -272,6 +280,11 @@ TEST_CASE("config: out-of-range values name file, line and key", "[config]") {
          "t.yaml:2: limits.max_session_expiry: must be between 0 and 4294967295 (got 4294967296)"},
         {"limits:\n  max_subscriptions_per_client: -3",
          "t.yaml:2: limits.max_subscriptions_per_client: must be between 0 and 4294967295 (got -3)"},
+        {"limits:\n  max_retained_messages: 0", "t.yaml:2: limits.max_retained_messages: must be at least 1 (got 0)"},
+        {"limits:\n  max_retained_bytes: 1000",
+         "t.yaml:2: limits.max_retained_bytes: must be at least 1024 (got 1000)"},
+        {"auth:\n  limits: {retained: -1}",
+         "t.yaml:2: auth.limits.retained: must be between 0 and 18446744073709551615 (got -1)"},
         {"threads: 257", "t.yaml:1: threads: must be between 0 and 256 (got 257)"},
         {"threads: 99999999999999999999999", "t.yaml:1: threads: must be between 0 and 256 (got 99999999999999999999999)"},
         {"\n\nsys: {interval: -1}", "t.yaml:3: sys.interval: must be between 0 and 4294967295 (got -1)"},
@@ -511,7 +524,8 @@ auth:
   password_file: passwd
   wide_subscriptions: filter
   command_subtrees: ["+/+/+/+/+/cmd/#"]
-  limits: {connections: 3, publish_rate: 100, publish_bytes_rate: 1MiB, subscriptions: 20}
+  limits: {connections: 3, publish_rate: 100, publish_bytes_rate: 1MiB, subscriptions: 20, retained: 500,
+           retained_bytes: 10MiB}
   login_backoff: {free_attempts: 5, initial_ms: 500, max_ms: 10000}
 roles:
   operator:
@@ -536,6 +550,8 @@ audit: {file: audit.log, topic: "$SYS/broker/audit"}
     CHECK(c.auth.limits.publish_rate == 100);
     CHECK(c.auth.limits.publish_bytes_rate == 1024 * 1024);
     CHECK(c.auth.limits.subscriptions == 20);
+    CHECK(c.auth.limits.retained == 500);
+    CHECK(c.auth.limits.retained_bytes == 10u * 1024 * 1024);
     CHECK(c.auth.login_backoff.free_attempts == 5);
     CHECK(c.auth.login_backoff.initial_ms == 500);
     CHECK(c.auth.login_backoff.max_ms == 10000);

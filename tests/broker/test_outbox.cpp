@@ -5,6 +5,7 @@
 
 #include "broker/broker_core.hpp"
 #include "broker/session.hpp"
+#include "tests/broker/test_support.hpp"
 
 #include <memory>
 #include <string>
@@ -14,19 +15,9 @@ using namespace strata::broker;
 
 namespace {
 
-struct owner final : session_owner {
-    int notified = 0;
-    void notify() override { ++notified; }
-    void kick(strata::mqtt::reason_code, std::uint64_t) override {}
-};
-
+using test::owner;
 message_ptr msg(const std::string& topic, const std::string& payload, bool retain = false) {
-    auto m = std::make_shared<message>();
-    m->topic = topic;
-    m->payload = payload;
-    m->qos = 1;
-    m->retain = retain;
-    return m;
+    return test::make_message(topic, payload, retain);
 }
 
 std::vector<std::string> drain(session& s, const owner& o) {

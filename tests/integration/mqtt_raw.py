@@ -579,6 +579,16 @@ class RawClient:
                 self.ack(p)
             return p
 
+    def until(self, payload, timeout=None):
+        """The PUBLISH packets received before the one carrying `payload` (a marker),
+        acknowledged as they come."""
+        before = []
+        while True:
+            p = self.recv_publish(timeout)
+            if p.payload == payload:
+                return before
+            before.append(p)
+
     def ping(self, timeout=None):
         self.send(pingreq())
         self.expect(PINGRESP, timeout)

@@ -1,0 +1,34 @@
+// Helpers shared by the broker unit tests: messages and a session owner
+// that only counts its wake-ups.
+#pragma once
+
+#include "broker/message.hpp"
+#include "broker/session_owner.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace strata::broker::test {
+
+struct owner final : session_owner {
+    int notified = 0;
+    void notify() override { ++notified; }
+    void kick(mqtt::reason_code, std::uint64_t) override {}
+};
+
+inline message_ptr make_message(const std::string& topic, const std::string& payload, bool retain = false,
+                                std::uint8_t qos = 1) {
+    auto m = std::make_shared<message>();
+    m->topic = topic;
+    m->payload = payload;
+    m->qos = qos;
+    m->retain = retain;
+    return m;
+}
+
+inline message_ptr retained(const std::string& topic, const std::string& payload) {
+    return make_message(topic, payload, true);
+}
+
+}  // namespace strata::broker::test
