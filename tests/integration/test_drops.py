@@ -9,16 +9,15 @@ import pytest
 
 import mqtt_raw as r
 from conftest import IS_MOSQUITTO, uid, wait_retained
-from test_http import basic, request, scrape, start_basic_broker, value
+from test_http import request, scrape, value
+from test_retained_limits import ADMIN, start_admin_broker
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Strata admin API, $SYS and metrics")
-
-ADMIN = {"Authorization": basic("ops", "ops-pw-1")}
 
 
 def test_a_drop_for_a_full_queue_is_acknowledged_0x00_and_counted_per_session(
         broker_factory, raw_clients, clients, tmp_path):
-    b = start_basic_broker(broker_factory, tmp_path, limits={"max_queued_messages": 5}, sys={"interval": 1})
+    b = start_admin_broker(broker_factory, tmp_path, limits={"max_queued_messages": 5}, sys={"interval": 1})
     # An offline persistent session with room for 5.
     cid = uid("offline")
     sub = raw_clients(b, r.V5)

@@ -12,18 +12,35 @@ QoS 0: dropped), counted; clearing a topic and replacing a value with one no lar
 always work; a store already over the limits is loaded whole at start-up.
 """
 
-import socket
 import time
 
 import pytest
 
 import mqtt_raw as r
 from conftest import IS_MOSQUITTO, uid, wait_retained, wait_until
-from test_http import basic, make_passwd, request, scrape, start_basic_broker, value
+from test_http import basic, make_passwd, request, scrape, start_http_broker, value
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Strata limits and admin API")
 
 ADMIN = {"Authorization": basic("ops", "ops-pw-1")}
+ROLES = {
+    "roles": {
+        "admin": [{"allow": "admin", "on": "#"}],
+        "anyone": [{"allow": "subscribe", "on": "#"}, {"allow": "publish", "on": "#"},
+                   {"allow": "subscribe", "on": "$SYS/#"}],
+    },
+    "users": {"ops": ["admin"], "plc": ["anyone"], "anonymous": ["anyone"]},
+}
+
+
+def start_admin_broker(broker_factory, tmp_path, auth=None, **over):
+    """A broker with an http listener (/metrics; the admin API with HTTP Basic for
+    "ops"); anonymous clients and "plc" may publish and subscribe anywhere, $SYS
+    included."""
+    a = {"allow_anonymous": True,
+         "password_file": str(make_passwd(tmp_path, {"ops": "ops-pw-1", "plc": "plc-pw-1"}))}
+    a.update(auth or {})
+    return start_http_broker(broker_factory, auth=a, access=[], **ROLES, **over)
 
 
 def publish_retained(raw_clients, b, items, qos=1, chunk=500):
@@ -72,14 +89,14 @@ def received_before_marker(c, marker_topic, publisher):
 
 def test_retained_replay_to_a_client_that_does_not_acknowledge_stays_within_the_queue(
         broker_factory, raw_clients, tmp_path):
-    b = start_basic_broker(broker_factory, tmp_path, limits={"max_queued_messages": 100, "max_inflight": 10})
+    b = start_admin_broker(broker_factory, tmp_path, limits={"max_queued_messages": 100, "max_inflight": 10})
     n = 1000
     items = [("replay/%d" % i, b"%04d" % i + b"." * 100) for i in range(n)]
     assert all(code < 0x80 for code in publish_retained(raw_clients, b, items))
 
     sub = raw_clients(b, r.V5)
     cid = uid("slow")
-    sub.connect_ok(cid)
+    sub.connect_ok(cid, keepalive=0)  # it sends nothing for a while
     assert sub.subscribe([("replay/#", 1)]).reasons == [1]
     # It reads nothing and acknowledges nothing: 10 in flight, the rest must wait
     # within the queue's limit.
@@ -103,16 +120,15 @@ def test_retained_replay_to_a_client_that_does_not_acknowledge_stays_within_the_
 
 def test_retained_replay_to_a_client_that_does_not_read_follows_the_socket(
         broker_factory, raw_clients, tmp_path):
-    b = start_basic_broker(broker_factory, tmp_path, limits={"max_queued_messages": 100})
+    b = start_admin_broker(broker_factory, tmp_path, limits={"max_queued_messages": 100})
     # 10 MB: more than the kernel's socket buffers of both ends hold.
     n = 10000
     items = [("flood/%d" % i, b"%05d" % i + b"x" * 1019) for i in range(n)]
     assert all(code < 0x80 for code in publish_retained(raw_clients, b, items))
 
     sub = raw_clients(b, r.V5)
-    sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     cid = uid("stuck")
-    sub.connect_ok(cid)
+    sub.connect_ok(cid, keepalive=0)  # it sends nothing for a while
     assert sub.subscribe([("flood/#", 0)]).reasons == [0]
 
     # Bounded poll until the broker has stopped sending: the socket is full.
@@ -141,7 +157,7 @@ def test_retained_replay_to_a_client_that_does_not_read_follows_the_socket(
 
 
 def test_a_filter_listed_100_times_is_one_subscription(broker_factory, raw_clients, tmp_path):
-    b = start_basic_broker(broker_factory, tmp_path)
+    b = start_admin_broker(broker_factory, tmp_path)
     n = 200
     items = [("dup/%d" % i, b"v%d" % i) for i in range(n)]
     publish_retained(raw_clients, b, items)
@@ -167,7 +183,7 @@ def test_a_filter_listed_100_times_is_one_subscription(broker_factory, raw_clien
 # ---------------------------------------------------------------- the retained store's limits
 
 def test_max_retained_messages_refuses_new_topics_with_0x97(broker_factory, raw_clients, clients, tmp_path):
-    b = start_basic_broker(broker_factory, tmp_path, limits={"max_retained_messages": 5}, sys={"interval": 1})
+    b = start_admin_broker(broker_factory, tmp_path, limits={"max_retained_messages": 5}, sys={"interval": 1})
     watcher = raw_clients(b, r.V5)
     watcher.connect_ok(uid("watch"))
     watcher.subscribe([("lim/#", 0)])
@@ -202,7 +218,7 @@ def test_max_retained_messages_refuses_new_topics_with_0x97(broker_factory, raw_
 
 
 def test_max_retained_bytes_refuses_growth_and_311_is_acknowledged(broker_factory, raw_clients, tmp_path):
-    b = start_basic_broker(broker_factory, tmp_path, limits={"max_retained_bytes": 2048})
+    b = start_admin_broker(broker_factory, tmp_path, limits={"max_retained_bytes": 2048})
     watcher = raw_clients(b, r.V5)
     watcher.connect_ok(uid("watch"))
     watcher.subscribe([("b/#", 0)])
@@ -232,9 +248,7 @@ def test_max_retained_bytes_refuses_growth_and_311_is_acknowledged(broker_factor
 
 
 def test_each_identity_has_its_share_of_retained_topics(broker_factory, raw_clients, tmp_path):
-    passwd = make_passwd(tmp_path, {"ops": "ops-pw-1", "plc": "plc-pw-1"})
-    b = start_basic_broker(broker_factory, tmp_path, auth={"password_file": str(passwd),
-                                                           "limits": {"retained": 3}})
+    b = start_admin_broker(broker_factory, tmp_path, auth={"limits": {"retained": 3}})
     watcher = raw_clients(b, r.V5)  # (so that an accepted message is acknowledged 0x00)
     watcher.connect_ok(uid("watch"))
     watcher.subscribe([("share/#", 0)])
@@ -265,13 +279,13 @@ def test_each_identity_has_its_share_of_retained_topics(broker_factory, raw_clie
 
 def test_a_store_over_the_limits_is_loaded_whole_at_start(broker_factory, raw_clients, tmp_path):
     data = tmp_path / "data"
-    first = start_basic_broker(broker_factory, tmp_path, persistence={"path": str(data)})
+    first = start_admin_broker(broker_factory, tmp_path, persistence={"path": str(data)})
     items = [("kept/%d" % i, b"v%d" % i) for i in range(8)]
     publish_retained(raw_clients, first, items)
     first.stop()
     first.assert_clean_exit()
 
-    b = start_basic_broker(broker_factory, tmp_path, persistence={"path": str(data)},
+    b = start_admin_broker(broker_factory, tmp_path, persistence={"path": str(data)},
                            limits={"max_retained_messages": 5})
     assert "over limits.max_retained_messages" in b.stderr_text()
     sub = raw_clients(b, r.V5)
