@@ -50,21 +50,41 @@ TEST_CASE("login guard: free attempts, then doubling blocks, reset on success") 
     login_guard g({.free_attempts = 2, .initial_ms = 100, .max_ms = 350});
     const auto t = steady_clock::now();
     g.failed("10.0.0.1", t);
-    g.failed("10.0.0.1", t);
     CHECK(g.blocked_for("10.0.0.1", t) == 0ms);
-    g.failed("10.0.0.1", t);
+    g.failed("10.0.0.1", t);  // the second of two free attempts blocks
     CHECK(g.blocked_for("10.0.0.1", t) == 100ms);
     g.failed("10.0.0.1", t);
     CHECK(g.blocked_for("10.0.0.1", t) == 200ms);
     g.failed("10.0.0.1", t);
     CHECK(g.blocked_for("10.0.0.1", t) == 350ms);  // capped
     CHECK(g.blocked_for("10.0.0.2", t) == 0ms);
-    CHECK(g.failures() == 5);
+    CHECK(g.failures() == 4);
     CHECK(g.refused() == 3);
     CHECK(g.blocked_addresses(t) == 1);
     CHECK(g.blocked_addresses(t + 1s) == 0);
     g.succeeded("10.0.0.1");
     CHECK(g.blocked_for("10.0.0.1", t) == 0ms);
+}
+
+TEST_CASE("login guard: free_attempts N checks exactly N passwords before blocking") {
+    for (std::uint32_t n : {1u, 3u, 5u}) {
+        login_guard g({.free_attempts = n, .initial_ms = 1000, .max_ms = 60'000});
+        const auto t = steady_clock::now();
+        std::uint32_t checked = 0;
+        // A client retrying at once: each attempt is checked unless blocked.
+        for (int attempt = 0; attempt < 20; ++attempt) {
+            if (g.blocked_for("10.0.0.9", t) > 0ms) continue;
+            ++checked;
+            g.failed("10.0.0.9", t);
+        }
+        CHECK(checked == n);
+    }
+    // 0 cannot check fewer than one.
+    login_guard zero({.free_attempts = 0, .initial_ms = 1000, .max_ms = 60'000});
+    const auto t = steady_clock::now();
+    CHECK(zero.blocked_for("10.0.0.9", t) == 0ms);
+    zero.failed("10.0.0.9", t);
+    CHECK(zero.blocked_for("10.0.0.9", t) == 1000ms);
 }
 
 TEST_CASE("login plan: anonymous, certificate, password") {

@@ -64,6 +64,7 @@ void check_defaults(const config& c) {
     CHECK(c.policy.users.empty());
     CHECK(c.audit.file.empty());
     CHECK(c.audit.topic.empty());
+    CHECK(c.auth.login_backoff.free_attempts == 3);
     CHECK(c.access.empty());
     CHECK_FALSE(c.redirect.has_value());
     CHECK(c.sys_interval == 10);
