@@ -70,6 +70,12 @@ std::chrono::milliseconds login_guard::blocked_for(std::string_view address, ste
     return std::chrono::ceil<std::chrono::milliseconds>(it->second.blocked_until - now);
 }
 
+bool login_guard::is_blocked(std::string_view address, steady_clock::time_point now) const {
+    std::lock_guard lock(mutex_);
+    const auto it = by_address_.find(std::string(address));
+    return it != by_address_.end() && it->second.blocked_until > now;
+}
+
 void login_guard::failed(std::string_view address, steady_clock::time_point now) {
     std::lock_guard lock(mutex_);
     ++failures_;

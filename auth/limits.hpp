@@ -95,8 +95,11 @@ class login_guard {
 public:
     explicit login_guard(backoff_config cfg) : cfg_(cfg) {}
 
-    // How long `address` must still wait before trying again (0: it may).
+    // How long `address` must still wait before trying again (0: it may);
+    // a nonzero answer counts as a refused attempt.
     [[nodiscard]] std::chrono::milliseconds blocked_for(std::string_view address, steady_clock::time_point now);
+    // Whether `address` is blocked now, without counting anything.
+    [[nodiscard]] bool is_blocked(std::string_view address, steady_clock::time_point now) const;
     void failed(std::string_view address, steady_clock::time_point now);
     void succeeded(std::string_view address);
 

@@ -538,6 +538,8 @@ void broker_core::publish_sys() {
     put("$SYS/broker/auth/login_failures", std::to_string(logins.failures()));
     put("$SYS/broker/auth/logins_refused_blocked", std::to_string(logins.refused()));
     put("$SYS/broker/auth/blocked_addresses", std::to_string(logins.blocked_addresses(steady_clock::now())));
+    put("$SYS/broker/auth/password_checks_queued", std::to_string(security_->checks_queued()));
+    put("$SYS/broker/auth/password_checks_refused", std::to_string(security_->checks_refused()));
     put("$SYS/broker/auth/publish_refused", std::to_string(t.publish_refused));
     put("$SYS/broker/auth/publish_rate_limited", std::to_string(t.publish_rate_limited));
     if (auto* f = security_->audit_file()) put("$SYS/broker/auth/audit_dropped", std::to_string(f->dropped()));

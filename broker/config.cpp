@@ -657,6 +657,14 @@ void read_auth(const reader& r, const value_ref& v, config& cfg) {
              });
              if (b.max_ms < b.initial_ms) r.fail(y, "max_ms must be at least initial_ms");
          }},
+        {"password_checks",
+         [&](const value_ref& y) {
+             auto& p = a.password_checks;
+             r.read_map(y, {
+                 {"threads", [&](const value_ref& z) { p.threads = r.read_uint<unsigned>(z, 0, 64); }},
+                 {"per_address", [&](const value_ref& z) { p.per_address = r.read_uint<u32>(z, 1, 10'000); }},
+             });
+         }},
     });
 }
 

@@ -92,6 +92,12 @@ struct auth_config {
     bool filter_wide_subscriptions = false;
     auth::identity_limits limits;          // `auth.limits`; default: none
     auth::backoff_config login_backoff;    // `auth.login_backoff`
+    // `auth.password_checks`: the slow password hashes of MQTT logins and
+    // HTTP Basic, run off the network threads (broker/security.hpp).
+    struct password_checks_config {
+        unsigned threads = 0;          // worker threads; 0: min(2, CPU cores)
+        std::uint32_t per_address = 8; // checks queued or running per source address; beyond: refused at once
+    } password_checks;
 };
 
 // `audit:`: one JSON line per login, refusal and command.

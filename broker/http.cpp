@@ -253,17 +253,28 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(const http_
     return out;
 }
 
-// Runs the password check on the security worker; resumes on the calling
-// coroutine's executor.
-asio::awaitable<bool> password_ok(class security& sec, std::string user, std::string password) {
+// Runs the password check on the security workers; resumes on the calling
+// coroutine's executor. Empty: refused at once, the address has its share
+// of checks queued.
+asio::awaitable<std::optional<security::check_result>> queue_password_check(class security& sec, const std::string& address,
+                                                                      std::string user, std::string password) {
+    using result = std::optional<security::check_result>;
     const auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
-        [&sec, ex](auto handler, std::string u, std::string p) {
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(result)>(
+        [&sec, &address, ex](auto handler, std::string u, std::string p) {
             auto h = std::make_shared<decltype(handler)>(std::move(handler));
-            sec.verify_password(std::move(u), std::move(p),
-                                [h, ex](bool ok) { asio::post(ex, [h, ok]() mutable { std::move(*h)(ok); }); });
+            const bool queued = sec.verify_password(address, std::move(u), std::move(p), [h, ex](security::check_result r) {
+                asio::post(ex, [h, r]() mutable { std::move(*h)(result(r)); });
+            });
+            if (!queued) asio::post(ex, [h]() mutable { std::move(*h)(result()); });
         },
         asio::use_awaitable, std::move(user), std::move(password));
+}
+
+http_server::response too_many_requests(std::string why, std::int64_t seconds, unsigned version) {
+    auto res = error_response(http::status::too_many_requests, why, version);
+    res.set(http::field::retry_after, std::to_string(seconds));
+    return res;
 }
 
 http_server::response unauthorized(std::string_view why, unsigned version) {
@@ -316,18 +327,25 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
         auth::cleanse(password);
         co_return unauthorized("no password file is configured (auth.password_file)", v);
     }
+    auto blocked = [&](std::chrono::milliseconds wait) {
+        const auto seconds = (wait.count() + 999) / 1000;
+        refuse("refused", "too many failed logins from this address");
+        return too_many_requests("too many failed logins from this address; retry in " + std::to_string(seconds) + " s",
+                                 seconds, v);
+    };
     const auto wait = sec.logins().blocked_for(who.address, steady_clock::now());
     if (wait.count() > 0) {
         auth::cleanse(password);
-        const auto seconds = (wait.count() + 999) / 1000;
-        refuse("refused", "too many failed logins from this address");
-        auto res = error_response(http::status::too_many_requests,
-                                  "too many failed logins from this address; retry in " + std::to_string(seconds) + " s", v);
-        res.set(http::field::retry_after, std::to_string(seconds));
-        co_return res;
+        co_return blocked(wait);
     }
-    const bool ok = co_await password_ok(sec, user, std::move(password));
-    if (!ok) {
+    const auto checked = co_await queue_password_check(sec, who.address, user, std::move(password));
+    if (!checked) {
+        refuse("refused", "too many password checks in progress from this address");
+        co_return too_many_requests("too many password checks in progress from this address; retry in 1 s", 1, v);
+    }
+    if (*checked == security::check_result::blocked)
+        co_return blocked(std::max(sec.logins().blocked_for(who.address, steady_clock::now()), std::chrono::milliseconds(1)));
+    if (*checked == security::check_result::wrong) {
         sec.logins().failed(who.address, steady_clock::now());
         refuse("failed", "bad user name or password");
         co_return unauthorized("bad user name or password", v);

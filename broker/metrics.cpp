@@ -125,6 +125,12 @@ void add_broker(family_builder& b, broker_core& core) {
     b.gauge("strata_retained_messages", "Retained messages stored").value(static_cast<double>(core.routes().retained_count()));
     b.gauge("strata_subscriptions", "Subscriptions").value(static_cast<double>(core.routes().subscription_count()));
     b.gauge("strata_sessions", "Sessions (online and offline)").value(static_cast<double>(core.session_count()));
+    auto& sec = core.security();
+    b.gauge("strata_password_checks_queued", "Password checks (MQTT logins, HTTP Basic) waiting for a worker")
+        .value(static_cast<double>(sec.checks_queued()));
+    b.counter("strata_password_checks_refused_total",
+              "Logins refused at once because their address had auth.password_checks.per_address checks queued")
+        .value(static_cast<double>(sec.checks_refused()));
     b.gauge("strata_ready", "1 when the broker is ready (listeners up, recovery done)").value(core.ready() ? 1 : 0);
     const auto uptime = std::chrono::duration<double>(steady_clock::now() - core.started()).count();
     b.gauge("strata_uptime_seconds", "Seconds since the broker started").value(uptime);

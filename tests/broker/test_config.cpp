@@ -65,6 +65,8 @@ void check_defaults(const config& c) {
     CHECK(c.audit.file.empty());
     CHECK(c.audit.topic.empty());
     CHECK(c.auth.login_backoff.free_attempts == 3);
+    CHECK(c.auth.password_checks.threads == 0);
+    CHECK(c.auth.password_checks.per_address == 8);
     CHECK(c.access.empty());
     CHECK_FALSE(c.redirect.has_value());
     CHECK(c.sys_interval == 10);
@@ -565,6 +567,18 @@ audit: {file: audit.log, topic: "$SYS/broker/audit"}
     CHECK_THAT(error_of("audit: {topic: \"audit/#\"}"),
                Equals("t.yaml:1: audit.topic: must be a topic name, without wildcards (got 'audit/#')"));
     CHECK_THAT(error_of("users: [a]"), Equals("t.yaml:1: users: expected a map of users to lists of roles, got a list"));
+}
+
+TEST_CASE("config: password checks", "[config]") {
+    const config c = parse("auth:\n  password_checks: {threads: 3, per_address: 2}\n");
+    CHECK(c.auth.password_checks.threads == 3);
+    CHECK(c.auth.password_checks.per_address == 2);
+    CHECK_THAT(error_of("auth: {password_checks: {per_address: 0}}"),
+               Equals("t.yaml:1: auth.password_checks.per_address: must be between 1 and 10000 (got 0)"));
+    CHECK_THAT(error_of("auth: {password_checks: {threads: 65}}"),
+               Equals("t.yaml:1: auth.password_checks.threads: must be between 0 and 64 (got 65)"));
+    CHECK_THAT(error_of("auth: {password_checks: {workers: 2}}"),
+               StartsWith("t.yaml:1: auth.password_checks: unknown key 'workers'"));
 }
 
 TEST_CASE("config: redirect", "[config]") {
