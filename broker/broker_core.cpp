@@ -67,7 +67,8 @@ broker_core::broker_core(config cfg)
       broker_id_(cfg_.broker_id.empty() ? default_broker_id(cfg_) : cfg_.broker_id),
       access_(to_rules(cfg_.access)),
       security_(std::make_unique<class security>(cfg_)),
-      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()) {}
+      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()),
+      handshakes_(cfg_.limits.max_handshakes) {}
 
 void broker_core::audit(const auth::audit_event& e) {
     if (!auditing_) return;
@@ -173,6 +174,9 @@ void broker_core::release_io() {
     // closes, and offline sessions own timers: both must go before the
     // io_contexts they belong to.
     security_->stop();
+    // Connections waiting for a handshake slot (the network threads have
+    // stopped, nothing will give them one).
+    handshakes_.clear();
     std::lock_guard lock(registry_mutex_);
     for (auto& [id, s] : sessions_) {
         if (auto c = s->owner()) s->detach(c.get());

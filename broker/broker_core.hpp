@@ -7,6 +7,7 @@
 
 #include "auth/access.hpp"
 #include "broker/config.hpp"
+#include "broker/handshake_gate.hpp"
 #include "broker/message.hpp"
 #include "broker/router.hpp"
 #include "broker/security.hpp"
@@ -47,6 +48,8 @@ public:
     // (each when configured). Never blocks on disk. Any thread.
     [[nodiscard]] bool auditing() const noexcept { return auditing_; }
     void audit(const auth::audit_event& e);
+    // The bound on TLS handshakes in progress (limits.max_handshakes).
+    [[nodiscard]] handshake_gate& handshakes() noexcept { return handshakes_; }
     // The identity that last connected with `client_id`'s session, if the
     // session exists (empty string: anonymous).
     [[nodiscard]] std::optional<std::string> session_identity(const std::string& client_id) const;
@@ -197,6 +200,7 @@ private:
     auth::access_policy access_;
     std::unique_ptr<class security> security_;
     bool auditing_ = false;
+    handshake_gate handshakes_;
     steady_clock::time_point started_ = steady_clock::now();
 
     mutable std::mutex registry_mutex_;

@@ -517,6 +517,7 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
         {"max_session_expiry", [&](const value_ref& x) { l.max_session_expiry = r.read_uint<u32>(x, 0); }},
         {"max_subscriptions_per_client",
          [&](const value_ref& x) { l.max_subscriptions_per_client = r.read_uint<u32>(x, 0); }},
+        {"max_handshakes", [&](const value_ref& x) { l.max_handshakes = r.read_uint<u32>(x, 1, 1'000'000); }},
     });
 }
 

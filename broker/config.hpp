@@ -70,6 +70,9 @@ struct limits_config {
     std::uint16_t max_inflight = 64;               // outbound QoS 1/2 unacknowledged per client (also capped by the client's Receive Maximum)
     std::uint32_t max_session_expiry = 0xFFFFFFFF; // seconds; larger requested intervals are capped
     std::uint32_t max_subscriptions_per_client = 0;  // 0: unlimited
+    // TLS handshakes in progress at once (mqtt+tls and https listeners);
+    // beyond it a connection whose first bytes arrived waits for one to end.
+    std::uint32_t max_handshakes = 256;
 };
 
 // An access rule that applies to every client. The auth issue grows this

@@ -117,13 +117,7 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
         who.over_loopback = !ec && local.address().is_loopback();
     }
     if constexpr (std::is_same_v<Stream, tls_stream>) {
-        const auto ec = co_await within(stream.async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable)), io_timeout);
-        if (ec) {
-            bump(core.counters().local().connections_refused[static_cast<std::size_t>(refusal::tls_handshake)]);
-            spdlog::info("{}: https: TLS handshake failed: {}", remote, ec.message());
-            close_socket(lowest(stream));
-            co_return;
-        }
+        // The handshake is done (serve_tls).
         if (auto peer = verified_peer(stream)) who.identities = peer->names(identity);
     }
     boost::beast::flat_buffer buffer;
@@ -173,6 +167,47 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
     close_socket(lowest(stream));
 }
 
+// Runs a tls_start; resumes the coroutine with its outcome.
+asio::awaitable<boost::system::error_code> run_start(tls_start& start) {
+    constexpr auto token = asio::as_tuple(asio::use_awaitable);
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(boost::system::error_code)>(
+        [&start](auto handler) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            start.async_run([h](boost::system::error_code e) { std::move(*h)(e); });
+        },
+        token);
+    co_return ec;
+}
+
+// An https connection: the TLS handshake as on mqtt+tls listeners (no TLS
+// state before the first bytes, bounded by limits.max_handshakes, within
+// the connect timeout), then the request loop.
+asio::awaitable<void> serve_tls(const http_server& srv, tcp_socket socket, std::shared_ptr<ssl::context> ctx,
+                                const listener_config& listener, std::size_t thread_index) {
+    broker_core& core = srv.core();
+    std::string remote = "?";
+    {
+        boost::system::error_code ec;
+        const auto ep = socket.remote_endpoint(ec);
+        if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    auto start = std::make_shared<tls_start>(std::move(socket), ctx, core.handshakes());
+    asio::steady_timer deadline(co_await asio::this_coro::executor, connect_timeout);
+    deadline.async_wait([weak = std::weak_ptr<tls_start>(start)](boost::system::error_code ec) {
+        if (auto s = weak.lock(); s && !ec) s->close();
+    });
+    const auto ec = co_await run_start(*start);
+    deadline.cancel();
+    if (ec) {
+        bump(core.counters().local().connections_refused[static_cast<std::size_t>(refusal::tls_handshake)]);
+        spdlog::info("{}: https: TLS handshake failed: {}", remote,
+                     ec == asio::error::operation_aborted ? "not done within the connect timeout" : ec.message());
+        start->close();
+        co_return;
+    }
+    co_await serve_connection(srv, std::move(*start->stream()), std::move(ctx), listener, thread_index);
+}
+
 }  // namespace
 
 http_server::http_server(broker_core& core, const metrics& m) : core_(core), metrics_(m), admin_(core) {}
@@ -189,8 +224,7 @@ void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, co
         }
     };
     if (ctx) {
-        tls_stream stream(std::move(socket), *ctx);
-        asio::co_spawn(ex, serve_connection(*this, std::move(stream), std::move(ctx), l, thread_index), on_error);
+        asio::co_spawn(ex, serve_tls(*this, std::move(socket), std::move(ctx), l, thread_index), on_error);
     } else {
         asio::co_spawn(ex, serve_connection(*this, std::move(socket), nullptr, l, thread_index), on_error);
     }

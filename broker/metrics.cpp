@@ -125,6 +125,11 @@ void add_broker(family_builder& b, broker_core& core) {
     b.gauge("strata_retained_messages", "Retained messages stored").value(static_cast<double>(core.routes().retained_count()));
     b.gauge("strata_subscriptions", "Subscriptions").value(static_cast<double>(core.routes().subscription_count()));
     b.gauge("strata_sessions", "Sessions (online and offline)").value(static_cast<double>(core.session_count()));
+    b.gauge("strata_tls_handshakes_in_progress",
+            "TLS handshakes under way (each holds its TLS state); at most limits.max_handshakes")
+        .value(static_cast<double>(core.handshakes().in_progress()));
+    b.gauge("strata_tls_handshakes_waiting", "TLS connections whose first bytes arrived, waiting for a handshake slot")
+        .value(static_cast<double>(core.handshakes().waiting()));
     auto& sec = core.security();
     b.gauge("strata_password_checks_queued", "Password checks (MQTT logins, HTTP Basic) waiting for a worker")
         .value(static_cast<double>(sec.checks_queued()));

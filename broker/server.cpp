@@ -109,7 +109,9 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
     }
     std::shared_ptr<connection> c;
     if (l.tls) {
-        auto t = make_tls_transport(std::move(socket), l.tls->current());
+        // No TLS state yet: the transport makes it when the client's first
+        // bytes arrive (transport.hpp, tls_start).
+        auto t = make_tls_transport(std::move(socket), l.tls->current(), core_.handshakes());
         t->identity = l.cfg.tls->identity;
         c = std::make_shared<connection>(core_, std::move(t), thread_index, ex);
     } else {

@@ -51,6 +51,7 @@ void check_defaults(const config& c) {
     CHECK(c.limits.max_inflight == 64);
     CHECK(c.limits.max_session_expiry == 0xFFFFFFFFu);
     CHECK(c.limits.max_subscriptions_per_client == 0);
+    CHECK(c.limits.max_handshakes == 256);
     CHECK(c.log_level == "info");
     CHECK(c.persistence.enabled);
     CHECK(c.persistence.path == "./data");
@@ -579,6 +580,12 @@ TEST_CASE("config: password checks", "[config]") {
                Equals("t.yaml:1: auth.password_checks.threads: must be between 0 and 64 (got 65)"));
     CHECK_THAT(error_of("auth: {password_checks: {workers: 2}}"),
                StartsWith("t.yaml:1: auth.password_checks: unknown key 'workers'"));
+}
+
+TEST_CASE("config: TLS handshakes in progress", "[config]") {
+    CHECK(parse("limits: {max_handshakes: 32}").limits.max_handshakes == 32);
+    CHECK_THAT(error_of("limits: {max_handshakes: 0}"),
+               Equals("t.yaml:1: limits.max_handshakes: must be between 1 and 1000000 (got 0)"));
 }
 
 TEST_CASE("config: redirect", "[config]") {
