@@ -678,6 +678,18 @@ void read_audit(const reader& r, const value_ref& v, config& cfg) {
              if (cfg.audit.topic.find_first_of("+#") != std::string::npos)
                  r.fail(y, "must be a topic name, without wildcards (got '" + cfg.audit.topic + "')");
          }},
+        {"max_bytes",
+         [&](const value_ref& y) {
+             cfg.audit.max_bytes = r.read_size<std::uint64_t>(y, 0);
+             if (cfg.audit.max_bytes != 0 && cfg.audit.max_bytes < 4096)
+                 r.fail(y, "must be 0 (never rotate) or at least 4096 bytes (got " + std::to_string(cfg.audit.max_bytes) +
+                               ")");
+         }},
+        {"keep", [&](const value_ref& y) { cfg.audit.keep = r.read_uint<std::uint32_t>(y, 0, 1000); }},
+        {"refusals_per_second",
+         [&](const value_ref& y) { cfg.audit.refusals_per_second = r.read_uint<std::uint32_t>(y, 0, 1'000'000); }},
+        {"max_field_bytes",
+         [&](const value_ref& y) { cfg.audit.max_field_bytes = r.read_uint<std::uint32_t>(y, 16, 65535); }},
     });
 }
 

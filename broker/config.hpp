@@ -107,6 +107,13 @@ struct auth_config {
 struct audit_config {
     std::string file;   // resolved against the config file's directory; empty (default): no audit log
     std::string topic;  // also published there (QoS 0, not retained); empty (default): not published
+    std::uint64_t max_bytes = 100ull << 20;  // the file is rotated before it grows beyond this; 0: never
+    std::uint32_t keep = 5;                  // rotated files kept (FILE.1 newest ... FILE.5); 0: none
+    // Refusal lines (refused/failed outcomes) per identity, or per address
+    // for anonymous clients and logins, a second; the rest are counted in
+    // one summary line a second. 0: unlimited. Allowed actions are never limited.
+    std::uint32_t refusals_per_second = 10;
+    std::uint32_t max_field_bytes = 256;     // longer identities, client ids, topics and reasons are cut and marked
 };
 
 struct redirect_config {

@@ -61,6 +61,8 @@ void connection::audit(std::string_view action, std::string_view outcome, std::s
     e.roles = grants_ ? &grants_->roles() : nullptr;
     e.client_id = client_id_;
     e.address = remote_;
+    const std::string ip = address();
+    e.peer = ip;
     e.topic = topic;
     e.reason = reason;
     core_.audit(e);

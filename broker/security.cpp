@@ -61,7 +61,8 @@ security::security(const config& cfg)
     if (l.connections != 0 || l.any_rate()) identities_ = std::make_unique<auth::identity_registry>(l);
     if (!cfg.audit.file.empty()) {
         try {
-            audit_ = std::make_unique<auth::audit_log>(cfg.audit.file);
+            audit_ = std::make_unique<auth::audit_log>(
+                cfg.audit.file, auth::audit_rotation{.max_bytes = cfg.audit.max_bytes, .keep = cfg.audit.keep});
         } catch (const auth::audit_error& e) {
             throw config_error(std::string("audit.file: ") + e.what());
         }

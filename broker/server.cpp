@@ -149,6 +149,7 @@ void server::begin_shutdown() {
         l->acceptor.close(ec);
     }
     if (alerts_) alerts_->deactivate();
+    core_.audit_summaries(steady_clock::now());  // the counts so far, before the log closes
     core_.kick_all(mqtt::reason_code::server_shutting_down);
     bridges_.stop();
     opcua_.stop();
@@ -237,6 +238,21 @@ int server::run() {
             });
         };
         alerts_tick();
+    }
+
+    // Audit: the summaries of rate-limited refusal lines, once a second.
+    asio::steady_timer audit_timer(*ios_.front());
+    std::function<void()> audit_tick;
+    if (core_.auditing()) {
+        audit_tick = [&] {
+            audit_timer.expires_after(std::chrono::seconds(1));
+            audit_timer.async_wait([&](boost::system::error_code ec) {
+                if (ec || stopping_) return;
+                core_.audit_summaries(steady_clock::now());
+                audit_tick();
+            });
+        };
+        audit_tick();
     }
 
     // Bridges start after recovery (their outboxes are sessions in the

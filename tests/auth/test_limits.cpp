@@ -265,3 +265,87 @@ TEST_CASE("fair queue: a finished job frees its key's slot; stop drops what wait
     CHECK_FALSE(q.post("e", [] {}));
 }
 
+TEST_CASE("audit: long fields are cut at a character boundary and marked") {
+    CHECK(clip_field("short", 8) == "short");
+    CHECK(clip_field(std::string(10, 'a'), 4) == "aaaa...[truncated, 10 bytes]");
+    // "aé…": the cut at 2 would split 'é' (2 bytes), so it backs off to 1.
+    CHECK(clip_field("a\xc3\xa9xyz", 2) == "a...[truncated, 6 bytes]");
+
+    const std::string filter(60 * 1024, 'f');
+    const std::string client_id(60 * 1024, 'c');
+    audit_event e;
+    e.action = "subscribe";
+    e.outcome = "refused";
+    e.identity = "ana";
+    e.client_id = client_id;
+    e.topic = filter;
+    e.reason = "not authorized";
+    const std::string line = format_audit_line(e, std::chrono::system_clock::time_point{});
+    CHECK(line.size() < 1024);
+    const auto j = nlohmann::json::parse(line);
+    CHECK(j["topic"] == std::string(256, 'f') + "...[truncated, 61440 bytes]");
+    CHECK(j["client_id"] == std::string(256, 'c') + "...[truncated, 61440 bytes]");
+    CHECK(j["reason"] == "not authorized");
+    CHECK_FALSE(j.contains("suppressed"));
+}
+
+TEST_CASE("audit: refusal lines per subject are a token bucket, the rest summarised") {
+    audit_limiter lim(3);
+    const auto t = audit_limiter::clock::now();
+    const audit_subject ana{"ana", {}};
+    const audit_subject anon{{}, "10.0.0.7"};
+    int written = 0;
+    for (int i = 0; i < 10; ++i) written += lim.admit(ana, t) ? 1 : 0;
+    CHECK(written == 3);  // one second's burst
+    CHECK(lim.admit(anon, t));  // another subject has its own
+    CHECK(lim.suppressed_total() == 7);
+
+    auto s = lim.take_summaries(t);
+    REQUIRE(s.size() == 1);
+    CHECK(s[0].who == ana);
+    CHECK(s[0].suppressed == 7);
+    CHECK(lim.take_summaries(t).empty());  // reported once
+
+    // Refilled at 3 a second.
+    CHECK_FALSE(lim.admit(ana, t + 100ms));
+    CHECK(lim.admit(ana, t + 400ms));
+    // Subjects whose buckets are full again are forgotten; a new bucket
+    // starts full, so nothing changes for them.
+    CHECK(lim.take_summaries(t + 10s).size() == 1);
+    CHECK(lim.take_summaries(t + 10s).empty());
+    for (int i = 0; i < 3; ++i) CHECK(lim.admit(ana, t + 10s));
+
+    audit_limiter unlimited(0);
+    for (int i = 0; i < 100; ++i) CHECK(unlimited.admit(ana, t));
+}
+
+TEST_CASE("audit: the file rotates by size and keeps `keep` old files") {
+    const auto dir = std::filesystem::temp_directory_path() / ("strata-audit-rot-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const auto path = (dir / "audit.log").string();
+    const std::string line(99, 'x');  // 100 bytes with the newline
+    {
+        audit_log log(path, {.max_bytes = 1000, .keep = 2});
+        for (int i = 0; i < 45; ++i) log.write(std::to_string(i % 10) + line.substr(1));
+        log.flush();
+        CHECK(log.written() == 45);
+        CHECK(log.rotations() == 4);  // 10 + 10 + 10 + 10 + 5 lines
+    }
+    const auto size = [&](const std::string& p) { return std::filesystem::file_size(p); };
+    CHECK(size(path) == 500);
+    CHECK(size(path + ".1") == 1000);
+    CHECK(size(path + ".2") == 1000);
+    CHECK_FALSE(std::filesystem::exists(path + ".3"));
+
+    // An existing file counts: appending to it rotates at once when full.
+    {
+        audit_log log(path, {.max_bytes = 1000, .keep = 0});
+        for (int i = 0; i < 6; ++i) log.write(line);
+        log.flush();
+        CHECK(log.rotations() == 1);
+    }
+    CHECK(size(path) == 100);  // keep 0: the old lines are gone, no PATH.1 written
+    CHECK(size(path + ".1") == 1000);  // left from before
+    std::filesystem::remove_all(dir);
+}

@@ -684,6 +684,74 @@ def test_audit_log_lines(example, raw_clients, tmp_path):
     assert ("command", "olga") in seen and ("login", "mallory") in seen
 
 
+def read_audit(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def test_refused_subscribes_with_huge_filters_keep_the_audit_log_small(example, raw_clients, tmp_path):
+    """An analyst looping refused subscribes with 60 KB filters and a 60 KB client id: the
+    fields are cut, the refusal lines are rate limited per identity (default 10 a second)
+    and the rest are counted in summary lines, so the count stays exact."""
+    log = str(tmp_path / "audit.log")
+    big_id = "dash-" + "c" * (60 * 1024)
+    ana = login(raw_clients, example, "ana", client_id=big_id)
+    n = 300
+    t0 = time.monotonic()
+    for i in range(n):
+        f = "zz/%04d/" % i + "f" * (60 * 1024)
+        assert ana.subscribe([(f, 0)], pid=i + 1).reasons == [NOT_AUTHORIZED]
+    elapsed = time.monotonic() - t0
+
+    def tally():
+        lines = read_audit(log)
+        written = [j for j in lines if j["action"] == "subscribe" and j["identity"] == "ana"]
+        summaries = [j for j in lines if j["action"] == "audit" and j["identity"] == "ana"]
+        counted = sum(j["suppressed"] for j in summaries)
+        return (written, summaries, counted) if len(written) + counted == n else None
+    written, summaries, counted = wait_until(tally, what="every refusal written or counted")
+
+    # At most a second's burst plus 10 a second were written.
+    assert len(written) <= 10 * (elapsed + 2), (len(written), elapsed)
+    assert counted > 0
+    for j in summaries:
+        assert j["outcome"] == "suppressed" and "more refusal lines suppressed" in j["reason"]
+        assert j["suppressed"] >= 1
+    # Long fields cut and marked with their length.
+    first = written[0]
+    assert first["topic"] == ("zz/0000/" + "f" * 248) + "...[truncated, 61448 bytes]"
+    assert first["client_id"] == big_id[:256] + "...[truncated, 61445 bytes]"
+    # The allowed login is there, whatever the rate.
+    logins = [j for j in read_audit(log) if j["action"] == "login" and j["identity"] == "ana"]
+    assert [j["outcome"] for j in logins] == ["allowed"]
+    with open(log, "rb") as f:
+        sizes = [len(l) for l in f]
+    assert max(sizes) < 2048, max(sizes)
+    assert os.path.getsize(log) < 256 * 1024
+
+
+def test_audit_log_rotates_by_size_and_keeps_audit_keep_files(start, tmp_path, raw_clients):
+    over = example_overrides(tmp_path)
+    over["audit"].update({"max_bytes": 4096, "keep": 2})
+    b = start(over)
+    log = str(tmp_path / "audit.log")
+    n = 80
+    for i in range(n):
+        c = login(raw_clients, b, "erik", client_id="erik-%03d" % i)
+        c.send(r.disconnect())
+        c.wait_closed()
+    audit_lines(log, lambda j: j["client_id"] == "erik-%03d" % (n - 1))
+
+    files = [log + ".2", log + ".1", log]
+    for f in files:
+        assert os.path.getsize(f) <= 4096, f
+    assert not os.path.exists(log + ".3")
+    # Oldest first, nothing missing in between: the kept files hold the newest logins.
+    ids = [j["client_id"] for f in files for j in read_audit(f) if j["action"] == "login"]
+    assert ids == ["erik-%03d" % i for i in range(n - len(ids), n)]
+    assert len(ids) < n  # the oldest went with the files beyond audit.keep
+
+
 # ---------------------------------------------------------------- SCRAM-SHA-256
 
 def scram_login(c, user, password, client_id=None, nonce="fyko+d2lbbFgONRv9qkxdawL"):
