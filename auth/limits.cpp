@@ -70,6 +70,12 @@ std::chrono::milliseconds login_guard::blocked_for(std::string_view address, ste
     return std::chrono::ceil<std::chrono::milliseconds>(it->second.blocked_until - now);
 }
 
+bool login_guard::is_blocked(std::string_view address, steady_clock::time_point now) const {
+    std::lock_guard lock(mutex_);
+    const auto it = by_address_.find(std::string(address));
+    return it != by_address_.end() && it->second.blocked_until > now;
+}
+
 void login_guard::failed(std::string_view address, steady_clock::time_point now) {
     std::lock_guard lock(mutex_);
     ++failures_;
@@ -77,8 +83,13 @@ void login_guard::failed(std::string_view address, steady_clock::time_point now)
     auto& e = by_address_[std::string(address)];
     ++e.failures;
     e.last_failure = now;
-    if (e.failures > cfg_.free_attempts) {
-        const std::uint32_t doublings = std::min<std::uint32_t>(e.failures - cfg_.free_attempts - 1, 30);
+    // The failure that uses up the free attempts blocks the address at
+    // once: with free_attempts 3, three passwords are checked and the
+    // fourth attempt is refused without one. (0 behaves as 1: the first
+    // attempt is always checked.)
+    const std::uint32_t free = std::max<std::uint32_t>(cfg_.free_attempts, 1);
+    if (e.failures >= free) {
+        const std::uint32_t doublings = std::min<std::uint32_t>(e.failures - free, 30);
         const std::uint64_t ms = std::min<std::uint64_t>(std::uint64_t{cfg_.initial_ms} << doublings, cfg_.max_ms);
         e.blocked_until = now + std::chrono::milliseconds(ms);
     }

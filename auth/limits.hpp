@@ -3,10 +3,12 @@
 //
 // Rates are token buckets per identity, shared by all of that identity's
 // connections, holding one second's worth of tokens (the burst). Anonymous
-// clients are one identity ("anonymous"). Failed logins: the first
-// `free_attempts` failures from an address cost nothing; every further one
-// blocks the address for a doubling time (initial, 2x, 4x, ... up to max).
-// A success clears the address.
+// clients are one identity ("anonymous"). Failed logins: an address may
+// fail `free_attempts` times; the failure that reaches that count, and every
+// further one, blocks the address for a doubling time (initial, 2x, 4x, ...
+// up to max), so `free_attempts: 3` means three passwords are checked and a
+// fourth attempt is refused unchecked while blocked. A success clears the
+// address.
 //
 // Thread-safety: every member may be called from any thread. Each
 // identity's bucket has its own mutex (contended only by connections of the
@@ -88,7 +90,7 @@ private:
 };
 
 struct backoff_config {
-    std::uint32_t free_attempts = 3;        // failures per address before blocking
+    std::uint32_t free_attempts = 3;        // failures per address that block it (0 acts as 1)
     std::uint32_t initial_ms = 1'000;       // first block
     std::uint32_t max_ms = 60'000;          // longest block
 };
@@ -97,8 +99,11 @@ class login_guard {
 public:
     explicit login_guard(backoff_config cfg) : cfg_(cfg) {}
 
-    // How long `address` must still wait before trying again (0: it may).
+    // How long `address` must still wait before trying again (0: it may);
+    // a nonzero answer counts as a refused attempt.
     [[nodiscard]] std::chrono::milliseconds blocked_for(std::string_view address, steady_clock::time_point now);
+    // Whether `address` is blocked now, without counting anything.
+    [[nodiscard]] bool is_blocked(std::string_view address, steady_clock::time_point now) const;
     void failed(std::string_view address, steady_clock::time_point now);
     void succeeded(std::string_view address);
 

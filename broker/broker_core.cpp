@@ -69,18 +69,60 @@ broker_core::broker_core(config cfg)
       broker_id_(cfg_.broker_id.empty() ? default_broker_id(cfg_) : cfg_.broker_id),
       access_(to_rules(cfg_.access)),
       security_(std::make_unique<class security>(cfg_)),
-      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()) {
+      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()),
+      handshakes_(cfg_.limits.max_handshakes) {
     retained_limits l;
     l.max_messages = cfg_.limits.max_retained_messages;
     l.max_bytes = cfg_.limits.max_retained_bytes;
     l.identity_messages = cfg_.auth.limits.retained;
     l.identity_bytes = cfg_.auth.limits.retained_bytes;
     router_.set_retained_limits(l);
+    if (auditing_ && cfg_.audit.refusals_per_second != 0)
+        audit_limiter_ = std::make_unique<auth::audit_limiter>(cfg_.audit.refusals_per_second);
 }
+
+namespace {
+
+// Who a refusal line counts against: the identity once authenticated;
+// the address for logins (the user name is a claim until checked) and
+// anonymous clients.
+auth::audit_subject audit_subject_of(const auth::audit_event& e) {
+    const bool login = e.action == "login" || e.action == "admin-login";
+    if (!login && !e.identity.empty()) return {std::string(e.identity), {}};
+    return {{}, std::string(e.peer.empty() ? e.address : e.peer)};
+}
+
+}  // namespace
 
 void broker_core::audit(const auth::audit_event& e) {
     if (!auditing_) return;
-    std::string line = auth::format_audit_line(e, std::chrono::system_clock::now());
+    if (audit_limiter_ && e.outcome != "allowed" && !audit_limiter_->admit(audit_subject_of(e), steady_clock::now()))
+        return;
+    write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg_.audit.max_field_bytes));
+}
+
+void broker_core::audit_summaries(steady_clock::time_point now) {
+    if (!audit_limiter_) return;
+    for (const auto& s : audit_limiter_->take_summaries(now)) {
+        auth::audit_event e;
+        e.action = "audit";
+        e.outcome = "suppressed";
+        e.identity = s.who.identity;
+        e.address = s.who.address;
+        const std::string reason = std::to_string(s.suppressed) + " more refusal lines suppressed (over " +
+                                   std::to_string(audit_limiter_->per_second()) + " a second from this " +
+                                   (s.who.identity.empty() ? "address" : "identity") + ")";
+        e.reason = reason;
+        e.suppressed = s.suppressed;
+        write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg_.audit.max_field_bytes));
+    }
+}
+
+std::uint64_t broker_core::audit_suppressed() const {
+    return audit_limiter_ ? audit_limiter_->suppressed_total() : 0;
+}
+
+void broker_core::write_audit(std::string line) {
     if (!cfg_.audit.topic.empty()) {
         auto m = std::make_shared<message>();
         m->topic = cfg_.audit.topic;
@@ -183,6 +225,9 @@ void broker_core::release_io() {
     // closes, and offline sessions own timers: both must go before the
     // io_contexts they belong to.
     security_->stop();
+    // Connections waiting for a handshake slot (the network threads have
+    // stopped, nothing will give them one).
+    handshakes_.clear();
     std::lock_guard lock(registry_mutex_);
     for (auto& [id, s] : sessions_) {
         if (auto c = s->owner()) s->detach(c.get());
@@ -611,9 +656,12 @@ void broker_core::publish_sys() {
     put("$SYS/broker/auth/login_failures", std::to_string(logins.failures()));
     put("$SYS/broker/auth/logins_refused_blocked", std::to_string(logins.refused()));
     put("$SYS/broker/auth/blocked_addresses", std::to_string(logins.blocked_addresses(steady_clock::now())));
+    put("$SYS/broker/auth/password_checks_queued", std::to_string(security_->checks_queued()));
+    put("$SYS/broker/auth/password_checks_refused", std::to_string(security_->checks_refused()));
     put("$SYS/broker/auth/publish_refused", std::to_string(t.publish_refused));
     put("$SYS/broker/auth/publish_rate_limited", std::to_string(t.publish_rate_limited));
     if (auto* f = security_->audit_file()) put("$SYS/broker/auth/audit_dropped", std::to_string(f->dropped()));
+    if (audit_limiter_) put("$SYS/broker/auth/audit_suppressed", std::to_string(audit_suppressed()));
 }
 
 }  // namespace strata::broker

@@ -7,6 +7,7 @@
 
 #include "auth/access.hpp"
 #include "broker/config.hpp"
+#include "broker/handshake_gate.hpp"
 #include "broker/message.hpp"
 #include "broker/router.hpp"
 #include "broker/security.hpp"
@@ -44,9 +45,18 @@ public:
     [[nodiscard]] class security& security() noexcept { return *security_; }
 
     // Audit: writes one line to audit.file and publishes it on audit.topic
-    // (each when configured). Never blocks on disk. Any thread.
+    // (each when configured), unless it is a refusal over its subject's
+    // rate (auth/audit.hpp). Never blocks on disk. Any thread.
     [[nodiscard]] bool auditing() const noexcept { return auditing_; }
     void audit(const auth::audit_event& e);
+    // The "N more suppressed" lines of the subjects whose refusal lines
+    // were over the rate; called once a second (and at shutdown).
+    void audit_summaries(steady_clock::time_point now);
+    // Refusal lines not written (counted in summaries).
+    [[nodiscard]] std::uint64_t audit_suppressed() const;
+
+    // The bound on TLS handshakes in progress (limits.max_handshakes).
+    [[nodiscard]] handshake_gate& handshakes() noexcept { return handshakes_; }
     // The identity that last connected with `client_id`'s session, if the
     // session exists (empty string: anonymous).
     [[nodiscard]] std::optional<std::string> session_identity(const std::string& client_id) const;
@@ -199,6 +209,8 @@ public:
     void release_io();
 
 private:
+    // One audit line to the file and the topic.
+    void write_audit(std::string line);
     [[nodiscard]] queue_limits client_queue_limits() const noexcept {
         queue_limits l;
         l.max_messages = cfg_.limits.max_queued_messages;
@@ -217,6 +229,8 @@ private:
     auth::access_policy access_;
     std::unique_ptr<class security> security_;
     bool auditing_ = false;
+    std::unique_ptr<auth::audit_limiter> audit_limiter_;  // null: refusal lines unlimited
+    handshake_gate handshakes_;
     steady_clock::time_point started_ = steady_clock::now();
 
     mutable std::mutex registry_mutex_;

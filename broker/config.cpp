@@ -519,6 +519,7 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
          [&](const value_ref& x) { l.max_subscriptions_per_client = r.read_uint<u32>(x, 0); }},
         {"max_retained_messages", [&](const value_ref& x) { l.max_retained_messages = r.read_uint<u64>(x, 1); }},
         {"max_retained_bytes", [&](const value_ref& x) { l.max_retained_bytes = r.read_size<u64>(x, 1024); }},
+        {"max_handshakes", [&](const value_ref& x) { l.max_handshakes = r.read_uint<u32>(x, 1, 1'000'000); }},
     });
 }
 
@@ -661,6 +662,14 @@ void read_auth(const reader& r, const value_ref& v, config& cfg) {
              });
              if (b.max_ms < b.initial_ms) r.fail(y, "max_ms must be at least initial_ms");
          }},
+        {"password_checks",
+         [&](const value_ref& y) {
+             auto& p = a.password_checks;
+             r.read_map(y, {
+                 {"threads", [&](const value_ref& z) { p.threads = r.read_uint<unsigned>(z, 0, 64); }},
+                 {"per_address", [&](const value_ref& z) { p.per_address = r.read_uint<u32>(z, 1, 10'000); }},
+             });
+         }},
     });
 }
 
@@ -673,6 +682,18 @@ void read_audit(const reader& r, const value_ref& v, config& cfg) {
              if (cfg.audit.topic.find_first_of("+#") != std::string::npos)
                  r.fail(y, "must be a topic name, without wildcards (got '" + cfg.audit.topic + "')");
          }},
+        {"max_bytes",
+         [&](const value_ref& y) {
+             cfg.audit.max_bytes = r.read_size<std::uint64_t>(y, 0);
+             if (cfg.audit.max_bytes != 0 && cfg.audit.max_bytes < 4096)
+                 r.fail(y, "must be 0 (never rotate) or at least 4096 bytes (got " + std::to_string(cfg.audit.max_bytes) +
+                               ")");
+         }},
+        {"keep", [&](const value_ref& y) { cfg.audit.keep = r.read_uint<std::uint32_t>(y, 0, 1000); }},
+        {"refusals_per_second",
+         [&](const value_ref& y) { cfg.audit.refusals_per_second = r.read_uint<std::uint32_t>(y, 0, 1'000'000); }},
+        {"max_field_bytes",
+         [&](const value_ref& y) { cfg.audit.max_field_bytes = r.read_uint<std::uint32_t>(y, 16, 65535); }},
     });
 }
 

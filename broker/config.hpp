@@ -74,6 +74,9 @@ struct limits_config {
     // message that would exceed either is refused (5.0: 0x97).
     std::uint64_t max_retained_messages = 1'000'000;
     std::uint64_t max_retained_bytes = 1ull << 30;   // topic + payload bytes (1 GiB)
+    // TLS handshakes in progress at once (mqtt+tls and https listeners);
+    // beyond it a connection whose first bytes arrived waits for one to end.
+    std::uint32_t max_handshakes = 256;
 };
 
 // An access rule that applies to every client. The auth issue grows this
@@ -96,12 +99,25 @@ struct auth_config {
     bool filter_wide_subscriptions = false;
     auth::identity_limits limits;          // `auth.limits`; default: none
     auth::backoff_config login_backoff;    // `auth.login_backoff`
+    // `auth.password_checks`: the slow password hashes of MQTT logins and
+    // HTTP Basic, run off the network threads (broker/security.hpp).
+    struct password_checks_config {
+        unsigned threads = 0;          // worker threads; 0: min(2, CPU cores)
+        std::uint32_t per_address = 8; // checks queued or running per source address; beyond: refused at once
+    } password_checks;
 };
 
 // `audit:`: one JSON line per login, refusal and command.
 struct audit_config {
     std::string file;   // resolved against the config file's directory; empty (default): no audit log
     std::string topic;  // also published there (QoS 0, not retained); empty (default): not published
+    std::uint64_t max_bytes = 100ull << 20;  // the file is rotated before it grows beyond this; 0: never
+    std::uint32_t keep = 5;                  // rotated files kept (FILE.1 newest ... FILE.5); 0: none
+    // Refusal lines (refused/failed outcomes) per identity, or per address
+    // for anonymous clients and logins, a second; the rest are counted in
+    // one summary line a second. 0: unlimited. Allowed actions are never limited.
+    std::uint32_t refusals_per_second = 10;
+    std::uint32_t max_field_bytes = 256;     // longer identities, client ids, topics and reasons are cut and marked
 };
 
 struct redirect_config {

@@ -15,7 +15,6 @@ namespace strata::broker {
 
 namespace {
 
-constexpr auto connect_timeout = std::chrono::seconds(10);
 constexpr auto close_timeout = std::chrono::seconds(5);
 // Encoded replies (acks, SUBACKs, PINGRESPs) waiting behind a write in
 // progress beyond which the connection stops reading.

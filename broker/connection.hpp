@@ -115,9 +115,12 @@ private:
     // calls accept_connect() now or when a password check or AUTH exchange
     // completes.
     void authenticate(mqtt::connect& c);
-    void password_checked(bool ok);
+    void password_checked(security::check_result r);
     void accept_connect(mqtt::connect& c);
+    // Refuses the CONNECT (0x8A) when the address is blocked by the
+    // failed-login back-off.
     bool login_blocked();
+    void refuse_blocked(std::chrono::milliseconds wait);
     void login_failed(std::string_view user, mqtt::reason_code code, std::string_view why);
     void audit(std::string_view action, std::string_view outcome, std::string_view topic = {},
                std::string_view reason = {});

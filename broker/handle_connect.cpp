@@ -61,6 +61,8 @@ void connection::audit(std::string_view action, std::string_view outcome, std::s
     e.roles = grants_ ? &grants_->roles() : nullptr;
     e.client_id = client_id_;
     e.address = remote_;
+    const std::string ip = address();
+    e.peer = ip;
     e.topic = topic;
     e.reason = reason;
     core_.audit(e);
@@ -125,24 +127,43 @@ void connection::authenticate(mqtt::connect& c) {
     std::string user = *c.username;
     std::string password = std::move(*c.password);
     extras().pending_connect = std::make_unique<mqtt::connect>(std::move(c));
-    sec.verify_password(std::move(user), std::move(password), [self = shared_from_this()](bool ok) {
-        asio::post(self->executor_, [self, ok] { self->password_checked(ok); });
-    });
+    const bool queued = sec.verify_password(
+        address(), std::move(user), std::move(password), [self = shared_from_this()](security::check_result r) {
+            asio::post(self->executor_, [self, r] { self->password_checked(r); });
+        });
+    if (queued) return;
+    // This address has its share of password checks queued: refused at once
+    // rather than queued behind them (and not counted as a failed login).
+    state_ = state::awaiting_connect;
+    auto pending = std::move(extras().pending_connect);
+    identity_ = *pending->username;  // as claimed, for the audit line
+    const char* why = "too many password checks in progress from this address";
+    audit("login", "refused", {}, why);
+    identity_.clear();
+    refuse_connect(mqtt::reason_code::banned, why);
 }
 
-void connection::password_checked(bool ok) {
+void connection::password_checked(security::check_result r) {
     if (state_ != state::verifying) return;  // closed meanwhile
     state_ = state::awaiting_connect;
     auto c = std::move(extras().pending_connect);
     // Runs from a posted handler, outside the read path's guard: an
     // exception here must close this connection only.
     try {
-        if (ok) {
+        switch (r) {
+        case security::check_result::ok:
             identity_ = *c->username;
             core_.security().logins().succeeded(address());
             accept_connect(*c);
-        } else {
+            break;
+        case security::check_result::wrong:
             login_failed(*c->username, mqtt::reason_code::bad_user_name_or_password, "bad user name or password");
+            break;
+        case security::check_result::blocked:
+            // Earlier checks from this address failed while this one waited.
+            refuse_blocked(std::max(core_.security().logins().blocked_for(address(), steady_clock::now()),
+                                    std::chrono::milliseconds(1)));
+            break;
         }
     } catch (const std::exception& e) {
         internal_error(e);
@@ -154,11 +175,15 @@ void connection::password_checked(bool ok) {
 bool connection::login_blocked() {
     const auto wait = core_.security().logins().blocked_for(address(), steady_clock::now());
     if (wait.count() == 0) return false;
+    refuse_blocked(wait);
+    return true;
+}
+
+void connection::refuse_blocked(std::chrono::milliseconds wait) {
     const std::string why = "too many failed logins from this address; retry in " +
                             std::to_string((wait.count() + 999) / 1000) + " s";
     audit("login", "refused", {}, why);
     refuse_connect(mqtt::reason_code::banned, why.c_str());
-    return true;
 }
 
 void connection::login_failed(std::string_view user, mqtt::reason_code code, std::string_view why) {

@@ -117,13 +117,7 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
         who.over_loopback = !ec && local.address().is_loopback();
     }
     if constexpr (std::is_same_v<Stream, tls_stream>) {
-        const auto ec = co_await within(stream.async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable)), io_timeout);
-        if (ec) {
-            bump(core.counters().local().connections_refused[static_cast<std::size_t>(refusal::tls_handshake)]);
-            spdlog::info("{}: https: TLS handshake failed: {}", remote, ec.message());
-            close_socket(lowest(stream));
-            co_return;
-        }
+        // The handshake is done (serve_tls).
         if (auto peer = verified_peer(stream)) who.identities = peer->names(identity);
     }
     boost::beast::flat_buffer buffer;
@@ -173,6 +167,47 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
     close_socket(lowest(stream));
 }
 
+// Runs a tls_start; resumes the coroutine with its outcome.
+asio::awaitable<boost::system::error_code> run_start(tls_start& start) {
+    constexpr auto token = asio::as_tuple(asio::use_awaitable);
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(boost::system::error_code)>(
+        [&start](auto handler) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            start.async_run([h](boost::system::error_code e) { std::move(*h)(e); });
+        },
+        token);
+    co_return ec;
+}
+
+// An https connection: the TLS handshake as on mqtt+tls listeners (no TLS
+// state before the first bytes, bounded by limits.max_handshakes, within
+// the connect timeout), then the request loop.
+asio::awaitable<void> serve_tls(const http_server& srv, tcp_socket socket, std::shared_ptr<ssl::context> ctx,
+                                const listener_config& listener, std::size_t thread_index) {
+    broker_core& core = srv.core();
+    std::string remote = "?";
+    {
+        boost::system::error_code ec;
+        const auto ep = socket.remote_endpoint(ec);
+        if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    auto start = std::make_shared<tls_start>(std::move(socket), ctx, core.handshakes());
+    asio::steady_timer deadline(co_await asio::this_coro::executor, connect_timeout);
+    deadline.async_wait([weak = std::weak_ptr<tls_start>(start)](boost::system::error_code ec) {
+        if (auto s = weak.lock(); s && !ec) s->close();
+    });
+    const auto ec = co_await run_start(*start);
+    deadline.cancel();
+    if (ec) {
+        bump(core.counters().local().connections_refused[static_cast<std::size_t>(refusal::tls_handshake)]);
+        spdlog::info("{}: https: TLS handshake failed: {}", remote,
+                     ec == asio::error::operation_aborted ? "not done within the connect timeout" : ec.message());
+        start->close();
+        co_return;
+    }
+    co_await serve_connection(srv, std::move(*start->stream()), std::move(ctx), listener, thread_index);
+}
+
 }  // namespace
 
 http_server::http_server(broker_core& core, const metrics& m) : core_(core), metrics_(m), admin_(core) {}
@@ -189,8 +224,7 @@ void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, co
         }
     };
     if (ctx) {
-        tls_stream stream(std::move(socket), *ctx);
-        asio::co_spawn(ex, serve_connection(*this, std::move(stream), std::move(ctx), l, thread_index), on_error);
+        asio::co_spawn(ex, serve_tls(*this, std::move(socket), std::move(ctx), l, thread_index), on_error);
     } else {
         asio::co_spawn(ex, serve_connection(*this, std::move(socket), nullptr, l, thread_index), on_error);
     }
@@ -253,17 +287,28 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(const http_
     return out;
 }
 
-// Runs the password check on the security worker; resumes on the calling
-// coroutine's executor.
-asio::awaitable<bool> password_ok(class security& sec, std::string user, std::string password) {
+// Runs the password check on the security workers; resumes on the calling
+// coroutine's executor. Empty: refused at once, the address has its share
+// of checks queued.
+asio::awaitable<std::optional<security::check_result>> queue_password_check(class security& sec, const std::string& address,
+                                                                      std::string user, std::string password) {
+    using result = std::optional<security::check_result>;
     const auto ex = co_await asio::this_coro::executor;
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
-        [&sec, ex](auto handler, std::string u, std::string p) {
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(result)>(
+        [&sec, &address, ex](auto handler, std::string u, std::string p) {
             auto h = std::make_shared<decltype(handler)>(std::move(handler));
-            sec.verify_password(std::move(u), std::move(p),
-                                [h, ex](bool ok) { asio::post(ex, [h, ok]() mutable { std::move(*h)(ok); }); });
+            const bool queued = sec.verify_password(address, std::move(u), std::move(p), [h, ex](security::check_result r) {
+                asio::post(ex, [h, r]() mutable { std::move(*h)(result(r)); });
+            });
+            if (!queued) asio::post(ex, [h]() mutable { std::move(*h)(result()); });
         },
         asio::use_awaitable, std::move(user), std::move(password));
+}
+
+http_server::response too_many_requests(std::string why, std::int64_t seconds, unsigned version) {
+    auto res = error_response(http::status::too_many_requests, why, version);
+    res.set(http::field::retry_after, std::to_string(seconds));
+    return res;
 }
 
 http_server::response unauthorized(std::string_view why, unsigned version) {
@@ -316,18 +361,25 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
         auth::cleanse(password);
         co_return unauthorized("no password file is configured (auth.password_file)", v);
     }
+    auto blocked = [&](std::chrono::milliseconds wait) {
+        const auto seconds = (wait.count() + 999) / 1000;
+        refuse("refused", "too many failed logins from this address");
+        return too_many_requests("too many failed logins from this address; retry in " + std::to_string(seconds) + " s",
+                                 seconds, v);
+    };
     const auto wait = sec.logins().blocked_for(who.address, steady_clock::now());
     if (wait.count() > 0) {
         auth::cleanse(password);
-        const auto seconds = (wait.count() + 999) / 1000;
-        refuse("refused", "too many failed logins from this address");
-        auto res = error_response(http::status::too_many_requests,
-                                  "too many failed logins from this address; retry in " + std::to_string(seconds) + " s", v);
-        res.set(http::field::retry_after, std::to_string(seconds));
-        co_return res;
+        co_return blocked(wait);
     }
-    const bool ok = co_await password_ok(sec, user, std::move(password));
-    if (!ok) {
+    const auto checked = co_await queue_password_check(sec, who.address, user, std::move(password));
+    if (!checked) {
+        refuse("refused", "too many password checks in progress from this address");
+        co_return too_many_requests("too many password checks in progress from this address; retry in 1 s", 1, v);
+    }
+    if (*checked == security::check_result::blocked)
+        co_return blocked(std::max(sec.logins().blocked_for(who.address, steady_clock::now()), std::chrono::milliseconds(1)));
+    if (*checked == security::check_result::wrong) {
         sec.logins().failed(who.address, steady_clock::now());
         refuse("failed", "bad user name or password");
         co_return unauthorized("bad user name or password", v);

@@ -12,7 +12,8 @@
 //                  counts toward the failed-login back-off of the client's
 //                  address, as MQTT logins do. 401 (with WWW-Authenticate)
 //                  without valid credentials, 403 for a known identity
-//                  without the grant, 429 while the address is blocked. On
+//                  without the grant, 429 while the address is blocked or
+//                  has its share of password checks queued. On
 //                  a plain `http` listener Basic is accepted only over
 //                  loopback unless admin_over_plain_http is set.
 // Anything else gets a JSON error (404, 405, 426). Bad input (oversized

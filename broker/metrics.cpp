@@ -146,6 +146,28 @@ void add_broker(family_builder& b, broker_core& core) {
     }
     b.gauge("strata_subscriptions", "Subscriptions").value(static_cast<double>(core.routes().subscription_count()));
     b.gauge("strata_sessions", "Sessions (online and offline)").value(static_cast<double>(core.session_count()));
+    b.gauge("strata_tls_handshakes_in_progress",
+            "TLS handshakes under way (each holds its TLS state); at most limits.max_handshakes")
+        .value(static_cast<double>(core.handshakes().in_progress()));
+    b.gauge("strata_tls_handshakes_waiting", "TLS connections whose first bytes arrived, waiting for a handshake slot")
+        .value(static_cast<double>(core.handshakes().waiting()));
+    auto& sec = core.security();
+    b.gauge("strata_password_checks_queued", "Password checks (MQTT logins, HTTP Basic) waiting for a worker")
+        .value(static_cast<double>(sec.checks_queued()));
+    b.counter("strata_password_checks_refused_total",
+              "Logins refused at once because their address had auth.password_checks.per_address checks queued")
+        .value(static_cast<double>(sec.checks_refused()));
+    if (core.auditing()) {
+        b.counter("strata_audit_lines_suppressed_total",
+                  "Audit refusal lines over audit.refusals_per_second (counted in summary lines)")
+            .value(static_cast<double>(core.audit_suppressed()));
+        if (const auto* f = sec.audit_file()) {
+            b.counter("strata_audit_lines_dropped_total", "Audit lines dropped: the writer's queue was full")
+                .value(static_cast<double>(f->dropped()));
+            b.counter("strata_audit_rotations_total", "Audit file rotations (audit.max_bytes)")
+                .value(static_cast<double>(f->rotations()));
+        }
+    }
     b.gauge("strata_ready", "1 when the broker is ready (listeners up, recovery done)").value(core.ready() ? 1 : 0);
     const auto uptime = std::chrono::duration<double>(steady_clock::now() - core.started()).count();
     b.gauge("strata_uptime_seconds", "Seconds since the broker started").value(uptime);

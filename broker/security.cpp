@@ -2,12 +2,34 @@
 
 #include "auth/crypto.hpp"
 
-#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
 
 namespace strata::broker {
 
 namespace {
+
+// A password that is wiped when the check that holds it is done or dropped.
+struct secret {
+    std::string text;
+    explicit secret(std::string s) : text(std::move(s)) {}
+    secret(secret&& o) noexcept : text(std::move(o.text)) {}
+    secret(const secret&) = delete;
+    secret& operator=(const secret&) = delete;
+    ~secret() { auth::cleanse(text); }
+};
+
+auth::fair_queue::options check_options(const config& cfg) {
+    const auto& p = cfg.auth.password_checks;
+    std::size_t threads = p.threads;
+    // Default: two where there are two cores, so that one slow check does
+    // not hold up the next; more would take cores from the network threads
+    // while under a flood of wrong passwords.
+    if (threads == 0) threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 2);
+    return {.threads = threads, .per_key = p.per_address};
+}
 
 auth::policy make_policy(const config& cfg) {
     try {
@@ -25,7 +47,8 @@ security::security(const config& cfg)
       allow_anonymous_(cfg.allow_anonymous),
       anonymous_loopback_only_(cfg.anonymous_loopback_only),
       filter_wide_(cfg.auth.filter_wide_subscriptions),
-      cache_key_(auth::random_bytes(32)) {
+      cache_key_(auth::random_bytes(32)),
+      checks_(check_options(cfg)) {
     password_path_ = cfg.auth.password_file;
     if (!password_path_.empty()) {
         try {
@@ -38,7 +61,8 @@ security::security(const config& cfg)
     if (l.connections != 0 || l.any_rate()) identities_ = std::make_unique<auth::identity_registry>(l);
     if (!cfg.audit.file.empty()) {
         try {
-            audit_ = std::make_unique<auth::audit_log>(cfg.audit.file);
+            audit_ = std::make_unique<auth::audit_log>(
+                cfg.audit.file, auth::audit_rotation{.max_bytes = cfg.audit.max_bytes, .keep = cfg.audit.keep});
         } catch (const auth::audit_error& e) {
             throw config_error(std::string("audit.file: ") + e.what());
         }
@@ -51,19 +75,38 @@ bool security::anonymous_allowed(bool loopback_listener) const noexcept {
     return allow_anonymous_ && (!anonymous_loopback_only_ || loopback_listener);
 }
 
-void security::verify_password(std::string user, std::string password, std::function<void(bool)> done) {
-    boost::asio::post(worker_, [this, user = std::move(user), password = std::move(password),
-                                done = std::move(done)]() mutable {
+bool security::verify_password(const std::string& address, std::string user, std::string password,
+                               std::function<void(check_result)> done) {
+    secret pw(std::move(password));
+    if (remembered(user, pw.text)) {
+        done(check_result::ok);
+        return true;
+    }
+    std::function<void()> job = [this, address, user = std::move(user), pw = std::make_shared<secret>(std::move(pw)),
+                                 done = std::move(done)] {
+        // Blocked while it waited (earlier checks from the address failed):
+        // no hash, the back-off answers.
+        if (logins_.is_blocked(address, auth::steady_clock::now())) {
+            done(check_result::blocked);
+            return;
+        }
         bool ok = false;
         try {
-            ok = check_password(user, password);
+            ok = check_password(user, pw->text);
         } catch (const std::exception& e) {
             spdlog::error("password check for '{}' failed: {}", user, e.what());
         }
-        // The password does not outlive the check.
-        auth::cleanse(password);
-        done(ok);
-    });
+        done(ok ? check_result::ok : check_result::wrong);
+    };
+    // The password is wiped when the job is gone, run or refused.
+    return checks_.post(address, std::move(job));
+}
+
+bool security::remembered(const std::string& user, const std::string& password) {
+    const std::string mac = auth::hmac_sha256(cache_key_, password);
+    std::lock_guard lock(cache_mutex_);
+    const auto it = verified_.find(user);
+    return it != verified_.end() && auth::equal_constant_time(it->second, mac);
 }
 
 std::shared_ptr<const auth::password_file> security::passwords() const {
@@ -97,23 +140,16 @@ bool security::reload_passwords() {
 bool security::check_password(const std::string& user, const std::string& password) {
     const auto file = passwords();
     if (!file) return false;
-    const std::string mac = auth::hmac_sha256(cache_key_, password);
-    {
-        std::lock_guard lock(cache_mutex_);
-        const auto it = verified_.find(user);
-        if (it != verified_.end() && auth::equal_constant_time(it->second, mac)) return true;
-    }
+    // Remembered meanwhile: a check of the same password that ran first.
+    if (remembered(user, password)) return true;
     if (!file->verify(user, password)) return false;
+    const std::string mac = auth::hmac_sha256(cache_key_, password);
     std::lock_guard lock(cache_mutex_);
     // Not when the file was replaced meanwhile: the entry would outlive it.
     if (passwords() == file) verified_[user] = mac;
     return true;
 }
 
-void security::stop() {
-    if (stopped_) return;
-    stopped_ = true;
-    worker_.join();
-}
+void security::stop() { checks_.stop(); }
 
 }  // namespace strata::broker

@@ -109,7 +109,9 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
     }
     std::shared_ptr<connection> c;
     if (l.tls) {
-        auto t = make_tls_transport(std::move(socket), l.tls->current());
+        // No TLS state yet: the transport makes it when the client's first
+        // bytes arrive (transport.hpp, tls_start).
+        auto t = make_tls_transport(std::move(socket), l.tls->current(), core_.handshakes());
         t->identity = l.cfg.tls->identity;
         c = std::make_shared<connection>(core_, std::move(t), thread_index, ex);
     } else {
@@ -180,6 +182,7 @@ void server::begin_shutdown() {
         l->acceptor.close(ec);
     }
     if (alerts_) alerts_->deactivate();
+    core_.audit_summaries(steady_clock::now());  // the counts so far, before the log closes
     core_.kick_all(mqtt::reason_code::server_shutting_down);
     bridges_.stop();
     opcua_.stop();
@@ -268,6 +271,21 @@ int server::run() {
             });
         };
         alerts_tick();
+    }
+
+    // Audit: the summaries of rate-limited refusal lines, once a second.
+    asio::steady_timer audit_timer(*ios_.front());
+    std::function<void()> audit_tick;
+    if (core_.auditing()) {
+        audit_tick = [&] {
+            audit_timer.expires_after(std::chrono::seconds(1));
+            audit_timer.async_wait([&](boost::system::error_code ec) {
+                if (ec || stopping_) return;
+                core_.audit_summaries(steady_clock::now());
+                audit_tick();
+            });
+        };
+        audit_tick();
     }
 
     // Bridges start after recovery (their outboxes are sessions in the

@@ -70,24 +70,28 @@ void close_socket(tcp_socket& s) {
 
 class tls_transport final : public transport {
 public:
-    tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx)
-        : ctx_(std::move(ctx)), stream_(std::move(socket), *ctx_) {}
+    tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx, handshake_gate& gate)
+        : start_(std::move(socket), std::move(ctx), gate) {}
 
     void async_start(handler h) override {
-        stream_.async_handshake(ssl::stream_base::server, [this, h = std::move(h)](boost::system::error_code ec) {
-            if (!ec) peer_ = verified_peer(stream_);
+        start_.async_run([this, h = std::move(h)](boost::system::error_code ec) {
+            if (!ec) peer_ = verified_peer(*start_.stream());
             h(ec, 0);
         });
     }
-    void async_read(handler h) override { stream_.async_read_some(asio::buffer(in), std::move(h)); }
-    void async_write(asio::const_buffer b, handler h) override { asio::async_write(stream_, b, std::move(h)); }
-    void close() override { close_socket(stream_.next_layer()); }
-    tcp_socket& tcp() override { return stream_.next_layer(); }
+    void async_read(handler h) override {
+        if (in.empty()) in.resize(in_size);
+        start_.stream()->async_read_some(asio::buffer(in), std::move(h));
+    }
+    void async_write(asio::const_buffer b, handler h) override {
+        asio::async_write(*start_.stream(), b, std::move(h));
+    }
+    void close() override { start_.close(); }
+    tcp_socket& tcp() override { return start_.tcp(); }
     std::uint8_t start_failure() const noexcept override { return static_cast<std::uint8_t>(refusal::tls_handshake); }
 
 private:
-    std::shared_ptr<ssl::context> ctx_;  // outlives the stream's SSL object
-    tls_stream stream_;
+    tls_start start_;
 };
 
 template <class Next>
@@ -116,7 +120,10 @@ public:
             h(ec, 0);
         });
     }
-    void async_read(handler h) override { ws_.async_read_some(asio::buffer(in), std::move(h)); }
+    void async_read(handler h) override {
+        if (in.empty()) in.resize(in_size);
+        ws_.async_read_some(asio::buffer(in), std::move(h));
+    }
     void async_write(asio::const_buffer b, handler h) override { ws_.async_write(b, std::move(h)); }
     void close() override { close_socket(tcp()); }
     tcp_socket& tcp() override {
@@ -191,8 +198,75 @@ void tls_context::reload() {
     ctx_ = std::move(fresh);
 }
 
-std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx) {
-    return std::make_unique<tls_transport>(std::move(socket), std::move(ctx));
+tls_start::tls_start(tcp_socket socket, std::shared_ptr<ssl::context> ctx, handshake_gate& gate)
+    : ctx_(std::move(ctx)), gate_(gate), socket_(std::move(socket)) {}
+
+tls_start::~tls_start() {
+    if (waiting_ != 0) gate_.cancel(waiting_);
+    release_slot();
+}
+
+void tls_start::async_run(done_fn done) {
+    // Readable: the first bytes arrived (or the peer closed, which the
+    // handshake then reports). Nothing of TLS exists before.
+    socket_.async_wait(tcp_socket::wait_read, [this, done = std::move(done)](boost::system::error_code ec) mutable {
+        if (closed_) ec = asio::error::operation_aborted;
+        if (ec) {
+            done(ec);
+            return;
+        }
+        waiting_ = gate_.acquire(socket_.get_executor(), [this, done](bool granted) mutable {
+            waiting_ = 0;
+            if (!granted) {
+                done(asio::error::operation_aborted);
+                return;
+            }
+            slot_ = true;
+            on_slot(std::move(done));
+        });
+        if (waiting_ == 0) {
+            slot_ = true;
+            on_slot(std::move(done));
+        }
+    });
+}
+
+void tls_start::on_slot(done_fn done) {
+    if (closed_) {
+        release_slot();
+        done(asio::error::operation_aborted);
+        return;
+    }
+    stream_ = std::make_unique<tls_stream>(std::move(socket_), *ctx_);
+    stream_->async_handshake(ssl::stream_base::server, [this, done = std::move(done)](boost::system::error_code ec) {
+        release_slot();
+        done(ec);
+    });
+}
+
+void tls_start::release_slot() {
+    if (!slot_) return;
+    slot_ = false;
+    gate_.release();
+}
+
+void tls_start::close() {
+    closed_ = true;
+    if (waiting_ != 0) {
+        gate_.cancel(waiting_);  // the wait completes with an error
+        waiting_ = 0;
+    }
+    close_socket(tcp());
+    // A handshake cut short gives its slot back now; its handler, which
+    // still runs, finds it given.
+    release_slot();
+}
+
+tcp_socket& tls_start::tcp() { return stream_ ? stream_->next_layer() : socket_; }
+
+std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx,
+                                              handshake_gate& gate) {
+    return std::make_unique<tls_transport>(std::move(socket), std::move(ctx), gate);
 }
 
 std::unique_ptr<transport> make_ws_transport(tcp_socket socket, http_request req, std::size_t max_message) {

@@ -7,15 +7,27 @@
 // buffers and handshakes are what TLS and WebSocket cost anyway.
 //
 // Also here: the TLS server context of a listener (tls_context), built from
-// its `tls:` config and swapped on SIGHUP; and peer_certificate, the verified
-// client certificate's names that `tls.identity` maps to a user.
+// its `tls:` config and swapped on SIGHUP; peer_certificate, the verified
+// client certificate's names that `tls.identity` maps to a user; and the
+// start of a TLS connection (tls_start) with the bound on handshakes in
+// progress (handshake_gate), shared by mqtt+tls and https listeners.
 //
-// Thread-safety: a transport belongs to its connection and is used on that
-// connection's thread only. tls_context::current() and reload() may be
-// called from any thread.
+// What a TLS connection costs before its handshake: nothing but the bare
+// socket. OpenSSL's SSL object and the stream's buffers (about 100 KB)
+// are made only once the client's first bytes arrive, and only while
+// fewer than limits.max_handshakes handshakes are in progress; a
+// connection beyond that waits, in order of arrival, until one finishes.
+// A bare connection that never sends, or a handshake that does not finish,
+// is closed by the connect timeout, like a connection that sends no
+// CONNECT.
+//
+// Thread-safety: a transport (and a tls_start) belongs to its connection
+// and is used on that connection's thread only. tls_context::current() and
+// reload() may be called from any thread.
 #pragma once
 
 #include "broker/config.hpp"
+#include "broker/handshake_gate.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,7 +36,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +51,10 @@ namespace asio = boost::asio;
 using tcp_socket = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
 using tls_stream = asio::ssl::stream<tcp_socket>;
 using http_request = boost::beast::http::request<boost::beast::http::string_body>;
+
+// How long a new connection has for its TLS handshake (if any) and its
+// CONNECT together; an HTTPS connection, for its TLS handshake.
+inline constexpr std::chrono::seconds connect_timeout{10};
 
 // The names of a verified client certificate.
 struct peer_certificate {
@@ -73,6 +89,44 @@ private:
     std::shared_ptr<asio::ssl::context> ctx_;  // guarded by mutex_
 };
 
+// The server side of a TLS connection up to the end of its handshake: waits
+// for the client's first bytes on the bare socket, then for a slot of the
+// gate, then makes the TLS stream and runs the handshake. The caller bounds
+// the whole by closing it (connect_timeout).
+class tls_start {
+public:
+    tls_start(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx, handshake_gate& gate);
+    ~tls_start();
+    tls_start(const tls_start&) = delete;
+    tls_start& operator=(const tls_start&) = delete;
+
+    // Calls done(ec) once, on the socket's executor: success when the
+    // handshake is done. The caller keeps this object alive until then
+    // (`done` may hold what owns it).
+    void async_run(std::function<void(boost::system::error_code)> done);
+    // Closes the socket; a pending async_run completes with an error.
+    void close();
+
+    // The bare socket until the stream is made, then the stream's.
+    [[nodiscard]] tcp_socket& tcp();
+    // Null until the handshake began.
+    [[nodiscard]] tls_stream* stream() noexcept { return stream_.get(); }
+    [[nodiscard]] std::shared_ptr<asio::ssl::context> context() const { return ctx_; }
+
+private:
+    using done_fn = std::function<void(boost::system::error_code)>;
+    void on_slot(done_fn done);
+    void release_slot();
+
+    std::shared_ptr<asio::ssl::context> ctx_;
+    handshake_gate& gate_;
+    tcp_socket socket_;                   // until the stream takes it
+    std::unique_ptr<tls_stream> stream_;  // made when a slot is taken
+    handshake_gate::ticket waiting_ = 0;  // nonzero: in line for a slot
+    bool slot_ = false;                   // holds a slot of gate_
+    bool closed_ = false;
+};
+
 class transport {
 public:
     using handler = std::function<void(boost::system::error_code, std::size_t)>;
@@ -92,8 +146,10 @@ public:
     // What a failed async_start counts as (stats.hpp refusal).
     [[nodiscard]] virtual std::uint8_t start_failure() const noexcept = 0;
 
-    // Where async_read puts its bytes.
-    std::array<std::uint8_t, 16 * 1024> in{};
+    // Where async_read puts its bytes; sized by the first read (a TLS
+    // connection that never finishes its handshake never needs it).
+    std::vector<std::uint8_t> in;
+    static constexpr std::size_t in_size = 16 * 1024;
     // Which certificate names identify the client (the listener's tls.identity).
     tls_identity identity = tls_identity::cn;
 
@@ -101,8 +157,10 @@ protected:
     std::optional<peer_certificate> peer_;
 };
 
-// `mqtt+tls`: the TLS handshake, then MQTT in the TLS stream.
-[[nodiscard]] std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx);
+// `mqtt+tls`: the TLS handshake (tls_start, bounded by `gate`), then MQTT
+// in the TLS stream.
+[[nodiscard]] std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx,
+                                                            handshake_gate& gate);
 
 // WebSocket at /mqtt on an http listener: accepts the upgrade `req` (which
 // was read from `socket`), then MQTT in binary messages. Messages larger than

@@ -55,6 +55,7 @@ void check_defaults(const config& c) {
     CHECK(c.limits.max_retained_bytes == 1ull << 30);
     CHECK(c.auth.limits.retained == 100'000);
     CHECK(c.auth.limits.retained_bytes == 256ull << 20);
+    CHECK(c.limits.max_handshakes == 256);
     CHECK(c.log_level == "info");
     CHECK(c.persistence.enabled);
     CHECK(c.persistence.path == "./data");
@@ -68,6 +69,13 @@ void check_defaults(const config& c) {
     CHECK(c.policy.users.empty());
     CHECK(c.audit.file.empty());
     CHECK(c.audit.topic.empty());
+    CHECK(c.audit.max_bytes == 100ull * 1024 * 1024);
+    CHECK(c.audit.keep == 5);
+    CHECK(c.audit.refusals_per_second == 10);
+    CHECK(c.audit.max_field_bytes == 256);
+    CHECK(c.auth.login_backoff.free_attempts == 3);
+    CHECK(c.auth.password_checks.threads == 0);
+    CHECK(c.auth.password_checks.per_address == 8);
     CHECK(c.access.empty());
     CHECK_FALSE(c.redirect.has_value());
     CHECK(c.sys_interval == 10);
@@ -580,6 +588,42 @@ audit: {file: audit.log, topic: "$SYS/broker/audit"}
     CHECK_THAT(error_of("audit: {topic: \"audit/#\"}"),
                Equals("t.yaml:1: audit.topic: must be a topic name, without wildcards (got 'audit/#')"));
     CHECK_THAT(error_of("users: [a]"), Equals("t.yaml:1: users: expected a map of users to lists of roles, got a list"));
+}
+
+TEST_CASE("config: password checks", "[config]") {
+    const config c = parse("auth:\n  password_checks: {threads: 3, per_address: 2}\n");
+    CHECK(c.auth.password_checks.threads == 3);
+    CHECK(c.auth.password_checks.per_address == 2);
+    CHECK_THAT(error_of("auth: {password_checks: {per_address: 0}}"),
+               Equals("t.yaml:1: auth.password_checks.per_address: must be between 1 and 10000 (got 0)"));
+    CHECK_THAT(error_of("auth: {password_checks: {threads: 65}}"),
+               Equals("t.yaml:1: auth.password_checks.threads: must be between 0 and 64 (got 65)"));
+    CHECK_THAT(error_of("auth: {password_checks: {workers: 2}}"),
+               StartsWith("t.yaml:1: auth.password_checks: unknown key 'workers'"));
+}
+
+TEST_CASE("config: TLS handshakes in progress", "[config]") {
+    CHECK(parse("limits: {max_handshakes: 32}").limits.max_handshakes == 32);
+    CHECK_THAT(error_of("limits: {max_handshakes: 0}"),
+               Equals("t.yaml:1: limits.max_handshakes: must be between 1 and 1000000 (got 0)"));
+}
+
+TEST_CASE("config: audit bounds", "[config]") {
+    const config c = parse_config(
+        "audit: {file: audit.log, max_bytes: 1MiB, keep: 0, refusals_per_second: 0, max_field_bytes: 64}\n",
+        "/etc/strata/strata.yaml");
+    CHECK(c.audit.max_bytes == 1024 * 1024);
+    CHECK(c.audit.keep == 0);
+    CHECK(c.audit.refusals_per_second == 0);
+    CHECK(c.audit.max_field_bytes == 64);
+    CHECK(parse("audit: {max_bytes: 0}").audit.max_bytes == 0);
+    CHECK_THAT(error_of("audit: {max_bytes: 100}"),
+               Equals("t.yaml:1: audit.max_bytes: must be 0 (never rotate) or at least 4096 bytes (got 100)"));
+    CHECK_THAT(error_of("audit: {keep: 1001}"), Equals("t.yaml:1: audit.keep: must be between 0 and 1000 (got 1001)"));
+    CHECK_THAT(error_of("audit: {max_field_bytes: 8}"),
+               Equals("t.yaml:1: audit.max_field_bytes: must be between 16 and 65535 (got 8)"));
+    CHECK_THAT(error_of("audit: {refusals_per_second: -1}"),
+               Equals("t.yaml:1: audit.refusals_per_second: must be between 0 and 1000000 (got -1)"));
 }
 
 TEST_CASE("config: redirect", "[config]") {

@@ -94,6 +94,6 @@ class Pki:
 class TlsRaw(mqtt_raw.RawClient):
     """The raw MQTT client over TLS (the handshake happens in the constructor)."""
 
-    def __init__(self, target, context, version=mqtt_raw.V311):
-        super().__init__(target.port, target.host, version=version)
+    def __init__(self, target, context, version=mqtt_raw.V311, timeout=5.0):
+        super().__init__(target.port, target.host, version=version, timeout=timeout)
         self.sock = context.wrap_socket(self.sock, server_hostname="127.0.0.1")

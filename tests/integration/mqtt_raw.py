@@ -421,10 +421,13 @@ class Closed(Exception):
 class RawClient:
     """One TCP connection speaking raw MQTT. recv() returns the next parsed packet."""
 
-    def __init__(self, port, host="127.0.0.1", version=V311, timeout=5.0):
+    def __init__(self, port, host="127.0.0.1", version=V311, timeout=5.0, source=None):
+        """source: the local address to connect from (e.g. "127.0.0.2": all of 127/8 is
+        loopback, so a test can be a second client address)."""
         self.version = version
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=None if source is None else (source, 0))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.closed = False

@@ -5,11 +5,15 @@ reload on SIGHUP without dropping connections.
 Certificates are made by the tests with `openssl` in a temporary directory (certs.py).
 """
 
+import http.client
+import select
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import threading
+import time
 import types
 
 import pytest
@@ -181,6 +185,102 @@ def test_sighup_reloads_certificates_without_dropping_connections(broker_factory
     wait_until(lambda: "TLS reload failed" in b.stderr_text(), what="the failed reload log line")
     assert server_cn(b.tls, pki) == "strata-b"
     sub.quit()
+
+
+def gauges(b):
+    """The unlabelled samples of /metrics on the `web` listener: {name: value}."""
+    host, port = b.listeners["web"]
+    conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()[:2]
+            out[name] = float(value)
+    return out
+
+
+def test_bare_connections_hold_no_tls_state_and_handshakes_are_bounded(broker_factory, pki):
+    """Bare TCP connections to TLS listeners (mqtt+tls and https) get no TLS state until
+    they send, so they never count against limits.max_handshakes; a handshake beyond the
+    bound waits for a slot and then completes; the bare ones are closed after the connect
+    timeout (10 s), on https as on mqtt+tls."""
+    b = broker_factory(limits={"max_handshakes": 4}, listeners=[
+        {"name": "plain", "protocol": "mqtt", "bind": "127.0.0.1:0"},
+        {"name": "secure", "protocol": "mqtt+tls", "bind": "127.0.0.1:0", "tls": pki.tls_config()},
+        {"name": "web", "protocol": "http", "bind": "127.0.0.1:0"},
+        {"name": "admin", "protocol": "https", "bind": "127.0.0.1:0",
+         "tls": pki.tls_config(require_client_cert=False)},
+    ])
+    secure = types.SimpleNamespace(host=b.listeners["secure"][0], port=b.listeners["secure"][1])
+    admin = b.listeners["admin"]
+    device = pki.client_context(pki.client_cert, pki.client_key)
+
+    opened = time.monotonic()
+    bare = [socket.create_connection((secure.host, secure.port)) for _ in range(150)]
+    bare += [socket.create_connection(admin) for _ in range(50)]
+    wait_until(lambda: gauges(b)["strata_connections"] >= 150, what="the bare connections to be accepted")
+    g = gauges(b)
+    assert g["strata_tls_handshakes_in_progress"] == 0 and g["strata_tls_handshakes_waiting"] == 0, g
+
+    # Real clients get through meanwhile, on both listeners.
+    c = TlsRaw(secure, device)
+    c.connect_ok(uid("tls"))
+    c.close()
+    conn = http.client.HTTPSConnection(*admin, timeout=TIMEOUT, context=pki.client_context())
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+    # Four clients that send one byte of a ClientHello and stall take every slot.
+    stalled = [socket.create_connection((secure.host, secure.port)) for _ in range(4)]
+    for s in stalled:
+        s.sendall(b"\x16")
+    wait_until(lambda: gauges(b)["strata_tls_handshakes_in_progress"] == 4, what="4 handshakes in progress")
+
+    # A fifth handshake waits for a slot ...
+    result = {}
+
+    def late_client():
+        try:
+            t = TlsRaw(secure, device, timeout=15)
+            result["ack"] = t.connect(uid("late"))
+            t.close()
+        except Exception as e:  # reported by the assertion below
+            result["error"] = e
+
+    late = threading.Thread(target=late_client)
+    late.start()
+    wait_until(lambda: gauges(b)["strata_tls_handshakes_waiting"] == 1, what="a handshake waiting for a slot")
+    assert gauges(b)["strata_tls_handshakes_in_progress"] == 4
+    # ... and completes once the stalled ones give theirs back.
+    for s in stalled:
+        s.close()
+    late.join(20)
+    assert "error" not in result, result
+    assert result["ack"].reason == 0
+
+    # The bare connections never sent a byte: closed by the connect timeout (10 s).
+    pending = set(bare)
+    deadline = opened + 10 + 5
+    while pending and time.monotonic() < deadline:
+        ready, _, _ = select.select(list(pending), [], [], 0.5)
+        for s in ready:
+            try:
+                data = s.recv(1)
+            except ConnectionResetError:
+                data = b""
+            assert data == b"", data
+            pending.discard(s)
+    for s in bare:
+        s.close()
+    assert not pending, "%d bare connections still open after %.0f s" % (len(pending), time.monotonic() - opened)
+    g = gauges(b)
+    assert g["strata_tls_handshakes_in_progress"] == 0 and g["strata_tls_handshakes_waiting"] == 0, g
 
 
 def test_bad_tls_config_is_a_clear_start_error(tmp_path, pki):

@@ -1,0 +1,73 @@
+// A work queue for slow jobs that clients can cause (password hashes),
+// shared fairly between the sources that cause them.
+//
+// Each key (a client's address) has its own FIFO, bounded: a key with
+// `per_key` jobs queued or running gets no more (post() says no, and the
+// caller refuses the client at once). The worker threads take one job
+// from each key in turn (round robin over the keys that have jobs
+// waiting), so a key that posts a thousand jobs delays another key's job
+// by at most one of its own per round, not by a thousand.
+//
+// Thread-safety: every member may be called from any thread. Jobs run on
+// the queue's own threads, several at once when there are several; a job
+// must not call stop().
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace strata::auth {
+
+class fair_queue {
+public:
+    struct options {
+        std::size_t threads = 1;  // worker threads (at least 1)
+        std::size_t per_key = 8;  // jobs queued or running per key (at least 1)
+    };
+
+    explicit fair_queue(options o);
+    // stop()
+    ~fair_queue();
+    fair_queue(const fair_queue&) = delete;
+    fair_queue& operator=(const fair_queue&) = delete;
+
+    // Queues `job` under `key`. Returns false, leaving `job` untouched, when
+    // `key` already has per_key jobs queued or running, or after stop().
+    [[nodiscard]] bool post(const std::string& key, std::function<void()>&& job);
+
+    // Waits for the jobs running now, drops the queued ones (unrun) and
+    // joins the threads. Idempotent.
+    void stop();
+
+    [[nodiscard]] std::size_t queued() const;             // waiting, not yet running
+    [[nodiscard]] std::uint64_t refused() const noexcept;  // post() calls that said no
+    [[nodiscard]] std::size_t threads() const noexcept { return threads_.size(); }
+
+private:
+    struct per_key {
+        std::deque<std::function<void()>> waiting;
+        std::size_t outstanding = 0;  // waiting + running
+    };
+    void run();
+
+    const std::size_t per_key_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::unordered_map<std::string, per_key> keys_;  // keys with outstanding jobs only
+    // Keys with waiting jobs, each once, in the order they are served.
+    std::deque<std::string> turn_;
+    std::size_t queued_ = 0;
+    std::uint64_t refused_ = 0;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace strata::auth
