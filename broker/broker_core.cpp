@@ -255,6 +255,9 @@ void broker_core::connection_lost(const session_ptr& s, std::uint64_t generation
                 will_pending = true;
             }
             s->set_disconnected_at(now_ms());
+            // Before the record: a record that says "disconnected" is
+            // durable only with the marks of what was sent (DUP after a restart).
+            s->store_sent_marks(false);
             save_session(s);
             arm_timer(s, generation, ex, std::chrono::seconds(delay), will_pending, expiry);
         }
@@ -374,6 +377,11 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     const std::int64_t now = now_ms();
     std::vector<session_ptr> recovered;
     std::vector<message_ptr> wills;
+    // Sessions whose client was connected when the broker stopped (a
+    // crash): which of their deliveries were sent is not known, so all may
+    // have been. The others' deliveries were sent when the store says so
+    // (store_sent_marks at disconnect).
+    std::unordered_set<std::string> connected_at_stop;
     const auto find = [&](const std::string& client_id) -> session* {
         auto it = sessions_.find(client_id);
         return it == sessions_.end() ? nullptr : it->second.get();
@@ -392,6 +400,7 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         // A session whose client was connected when the broker stopped
         // counts as disconnected now.
         s->set_disconnected_at(r.disconnected_at_ms != 0 ? r.disconnected_at_ms : now);
+        if (r.disconnected_at_ms == 0) connected_at_stop.insert(r.client_id);
         s->set_identity(r.identity, nullptr);
         sessions_.emplace(r.client_id, s);
         recovered.push_back(std::move(s));
@@ -415,7 +424,8 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         if (s == nullptr) return;
         message_ptr m;
         if (!d.awaiting_comp) m = from_stored(std::move(d.msg));
-        s->restore_delivery(std::move(m), d);
+        const bool maybe_sent = d.packet_id != 0 || connected_at_stop.contains(d.client_id);
+        s->restore_delivery(std::move(m), d, maybe_sent);
     };
     v.inbound_qos2 = [&](const std::string& client_id, std::uint16_t packet_id) {
         if (session* s = find(client_id)) s->begin_inbound_qos2(packet_id);
@@ -440,6 +450,8 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
 
     for (const auto& s : recovered) {
         s->set_persistent(true, false);
+        // The record below says "disconnected": keep what may have been sent marked.
+        if (connected_at_stop.contains(s->client_id())) s->store_sent_marks(true);
         const auto rec = s->record();
         const std::int64_t elapsed_s = std::max<std::int64_t>(0, (now - rec.disconnected_at_ms) / 1000);
         const auto left = [&](std::uint32_t total) {
