@@ -190,19 +190,18 @@ void connection::accept_connect(mqtt::connect& c) {
         assigned = v5;
     }
 
-    // Keep-alive: capped by limits.max_keepalive. A 5.0 client is told the
-    // value to use; a 3.1.1 client cannot be, so one asking for more is
-    // refused (as Mosquitto does).
+    // Keep-alive: capped by limits.max_keepalive in both versions, so that
+    // no connection stays open unbounded when its peer vanished. A 5.0
+    // client is told the value to use (Server Keep Alive); 3.1.1 has no way
+    // to say it, so the cap applies silently: the client is disconnected
+    // after 1.5 x max_keepalive without a packet. (Mosquitto refuses such a
+    // 3.1.1 client with return code 2 instead; a device that cannot change
+    // its keep-alive would then never connect.)
     std::optional<std::uint16_t> server_keep_alive;
     keep_alive_ = c.keep_alive;
-    if (v5) {
-        if (keep_alive_ == 0 || keep_alive_ > limits.max_keepalive) {
-            keep_alive_ = limits.max_keepalive;
-            server_keep_alive = keep_alive_;
-        }
-    } else if (keep_alive_ > limits.max_keepalive) {
-        refuse_connect(reason_code::client_identifier_not_valid, "keep alive above the broker's maximum");
-        return;
+    if (keep_alive_ == 0 || keep_alive_ > limits.max_keepalive) {
+        keep_alive_ = limits.max_keepalive;
+        if (v5) server_keep_alive = keep_alive_;
     }
 
     // Session lifetime: 3.1.1 clean session false lives until cleaned.

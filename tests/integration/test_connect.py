@@ -211,12 +211,17 @@ def test_v5_server_keep_alive_is_enforced(broker_factory, raw_clients):
 
 
 @mosquitto_deviation("max_keepalive only applies to 5.0 clients in 2.0.11")
-def test_v311_keepalive_above_maximum_refused(broker_factory, raw_clients):
-    b = broker_factory(limits={"max_keepalive": 10})
-    c = raw_clients(b)
-    ack = c.connect(uid(), keepalive=60)
-    assert ack.reason == 0x02
-    c.wait_closed()
+@pytest.mark.parametrize("keepalive", [60, 0])
+def test_v311_keepalive_above_maximum_is_capped_silently(broker_factory, raw_clients, keepalive):
+    """3.1.1 cannot tell a client its keep-alive: one asking for more than
+    max_keepalive (or for none) is accepted and closed after 1.5 x max_keepalive of
+    silence, as limits.max_keepalive documents."""
+    b = broker_factory(limits={"max_keepalive": 1})
+    c = raw_clients(b, timeout=10)
+    assert c.connect(uid(), keepalive=keepalive).reason == 0
+    t0 = time.monotonic()
+    assert c.wait_closed(timeout=5) == []
+    assert 1.2 <= time.monotonic() - t0 <= 3.0
 
 
 def test_v311_keepalive_within_maximum_accepted(broker_factory, raw_clients):
