@@ -96,8 +96,11 @@ void connection::authenticate(mqtt::connect& c) {
         return;
     }
 
+    // Whether the client came in on a loopback address; a TLS or WebSocket
+    // connection's socket is its transport's (socket_ stays unopened).
     boost::system::error_code ec;
-    const bool loopback = socket_.local_endpoint(ec).address().is_loopback() && !ec;
+    const auto local = tcp().local_endpoint(ec);
+    const bool loopback = !ec && local.address().is_loopback();
     auth::login_request req;
     req.username = c.username;
     req.has_password = c.password.has_value();

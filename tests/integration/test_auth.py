@@ -13,14 +13,15 @@ import os
 import signal
 import subprocess
 import time
+import types
 
 import pytest
 import yaml
 
 import mqtt_raw as r
 from certs import Pki, TlsRaw
-from conftest import (STRATA_BIN, Broker, DEFAULT_CONFIG, MOSQUITTO_PUB, MOSQUITTO_SUB, merge, strata_only,
-                      to_yaml, uid, wait_until)
+from conftest import (STRATA_BIN, Broker, Client, DEFAULT_CONFIG, MOSQUITTO_PUB, MOSQUITTO_SUB, merge,
+                      strata_only, to_yaml, uid, wait_until)
 
 pytestmark = strata_only
 
@@ -684,3 +685,39 @@ def test_persistent_session_keeps_its_owner_and_filtering_across_a_restart(start
     ack = erik.connect_ok("ana-dash", clean=False, username="erik", password=PASSWORDS["erik"].encode(),
                           props=expiry)
     assert not ack.session_present
+
+
+# ---------------------------------------------------------------- anonymous on loopback, every transport
+
+def test_anonymous_default_accepts_loopback_tls_and_websocket(tmp_path):
+    """No `auth:` section: anonymous clients are accepted on loopback listeners, and
+    a TLS or WebSocket listener on 127.0.0.1 is one."""
+    pki = Pki(tmp_path / "pki")
+    b = Broker(tmp_path, {"listeners": [
+        {"name": "plain", "protocol": "mqtt", "bind": "127.0.0.1:0"},
+        {"name": "secure", "protocol": "mqtt+tls", "bind": "127.0.0.1:0", "tls": pki.tls_config(client_ca=False)},
+        {"name": "web", "protocol": "http", "bind": "127.0.0.1:0"},
+    ]})
+    del b.config["auth"]  # no auth section at all: the out-of-the-box default
+    try:
+        b.start()
+        host, port = b.listeners["secure"]
+        tls = TlsRaw(types.SimpleNamespace(host=host, port=port), pki.client_context(), version=r.V5)
+        try:
+            assert tls.connect(uid("anon-tls")).reason == 0
+            tls.ping()
+        finally:
+            tls.close()
+        host, port = b.listeners["web"]
+        ws = Client(types.SimpleNamespace(host=host, port=port), version=5, transport="websockets")
+        ws.c.ws_set_options(path="/mqtt")
+        try:
+            ws.connect(expect_rc=None)
+            assert ws.connack[1] == 0, ws.connack
+        finally:
+            ws.close()
+        assert "accepted on loopback listeners only" in b.stderr_text()
+        b.stop()
+        b.assert_clean_exit()
+    finally:
+        b.kill()
