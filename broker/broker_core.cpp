@@ -120,9 +120,16 @@ void broker_core::set_model(std::shared_ptr<const ns::model> m) {
 
 namespace {
 
-// Whether the model reads `topic` as a command class (walks its levels;
-// no allocation).
+// Whether `topic` is a command in the model's terms (walks its levels; no
+// allocation). A topic the model reads to a class is a command when its
+// class is. A topic the model cannot read (a misspelt equipment name, a
+// missing or extra level) still reaches subscribers in warn mode, and
+// `.../ROBOT/cmd` goes to every `.../+/cmd` subscriber: so it is a command
+// when any of its levels names a command class. Grants never depend on the
+// enforcement mode. Free subtrees are outside the model: never commands
+// here (auth.command_subtrees can make them so).
 bool model_command(const ns::model& m, std::string_view topic) {
+    const std::string_view full = topic;
     const ns::model_node* node = m.root();
     while (node != nullptr && !m.absorbing(node)) {
         const auto slash = topic.find('/');
@@ -130,8 +137,18 @@ bool model_command(const ns::model& m, std::string_view topic) {
         if (slash == std::string_view::npos) break;
         topic.remove_prefix(slash + 1);
     }
-    const auto* k = m.class_at(node);
-    return k != nullptr && k->command;
+    if (const auto* k = m.class_at(node)) return k->command;
+    if (m.is_free(full)) return false;
+    for (const auto& k : m.classes()) {
+        if (!k.command) continue;
+        for (std::string_view rest = full;;) {
+            const auto slash = rest.find('/');
+            if (rest.substr(0, slash) == k.name) return true;
+            if (slash == std::string_view::npos) break;
+            rest.remove_prefix(slash + 1);
+        }
+    }
+    return false;
 }
 
 }  // namespace

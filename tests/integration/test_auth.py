@@ -687,6 +687,33 @@ def test_persistent_session_keeps_its_owner_and_filtering_across_a_restart(start
     assert not ack.session_present
 
 
+# ---------------------------------------------------------------- grants do not depend on the model's mode
+
+def test_command_grant_is_enforced_in_warn_subtrees(start, tmp_path, raw_clients):
+    """acme/leipzig/# is in warn mode (deploy/namespace/acme.yaml). A user who may
+    publish there but holds no command grant must not command a robot, whether the
+    topic fits the model (robot-1) or not (ROBOT is no valid equipment name)."""
+    over = example_overrides(tmp_path)
+    over["roles"]["analyst"] += [{"allow": "publish", "on": "acme/leipzig/#"},
+                                 {"allow": "subscribe", "on": "acme/leipzig/#"}]
+    b = start(over)
+    watcher = login(raw_clients, b, "ana", client_id=uid("watcher"))
+    assert watcher.subscribe([("acme/leipzig/#", 1)]).reasons == [1]
+    ana = login(raw_clients, b, "ana")
+    line1 = "acme/leipzig/assembly/line-1"
+    for i, topic in enumerate([line1 + "/ROBOT/cmd", line1 + "/robot-1/cmd", line1 + "/ROBOT/cmd/stop",
+                               line1 + "/cell-1/Robot_2/cmd", "acme/leipzig/cmd"]):
+        ack = ana.publish_acked(topic, CMD, pid=10 + i)
+        assert ack.reason == NOT_AUTHORIZED, topic
+    expect_no_publish(watcher)
+    # warn mode still passes what is not a command, model or not
+    assert ana.publish_acked(line1 + "/ROBOT/telemetry/t", TELEMETRY, pid=20).reason == 0
+    assert watcher.recv_publish().topic == line1 + "/ROBOT/telemetry/t"
+    refused = audit_lines(str(tmp_path / "audit.log"),
+                          lambda j: j["action"] == "command" and j["outcome"] == "refused", count=5)
+    assert {j["topic"] for j in refused} >= {line1 + "/ROBOT/cmd", line1 + "/ROBOT/cmd/stop"}
+
+
 # ---------------------------------------------------------------- anonymous on loopback, every transport
 
 def test_anonymous_default_accepts_loopback_tls_and_websocket(tmp_path):
