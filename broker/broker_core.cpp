@@ -83,13 +83,6 @@ void broker_core::audit(const auth::audit_event& e) {
     if (auto* f = security_->audit_file()) f->write(std::move(line));
 }
 
-std::optional<std::string> broker_core::session_identity(const std::string& client_id) const {
-    std::lock_guard lock(registry_mutex_);
-    const auto it = sessions_.find(client_id);
-    if (it == sessions_.end()) return std::nullopt;
-    return it->second->identity();
-}
-
 broker_core::~broker_core() { release_io(); }
 
 namespace {
@@ -198,7 +191,7 @@ void broker_core::release_io() {
 }
 
 broker_core::open_result broker_core::open_session(const std::string& client_id, bool clean_start,
-                                                   const std::shared_ptr<session_owner>& c) {
+                                                   const std::shared_ptr<session_owner>& c, const claimant* who) {
     open_result r;
     std::optional<message_ptr> will_to_publish;
     {
@@ -206,6 +199,16 @@ broker_core::open_result broker_core::open_session(const std::string& client_id,
         auto it = sessions_.find(client_id);
         if (it != sessions_.end()) {
             session_ptr old = it->second;
+            // A client id is not a credential: another identity's session
+            // (live or offline) is refused before anything of it is touched,
+            // or (auth.takeover: allowed) taken over.
+            if (who != nullptr && old->identity() != who->identity) {
+                if (who->on_other == other_identity::refuse) {
+                    r.refused = true;
+                    return r;
+                }
+                if (who->on_other == other_identity::start_clean) clean_start = true;
+            }
             cancel_timer(*old);
             r.previous = old->owner();
             r.previous_generation = old->generation();
@@ -229,6 +232,7 @@ broker_core::open_result broker_core::open_session(const std::string& client_id,
             r.s->set_queue_limits(client_queue_limits());
             sessions_.emplace(client_id, r.s);
         }
+        if (who != nullptr) r.s->set_identity(who->identity, who->grants);
         r.generation = r.s->attach(c, r.present);
     }
     if (will_to_publish) publish_will(*will_to_publish);

@@ -40,6 +40,7 @@ PASSWORDS = {"ana": "ana-pw-1", "olga": "olga-pw-2", "erik": "erik-pw-3", "plc":
 
 NOT_AUTHORIZED = 0x87
 BAD_CREDENTIALS = 0x86
+CLIENT_ID_NOT_VALID = 0x85
 
 
 # ---------------------------------------------------------------- helpers
@@ -679,12 +680,67 @@ def test_persistent_session_keeps_its_owner_and_filtering_across_a_restart(start
     olga.publish_acked(LINE2 + "/press-7/oee", OEE, pid=4, retain=True)
     assert ana.recv_publish().topic == LINE2 + "/press-7/oee"
     expect_no_publish(ana)  # still filtered after the restart
-    # another identity with the same client id does not get ana's session
+    # another identity with the same client id does not get ana's stored session
     ana.disconnect(wait=True)
     erik = raw_clients(b2, r.V5)
-    ack = erik.connect_ok("ana-dash", clean=False, username="erik", password=PASSWORDS["erik"].encode(),
+    ack = erik.connect("ana-dash", clean=False, username="erik", password=PASSWORDS["erik"].encode(),
+                       props=expiry)
+    assert ack.reason == CLIENT_ID_NOT_VALID
+
+
+# ---------------------------------------------------------------- a client id is not a credential
+
+ALARM = json.dumps({"id": "PR-101", "severity": "critical", "active": True, "ts": TS}).encode()
+
+
+def test_client_id_of_another_identity_is_refused_and_leaves_her_session_alone(start, tmp_path, raw_clients):
+    over = example_overrides(tmp_path)
+    expiry = [("session_expiry_interval", 3600)]
+    b = start(over)
+    # olga (operator) keeps a persistent session for her HMI and goes offline
+    olga = login(raw_clients, b, "olga", client_id="hmi-olga", props=expiry)
+    assert olga.subscribe([(LINE2 + "/+/alarm", 1)]).reasons == [1]
+    olga.disconnect(wait=True)
+    erik = login(raw_clients, b, "erik")
+    erik.publish_acked(LINE2 + "/press-7/alarm", ALARM)  # queued for olga
+    # ana (analyst) with olga's client id, both versions: refused
+    ana = raw_clients(b, r.V5)
+    ack = ana.connect("hmi-olga", clean=False, username="ana", password=PASSWORDS["ana"].encode(), props=expiry)
+    assert ack.reason == CLIENT_ID_NOT_VALID
+    ana.wait_closed()
+    ana = raw_clients(b, r.V311)
+    ack = ana.connect("hmi-olga", clean=True, username="ana", password=PASSWORDS["ana"].encode())
+    assert ack.reason == 0x02  # identifier rejected
+    ana.wait_closed()
+    # olga's session is untouched: present, with her queued alarm and her subscription
+    olga = raw_clients(b, r.V5)
+    ack = olga.connect_ok("hmi-olga", clean=False, username="olga", password=PASSWORDS["olga"].encode(),
                           props=expiry)
-    assert not ack.session_present
+    assert ack.session_present
+    m = olga.recv_publish()
+    assert (m.topic, m.payload) == (LINE2 + "/press-7/alarm", ALARM)
+    # and while she is connected, ana cannot kick her, however often she tries
+    for _ in range(3):
+        ana = raw_clients(b, r.V5)
+        assert ana.connect("hmi-olga", username="ana", password=PASSWORDS["ana"].encode()).reason == CLIENT_ID_NOT_VALID
+        ana.wait_closed()
+    olga.ping()
+    erik.publish_acked(LINE2 + "/press-7/alarm", ALARM, pid=2)
+    assert olga.recv_publish().payload == ALARM
+    refused = audit_lines(str(tmp_path / "audit.log"),
+                          lambda j: j["action"] == "login" and j["outcome"] == "refused" and j["identity"] == "ana"
+                          and j["client_id"] == "hmi-olga", count=5)
+    assert "another identity" in refused[0]["reason"]
+
+
+@pytest.mark.parametrize("takeover,second", [("same_identity", "olga"), ("allowed", "ana")])
+def test_takeover_by_the_same_identity_or_when_allowed(start, tmp_path, raw_clients, takeover, second):
+    b = start(example_overrides(tmp_path, takeover=takeover))
+    first = login(raw_clients, b, "olga", client_id="shared-panel")
+    new = login(raw_clients, b, second, client_id="shared-panel")
+    packets = first.wait_closed()
+    assert [(p.type, p.reason) for p in packets] == [(r.DISCONNECT, r.SESSION_TAKEN_OVER)]
+    new.ping()
 
 
 # ---------------------------------------------------------------- grants do not depend on the model's mode
@@ -712,6 +768,21 @@ def test_command_grant_is_enforced_in_warn_subtrees(start, tmp_path, raw_clients
     refused = audit_lines(str(tmp_path / "audit.log"),
                           lambda j: j["action"] == "command" and j["outcome"] == "refused", count=5)
     assert {j["topic"] for j in refused} >= {line1 + "/ROBOT/cmd", line1 + "/ROBOT/cmd/stop"}
+
+
+def test_will_grant_is_checked_before_the_model(start, tmp_path, raw_clients):
+    """ana may not publish on line 2: her will there is refused as not authorized,
+    before the model looks at (and could tell her about) its payload."""
+    b = start(example_overrides(tmp_path))
+    ana = raw_clients(b, r.V5)
+    will = {"topic": LINE2 + "/press-7/state", "payload": b"not json", "qos": 1, "retain": True}
+    ack = ana.connect(uid("ana"), username="ana", password=PASSWORDS["ana"].encode(), will=will)
+    assert ack.reason == NOT_AUTHORIZED
+    assert ack.props.get("reason_string") == "not authorized to publish the will message"
+    # olga may publish there: the model's verdict on the same will (reject mode: 0x99)
+    olga = raw_clients(b, r.V5)
+    ack = olga.connect(uid("olga"), username="olga", password=PASSWORDS["olga"].encode(), will=will)
+    assert ack.reason == 0x99
 
 
 # ---------------------------------------------------------------- anonymous on loopback, every transport
