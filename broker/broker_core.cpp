@@ -134,13 +134,6 @@ void broker_core::write_audit(std::string line) {
     if (auto* f = security_->audit_file()) f->write(std::move(line));
 }
 
-std::optional<std::string> broker_core::session_identity(const std::string& client_id) const {
-    std::lock_guard lock(registry_mutex_);
-    const auto it = sessions_.find(client_id);
-    if (it == sessions_.end()) return std::nullopt;
-    return it->second->identity();
-}
-
 broker_core::~broker_core() { release_io(); }
 
 namespace {
@@ -171,9 +164,16 @@ void broker_core::set_model(std::shared_ptr<const ns::model> m) {
 
 namespace {
 
-// Whether the model reads `topic` as a command class (walks its levels;
-// no allocation).
+// Whether `topic` is a command in the model's terms (walks its levels; no
+// allocation). A topic the model reads to a class is a command when its
+// class is. A topic the model cannot read (a misspelt equipment name, a
+// missing or extra level) still reaches subscribers in warn mode, and
+// `.../ROBOT/cmd` goes to every `.../+/cmd` subscriber: so it is a command
+// when any of its levels names a command class. Grants never depend on the
+// enforcement mode. Free subtrees are outside the model: never commands
+// here (auth.command_subtrees can make them so).
 bool model_command(const ns::model& m, std::string_view topic) {
+    const std::string_view full = topic;
     const ns::model_node* node = m.root();
     while (node != nullptr && !m.absorbing(node)) {
         const auto slash = topic.find('/');
@@ -181,8 +181,18 @@ bool model_command(const ns::model& m, std::string_view topic) {
         if (slash == std::string_view::npos) break;
         topic.remove_prefix(slash + 1);
     }
-    const auto* k = m.class_at(node);
-    return k != nullptr && k->command;
+    if (const auto* k = m.class_at(node)) return k->command;
+    if (m.is_free(full)) return false;
+    for (const auto& k : m.classes()) {
+        if (!k.command) continue;
+        for (std::string_view rest = full;;) {
+            const auto slash = rest.find('/');
+            if (rest.substr(0, slash) == k.name) return true;
+            if (slash == std::string_view::npos) break;
+            rest.remove_prefix(slash + 1);
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -236,7 +246,7 @@ void broker_core::release_io() {
 }
 
 broker_core::open_result broker_core::open_session(const std::string& client_id, bool clean_start,
-                                                   const std::shared_ptr<session_owner>& c) {
+                                                   const std::shared_ptr<session_owner>& c, const claimant* who) {
     open_result r;
     std::optional<message_ptr> will_to_publish;
     {
@@ -244,6 +254,16 @@ broker_core::open_result broker_core::open_session(const std::string& client_id,
         auto it = sessions_.find(client_id);
         if (it != sessions_.end()) {
             session_ptr old = it->second;
+            // A client id is not a credential: another identity's session
+            // (live or offline) is refused before anything of it is touched,
+            // or (auth.takeover: allowed) taken over.
+            if (who != nullptr && old->identity() != who->identity) {
+                if (who->on_other == other_identity::refuse) {
+                    r.refused = true;
+                    return r;
+                }
+                if (who->on_other == other_identity::start_clean) clean_start = true;
+            }
             cancel_timer(*old);
             r.previous = old->owner();
             r.previous_generation = old->generation();
@@ -267,6 +287,7 @@ broker_core::open_result broker_core::open_session(const std::string& client_id,
             r.s->set_queue_limits(client_queue_limits());
             sessions_.emplace(client_id, r.s);
         }
+        if (who != nullptr) r.s->set_identity(who->identity, who->grants);
         r.generation = r.s->attach(c, r.present);
     }
     if (will_to_publish) publish_will(*will_to_publish);
@@ -310,6 +331,9 @@ void broker_core::connection_lost(const session_ptr& s, std::uint64_t generation
                 will_pending = true;
             }
             s->set_disconnected_at(now_ms());
+            // Before the record: a record that says "disconnected" is
+            // durable only with the marks of what was sent (DUP after a restart).
+            s->store_sent_marks(false);
             save_session(s);
             arm_timer(s, generation, ex, std::chrono::seconds(delay), will_pending, expiry);
         }
@@ -452,6 +476,11 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     const std::int64_t now = now_ms();
     std::vector<session_ptr> recovered;
     std::vector<message_ptr> wills;
+    // Sessions whose client was connected when the broker stopped (a
+    // crash): which of their deliveries were sent is not known, so all may
+    // have been. The others' deliveries were sent when the store says so
+    // (store_sent_marks at disconnect).
+    std::unordered_set<std::string> connected_at_stop;
     const auto find = [&](const std::string& client_id) -> session* {
         auto it = sessions_.find(client_id);
         return it == sessions_.end() ? nullptr : it->second.get();
@@ -473,6 +502,7 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         // A session whose client was connected when the broker stopped
         // counts as disconnected now.
         s->set_disconnected_at(r.disconnected_at_ms != 0 ? r.disconnected_at_ms : now);
+        if (r.disconnected_at_ms == 0) connected_at_stop.insert(r.client_id);
         s->set_identity(r.identity, nullptr);
         sessions_.emplace(r.client_id, s);
         recovered.push_back(std::move(s));
@@ -496,7 +526,8 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         if (s == nullptr) return;
         message_ptr m;
         if (!d.awaiting_comp) m = from_stored(std::move(d.msg));
-        s->restore_delivery(std::move(m), d);
+        const bool maybe_sent = d.packet_id != 0 || connected_at_stop.contains(d.client_id);
+        s->restore_delivery(std::move(m), d, maybe_sent);
     };
     v.inbound_qos2 = [&](const std::string& client_id, std::uint16_t packet_id) {
         if (session* s = find(client_id)) s->begin_inbound_qos2(packet_id);
@@ -527,6 +558,8 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
 
     for (const auto& s : recovered) {
         s->set_persistent(true, false);
+        // The record below says "disconnected": keep what may have been sent marked.
+        if (connected_at_stop.contains(s->client_id())) s->store_sent_marks(true);
         const auto rec = s->record();
         const std::int64_t elapsed_s = std::max<std::int64_t>(0, (now - rec.disconnected_at_ms) / 1000);
         const auto left = [&](std::uint32_t total) {

@@ -57,9 +57,6 @@ public:
 
     // The bound on TLS handshakes in progress (limits.max_handshakes).
     [[nodiscard]] handshake_gate& handshakes() noexcept { return handshakes_; }
-    // The identity that last connected with `client_id`'s session, if the
-    // session exists (empty string: anonymous).
-    [[nodiscard]] std::optional<std::string> session_identity(const std::string& client_id) const;
 
     // ---- the namespace model --------------------------------------------
     //
@@ -92,8 +89,23 @@ public:
     // model_enforcement.cpp.
     void recheck_retained(const ns::model& m, std::string_view when);
 
+    // What happens to a session that belongs to another identity than the
+    // one opening it (auth.takeover).
+    enum class other_identity : std::uint8_t {
+        refuse,       // not opened; the session, its connection and its queue are untouched
+        start_clean,  // taken over and started clean (its state was the other identity's)
+        resume,       // taken over with its state (no roles: nothing to keep apart)
+    };
+    // Who opens a session (client connections; bridges and OPC UA sources
+    // open theirs without one).
+    struct claimant {
+        std::string identity;                          // empty: anonymous
+        std::shared_ptr<const auth::grants> grants;    // null: no roles configured
+        other_identity on_other = other_identity::refuse;
+    };
     struct open_result {
-        session_ptr s;
+        session_ptr s;                              // null when refused
+        bool refused = false;                       // the session belongs to another identity
         bool present = false;                       // Session Present in CONNACK
         std::shared_ptr<session_owner> previous;    // a connection to close with 0x8E
         std::uint64_t previous_generation = 0;
@@ -101,9 +113,12 @@ public:
     };
     // Finds or creates the session of `client_id` and attaches `c` to it,
     // applying clean start and takeover rules (including the previous
-    // connection's will). The caller kicks `previous`.
+    // connection's will). The caller kicks `previous`. With a `who`, the
+    // identity check and the session's new identity and grants are applied
+    // under the registry lock, so two identities connecting at once with
+    // one client id cannot both pass.
     open_result open_session(const std::string& client_id, bool clean_start,
-                             const std::shared_ptr<session_owner>& c);
+                             const std::shared_ptr<session_owner>& c, const claimant* who = nullptr);
 
     // The connection that owned `s` is gone. Publishes the will now or
     // after its delay, ends the session now (expiry 0) or arms its expiry.

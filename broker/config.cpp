@@ -621,6 +621,7 @@ void read_users(const reader& r, const value_ref& v, config& cfg, std::vector<ro
 void read_auth(const reader& r, const value_ref& v, config& cfg) {
     using u32 = std::uint32_t;
     static constexpr std::array<std::string_view, 2> wide{"refuse", "filter"};
+    static constexpr std::array<std::string_view, 2> takeover{"same_identity", "allowed"};
     auto& a = cfg.auth;
     r.read_map(v, {
         {"allow_anonymous",
@@ -631,6 +632,11 @@ void read_auth(const reader& r, const value_ref& v, config& cfg) {
         {"password_file", [&](const value_ref& y) { a.password_file = r.read_nonempty_string(y); }},
         {"wide_subscriptions",
          [&](const value_ref& y) { a.filter_wide_subscriptions = r.read_choice(y, wide) == "filter"; }},
+        {"takeover",
+         [&](const value_ref& y) {
+             a.takeover = r.read_choice(y, takeover) == "allowed" ? auth_config::takeover_policy::allowed
+                                                                  : auth_config::takeover_policy::same_identity;
+         }},
         {"command_subtrees",
          [&](const value_ref& y) {
              r.read_list(y, [&](const value_ref& item, std::size_t) {

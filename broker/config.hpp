@@ -97,6 +97,16 @@ struct auth_config {
     // SUBACK) or, with `wide_subscriptions: filter`, accepted and filtered
     // per message.
     bool filter_wide_subscriptions = false;
+    // `auth.takeover`: a CONNECT with the client identifier of a session
+    // (live or persistent) that belongs to another identity. same_identity
+    // (default): refused (5.0 CONNACK 0x85, 3.1.1 return code 2) and the
+    // other identity's session is left as it is. allowed: the old
+    // connection is closed (0x8E) and the session taken over, started clean
+    // when roles are configured (its messages were filtered for the other
+    // identity). A client id is not a credential; `allowed` is for plants
+    // with a single user. Anonymous clients are one identity.
+    enum class takeover_policy : std::uint8_t { same_identity, allowed };
+    takeover_policy takeover = takeover_policy::same_identity;
     auth::identity_limits limits;          // `auth.limits`; default: none
     auth::backoff_config login_backoff;    // `auth.login_backoff`
     // `auth.password_checks`: the slow password hashes of MQTT logins and

@@ -16,6 +16,10 @@ namespace strata::broker {
 namespace {
 
 constexpr auto close_timeout = std::chrono::seconds(5);
+// Lingering after a DISCONNECT or refusing CONNACK: how long, and how much
+// input, the broker reads and discards before it closes anyway.
+constexpr auto linger_time = std::chrono::seconds(1);
+constexpr std::uint32_t linger_bytes = 64 * 1024;
 // Encoded replies (acks, SUBACKs, PINGRESPs) waiting behind a write in
 // progress beyond which the connection stops reading.
 constexpr std::size_t max_pending_replies = 256 * 1024;
@@ -116,7 +120,7 @@ void connection::start() {
 }
 
 void connection::on_started(boost::system::error_code ec) {
-    if (state_ == state::closed) return;
+    if (ended()) return;
     if (ec) {
         bump(core_.counters().local().connections_refused[layer_->start_failure()]);
         spdlog::info("{}: {} failed: {}", remote_,
@@ -148,6 +152,7 @@ std::vector<std::string> connection::certificate_identities() const {
 }
 
 void connection::start_read() {
+    reading_ = true;
     if (layer_) {
         layer_->async_read([self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
             self->on_read(ec, n);
@@ -163,7 +168,12 @@ void connection::start_read() {
 }
 
 void connection::on_read(boost::system::error_code ec, std::size_t n) {
+    reading_ = false;
     if (state_ == state::closed) return;
+    if (state_ == state::lingering) {
+        on_linger_read(ec, n);
+        return;
+    }
     auto end_of_input = [this](const boost::system::error_code& e) {
         if (e != asio::error::eof && e != asio::error::connection_reset &&
             e != asio::error::operation_aborted) {
@@ -341,14 +351,14 @@ void connection::notify() {
 void connection::kick(mqtt::reason_code code, std::uint64_t generation) {
     asio::post(executor_, [self = shared_from_this(), code, generation] {
         if (generation != 0 && generation != self->generation_) return;
-        if (self->state_ == state::closed) return;
+        if (self->ended()) return;
         spdlog::debug("{} '{}': disconnecting: {}", self->remote_, self->client_id_, mqtt::to_string(code));
         self->fail(code, mqtt::to_string(code));
     });
 }
 
 void connection::send(const mqtt::packet& p) {
-    if (state_ == state::closed) return;
+    if (ended()) return;
     mqtt::encode(p, version_, control_);
     flush();
 }
@@ -413,7 +423,7 @@ void connection::on_store_durable(bool ok) {
 }
 
 void connection::flush() {
-    if (writing_ || batching_ || state_ == state::closed) return;
+    if (writing_ || batching_ || ended()) return;
     out_.clear();
     out_.swap(control_);
     if (session_ && state_ == state::connected) {
@@ -427,7 +437,10 @@ void connection::flush() {
     }
     if (out_.empty()) {
         trim(out_);
-        if (close_when_flushed_) close_now();
+        if (close_when_flushed_) {
+            if (linger_) start_linger();
+            else close_now();
+        }
         return;
     }
     writing_ = true;
@@ -510,11 +523,12 @@ void connection::refuse_connect(mqtt::reason_code code, const char* why,
     }
     state_ = state::closing;
     send(ack);
+    linger_ = true;
     close_after_flush();
 }
 
 void connection::fail(mqtt::reason_code code, const char* why) {
-    if (state_ == state::closed) return;
+    if (ended()) return;
     spdlog::debug("{} '{}': closing: {} ({})", remote_, client_id_, mqtt::to_string(code), why);
     if (state_ == state::connected && version_ == mqtt::protocol_version::v5) {
         mqtt::disconnect d;
@@ -524,12 +538,13 @@ void connection::fail(mqtt::reason_code code, const char* why) {
         }
         state_ = state::closing;
         send(d);
+        linger_ = true;
     }
     close_after_flush();
 }
 
 void connection::close_after_flush() {
-    if (state_ == state::closed) return;
+    if (ended()) return;
     if (state_ != state::closing) state_ = state::closing;
     inbound_closed_ = true;
     if (!close_when_flushed_) {
@@ -541,6 +556,36 @@ void connection::close_after_flush() {
         });
     }
     flush();
+}
+
+void connection::start_linger() {
+    // The client may still be writing (acknowledgements, a pipelined
+    // SUBSCRIBE): closing with unread input makes the kernel send a reset,
+    // and the client's stack may then drop our last packet unread. So: FIN
+    // after the packet, then read and discard until the client closes.
+    state_ = state::lingering;
+    inbound_closed_ = true;
+    release();
+    boost::system::error_code ec;
+    tcp().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    if (ec) {
+        close_now();
+        return;
+    }
+    timer_.expires_after(linger_time);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+        if (!e) self->close_now();
+    });
+    if (!reading_) start_read();
+}
+
+void connection::on_linger_read(boost::system::error_code ec, std::size_t n) {
+    lingered_bytes_ += static_cast<std::uint32_t>(std::min<std::size_t>(n, linger_bytes));
+    if (ec || lingered_bytes_ >= linger_bytes) {
+        close_now();  // the client closed (or sends too much): done
+        return;
+    }
+    start_read();
 }
 
 void connection::close_now() {
@@ -555,11 +600,11 @@ void connection::close_now() {
         socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
         socket_.close(ec);
     }
-    on_closed();
+    release();
+    core_.remove_connection(this);
 }
 
-void connection::on_closed() {
-    core_.remove_connection(this);
+void connection::release() {
     identity_state_.reset();  // the identity's connection count
     if (connected_) {
         connected_ = false;

@@ -93,8 +93,15 @@ public:
 private:
     // verifying: a password is being checked on the security worker;
     // input waits. authenticating: an enhanced authentication (AUTH)
-    // exchange is under way.
-    enum class state : std::uint8_t { awaiting_connect, verifying, authenticating, connected, closing, closed };
+    // exchange is under way. lingering: a DISCONNECT or a refusing CONNACK
+    // was written and the sending side shut down; what the client still
+    // sends is read and discarded until it closes (bounded), so that its
+    // TCP stack does not answer our close with a reset that discards the
+    // packet before the client has read it.
+    enum class state : std::uint8_t { awaiting_connect, verifying, authenticating, connected, closing, lingering,
+                                      closed };
+    // Closed, or only draining input before closing: nothing is sent or handled.
+    [[nodiscard]] bool ended() const noexcept { return state_ == state::closed || state_ == state::lingering; }
 
     void start_read();
     void on_started(boost::system::error_code ec);
@@ -179,10 +186,18 @@ private:
     void flush();
     [[nodiscard]] bool output_backlogged() const noexcept;
     void encode_delivery(outgoing& o, steady_clock::time_point now);
-    // Stops reading, flushes what is queued, then closes the socket.
+    // Stops reading, flushes what is queued, then closes the socket (after
+    // lingering when the last packet was a DISCONNECT or refusing CONNACK).
     void close_after_flush();
+    // After the last packet was written: half-close and read until the
+    // client closes, for at most linger_time and linger_bytes.
+    void start_linger();
+    void on_linger_read(boost::system::error_code ec, std::size_t n);
     void close_now();
-    void on_closed();
+    // The session and the connection counts are released (the will may go
+    // out); idempotent. Done when closing or when lingering starts.
+    void release();
+    [[nodiscard]] socket_type& tcp() noexcept { return layer_ ? layer_->tcp() : socket_; }
 
     void arm_keepalive();
     void on_keepalive_timer();
@@ -219,7 +234,10 @@ private:
     std::vector<std::uint8_t> control_;   // encoded control packets waiting
     std::vector<std::uint8_t> out_;       // the buffer being written
     bool writing_ = false;
+    bool reading_ = false;                // a read is pending (plain socket or transport)
     bool close_when_flushed_ = false;
+    bool linger_ = false;                 // the last packet needs lingering (see state::lingering)
+    std::uint32_t lingered_bytes_ = 0;
     bool read_paused_ = false;            // reading stops while replies are backlogged
     std::atomic<bool> notify_pending_{false};
 

@@ -98,8 +98,11 @@ void connection::authenticate(mqtt::connect& c) {
         return;
     }
 
+    // Whether the client came in on a loopback address; a TLS or WebSocket
+    // connection's socket is its transport's (socket_ stays unopened).
     boost::system::error_code ec;
-    const bool loopback = socket_.local_endpoint(ec).address().is_loopback() && !ec;
+    const auto local = tcp().local_endpoint(ec);
+    const bool loopback = !ec && local.address().is_loopback();
     auth::login_request req;
     req.username = c.username;
     req.has_password = c.password.has_value();
@@ -222,19 +225,18 @@ void connection::accept_connect(mqtt::connect& c) {
         assigned = v5;
     }
 
-    // Keep-alive: capped by limits.max_keepalive. A 5.0 client is told the
-    // value to use; a 3.1.1 client cannot be, so one asking for more is
-    // refused (as Mosquitto does).
+    // Keep-alive: capped by limits.max_keepalive in both versions, so that
+    // no connection stays open unbounded when its peer vanished. A 5.0
+    // client is told the value to use (Server Keep Alive); 3.1.1 has no way
+    // to say it, so the cap applies silently: the client is disconnected
+    // after 1.5 x max_keepalive without a packet. (Mosquitto refuses such a
+    // 3.1.1 client with return code 2 instead; a device that cannot change
+    // its keep-alive would then never connect.)
     std::optional<std::uint16_t> server_keep_alive;
     keep_alive_ = c.keep_alive;
-    if (v5) {
-        if (keep_alive_ == 0 || keep_alive_ > limits.max_keepalive) {
-            keep_alive_ = limits.max_keepalive;
-            server_keep_alive = keep_alive_;
-        }
-    } else if (keep_alive_ > limits.max_keepalive) {
-        refuse_connect(reason_code::client_identifier_not_valid, "keep alive above the broker's maximum");
-        return;
+    if (keep_alive_ == 0 || keep_alive_ > limits.max_keepalive) {
+        keep_alive_ = limits.max_keepalive;
+        if (v5) server_keep_alive = keep_alive_;
     }
 
     // Session lifetime: 3.1.1 clean session false lives until cleaned.
@@ -259,7 +261,7 @@ void connection::accept_connect(mqtt::connect& c) {
     }
     window_ = std::min<std::size_t>(client_receive_maximum_, limits.max_inflight);
 
-    std::optional<message_ptr> will;
+    std::shared_ptr<message> will_message;
     std::uint32_t will_delay = 0;
     if (c.will) {
         if (!ns::valid_topic_name(c.will->topic)) {
@@ -274,12 +276,14 @@ void connection::accept_connect(mqtt::connect& c) {
         will_delay = c.will->props.will_delay_interval.value_or(0);
         m->props = std::move(c.will->props);
         m->props.will_delay_interval.reset();
-        if (!check_will(m)) return;
-        if (m) will = std::move(m);
+        will_message = std::move(m);
     }
 
     // Identity: limits, grants (placeholders need the final client id), and
-    // the will, which is a publish and needs a grant like any other.
+    // the will, which is a publish and gets a PUBLISH's checks in a
+    // PUBLISH's order: the grant first, then the namespace model. A client
+    // that may not publish there learns nothing about the model, and its
+    // payload is never parsed.
     auto& sec = core_.security();
     if (auto* identities = sec.identities()) {
         identity_state_ = identities->acquire(identity_);
@@ -290,24 +294,38 @@ void connection::accept_connect(mqtt::connect& c) {
         }
     }
     grants_ = sec.policy().compile(identity_, client_id_);
-    if (will && !may_publish((*will)->topic, is_command((*will)->topic))) {
-        audit("login", "refused", (*will)->topic, "not authorized to publish the will");
+    if (will_message && !may_publish(will_message->topic, is_command(will_message->topic))) {
+        audit("login", "refused", will_message->topic, "not authorized to publish the will");
         refuse_connect(reason_code::not_authorized, "not authorized to publish the will message");
         return;
     }
-    // A session left by another identity is not handed over: it starts clean.
-    bool clean_start = c.clean_start;
-    if (!clean_start && sec.policy().active()) {
-        const auto previous = core_.session_identity(client_id_);
-        if (previous && *previous != identity_) clean_start = true;
+    if (will_message && !check_will(will_message)) return;
+    std::optional<message_ptr> will;
+    if (will_message) will = std::move(will_message);
+
+    // The session of this client id may belong to another identity
+    // (auth.takeover): refused, or taken over (started clean when roles
+    // keep the identities' messages apart).
+    broker_core::claimant who;
+    who.identity = identity_;
+    who.grants = grants_;
+    if (core_.cfg().auth.takeover == auth_config::takeover_policy::same_identity) {
+        who.on_other = broker_core::other_identity::refuse;
+    } else {
+        who.on_other = sec.policy().active() ? broker_core::other_identity::start_clean
+                                             : broker_core::other_identity::resume;
+    }
+    auto opened = core_.open_session(client_id_, c.clean_start, shared_from_this(), &who);
+    if (opened.refused) {
+        audit("login", "refused", {}, "client identifier in use by another identity");
+        refuse_connect(reason_code::client_identifier_not_valid, "client identifier in use by another identity");
+        return;
     }
     audit("login", "allowed");
     alerts::connected(client_id_);
 
-    auto opened = core_.open_session(client_id_, clean_start, shared_from_this());
     session_ = opened.s;
     generation_ = opened.generation;
-    session_->set_identity(identity_, grants_);
     session_->set_expiry_interval(expiry);
     session_->set_will(std::move(will), will_delay);
     session_->set_disconnected_at(0);
@@ -336,7 +354,7 @@ void connection::accept_connect(mqtt::connect& c) {
     }
     spdlog::debug("{} '{}': connected as {} (v{}, clean {}, keep-alive {}s, session present {})", remote_,
                   client_id_, identity_.empty() ? "anonymous" : "'" + identity_ + "'", static_cast<int>(version_),
-                  clean_start, keep_alive_, opened.present);
+                  c.clean_start, keep_alive_, opened.present);
     send(ack);
     if (opened.previous) opened.previous->kick(reason_code::session_taken_over, opened.previous_generation);
     arm_keepalive();

@@ -277,10 +277,11 @@ bool session::packet_id_free_locked(std::uint64_t seq) const {
                         [id](const inflight& f) { return f.packet_id == id; });
 }
 
-persistence::stored_delivery session::stored(const delivery& d) const {
+persistence::stored_delivery session::stored(const delivery& d, std::uint16_t packet_id) const {
     persistence::stored_delivery sd;
     sd.client_id = client_id_;
     sd.seq = d.seq;
+    sd.packet_id = packet_id;
     sd.msg = to_stored(*d.msg);
     sd.qos = d.qos;
     sd.retain = d.retain;
@@ -311,12 +312,15 @@ void session::set_persistent(bool on, bool store_existing) {
             submit_locked(persistence::put_subscription{
                 client_id_, persistence::stored_subscription{filter, stored_options(e), e.identifier}});
         }
-        const auto store_delivery = [&](const delivery& d) {
+        const auto store_delivery = [&](const delivery& d, std::uint16_t sent_as) {
             if (d.qos == 0 || !d.msg) return;
-            submit_locked(persistence::put_delivery{stored(d)});
+            submit_locked(persistence::put_delivery{stored(d, sent_as)});
         };
-        for (const auto& f : inflight_) store_delivery(f.d);
-        for (const auto& d : queue_) store_delivery(d);
+        for (auto& f : inflight_) {
+            store_delivery(f.d, f.packet_id);
+            f.d.maybe_sent = true;
+        }
+        for (const auto& d : queue_) store_delivery(d, d.maybe_sent ? packet_id_of(d.seq) : 0);
     }
     persistent_ = on;
 }
@@ -326,10 +330,10 @@ bool session::persistent() const {
     return persistent_;
 }
 
-void session::restore_delivery(message_ptr m, const persistence::stored_delivery& d) {
+void session::restore_delivery(message_ptr m, const persistence::stored_delivery& d, bool maybe_sent) {
     std::lock_guard lock(mutex_);
     last_seq_ = std::max(last_seq_, d.seq);
-    delivery dl{std::move(m), d.qos, d.retain, true, d.seq,
+    delivery dl{std::move(m), d.qos, d.retain, maybe_sent, d.seq,
                 subscription_ids(d.subscription_ids.begin(), d.subscription_ids.end())};
     if (d.awaiting_comp) {
         // PUBREC was received: only PUBREL/PUBCOMP are left.
@@ -339,6 +343,21 @@ void session::restore_delivery(message_ptr m, const persistence::stored_delivery
     }
     if (dl.msg) queued_bytes_ += dl.msg->weight();
     queue_.push_back(std::move(dl));
+}
+
+void session::store_sent_marks(bool restored) {
+    std::lock_guard lock(mutex_);
+    if (!persistent_) return;
+    // A delivery with maybe_sent has a stored copy that says so already.
+    for (auto& f : inflight_) {
+        if (f.awaiting_comp || !f.d.msg || f.d.maybe_sent) continue;
+        submit_locked(persistence::put_delivery{stored(f.d, f.packet_id)});
+        f.d.maybe_sent = true;
+    }
+    if (!restored) return;
+    for (const auto& d : queue_) {
+        if (d.msg && d.qos > 0 && d.maybe_sent) submit_locked(persistence::put_delivery{stored(d, packet_id_of(d.seq))});
+    }
 }
 
 void session::set_disconnected_at(std::int64_t ms) {

@@ -60,8 +60,9 @@ struct delivery {
     message_ptr msg;
     std::uint8_t qos = 0;
     bool retain = false;
-    // Read back from the store after a restart: it may have been sent
-    // before, so it goes out with DUP set.
+    // It may have been sent before (read back from the store after a
+    // restart, marked as sent there), so it goes out with DUP set. Set on a
+    // delivery in flight once its stored copy says so (store_sent_marks).
     bool maybe_sent = false;
     // QoS 1/2: the session's sequence number of this delivery, which is
     // also its key in the store and gives its packet identifier. A bridge's
@@ -145,8 +146,16 @@ public:
     void set_persistent(bool on, bool store_existing = true);
     [[nodiscard]] bool persistent() const;
     // Start-up recovery, before any connection: a stored delivery in seq
-    // order (queued, or QoS 2 awaiting PUBCOMP).
-    void restore_delivery(message_ptr m, const persistence::stored_delivery& d);
+    // order (queued, or QoS 2 awaiting PUBCOMP). `maybe_sent`: it may have
+    // been sent before the restart (then it goes out with DUP).
+    void restore_delivery(message_ptr m, const persistence::stored_delivery& d, bool maybe_sent);
+    // Sending writes nothing to the store; which stored deliveries may have
+    // been sent is written when the client goes away: the ones in flight
+    // get their packet identifier in the store. With `restored` (start-up,
+    // after the broker stopped while the client was connected) every
+    // restored delivery is marked so too, as nobody knows which were sent.
+    // A delivery never marked goes out after a restart without DUP.
+    void store_sent_marks(bool restored);
     // The ticket of the last store operation this session submitted
     // (subscriptions, inbound QoS 2 ids, delivery progress): an
     // acknowledgement of those waits for it.
@@ -266,7 +275,8 @@ private:
     // Completed or dropped: removes it from the store.
     void forget_stored_locked(std::uint64_t seq);
     void submit_locked(persistence::operation op);
-    [[nodiscard]] persistence::stored_delivery stored(const delivery& d) const;
+    // packet_id != 0: stored as sent with that identifier.
+    [[nodiscard]] persistence::stored_delivery stored(const delivery& d, std::uint16_t packet_id = 0) const;
     // Makes room for `w` more bytes under the drop_oldest policy; false
     // when even an empty queue would not hold it.
     bool drop_oldest_locked(std::size_t w);

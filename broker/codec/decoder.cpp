@@ -176,6 +176,11 @@ bool reader::props(properties& out, prop_ctx ctx) {
         if (!property(out, id, ctx)) return false;
     }
     end_ = packet_end;
+    // Rules that span properties or look into a value.
+    if (out.authentication_data && !out.authentication_method)
+        return protocol_error("authentication data without an authentication method");
+    if (out.response_topic && out.response_topic->find_first_of("+#") != std::string::npos)
+        return malformed("response topic with a wildcard");
     return true;
 }
 

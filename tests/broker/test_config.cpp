@@ -65,6 +65,7 @@ void check_defaults(const config& c) {
     CHECK(c.anonymous_loopback_only);
     CHECK(c.auth.password_file.empty());
     CHECK_FALSE(c.auth.filter_wide_subscriptions);
+    CHECK(c.auth.takeover == auth_config::takeover_policy::same_identity);
     CHECK(c.policy.roles.empty());
     CHECK(c.policy.users.empty());
     CHECK(c.audit.file.empty());
@@ -531,6 +532,7 @@ auth:
   allow_anonymous: false
   password_file: passwd
   wide_subscriptions: filter
+  takeover: allowed
   command_subtrees: ["+/+/+/+/+/cmd/#"]
   limits: {connections: 3, publish_rate: 100, publish_bytes_rate: 1MiB, subscriptions: 20, retained: 500,
            retained_bytes: 10MiB}
@@ -553,6 +555,7 @@ audit: {file: audit.log, topic: "$SYS/broker/audit"}
     CHECK_FALSE(c.anonymous_loopback_only);
     CHECK(c.auth.password_file == "/etc/strata/passwd");
     CHECK(c.auth.filter_wide_subscriptions);
+    CHECK(c.auth.takeover == auth_config::takeover_policy::allowed);
     CHECK(c.policy.command_subtrees == std::vector<std::string>{"+/+/+/+/+/cmd/#"});
     CHECK(c.auth.limits.connections == 3);
     CHECK(c.auth.limits.publish_rate == 100);
@@ -583,6 +586,9 @@ audit: {file: audit.log, topic: "$SYS/broker/audit"}
     CHECK_THAT(error_of("roles:\n  r:\n    - {on: a}\n"), Equals("t.yaml:3: roles.r[0]: needs exactly one of 'deny' or 'allow'"));
     CHECK_THAT(error_of("auth: {wide_subscriptions: maybe}"),
                Equals("t.yaml:1: auth.wide_subscriptions: must be refuse or filter (got 'maybe')"));
+    CHECK(parse("auth: {takeover: same_identity}").auth.takeover == auth_config::takeover_policy::same_identity);
+    CHECK_THAT(error_of("auth: {takeover: always}"),
+               Equals("t.yaml:1: auth.takeover: must be same_identity or allowed (got 'always')"));
     CHECK_THAT(error_of("auth: {login_backoff: {initial_ms: 500, max_ms: 100}}"),
                Equals("t.yaml:1: auth.login_backoff: max_ms must be at least initial_ms"));
     CHECK_THAT(error_of("audit: {topic: \"audit/#\"}"),

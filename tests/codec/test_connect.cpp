@@ -241,8 +241,52 @@ TEST_CASE("CONNECT property rules", "[codec][connect][properties]") {
                                      str("p")),
                        v5) == reason_code::protocol_error);
     // authentication data is binary, method UTF-8
-    CHECK(decode_as<connect>(with({0x16, 0x00, 0x01, 0xFF}), v5).props.authentication_data == "\xFF");
+    CHECK(decode_as<connect>(with({0x15, 0x00, 0x01, 'm', 0x16, 0x00, 0x01, 0xFF}), v5).props.authentication_data ==
+          "\xFF");
     CHECK(decode_error(with({0x15, 0x00, 0x01, 0xFF}), v5) == reason_code::malformed_packet);
+}
+
+TEST_CASE("CONNECT authentication data needs an authentication method", "[codec][connect][properties]") {
+    // [MQTT-3.1.2-?] 3.1.2.11.10: "It is a Protocol Error to include
+    // Authentication Data if there is no Authentication Method".
+    const bytes b{
+        0x10,                     // CONNECT
+        0x12,                     // remaining length 18
+        0x00, 0x04, 'M', 'Q', 'T', 'T',  // protocol name
+        0x05,                     // level 5
+        0x02,                     // flags: clean start
+        0x00, 0x3C,               // keep alive 60
+        0x04,                     // property length 4
+        0x16, 0x00, 0x01, 0xFF,   // authentication data, no authentication method
+        0x00, 0x01, 'c',          // client identifier
+    };
+    CHECK(decode_error(b, v5) == reason_code::protocol_error);
+    check_prefixes(b, v5);
+    // the method alone is fine (SCRAM's first step may carry data or not)
+    const auto c = decode_as<connect>(
+        pkt(0x10, connect_start(5, 0x02) + props({0x15, 0x00, 0x01, 'm'}) + str("c")), v5);
+    CHECK(c.props.authentication_method == "m");
+    CHECK_FALSE(c.props.authentication_data);
+    // the order of the two properties does not matter
+    CHECK(decode_as<connect>(pkt(0x10, connect_start(5, 0x02) +
+                                           props({0x16, 0x00, 0x01, 0xFF, 0x15, 0x00, 0x01, 'm'}) + str("c")),
+                             v5)
+              .props.authentication_method == "m");
+    // nor in CONNACK and AUTH
+    CHECK(decode_error(pkt(0x20, bytes{0x00, 0x00} + props({0x16, 0x00, 0x01, 'x'})), v5) ==
+          reason_code::protocol_error);
+    CHECK(decode_error(pkt(0xF0, bytes{0x18} + props({0x16, 0x00, 0x01, 'x'})), v5) == reason_code::protocol_error);
+}
+
+TEST_CASE("CONNECT will response topic must not hold wildcards", "[codec][connect][properties]") {
+    // 3.1.3.2.5: the Response Topic is a topic name: no '+' or '#' [MQTT-3.3.2-14].
+    const auto with_will_props = [](const bytes& p) {
+        return pkt(0x10, connect_start(5, 0x06) + props({}) + str("c") + props(p) + str("w") + str("x"));
+    };
+    CHECK(decode_as<connect>(with_will_props({0x08, 0x00, 0x03, 'r', '/', 'x'}), v5).will->props.response_topic ==
+          "r/x");
+    CHECK(decode_error(with_will_props({0x08, 0x00, 0x03, 'r', '/', '+'}), v5) == reason_code::malformed_packet);
+    CHECK(decode_error(with_will_props({0x08, 0x00, 0x03, 'r', '/', '#'}), v5) == reason_code::malformed_packet);
 }
 
 TEST_CASE("CONNECT trailing or missing bytes", "[codec][connect]") {

@@ -119,6 +119,25 @@ TEST_CASE("PUBLISH topic rules", "[codec][publish]") {
     }
 }
 
+TEST_CASE("PUBLISH response topic must not hold wildcards", "[codec][publish][properties]") {
+    // [MQTT-3.3.2-14]: "The Response Topic MUST NOT contain wildcard characters".
+    const bytes b{
+        0x30,                     // PUBLISH QoS 0
+        0x0B,                     // remaining length 11
+        0x00, 0x01, 't',          // topic "t"
+        0x06,                     // property length 6
+        0x08, 0x00, 0x03, 'r', '/', '#',  // response topic "r/#"
+        'x',                      // payload
+    };
+    CHECK(decode_error(b, v5) == reason_code::malformed_packet);
+    check_prefixes(b, v5);
+    CHECK(decode_error(pkt(0x30, str("t") + props({0x08, 0x00, 0x03, 'a', '+', 'b'})), v5) ==
+          reason_code::malformed_packet);
+    CHECK(decode_error(pkt(0x30, str("t") + props({0x08, 0x00, 0x01, '+'})), v5) == reason_code::malformed_packet);
+    CHECK(decode_as<publish>(pkt(0x30, str("t") + props({0x08, 0x00, 0x03, 'r', '/', 'x'})), v5).props.response_topic ==
+          "r/x");
+}
+
 TEST_CASE("PUBLISH packet identifier", "[codec][publish]") {
     CHECK(decode_error(pkt(0x32, str("t") + bytes{0x00, 0x00}), v311) == reason_code::malformed_packet);  // id 0
     CHECK(decode_error(pkt(0x34, str("t") + bytes{0x00, 0x00} + props({})), v5) == reason_code::malformed_packet);

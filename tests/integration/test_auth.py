@@ -17,14 +17,15 @@ import signal
 import subprocess
 import threading
 import time
+import types
 
 import pytest
 import yaml
 
 import mqtt_raw as r
 from certs import Pki, TlsRaw
-from conftest import (STRATA_BIN, Broker, DEFAULT_CONFIG, MOSQUITTO_PUB, MOSQUITTO_SUB, merge, strata_only,
-                      to_yaml, uid, wait_until)
+from conftest import (STRATA_BIN, Broker, Client, DEFAULT_CONFIG, MOSQUITTO_PUB, MOSQUITTO_SUB, merge,
+                      strata_only, to_yaml, uid, wait_until)
 
 pytestmark = strata_only
 
@@ -43,6 +44,7 @@ PASSWORDS = {"ana": "ana-pw-1", "olga": "olga-pw-2", "erik": "erik-pw-3", "plc":
 
 NOT_AUTHORIZED = 0x87
 BAD_CREDENTIALS = 0x86
+CLIENT_ID_NOT_VALID = 0x85
 
 
 # ---------------------------------------------------------------- helpers
@@ -882,9 +884,142 @@ def test_persistent_session_keeps_its_owner_and_filtering_across_a_restart(start
     olga.publish_acked(LINE2 + "/press-7/oee", OEE, pid=4, retain=True)
     assert ana.recv_publish().topic == LINE2 + "/press-7/oee"
     expect_no_publish(ana)  # still filtered after the restart
-    # another identity with the same client id does not get ana's session
+    # another identity with the same client id does not get ana's stored session
     ana.disconnect(wait=True)
     erik = raw_clients(b2, r.V5)
-    ack = erik.connect_ok("ana-dash", clean=False, username="erik", password=PASSWORDS["erik"].encode(),
+    ack = erik.connect("ana-dash", clean=False, username="erik", password=PASSWORDS["erik"].encode(),
+                       props=expiry)
+    assert ack.reason == CLIENT_ID_NOT_VALID
+
+
+# ---------------------------------------------------------------- a client id is not a credential
+
+ALARM = json.dumps({"id": "PR-101", "severity": "critical", "active": True, "ts": TS}).encode()
+
+
+def test_client_id_of_another_identity_is_refused_and_leaves_her_session_alone(start, tmp_path, raw_clients):
+    over = example_overrides(tmp_path)
+    expiry = [("session_expiry_interval", 3600)]
+    b = start(over)
+    # olga (operator) keeps a persistent session for her HMI and goes offline
+    olga = login(raw_clients, b, "olga", client_id="hmi-olga", props=expiry)
+    assert olga.subscribe([(LINE2 + "/+/alarm", 1)]).reasons == [1]
+    olga.disconnect(wait=True)
+    erik = login(raw_clients, b, "erik")
+    erik.publish_acked(LINE2 + "/press-7/alarm", ALARM)  # queued for olga
+    # ana (analyst) with olga's client id, both versions: refused
+    ana = raw_clients(b, r.V5)
+    ack = ana.connect("hmi-olga", clean=False, username="ana", password=PASSWORDS["ana"].encode(), props=expiry)
+    assert ack.reason == CLIENT_ID_NOT_VALID
+    ana.wait_closed()
+    ana = raw_clients(b, r.V311)
+    ack = ana.connect("hmi-olga", clean=True, username="ana", password=PASSWORDS["ana"].encode())
+    assert ack.reason == 0x02  # identifier rejected
+    ana.wait_closed()
+    # olga's session is untouched: present, with her queued alarm and her subscription
+    olga = raw_clients(b, r.V5)
+    ack = olga.connect_ok("hmi-olga", clean=False, username="olga", password=PASSWORDS["olga"].encode(),
                           props=expiry)
-    assert not ack.session_present
+    assert ack.session_present
+    m = olga.recv_publish()
+    assert (m.topic, m.payload) == (LINE2 + "/press-7/alarm", ALARM)
+    # and while she is connected, ana cannot kick her, however often she tries
+    for _ in range(3):
+        ana = raw_clients(b, r.V5)
+        assert ana.connect("hmi-olga", username="ana", password=PASSWORDS["ana"].encode()).reason == CLIENT_ID_NOT_VALID
+        ana.wait_closed()
+    olga.ping()
+    erik.publish_acked(LINE2 + "/press-7/alarm", ALARM, pid=2)
+    assert olga.recv_publish().payload == ALARM
+    refused = audit_lines(str(tmp_path / "audit.log"),
+                          lambda j: j["action"] == "login" and j["outcome"] == "refused" and j["identity"] == "ana"
+                          and j["client_id"] == "hmi-olga", count=5)
+    assert "another identity" in refused[0]["reason"]
+
+
+@pytest.mark.parametrize("takeover,second", [("same_identity", "olga"), ("allowed", "ana")])
+def test_takeover_by_the_same_identity_or_when_allowed(start, tmp_path, raw_clients, takeover, second):
+    b = start(example_overrides(tmp_path, takeover=takeover))
+    first = login(raw_clients, b, "olga", client_id="shared-panel")
+    new = login(raw_clients, b, second, client_id="shared-panel")
+    packets = first.wait_closed()
+    assert [(p.type, p.reason) for p in packets] == [(r.DISCONNECT, r.SESSION_TAKEN_OVER)]
+    new.ping()
+
+
+# ---------------------------------------------------------------- grants do not depend on the model's mode
+
+def test_command_grant_is_enforced_in_warn_subtrees(start, tmp_path, raw_clients):
+    """acme/leipzig/# is in warn mode (deploy/namespace/acme.yaml). A user who may
+    publish there but holds no command grant must not command a robot, whether the
+    topic fits the model (robot-1) or not (ROBOT is no valid equipment name)."""
+    over = example_overrides(tmp_path)
+    over["roles"]["analyst"] += [{"allow": "publish", "on": "acme/leipzig/#"},
+                                 {"allow": "subscribe", "on": "acme/leipzig/#"}]
+    b = start(over)
+    watcher = login(raw_clients, b, "ana", client_id=uid("watcher"))
+    assert watcher.subscribe([("acme/leipzig/#", 1)]).reasons == [1]
+    ana = login(raw_clients, b, "ana")
+    line1 = "acme/leipzig/assembly/line-1"
+    for i, topic in enumerate([line1 + "/ROBOT/cmd", line1 + "/robot-1/cmd", line1 + "/ROBOT/cmd/stop",
+                               line1 + "/cell-1/Robot_2/cmd", "acme/leipzig/cmd"]):
+        ack = ana.publish_acked(topic, CMD, pid=10 + i)
+        assert ack.reason == NOT_AUTHORIZED, topic
+    expect_no_publish(watcher)
+    # warn mode still passes what is not a command, model or not
+    assert ana.publish_acked(line1 + "/ROBOT/telemetry/t", TELEMETRY, pid=20).reason == 0
+    assert watcher.recv_publish().topic == line1 + "/ROBOT/telemetry/t"
+    refused = audit_lines(str(tmp_path / "audit.log"),
+                          lambda j: j["action"] == "command" and j["outcome"] == "refused", count=5)
+    assert {j["topic"] for j in refused} >= {line1 + "/ROBOT/cmd", line1 + "/ROBOT/cmd/stop"}
+
+
+def test_will_grant_is_checked_before_the_model(start, tmp_path, raw_clients):
+    """ana may not publish on line 2: her will there is refused as not authorized,
+    before the model looks at (and could tell her about) its payload."""
+    b = start(example_overrides(tmp_path))
+    ana = raw_clients(b, r.V5)
+    will = {"topic": LINE2 + "/press-7/state", "payload": b"not json", "qos": 1, "retain": True}
+    ack = ana.connect(uid("ana"), username="ana", password=PASSWORDS["ana"].encode(), will=will)
+    assert ack.reason == NOT_AUTHORIZED
+    assert ack.props.get("reason_string") == "not authorized to publish the will message"
+    # olga may publish there: the model's verdict on the same will (reject mode: 0x99)
+    olga = raw_clients(b, r.V5)
+    ack = olga.connect(uid("olga"), username="olga", password=PASSWORDS["olga"].encode(), will=will)
+    assert ack.reason == 0x99
+
+
+# ---------------------------------------------------------------- anonymous on loopback, every transport
+
+def test_anonymous_default_accepts_loopback_tls_and_websocket(tmp_path):
+    """No `auth:` section: anonymous clients are accepted on loopback listeners, and
+    a TLS or WebSocket listener on 127.0.0.1 is one."""
+    pki = Pki(tmp_path / "pki")
+    b = Broker(tmp_path, {"listeners": [
+        {"name": "plain", "protocol": "mqtt", "bind": "127.0.0.1:0"},
+        {"name": "secure", "protocol": "mqtt+tls", "bind": "127.0.0.1:0", "tls": pki.tls_config(client_ca=False)},
+        {"name": "web", "protocol": "http", "bind": "127.0.0.1:0"},
+    ]})
+    del b.config["auth"]  # no auth section at all: the out-of-the-box default
+    try:
+        b.start()
+        host, port = b.listeners["secure"]
+        tls = TlsRaw(types.SimpleNamespace(host=host, port=port), pki.client_context(), version=r.V5)
+        try:
+            assert tls.connect(uid("anon-tls")).reason == 0
+            tls.ping()
+        finally:
+            tls.close()
+        host, port = b.listeners["web"]
+        ws = Client(types.SimpleNamespace(host=host, port=port), version=5, transport="websockets")
+        ws.c.ws_set_options(path="/mqtt")
+        try:
+            ws.connect(expect_rc=None)
+            assert ws.connack[1] == 0, ws.connack
+        finally:
+            ws.close()
+        assert "accepted on loopback listeners only" in b.stderr_text()
+        b.stop()
+        b.assert_clean_exit()
+    finally:
+        b.kill()

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 import mqtt_raw as r
 from conftest import mosquitto_deviation, mosquitto_pub, uid
 
@@ -209,15 +211,96 @@ def test_v5_server_keep_alive_is_enforced(broker_factory, raw_clients):
 
 
 @mosquitto_deviation("max_keepalive only applies to 5.0 clients in 2.0.11")
-def test_v311_keepalive_above_maximum_refused(broker_factory, raw_clients):
-    b = broker_factory(limits={"max_keepalive": 10})
-    c = raw_clients(b)
-    ack = c.connect(uid(), keepalive=60)
-    assert ack.reason == 0x02
-    c.wait_closed()
+@pytest.mark.parametrize("keepalive", [60, 0])
+def test_v311_keepalive_above_maximum_is_capped_silently(broker_factory, raw_clients, keepalive):
+    """3.1.1 cannot tell a client its keep-alive: one asking for more than
+    max_keepalive (or for none) is accepted and closed after 1.5 x max_keepalive of
+    silence, as limits.max_keepalive documents."""
+    b = broker_factory(limits={"max_keepalive": 1})
+    c = raw_clients(b, timeout=10)
+    assert c.connect(uid(), keepalive=keepalive).reason == 0
+    t0 = time.monotonic()
+    assert c.wait_closed(timeout=5) == []
+    assert 1.2 <= time.monotonic() - t0 <= 3.0
 
 
 def test_v311_keepalive_within_maximum_accepted(broker_factory, raw_clients):
     b = broker_factory(limits={"max_keepalive": 10})
     c = raw_clients(b)
     assert c.connect(uid(), keepalive=10).reason == 0
+
+
+# ---------------------------------------------------------------- closing with a reason
+
+def keep_writing_after(c, packet_bytes, seconds=0.3):
+    """Writes `packet_bytes` every 10 ms for `seconds`, as a client with queued output
+    (acknowledgements, pings) does; returns the error of the first write that failed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            c.sock.sendall(packet_bytes)
+        except OSError as e:
+            return e
+        time.sleep(0.01)  # paced writes under test, not a wait for the broker
+    return None
+
+
+def read_to_eof(c):
+    """The packets the broker sends until it half-closes; fails on a reset."""
+    packets = []
+    while True:
+        try:
+            packets.append(c.recv())
+        except r.Closed:
+            return packets
+
+
+@mosquitto_deviation("closes at once after its DISCONNECT")
+def test_disconnect_with_reason_half_closes_and_reads_on(broker, raw_clients):
+    """After a DISCONNECT with a reason code the broker shuts its sending side and
+    reads what the client still sends, so a client that goes on writing (acks, pings)
+    is not reset and reads the DISCONNECT whole, then the end of the stream."""
+    c = raw_clients(broker, r.V5)
+    c.connect_ok(uid())
+    c.send(r.connect(uid(), version=r.V5))  # a second CONNECT: protocol error
+    p = c.expect(r.DISCONNECT)
+    assert p.reason == r.PROTOCOL_ERROR
+    assert p.props.get("reason_string") == "second CONNECT"  # intact, whole packet
+    err = keep_writing_after(c, r.pingreq() + r.puback(1, version=r.V5))
+    assert err is None, "write after DISCONNECT failed: %r" % err
+    assert read_to_eof(c) == []  # FIN after the DISCONNECT, nothing else
+
+
+@mosquitto_deviation("closes at once after a refusing CONNACK")
+def test_refused_connack_half_closes_and_reads_on(broker, raw_clients):
+    c = raw_clients(broker)
+    ack = c.connect("", clean=False)  # 3.1.1: an empty client id needs clean session
+    assert ack.reason == 0x02
+    err = keep_writing_after(c, r.pingreq())
+    assert err is None, "write after the refusing CONNACK failed: %r" % err
+    assert read_to_eof(c) == []
+
+
+@mosquitto_deviation("closes at once after its DISCONNECT")
+def test_lingering_is_bounded_for_a_client_that_never_closes(broker, raw_clients):
+    c = raw_clients(broker, r.V5, timeout=10)
+    c.connect_ok(uid())
+    c.send(r.connect(uid(), version=r.V5))
+    assert c.expect(r.DISCONNECT).reason == r.PROTOCOL_ERROR
+    t0 = time.monotonic()
+    with pytest.raises(r.Closed):
+        c.recv()  # FIN at once
+    # the client keeps its side open and writes nothing: the broker closes within ~1 s,
+    # after which writes are refused by the peer
+    def refused():
+        try:
+            c.sock.sendall(r.pingreq())
+        except OSError:
+            return True
+        return False
+    deadline = time.monotonic() + 5
+    while not refused():
+        assert time.monotonic() < deadline, "broker still reads 5 s after the DISCONNECT"
+        time.sleep(0.05)  # bounded poll
+    assert time.monotonic() - t0 >= 0.8
+    broker.assert_alive()

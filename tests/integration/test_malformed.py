@@ -113,6 +113,12 @@ V5_CASES = [
     ("subscribe-no-filters", b"\x82\x03\x00\x01\x00", (PROTOCOL, MALFORMED)),
     ("pubrel-wrong-flags", b"\x60\x02\x00\x01", (MALFORMED,)),
     ("second-connect", r.connect(uid(), version=r.V5), (PROTOCOL,)),
+    # [MQTT-3.3.2-14] a Response Topic is a topic name: no wildcards
+    ("publish-response-topic-hash",
+     r.publish("a", b"x", props=[("response_topic", "reply/#")], version=r.V5), (MALFORMED, PROTOCOL)),
+    ("publish-response-topic-plus",
+     r.publish("a", b"x", qos=1, pid=3, props=[("response_topic", "reply/+/x")], version=r.V5),
+     (MALFORMED, PROTOCOL)),
 ]
 
 # Mosquitto 2.0.11 closes these without a DISCONNECT (or accepts them)
@@ -124,6 +130,8 @@ V5_DEVIATIONS = {
         "accepts a Subscription Identifier from a client [MQTT-3.3.4-6]"),
     "pubrel-wrong-flags": NO_DISCONNECT,
     "second-connect": NO_DISCONNECT,
+    "publish-response-topic-hash": mosquitto_deviation("accepts a Response Topic with wildcards"),
+    "publish-response-topic-plus": mosquitto_deviation("accepts a Response Topic with wildcards"),
 }
 V5_PARAMS = [pytest.param(*c, id=c[0], marks=[V5_DEVIATIONS[c[0]]] if c[0] in V5_DEVIATIONS else [])
              for c in V5_CASES]
@@ -146,6 +154,29 @@ def test_v5_malformed_connect_refused(broker, raw_clients):
     c.send(b"\x10" + r.varint(len(bad_body)) + bad_body)
     packets = c.wait_closed()
     # a CONNACK with 0x81 before closing is allowed, never a success
+    assert all(p.type == r.CONNACK and p.reason in (MALFORMED, PROTOCOL) for p in packets), packets
+    broker.assert_alive()
+
+
+V5_BAD_CONNECTS = [
+    # 3.1.2.11.10: Authentication Data without an Authentication Method
+    pytest.param("auth-data-without-method", dict(props=[("authentication_data", b"\x01\x02")]),
+                 id="auth-data-without-method",
+                 marks=mosquitto_deviation("accepts Authentication Data without a method")),
+    # a will whose Response Topic holds a wildcard
+    pytest.param("will-response-topic-wildcard",
+                 dict(will={"topic": "w/1", "payload": b"x", "props": [("response_topic", "reply/#")]}),
+                 id="will-response-topic-wildcard",
+                 marks=mosquitto_deviation("accepts a will Response Topic with wildcards")),
+]
+
+
+@pytest.mark.parametrize("name,kw", V5_BAD_CONNECTS)
+def test_v5_connect_breaking_property_rules_is_refused(broker, raw_clients, name, kw):
+    c = raw_clients(broker, r.V5)
+    c.send(r.connect(uid(), version=r.V5, **kw))
+    packets = c.wait_closed()
+    # a CONNACK with 0x81/0x82 before closing is allowed, never a success
     assert all(p.type == r.CONNACK and p.reason in (MALFORMED, PROTOCOL) for p in packets), packets
     broker.assert_alive()
 

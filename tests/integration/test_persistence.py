@@ -288,6 +288,76 @@ def test_outbound_qos2_awaiting_pubcomp_resumes_with_pubrel(broker_factory, tmp_
     sub.expect_nothing(0.5)
 
 
+def test_dup_after_a_restart_only_for_messages_sent_before(broker_factory, tmp_path):
+    """A message that was sent before a restart (in flight, unacknowledged) goes out
+    again with DUP=1; one that was only queued for the offline client was never sent
+    and goes out with DUP=0 [MQTT-3.3.1-1]."""
+    data = tmp_path / "data"
+    b1 = start_on(broker_factory, data)
+    sub, _ = connect(b1, "dup-sub", props=SESSION_EXPIRY)
+    assert sub.subscribe([("dup/#", 2)]).reasons == [2]
+    pub, _ = connect(b1, uid("pub"))
+    pub.publish_acked("dup/a", b"sent", qos=1)
+    p = sub.recv_publish(ack=False)
+    assert (p.payload, p.dup) == (b"sent", False)
+    sub.disconnect(wait=True)  # without acknowledging it
+    pub.publish_acked("dup/b", b"queued", qos=1, pid=2)
+    pub.publish_acked("dup/c", b"queued too", qos=2, pid=3)
+    pub.disconnect()
+    b1.stop()
+    b1.assert_clean_exit()
+
+    def resume(expected_dup):
+        b = start_on(broker_factory, data)
+        sub, ack = connect(b, "dup-sub", clean=False, props=SESSION_EXPIRY)
+        assert ack.session_present
+        got = [sub.recv_publish(ack=False) for _ in range(3)]
+        assert [p.payload for p in got] == [b"sent", b"queued", b"queued too"]
+        assert [p.dup for p in got] == expected_dup
+        return b, sub, got
+
+    b2, sub, _ = resume([True, False, False])
+    sub.disconnect(wait=True)  # none acknowledged: now all three were sent
+    b2.stop()
+    b2.assert_clean_exit()
+    # a restart without the client in between keeps what was marked sent
+    b3 = start_on(broker_factory, data)
+    b3.stop()
+    b3.assert_clean_exit()
+    b4, sub, got = resume([True, True, True])
+    for p in got:
+        sub.ack(p)
+    assert sub.expect(mqtt_raw.PUBREL).pid == got[2].pid
+    sub.send(mqtt_raw.pubcomp(got[2].pid, version=V5))
+    sub.expect_nothing(0.3)
+    sub.disconnect(wait=True)
+
+
+def test_dup_after_a_crash_with_the_client_connected(broker_factory, tmp_path):
+    """After a crash while the client was connected nobody knows what was sent: every
+    stored message goes out with DUP, also after a further restart without it."""
+    data = tmp_path / "data"
+    over = {"persistence": {"durability": "always"}}
+    b1 = start_on(broker_factory, data, **over)
+    sub, _ = connect(b1, "dup-crash", props=SESSION_EXPIRY)
+    assert sub.subscribe([("dupc/#", 1)]).reasons == [1]
+    pub, _ = connect(b1, uid("pub"))
+    pub.publish_acked("dupc/a", b"one", qos=1)
+    assert sub.recv_publish(ack=False).payload == b"one"
+    b1.crash()
+    sub.close()
+    pub.close()
+    b2 = start_on(broker_factory, data, **over)
+    b2.stop()
+    b2.assert_clean_exit()
+    b3 = start_on(broker_factory, data, **over)
+    sub, ack = connect(b3, "dup-crash", clean=False, props=SESSION_EXPIRY)
+    assert ack.session_present
+    p = sub.recv_publish()
+    assert (p.payload, p.dup) == (b"one", True)
+    sub.disconnect(wait=True)
+
+
 # ---------------------------------------------------------------- bad directories
 
 def test_second_process_on_the_same_directory_exits_2(broker_factory, tmp_path):
