@@ -226,7 +226,7 @@ SEEDS = {
         + connect(2, "mallory", "scram") + connect(3, "olga", "scram-later") + ping(3),
     "will_refused_by_model":
         bytes([MODEL_REJECT]) + connect(0) + subscribe(0, "#")
-        + connect(1, will=("temperature", "value-1e999", 1, False), client_id="c2")
+        + connect(1, will=("temperature", "huge-int", 1, False), client_id="c2")
         + connect(2, will=("state", "state", 1, True), client_id="c3")
         + close(1, reset=True) + close(2) + ping(0),
     "will_quarantined":
@@ -279,7 +279,7 @@ SEEDS = {
         + connect(1) + publish(1, "sandbox", "oee", qos=1, props=True) + publish(1, "sandbox", "telemetry"),
     "identity_limits":
         bytes([IDENTITY_LIMITS | ROLES | MODEL_NONE]) + connect(0) + connect(1) + connect(2)
-        + b"".join(publish(0, "sandbox", "telemetry", qos=1) for _ in range(7)) + subscribe(1, "sandbox", "inboxes", "#"),
+        + b"".join(publish(0, "sandbox", "telemetry") for _ in range(7)) + subscribe(1, "sandbox", "inboxes", "#"),
     "access_rules":
         bytes([ACCESS | MODEL_WARN]) + connect(0) + subscribe(0, "nosubscribe", "leipzig", "#")
         + publish(0, "leipzig-state", "state", qos=1) + publish(0, "nosubscribe", "telemetry"),
@@ -301,9 +301,9 @@ SEEDS = {
         + publish(0, "state", "state", qos=2, mode=0x3D),
     "deep_json_and_huge_numbers":
         bytes([MODEL_REJECT]) + connect(0) + subscribe(0, "#")
-        + publish(0, "cmd-stop", "cmd-set-1e999", qos=1) + publish(0, "line-oee", "oee-1e999", retain=True)
-        + publish(0, "temperature", "overflow") + publish(0, "temperature", "denormal")
-        + publish(0, "temperature", "value--1e999"),
+        + publish(0, "cmd-stop", "deep-object", qos=1) + publish(0, "line-oee", "huge-int", retain=True)
+        + publish(0, "temperature", "nan") + publish(0, "temperature", "denormal")
+        + publish(0, "temperature", "-0"),
     "unsubscribe_and_resubscribe":
         bytes([MODEL_NONE]) + connect(0) + subscribe(0, "#", "a/b", qos=1, sub_id=True, retain_handling=1)
         + connect(1) + publish(1, "a/b", "telemetry", retain=True) + unsubscribe(0, "#", "a/b", "+")
