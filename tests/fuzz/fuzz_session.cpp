@@ -979,8 +979,10 @@ private:
         const std::uint8_t f = r.u8();
         // A CONNECT on a connection that already sent one is a protocol
         // error; on a fresh socket it logs in.
-        const bool fresh = c.fd < 0 || c.eof || (f & 0x80) != 0;
-        if (fresh) open_socket(c);
+        if (c.fd < 0 || c.eof || (f & 0x80) != 0) open_socket(c);
+        // Nothing sent on this socket yet: the CONNECT is what the broker
+        // reads first, and the expectations follow from it.
+        const bool fresh = !c.connect_sent;
         mqtt::connect p;
         p.version = (f & 1) ? mqtt::protocol_version::v311 : mqtt::protocol_version::v5;
         const bool v5 = p.version == mqtt::protocol_version::v5;
