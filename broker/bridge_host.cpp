@@ -260,7 +260,7 @@ void bridge::on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)
         return;
     }
     // Acknowledged to the remote once stored here.
-    core_.store()->when_durable(ticket, [done = std::move(done), code](bool ok) {
+    core_.store()->when_durable(ticket, [done = std::move(done), code = code](bool ok) {
         done(ok ? code : mqtt::reason_code::unspecified_error);
     });
 }

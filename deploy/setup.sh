@@ -76,7 +76,8 @@ case "${1:-}" in
         cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=ON \
             -DSTRATA_TESTS=ON -DSTRATA_BENCHMARKS=OFF >/dev/null
         ninja -C build-test -j "$jobs"
-        # The decoder's fuzz target, built with clang, for a bounded time.
+        # The fuzz targets (the decoder; client sessions against the engine),
+        # built with clang, for a bounded time each.
         tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}"
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
