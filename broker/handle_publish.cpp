@@ -114,10 +114,15 @@ void connection::handle_publish(mqtt::publish& p) {
                                                                           steady_clock::now())
                                                  : auth::rate_verdict::ok;
                rate != auth::rate_verdict::ok) {
-        // Over the identity's rate: not routed. 5.0 says why in the ack;
-        // 3.1.1 cannot, and a QoS 0 message has no ack: dropped, counted.
-        outcome = rate == auth::rate_verdict::too_many_messages ? reason_code::message_rate_too_high
-                                                                : reason_code::quota_exceeded;
+        // Over the identity's rate: not routed. 5.0 says why in the ack
+        // (0x97 Quota exceeded: 0x96 Message rate too high is a DISCONNECT
+        // code that PUBACK/PUBREC may not carry [MQTT-3.4.2.1], and clients,
+        // our own bridge among them, refuse it as malformed); 3.1.1 cannot,
+        // and a QoS 0 message has no ack: dropped, counted.
+        outcome = reason_code::quota_exceeded;
+        if (v5 && request_problem_info_)
+            ack_reason = rate == auth::rate_verdict::too_many_messages ? "over this identity's publish rate"
+                                                                       : "over this identity's publish bytes rate";
         bump(core_.counters().local().publish_rate_limited);
     } else {
         if (command) audit("command", "allowed", p.topic);
@@ -165,7 +170,7 @@ void connection::handle_publish(mqtt::publish& p) {
         }
     }
 
-    if (!v5 && (outcome == reason_code::not_authorized || outcome == reason_code::message_rate_too_high ||
+    if (!v5 && (outcome == reason_code::not_authorized ||
                 outcome == reason_code::quota_exceeded))
         outcome = reason_code::success;
     // The Reason String is optional: leave it out rather than exceed the
