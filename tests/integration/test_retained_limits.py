@@ -247,6 +247,23 @@ def test_max_retained_bytes_refuses_growth_and_311_is_acknowledged(broker_factor
     assert sorted(t for t, _ in received_before_marker(late, "b/marker", pub)) == ["b/1", "b/2", "b/3"]
 
 
+def test_by_default_one_anonymous_client_cannot_fill_the_retained_store(broker_factory, raw_clients):
+    """The issue's case: one anonymous client storing retained topics as fast as it
+    can. With the defaults it stops at its share, auth.limits.retained (100,000)."""
+    b = broker_factory(sys={"interval": 0})
+    c = raw_clients(b, r.V5)
+    c.connect_ok(uid("flood"), keepalive=0)
+    share = 100000
+    for start in range(0, share, 10000):
+        c.send(b"".join(r.publish("flood/%d/%d" % (i // 1000, i % 1000), b"v", retain=True, version=r.V5)
+                        for i in range(start, start + 10000)))
+    # Handled in order: this one's PUBACK comes after all of the above.
+    ack = v5_ack(c, "flood/over", b"v")
+    assert ack.reason == r.QUOTA_EXCEEDED, ack
+    assert "auth.limits.retained" in ack.props.get("reason_string", "")
+    assert v5_ack(c, "flood/0/0", b"w", pid=2).reason < 0x80  # replacing still works
+
+
 def test_each_identity_has_its_share_of_retained_topics(broker_factory, raw_clients, tmp_path):
     b = start_admin_broker(broker_factory, tmp_path, auth={"limits": {"retained": 3}})
     watcher = raw_clients(b, r.V5)  # (so that an accepted message is acknowledged 0x00)
