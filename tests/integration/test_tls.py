@@ -204,31 +204,31 @@ def gauges(b):
     return out
 
 
-def test_bare_connections_hold_no_tls_state_and_handshakes_are_bounded(broker_factory, pki):
-    """Bare TCP connections to TLS listeners (mqtt+tls and https) get no TLS state until
-    they send, so they never count against limits.max_handshakes; a handshake beyond the
-    bound waits for a slot and then completes; the bare ones are closed after the connect
-    timeout (10 s), on https as on mqtt+tls."""
-    b = broker_factory(limits={"max_handshakes": 4}, listeners=[
+def start_tls_and_web_broker(broker_factory, pki, **over):
+    b = broker_factory(listeners=[
         {"name": "plain", "protocol": "mqtt", "bind": "127.0.0.1:0"},
         {"name": "secure", "protocol": "mqtt+tls", "bind": "127.0.0.1:0", "tls": pki.tls_config()},
         {"name": "web", "protocol": "http", "bind": "127.0.0.1:0"},
         {"name": "admin", "protocol": "https", "bind": "127.0.0.1:0",
          "tls": pki.tls_config(require_client_cert=False)},
-    ])
-    secure = types.SimpleNamespace(host=b.listeners["secure"][0], port=b.listeners["secure"][1])
-    admin = b.listeners["admin"]
-    device = pki.client_context(pki.client_cert, pki.client_key)
+    ], **over)
+    b.tls = types.SimpleNamespace(host=b.listeners["secure"][0], port=b.listeners["secure"][1])
+    return b
 
+
+def test_bare_connections_to_tls_listeners_hold_no_tls_state_and_time_out(broker_factory, pki):
+    """Bare TCP connections to TLS listeners (mqtt+tls and https) get no TLS state until
+    they send (no handshake in progress), real clients get through meanwhile, and the
+    bare ones are closed after the connect timeout (10 s), on https as on mqtt+tls."""
+    b = start_tls_and_web_broker(broker_factory, pki)
+    admin = b.listeners["admin"]
     opened = time.monotonic()
-    bare = [socket.create_connection((secure.host, secure.port)) for _ in range(150)]
+    bare = [socket.create_connection((b.tls.host, b.tls.port)) for _ in range(150)]
     bare += [socket.create_connection(admin) for _ in range(50)]
     wait_until(lambda: gauges(b)["strata_connections"] >= 150, what="the bare connections to be accepted")
-    g = gauges(b)
-    assert g["strata_tls_handshakes_in_progress"] == 0 and g["strata_tls_handshakes_waiting"] == 0, g
+    while_open = gauges(b)
 
-    # Real clients get through meanwhile, on both listeners.
-    c = TlsRaw(secure, device)
+    c = TlsRaw(b.tls, pki.client_context(pki.client_cert, pki.client_key))
     c.connect_ok(uid("tls"))
     c.close()
     conn = http.client.HTTPSConnection(*admin, timeout=TIMEOUT, context=pki.client_context())
@@ -236,35 +236,7 @@ def test_bare_connections_hold_no_tls_state_and_handshakes_are_bounded(broker_fa
     assert conn.getresponse().status == 200
     conn.close()
 
-    # Four clients that send one byte of a ClientHello and stall take every slot.
-    stalled = [socket.create_connection((secure.host, secure.port)) for _ in range(4)]
-    for s in stalled:
-        s.sendall(b"\x16")
-    wait_until(lambda: gauges(b)["strata_tls_handshakes_in_progress"] == 4, what="4 handshakes in progress")
-
-    # A fifth handshake waits for a slot ...
-    result = {}
-
-    def late_client():
-        try:
-            t = TlsRaw(secure, device, timeout=15)
-            result["ack"] = t.connect(uid("late"))
-            t.close()
-        except Exception as e:  # reported by the assertion below
-            result["error"] = e
-
-    late = threading.Thread(target=late_client)
-    late.start()
-    wait_until(lambda: gauges(b)["strata_tls_handshakes_waiting"] == 1, what="a handshake waiting for a slot")
-    assert gauges(b)["strata_tls_handshakes_in_progress"] == 4
-    # ... and completes once the stalled ones give theirs back.
-    for s in stalled:
-        s.close()
-    late.join(20)
-    assert "error" not in result, result
-    assert result["ack"].reason == 0
-
-    # The bare connections never sent a byte: closed by the connect timeout (10 s).
+    # The bare connections never sent a byte: closed by the connect timeout.
     pending = set(bare)
     deadline = opened + 10 + 5
     while pending and time.monotonic() < deadline:
@@ -279,9 +251,48 @@ def test_bare_connections_hold_no_tls_state_and_handshakes_are_bounded(broker_fa
     for s in bare:
         s.close()
     assert not pending, "%d bare connections still open after %.0f s" % (len(pending), time.monotonic() - opened)
-    g = gauges(b)
-    assert g["strata_tls_handshakes_in_progress"] == 0 and g["strata_tls_handshakes_waiting"] == 0, g
+    # While they were open, none of them held TLS state.
+    assert while_open.get("strata_tls_handshakes_in_progress") == 0, while_open
+    assert while_open.get("strata_tls_handshakes_waiting") == 0, while_open
 
+
+def test_handshakes_beyond_max_handshakes_wait_for_a_slot(broker_factory, pki):
+    """Four clients that send one byte of a ClientHello and stall fill max_handshakes: 4;
+    a fifth handshake waits for a slot (bare connections meanwhile take none) and
+    completes once the stalled ones go."""
+    b = start_tls_and_web_broker(broker_factory, pki, limits={"max_handshakes": 4})
+    device = pki.client_context(pki.client_cert, pki.client_key)
+    bare = [socket.create_connection((b.tls.host, b.tls.port)) for _ in range(20)]
+    stalled = [socket.create_connection((b.tls.host, b.tls.port)) for _ in range(4)]
+    for s in stalled:
+        s.sendall(b"\x16")
+    wait_until(lambda: gauges(b)["strata_tls_handshakes_in_progress"] == 4, what="4 handshakes in progress")
+
+    result = {}
+
+    def late_client():
+        try:
+            t = TlsRaw(b.tls, device, timeout=15)
+            result["ack"] = t.connect(uid("late"))
+            t.close()
+        except Exception as e:  # reported by the assertion below
+            result["error"] = e
+
+    late = threading.Thread(target=late_client)
+    late.start()
+    try:
+        wait_until(lambda: gauges(b)["strata_tls_handshakes_waiting"] == 1, what="a handshake waiting for a slot")
+        assert gauges(b)["strata_tls_handshakes_in_progress"] == 4
+    finally:
+        for s in stalled:
+            s.close()
+        late.join(20)
+    assert "error" not in result, result
+    assert result["ack"].reason == 0
+    wait_until(lambda: gauges(b)["strata_tls_handshakes_in_progress"] == 0, what="every slot given back")
+    assert gauges(b)["strata_tls_handshakes_waiting"] == 0
+    for s in bare:
+        s.close()
 
 def test_bad_tls_config_is_a_clear_start_error(tmp_path, pki):
     import conftest
