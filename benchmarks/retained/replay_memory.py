@@ -6,9 +6,11 @@ connects K clients that subscribe to '#' and never read (small receive buffers),
 reports the broker's resident memory (VmRSS) at each step once it has settled.
 Optionally one more client sends a single SUBSCRIBE listing '#' 100 times.
 A fresh client's PINGREQ round trip at the end says whether the broker still serves.
+With --flood N, one more anonymous client then stores N further retained topics as
+fast as it can (the retained store's limits stop it at its share).
 
   benchmarks/retained/replay_memory.py --bin build-rel/broker/strata \\
-      [--retained 100000] [--size 1024] [--subscribers 10] [--dup 100]
+      [--retained 100000] [--size 1024] [--subscribers 10] [--dup 100] [--flood 0]
 
 Every process it starts is stopped by PID.
 """
@@ -110,6 +112,24 @@ def settled_rss(pid, quiet=3.0, limit=120.0):
     return rss_kib(pid)
 
 
+def store_retained(port, client_id, prefix, n, size):
+    """n retained messages of `size` bytes from one client, pipelined at QoS 0; a
+    final QoS 1 one's PUBACK says the connection's messages were all handled."""
+    pub = client(port, client_id)
+    payload = b"x" * size
+    batch = []
+    for i in range(n):
+        batch.append(publish_packet("%s/area-%d/line-%d/cell-%d/value" % (prefix, i % 10, i // 10 % 100, i // 1000),
+                                    payload))
+        if len(batch) == 1000:
+            pub.sendall(b"".join(batch))
+            batch = []
+    pub.sendall(b"".join(batch) + publish_packet(prefix + "/sync", b"1", qos=1, pid=1))
+    while read_packet(pub)[0] >> 4 != 4:
+        pass
+    pub.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True)
@@ -117,7 +137,9 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--subscribers", type=int, default=10)
     ap.add_argument("--dup", type=int, default=100, help="one SUBSCRIBE listing '#' this many times (0: skip)")
+    ap.add_argument("--flood", type=int, default=0, help="retained topics one more client tries to store (0: skip)")
     args = ap.parse_args()
+    args.bin = os.path.abspath(args.bin)
 
     tmp = tempfile.mkdtemp(prefix="replay-memory-")
     cfg = os.path.join(tmp, "strata.yaml")
@@ -140,20 +162,7 @@ def main():
         base = settled_rss(proc.pid, quiet=1.0)
         print("broker started                        RSS %8.1f MiB" % (base / 1024))
 
-        # N retained messages, pipelined at QoS 0; a final QoS 1 one's PUBACK
-        # says the connection's messages were all handled.
-        pub = client(port, "publisher")
-        payload = b"x" * args.size
-        batch = []
-        for i in range(args.retained):
-            batch.append(publish_packet("plant/area-%d/line-%d/cell-%d/value" % (i % 10, i // 10 % 100, i // 1000),
-                                        payload))
-            if len(batch) == 1000:
-                pub.sendall(b"".join(batch))
-                batch = []
-        pub.sendall(b"".join(batch) + publish_packet("plant/sync", b"1", qos=1, pid=1))
-        while read_packet(pub)[0] >> 4 != 4:
-            pass
+        store_retained(port, "publisher", "plant", args.retained, args.size)
         stored = settled_rss(proc.pid, quiet=1.0)
         print("%7d retained of %d B stored        RSS %8.1f MiB" % (args.retained, args.size, stored / 1024))
 
@@ -173,6 +182,14 @@ def main():
             dup = settled_rss(proc.pid)
             print("one SUBSCRIBE with '#' x %-4d           RSS %8.1f MiB  (+%.1f MiB)"
                   % (args.dup, dup / 1024, (dup - after) / 1024))
+
+        if args.flood:
+            before = rss_kib(proc.pid)
+            t0 = time.monotonic()
+            store_retained(port, "flooder", "flood", args.flood, args.size)
+            flooded = settled_rss(proc.pid, quiet=1.0)
+            print("%7d more retained tried by one client RSS %8.1f MiB  (+%.1f MiB, %.1f s)"
+                  % (args.flood, flooded / 1024, (flooded - before) / 1024, time.monotonic() - t0))
 
         t0 = time.monotonic()
         probe = client(port, "probe")
