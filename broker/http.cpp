@@ -179,11 +179,12 @@ asio::awaitable<boost::system::error_code> run_start(tls_start& start) {
     co_return ec;
 }
 
-// An https connection: the TLS handshake as on mqtt+tls listeners (no TLS
-// state before the first bytes, bounded by limits.max_handshakes, within
-// the connect timeout), then the request loop.
+// An https connection whose first bytes arrived: the TLS handshake as on
+// mqtt+tls listeners (bounded by limits.max_handshakes, done by
+// `deadline_at`), then the request loop.
 asio::awaitable<void> serve_tls(const http_server& srv, tcp_socket socket, std::shared_ptr<ssl::context> ctx,
-                                const listener_config& listener, std::size_t thread_index) {
+                                const listener_config& listener, std::size_t thread_index,
+                                std::chrono::steady_clock::time_point deadline_at) {
     broker_core& core = srv.core();
     std::string remote = "?";
     {
@@ -192,7 +193,7 @@ asio::awaitable<void> serve_tls(const http_server& srv, tcp_socket socket, std::
         if (!ec) remote = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
     auto start = std::make_shared<tls_start>(std::move(socket), ctx, core.handshakes());
-    asio::steady_timer deadline(co_await asio::this_coro::executor, connect_timeout);
+    asio::steady_timer deadline(co_await asio::this_coro::executor, deadline_at);
     deadline.async_wait([weak = std::weak_ptr<tls_start>(start)](boost::system::error_code ec) {
         if (auto s = weak.lock(); s && !ec) s->close();
     });
@@ -214,20 +215,26 @@ http_server::http_server(broker_core& core, const metrics& m) : core_(core), met
 
 void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, const listener_config& l,
                         std::size_t thread_index) {
-    const auto ex = socket.get_executor();
-    auto on_error = [](const std::exception_ptr& e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            spdlog::error("http connection closed after an internal error: {}", x.what());
+    // Until the client's first bytes arrive the connection holds only its
+    // socket and a timer: the request loop's coroutine, parser and buffers
+    // (about 6 KB), or on https the TLS state, come after.
+    const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
+    on_first_bytes(std::move(socket), deadline, [this, ctx = std::move(ctx), &l, thread_index, deadline](tcp_socket s) {
+        const auto ex = s.get_executor();
+        auto on_error = [](const std::exception_ptr& e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                spdlog::error("http connection closed after an internal error: {}", x.what());
+            }
+        };
+        if (ctx) {
+            asio::co_spawn(ex, serve_tls(*this, std::move(s), ctx, l, thread_index, deadline), on_error);
+        } else {
+            asio::co_spawn(ex, serve_connection(*this, std::move(s), nullptr, l, thread_index), on_error);
         }
-    };
-    if (ctx) {
-        asio::co_spawn(ex, serve_tls(*this, std::move(socket), std::move(ctx), l, thread_index), on_error);
-    } else {
-        asio::co_spawn(ex, serve_connection(*this, std::move(socket), nullptr, l, thread_index), on_error);
-    }
+    });
 }
 
 http_server::response http_server::respond(const http_request& req) const {

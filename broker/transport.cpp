@@ -3,6 +3,7 @@
 
 #include "broker/stats.hpp"
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/websocket/ssl.hpp>
@@ -66,6 +67,12 @@ void close_socket(tcp_socket& s) {
     boost::system::error_code ec;
     s.shutdown(tcp_socket::shutdown_both, ec);
     s.close(ec);
+}
+
+// Readable with nothing to read: the peer closed (or reset) before sending.
+bool closed_before_sending(tcp_socket& s) {
+    boost::system::error_code ec;
+    return s.available(ec) == 0 || ec;
 }
 
 class tls_transport final : public transport {
@@ -206,11 +213,35 @@ tls_start::~tls_start() {
     release_slot();
 }
 
+void on_first_bytes(tcp_socket socket, std::chrono::steady_clock::time_point deadline,
+                    std::function<void(tcp_socket)> then) {
+    struct waiting {
+        tcp_socket socket;
+        asio::steady_timer timer;
+        std::function<void(tcp_socket)> then;
+    };
+    asio::steady_timer timer(socket.get_executor());
+    auto w = std::make_shared<waiting>(waiting{std::move(socket), std::move(timer), std::move(then)});
+    w->timer.expires_at(deadline);
+    w->timer.async_wait([w](boost::system::error_code ec) {
+        if (!ec) close_socket(w->socket);  // the wait below ends with an error
+    });
+    w->socket.async_wait(tcp_socket::wait_read, [w](boost::system::error_code ec) {
+        w->timer.cancel();
+        if (ec || closed_before_sending(w->socket)) {
+            close_socket(w->socket);
+            return;
+        }
+        w->then(std::move(w->socket));
+    });
+}
+
 void tls_start::async_run(done_fn done) {
-    // Readable: the first bytes arrived (or the peer closed, which the
-    // handshake then reports). Nothing of TLS exists before.
+    // Readable: the first bytes arrived. Nothing of TLS exists before, and
+    // nothing is made for a peer that closed without sending.
     socket_.async_wait(tcp_socket::wait_read, [this, done = std::move(done)](boost::system::error_code ec) mutable {
         if (closed_) ec = asio::error::operation_aborted;
+        if (!ec && closed_before_sending(socket_)) ec = asio::error::eof;
         if (ec) {
             done(ec);
             return;

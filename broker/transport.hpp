@@ -89,6 +89,12 @@ private:
     std::shared_ptr<asio::ssl::context> ctx_;  // guarded by mutex_
 };
 
+// Waits, holding only the socket and a timer, until the client's first
+// bytes arrive, then calls then(socket) (on the socket's executor). A
+// client that sends nothing before `deadline`, or closes first, is closed.
+void on_first_bytes(tcp_socket socket, std::chrono::steady_clock::time_point deadline,
+                    std::function<void(tcp_socket)> then);
+
 // The server side of a TLS connection up to the end of its handshake: waits
 // for the client's first bytes on the bare socket, then for a slot of the
 // gate, then makes the TLS stream and runs the handshake. The caller bounds

@@ -57,7 +57,7 @@ def main():
             tls = "    tls: {cert: %s, key: %s}\n" % (cert, key) if args.protocol in ("mqtt+tls", "https") else ""
             f.write("listeners:\n  - name: l\n    protocol: %s\n    bind: \"127.0.0.1:0\"\n%s"
                     "persistence: {enabled: false}\nlog: {level: warn}\n" % (args.protocol, tls))
-        proc = subprocess.Popen([args.bin, "--config", config], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([os.path.abspath(args.bin), "--config", config], stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, cwd=d)
         try:
             port = None

@@ -219,12 +219,14 @@ def start_tls_and_web_broker(broker_factory, pki, **over):
 def test_bare_connections_to_tls_listeners_hold_no_tls_state_and_time_out(broker_factory, pki):
     """Bare TCP connections to TLS listeners (mqtt+tls and https) get no TLS state until
     they send (no handshake in progress), real clients get through meanwhile, and the
-    bare ones are closed after the connect timeout (10 s), on https as on mqtt+tls."""
+    bare ones are closed after the connect timeout (10 s), on https and http as on
+    mqtt+tls."""
     b = start_tls_and_web_broker(broker_factory, pki)
     admin = b.listeners["admin"]
     opened = time.monotonic()
     bare = [socket.create_connection((b.tls.host, b.tls.port)) for _ in range(150)]
     bare += [socket.create_connection(admin) for _ in range(50)]
+    bare += [socket.create_connection(b.listeners["web"]) for _ in range(50)]
     wait_until(lambda: gauges(b)["strata_connections"] >= 150, what="the bare connections to be accepted")
     while_open = gauges(b)
 
