@@ -19,7 +19,7 @@ constexpr auto close_timeout = std::chrono::seconds(5);
 // Lingering after a DISCONNECT or refusing CONNACK: how long, and how much
 // input, the broker reads and discards before it closes anyway.
 constexpr auto linger_time = std::chrono::seconds(1);
-constexpr std::uint32_t linger_bytes = 64 * 1024;
+constexpr std::uint16_t linger_bytes = 60 * 1024;
 // Encoded replies (acks, SUBACKs, PINGRESPs) waiting behind a write in
 // progress beyond which the connection stops reading.
 constexpr std::size_t max_pending_replies = 256 * 1024;
@@ -580,7 +580,7 @@ void connection::start_linger() {
 }
 
 void connection::on_linger_read(boost::system::error_code ec, std::size_t n) {
-    lingered_bytes_ += static_cast<std::uint32_t>(std::min<std::size_t>(n, linger_bytes));
+    lingered_bytes_ = static_cast<std::uint16_t>(std::min<std::size_t>(lingered_bytes_ + n, linger_bytes));
     if (ec || lingered_bytes_ >= linger_bytes) {
         close_now();  // the client closed (or sends too much): done
         return;

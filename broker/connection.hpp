@@ -237,7 +237,7 @@ private:
     bool reading_ = false;                // a read is pending (plain socket or transport)
     bool close_when_flushed_ = false;
     bool linger_ = false;                 // the last packet needs lingering (see state::lingering)
-    std::uint32_t lingered_bytes_ = 0;
+    std::uint16_t lingered_bytes_ = 0;    // discarded while lingering (fits the padding after the flags)
     bool read_paused_ = false;            // reading stops while replies are backlogged
     std::atomic<bool> notify_pending_{false};
 
