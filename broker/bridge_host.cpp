@@ -259,7 +259,8 @@ void bridge::on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)
         done(code);
         return;
     }
-    // Acknowledged to the remote once stored here.
+    // Acknowledged to the remote once stored here. (`code = code`: clang 14
+    // cannot capture a structured binding by name.)
     core_.store()->when_durable(ticket, [done = std::move(done), code = code](bool ok) {
         done(ok ? code : mqtt::reason_code::unspecified_error);
     });
