@@ -767,7 +767,6 @@ private:
         default: break;
         }
         if (first) c.intact = connect && whole;
-        if (!whole && c.state == client::phase::awaiting_connack && connect) c.state = client::phase::none;
         send_bytes(c, std::move(b));
     }
 
