@@ -3,6 +3,7 @@
 #include "broker/connection.hpp"
 
 #include "broker/broker_core.hpp"
+#include "broker/log_limit.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -357,9 +358,45 @@ void connection::kick(mqtt::reason_code code, std::uint64_t generation) {
     });
 }
 
+bool connection::encode_for_client(const mqtt::packet& p, std::vector<std::uint8_t>& out) {
+    const std::size_t start = out.size();
+    mqtt::encode(p, version_, out);
+    if (out.size() - start <= client_max_packet_size_) return true;
+    // Above the client's Maximum Packet Size (5.0): the Reason String and
+    // User Properties are what the standard lets the sender leave out
+    // (MQTT-3.1.2-25 and the Reason String of every reply); without them it
+    // may fit.
+    out.resize(start);
+    mqtt::packet lean = p;
+    std::visit(
+        [](auto& x) {
+            if constexpr (requires { x.props; }) {
+                x.props.reason_string.reset();
+                x.props.user_properties.clear();
+            }
+        },
+        lean);
+    mqtt::encode(lean, version_, out);
+    const std::size_t size = out.size() - start;
+    if (size <= client_max_packet_size_) return true;
+    out.resize(start);
+    static thread_local log_limit limit;
+    if (limit.allow()) {
+        spdlog::info("{} '{}': closing: a packet of type {} needs {} bytes, above the client's Maximum Packet Size "
+                     "of {}{}",
+                     remote_, client_id_, static_cast<int>(mqtt::type_of(p)), size, client_max_packet_size_,
+                     limit.suffix());
+    }
+    return false;
+}
+
 void connection::send(const mqtt::packet& p) {
     if (ended()) return;
-    mqtt::encode(p, version_, control_);
+    if (!encode_for_client(p, control_)) {
+        // Nothing this client accepts can say why: the connection closes.
+        close_after_flush();
+        return;
+    }
     flush();
 }
 
@@ -376,7 +413,10 @@ void connection::send_when_durable(const mqtt::packet& p, persistence::ticket t)
     }
     if (!held_) held_ = std::make_unique<held_acks>();
     if (holding) t = std::max(t, held_->ends.back().first);
-    mqtt::encode(p, version_, held_->bytes);
+    if (!encode_for_client(p, held_->bytes)) {
+        close_after_flush();
+        return;
+    }
     held_->ends.emplace_back(t, held_->bytes.size());
     wait_for_store();
 }

@@ -172,7 +172,12 @@ private:
     // Protocol violation: 5.0 clients get DISCONNECT(code); then close.
     void fail(mqtt::reason_code code, const char* why);
 
-    // Queue a control packet (ack, suback, ...) and flush.
+    // Appends p to `out` within the client's Maximum Packet Size (leaving
+    // out its Reason String and User Properties when needed); false, with
+    // nothing appended, when it does not fit even without them.
+    [[nodiscard]] bool encode_for_client(const mqtt::packet& p, std::vector<std::uint8_t>& out);
+    // Queue a control packet (ack, suback, ...) and flush; a packet that
+    // does not fit the client's Maximum Packet Size closes the connection.
     void send(const mqtt::packet& p);
     // An acknowledgement that may go out only once the store made ticket
     // `t` durable, and this session's own writes before it (0: nothing

@@ -36,6 +36,8 @@ void connection::handle_connect(mqtt::connect& c) {
     if (v5 && c.props.request_problem_information) {
         request_problem_info_ = *c.props.request_problem_information != 0;
     }
+    // Every packet to this client fits this, from the first CONNACK or AUTH on.
+    if (v5) client_max_packet_size_ = c.props.maximum_packet_size.value_or(268'435'460);
 
     if (const auto& r = core_.cfg().redirect) {
         refuse_connect(r->permanent ? reason_code::server_moved : reason_code::use_another_server,
@@ -255,7 +257,6 @@ void connection::accept_connect(mqtt::connect& c) {
     // What the client accepts from us.
     if (v5) {
         client_receive_maximum_ = c.props.receive_maximum.value_or(65535);
-        client_max_packet_size_ = c.props.maximum_packet_size.value_or(268'435'460);
         client_topic_alias_max_ = std::min(c.props.topic_alias_maximum.value_or(0), limits.topic_alias_maximum);
         inbound_aliases_.assign(std::size_t{limits.topic_alias_maximum} + 1, std::string());
     }

@@ -173,10 +173,6 @@ void connection::handle_publish(mqtt::publish& p) {
     if (!v5 && (outcome == reason_code::not_authorized ||
                 outcome == reason_code::quota_exceeded))
         outcome = reason_code::success;
-    // The Reason String is optional: leave it out rather than exceed the
-    // client's Maximum Packet Size [MQTT-3.4.2-3]. Bound: fixed header 5,
-    // packet id 2, reason 1, property length 4, property id 1 + length 2.
-    if (ack_reason && ack_reason->size() + 15 > client_max_packet_size_) ack_reason.reset();
     // The acknowledgement goes out once the message's effects (retained
     // value, deliveries to persistent sessions, this session's QoS 2 state)
     // are as durable as the store's policy promises.

@@ -453,7 +453,7 @@ class RawClient:
         self.buf += chunk
 
     def _frame(self):
-        """Returns (first_byte, body) if a whole packet is buffered, else None."""
+        """Returns (first_byte, body, size) if a whole packet is buffered, else None."""
         if len(self.buf) < 2:
             return None
         mult, length, i = 1, 0, 1
@@ -472,7 +472,7 @@ class RawClient:
             return None
         first, body = self.buf[0], self.buf[i:i + length]
         self.buf = self.buf[i + length:]
-        return first, body
+        return first, body, i + length
 
     def recv(self, timeout=None):
         """Next packet; raises TimeoutError or Closed."""
@@ -480,7 +480,9 @@ class RawClient:
         while True:
             frame = self._frame()
             if frame is not None:
-                return parse(frame[0], frame[1], self.version)
+                p = parse(frame[0], frame[1], self.version)
+                p.size = frame[2]  # bytes on the wire, fixed header included
+                return p
             if self.closed:
                 raise Closed("connection closed by broker")
             self._fill(deadline)

@@ -1,7 +1,8 @@
 """Input no library may turn into an exception that stops the broker: JSON numbers a
 double cannot hold (1e999) in a will, a PUBLISH, a retained value re-checked by a
 reload or a restart, a schema file and the `strata namespace explain` CLI; payloads
-that name a key twice or start with a byte order mark in a modeled class."""
+that name a key twice or start with a byte order mark in a modeled class; replies
+(CONNACK, AUTH) larger than the Maximum Packet Size a client announced."""
 
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 import mqtt_raw as r
 from conftest import MOSQUITTO_PUB, strata_only, uid, wait_until
-from test_auth import PASSWORDS, example_overrides, login
+from test_auth import BAD_CREDENTIALS, PASSWORDS, example_overrides, login, scram_login
 from test_namespace import ACME, PRESS, model_dir, puback, run, v5_publisher  # noqa: F401 (model_dir: a fixture)
 
 pytestmark = strata_only
@@ -161,3 +162,45 @@ def test_duplicate_keys_and_byte_order_mark_refused(broker_factory, raw_clients,
     assert why in ack.props.get("reason_string", "")
     # Free subtrees are not checked: the same bytes pass there.
     assert puback(c, "sandbox/raw", payload, pid=9).reason in (r.SUCCESS, r.NO_MATCHING_SUBSCRIBERS)
+
+
+# ---------------------------------------------------------------- the client's Maximum Packet Size
+
+def test_refusing_connack_within_the_clients_maximum_packet_size(broker_factory, tmp_path, raw_clients):
+    """A wrong password, asked with problem information: the Reason String comes only when
+    the CONNACK still fits the Maximum Packet Size the client announced (MQTT-3.1.2-25)."""
+    b = broker_factory(**example_overrides(tmp_path))
+    roomy = raw_clients(b, r.V5).connect(uid("olga"), username="olga", password=b"wrong",
+                                         props=[("maximum_packet_size", 1000)])
+    assert roomy.reason == BAD_CREDENTIALS
+    assert roomy.props.has("reason_string") and roomy.size > 16
+    tight = raw_clients(b, r.V5).connect(uid("olga"), username="olga", password=b"wrong",
+                                         props=[("maximum_packet_size", 16)])
+    assert tight.reason == BAD_CREDENTIALS
+    assert not tight.props.has("reason_string") and tight.size <= 16
+
+
+def test_connack_that_cannot_fit_closes_the_connection(broker_factory, raw_clients):
+    """An empty client id needs an Assigned Client Identifier: with a Maximum Packet Size
+    of 12 no CONNACK fits, so nothing is sent and the connection closes."""
+    b = broker_factory()
+    c = raw_clients(b, r.V5)
+    c.send(r.connect("", version=r.V5, props=[("maximum_packet_size", 12)]))
+    assert c.wait_closed() == []
+    wait_until(lambda: "above the client's Maximum Packet Size of 12" in b.stderr_text(), what="the log line")
+    ok = raw_clients(b, r.V5).connect_ok("", props=[("maximum_packet_size", 100)])
+    assert ok.size <= 100 and ok.props.has("assigned_client_identifier")
+
+
+def test_scram_challenge_larger_than_the_clients_maximum_packet_size(broker_factory, tmp_path, raw_clients):
+    """SCRAM's server-first message (nonces, salt) does not fit 40 bytes: the AUTH is not
+    sent, the connection closes; the same login with room for it succeeds."""
+    b = broker_factory(**example_overrides(tmp_path))
+    c = raw_clients(b, r.V5)
+    first = "n,,n=olga,r=fyko+d2lbbFgONRv9qkxdawL"
+    c.send(r.connect(uid("olga"), version=r.V5,
+                     props=[("authentication_method", "SCRAM-SHA-256"),
+                            ("authentication_data", first.encode()), ("maximum_packet_size", 40)]))
+    assert c.wait_closed() == []
+    ack, _ = scram_login(raw_clients(b, r.V5), "olga", PASSWORDS["olga"])
+    assert ack.reason == 0
