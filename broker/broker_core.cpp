@@ -2,6 +2,7 @@
 
 #include "broker/alerts.hpp"
 #include "broker/connection.hpp"
+#include "broker/model_enforcement.hpp"
 #include "broker/publish_as.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
@@ -201,6 +202,12 @@ bool broker_core::is_command(std::string_view topic) const {
     if (security_->policy().is_command_subtree(topic)) return true;
     const ns::model* m = model();
     return m != nullptr && model_command(*m, topic);
+}
+
+bool broker_core::open_to_publishers(std::string_view topic) const {
+    if (topic.empty() || topic.front() == '$' || !access_.may_publish(topic)) return false;
+    const ns::model* m = model();
+    return m == nullptr || !under_prefix(topic, m->dead_letter_prefix());
 }
 
 bool broker_core::reload_model() {

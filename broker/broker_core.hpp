@@ -74,6 +74,13 @@ public:
     // Whether `topic` is a command: under auth.command_subtrees or in a data
     // class the model marks as commands.
     [[nodiscard]] bool is_command(std::string_view topic) const;
+    // Whether anyone but the broker may publish to the (valid) topic name
+    // `topic`, whoever they are: not a '$' topic (the broker's own), allowed
+    // by the access rules (auth.access), not under the model's dead-letter
+    // prefix (what is there the quarantine put there; a publisher could
+    // forge it). A client's PUBLISH and will and the broker's publishes on
+    // behalf of an identity all ask this before the identity's grants.
+    [[nodiscard]] bool open_to_publishers(std::string_view topic) const;
     // Installs a model (null: none). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
     // SIGHUP: loads cfg().namespace_model again. On success swaps it in

@@ -282,9 +282,10 @@ void connection::accept_connect(mqtt::connect& c) {
 
     // Identity: limits, grants (placeholders need the final client id), and
     // the will, which is a publish and gets a PUBLISH's checks in a
-    // PUBLISH's order: the grant first, then the namespace model. A client
-    // that may not publish there learns nothing about the model, and its
-    // payload is never parsed.
+    // PUBLISH's order: where it may go first (broker_core::
+    // open_to_publishers, then the grants), then the namespace model. A
+    // client that may not publish there learns nothing about the model, and
+    // its payload is never parsed.
     auto& sec = core_.security();
     if (auto* identities = sec.identities()) {
         identity_state_ = identities->acquire(identity_);
@@ -295,7 +296,9 @@ void connection::accept_connect(mqtt::connect& c) {
         }
     }
     grants_ = sec.policy().compile(identity_, client_id_);
-    if (will_message && !may_publish(will_message->topic, is_command(will_message->topic))) {
+    bool will_command = false;
+    if (will_message &&
+        (!core_.open_to_publishers(will_message->topic) || !publish_granted(will_message->topic, will_command))) {
         audit("login", "refused", will_message->topic, "not authorized to publish the will");
         refuse_connect(reason_code::not_authorized, "not authorized to publish the will message");
         return;

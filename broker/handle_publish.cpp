@@ -99,13 +99,8 @@ void connection::handle_publish(mqtt::publish& p) {
     std::optional<std::string> ack_reason;  // Reason String for a 5.0 PUBACK/PUBREC
     persistence::ticket ticket = 0;         // what the acknowledgement waits for
     const ns::model* model = core_.model();
-    // '$' topics are the broker's own ($SYS); clients do not publish there.
-    // Nor under the dead-letter prefix: what is there was put there by the
-    // broker's quarantine, and a client writing there could forge it.
     bool command = false;
-    if (p.topic.front() == '$' || !core_.access().may_publish(p.topic) ||
-        (model != nullptr && under_prefix(p.topic, model->dead_letter_prefix())) ||
-        !publish_granted(p.topic, command)) {
+    if (!core_.open_to_publishers(p.topic) || !publish_granted(p.topic, command)) {
         outcome = reason_code::not_authorized;
         bump(core_.counters().local().publish_refused);
         spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, p.topic);

@@ -57,10 +57,6 @@ bool connection::check_will(std::shared_ptr<message>& will) {
     const ns::model* model = core_.model();
     if (model == nullptr) return true;
     const bool v5 = version_ == mqtt::protocol_version::v5;
-    if (under_prefix(will->topic, model->dead_letter_prefix())) {
-        refuse_connect(reason_code::not_authorized, "a will must not be published under the dead-letter prefix");
-        return false;
-    }
     const ns::verdict v = model->check(will->topic, will->payload, will->retain);
     if (!v.violation()) return true;
     switch (v.mode) {

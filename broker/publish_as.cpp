@@ -22,8 +22,7 @@ publish_as_result publish_as(broker_core& core, const auth::grants* grants, cons
     const ns::model* model = core.model();
     const std::string& topic = m->topic;
     const bool command = grants != nullptr && core.is_command(topic);
-    if (!ns::valid_topic_name(topic) || topic.front() == '$' || !core.access().may_publish(topic) ||
-        (model != nullptr && under_prefix(topic, model->dead_letter_prefix())) ||
+    if (!ns::valid_topic_name(topic) || !core.open_to_publishers(topic) ||
         (grants != nullptr && !grants->may_publish(topic, command))) {
         return {outcome::denied, reason_code::not_authorized, 0, "the identity may not publish there"};
     }

@@ -179,6 +179,9 @@ bool reader::props(properties& out, prop_ctx ctx) {
     // Rules that span properties or look into a value.
     if (out.authentication_data && !out.authentication_method)
         return protocol_error("authentication data without an authentication method");
+    // The Response Topic is a Topic Name: at least one character [MQTT-4.7.3-1],
+    // no wildcard [MQTT-3.3.2-14].
+    if (out.response_topic && out.response_topic->empty()) return malformed("empty response topic");
     if (out.response_topic && out.response_topic->find_first_of("+#") != std::string::npos)
         return malformed("response topic with a wildcard");
     return true;

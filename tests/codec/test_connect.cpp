@@ -278,7 +278,7 @@ TEST_CASE("CONNECT authentication data needs an authentication method", "[codec]
     CHECK(decode_error(pkt(0xF0, bytes{0x18} + props({0x16, 0x00, 0x01, 'x'})), v5) == reason_code::protocol_error);
 }
 
-TEST_CASE("CONNECT will response topic must not hold wildcards", "[codec][connect][properties]") {
+TEST_CASE("CONNECT will response topic must not hold wildcards or be empty", "[codec][connect][properties]") {
     // 3.1.3.2.5: the Response Topic is a topic name: no '+' or '#' [MQTT-3.3.2-14].
     const auto with_will_props = [](const bytes& p) {
         return pkt(0x10, connect_start(5, 0x06) + props({}) + str("c") + props(p) + str("w") + str("x"));
@@ -287,6 +287,8 @@ TEST_CASE("CONNECT will response topic must not hold wildcards", "[codec][connec
           "r/x");
     CHECK(decode_error(with_will_props({0x08, 0x00, 0x03, 'r', '/', '+'}), v5) == reason_code::malformed_packet);
     CHECK(decode_error(with_will_props({0x08, 0x00, 0x03, 'r', '/', '#'}), v5) == reason_code::malformed_packet);
+    // nor empty: a topic name has at least one character [MQTT-4.7.3-1]
+    CHECK(decode_error(with_will_props({0x08, 0x00, 0x00}), v5) == reason_code::malformed_packet);
 }
 
 TEST_CASE("CONNECT trailing or missing bytes", "[codec][connect]") {

@@ -119,7 +119,7 @@ TEST_CASE("PUBLISH topic rules", "[codec][publish]") {
     }
 }
 
-TEST_CASE("PUBLISH response topic must not hold wildcards", "[codec][publish][properties]") {
+TEST_CASE("PUBLISH response topic must not hold wildcards or be empty", "[codec][publish][properties]") {
     // [MQTT-3.3.2-14]: "The Response Topic MUST NOT contain wildcard characters".
     const bytes b{
         0x30,                     // PUBLISH QoS 0
@@ -134,6 +134,7 @@ TEST_CASE("PUBLISH response topic must not hold wildcards", "[codec][publish][pr
     CHECK(decode_error(pkt(0x30, str("t") + props({0x08, 0x00, 0x03, 'a', '+', 'b'})), v5) ==
           reason_code::malformed_packet);
     CHECK(decode_error(pkt(0x30, str("t") + props({0x08, 0x00, 0x01, '+'})), v5) == reason_code::malformed_packet);
+    CHECK(decode_error(pkt(0x30, str("t") + props({0x08, 0x00, 0x00})), v5) == reason_code::malformed_packet);
     CHECK(decode_as<publish>(pkt(0x30, str("t") + props({0x08, 0x00, 0x03, 'r', '/', 'x'})), v5).props.response_topic ==
           "r/x");
 }

@@ -196,3 +196,24 @@ def test_v5_takeover_resuming_session_does_not_publish_delayed_will(broker, clie
     assert new.connect_ok(cid, clean=False, props=[("session_expiry_interval", 60)]).session_present
     old.wait_closed()
     w.expect_none(2.0)  # under test: the delay passes, the session lives on, no will
+
+
+@pytest.mark.parametrize("version,code", [(r.V5, 0x87), (r.V311, 0x05)])
+def test_will_where_no_client_may_publish_is_refused(broker_factory, clients, raw_clients, version, code):
+    """A will is a PUBLISH: not to the broker's own '$' topics, nor where the access rules
+    deny publishing; the CONNECT is refused (Not authorized) and nothing is published."""
+    b = broker_factory(access=[{"deny": "publish", "on": "plant/locked/#"}])
+    w = clients(b)
+    w.subscribe("$SYS/forged/#")
+    w.subscribe("plant/#")
+    for topic in ("$SYS/forged/uptime", "plant/locked/valve"):
+        c = raw_clients(b, version)
+        ack = c.connect(uid(), will=will(topic, b"forged", retain=True))
+        assert ack.reason == code, topic
+        c.wait_closed()
+    ok = raw_clients(b, version)
+    ok.connect_ok(uid(), will=will("plant/open/valve", b"gone"))
+    ok.close()  # abnormal close: this will goes out, the first message the watcher sees
+    m = w.get()
+    assert (m.topic, m.payload) == ("plant/open/valve", b"gone")
+    w.expect_none(0.3)
