@@ -555,6 +555,9 @@ void connection::refuse_connect(mqtt::reason_code code, const char* why,
                                 std::optional<std::string> server_reference) {
     spdlog::info("{} '{}': connection refused: {} ({})", remote_, client_id_, mqtt::to_string(code), why);
     bump(core_.counters().local().connections_refused[static_cast<std::size_t>(refusal_for(code))]);
+    // A code CONNACK may not carry (a decoder's verdict, say) is said as the
+    // nearest it may: the client must be able to decode the refusal.
+    if (!mqtt::reason_allowed(mqtt::packet_type::connack, code)) code = mqtt::reason_code::protocol_error;
     mqtt::connack ack;
     ack.code = code;
     if (version_ == mqtt::protocol_version::v5) {
@@ -572,7 +575,10 @@ void connection::fail(mqtt::reason_code code, const char* why) {
     spdlog::debug("{} '{}': closing: {} ({})", remote_, client_id_, mqtt::to_string(code), why);
     if (state_ == state::connected && version_ == mqtt::protocol_version::v5) {
         mqtt::disconnect d;
-        d.code = code;
+        // E.g. 0x84 (a second CONNECT of an unknown version, as the decoder
+        // sees it) is a CONNACK code: to a connected client that CONNECT is
+        // a protocol error.
+        d.code = mqtt::reason_allowed(mqtt::packet_type::disconnect, code) ? code : mqtt::reason_code::protocol_error;
         if (request_problem_info_ && code != mqtt::reason_code::server_shutting_down) {
             d.props.reason_string = why;
         }

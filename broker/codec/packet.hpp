@@ -73,6 +73,9 @@ enum class reason_code : std::uint8_t {
 };
 
 [[nodiscard]] const char* to_string(reason_code rc) noexcept;
+// Whether 5.0 lets a packet of type `t` carry `rc` (each packet type has its
+// own list: e.g. 0x84 Unsupported Protocol Version is a CONNACK code only).
+[[nodiscard]] bool reason_allowed(packet_type t, reason_code rc) noexcept;
 
 using user_property = std::pair<std::string, std::string>;
 

@@ -55,6 +55,10 @@ const char* to_string(reason_code rc) noexcept {
     return "unknown_reason_code";
 }
 
+bool reason_allowed(packet_type t, reason_code rc) noexcept {
+    return wire::valid_v5_reason(t, static_cast<std::uint8_t>(rc));
+}
+
 namespace wire {
 
 bool valid_v5_reason(packet_type t, std::uint8_t rc) noexcept {

@@ -181,6 +181,15 @@ TEST_CASE("to_string(reason_code)", "[codec][reason]") {
     CHECK(std::strcmp(to_string(static_cast<reason_code>(0x05)), "unknown_reason_code") == 0);
 }
 
+TEST_CASE("reason_allowed: each packet type's own list", "[codec][reason]") {
+    CHECK(reason_allowed(packet_type::connack, reason_code::unsupported_protocol_version));
+    CHECK_FALSE(reason_allowed(packet_type::disconnect, reason_code::unsupported_protocol_version));
+    CHECK(reason_allowed(packet_type::disconnect, reason_code::protocol_error));
+    CHECK(reason_allowed(packet_type::puback, reason_code::quota_exceeded));
+    CHECK_FALSE(reason_allowed(packet_type::puback, reason_code::message_rate_too_high));
+    CHECK_FALSE(reason_allowed(packet_type::connack, reason_code::session_taken_over));
+}
+
 TEST_CASE("type_of", "[codec]") {
     CHECK(type_of(connect{}) == packet_type::connect);
     CHECK(type_of(publish{}) == packet_type::publish);

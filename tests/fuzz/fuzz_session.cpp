@@ -841,7 +841,16 @@ private:
             const auto r = mqtt::decode({c.rx.data() + off, c.rx.size() - off}, c.version, {}, p);
             if (r.status == mqtt::decode_status::need_more) break;
             if (r.status == mqtt::decode_status::error) {
-                if (c.intact) oracle_failed(std::string("the broker sent a packet that does not decode: ") + r.detail);
+                if (c.intact) {
+                    std::string bytes;
+                    for (std::size_t i = off; i < std::min(c.rx.size(), off + 32); ++i) {
+                        char b[4];
+                        std::snprintf(b, sizeof b, " %02x", c.rx[i]);
+                        bytes += b;
+                    }
+                    oracle_failed(std::string("the broker sent a packet that does not decode: ") + r.detail +
+                                  " (v" + std::to_string(static_cast<int>(c.version)) + ":" + bytes + ")");
+                }
                 c.rx.clear();
                 return;
             }

@@ -204,3 +204,16 @@ def test_scram_challenge_larger_than_the_clients_maximum_packet_size(broker_fact
     assert c.wait_closed() == []
     ack, _ = scram_login(raw_clients(b, r.V5), "olga", PASSWORDS["olga"])
     assert ack.reason == 0
+
+
+def test_second_connect_of_an_unknown_version_is_a_protocol_error(broker_factory, raw_clients):
+    """The decoder refuses a CONNECT of protocol level 6 with 0x84, a CONNACK code; to a
+    connected 5.0 client it is a second CONNECT, a protocol error (DISCONNECT 0x82), and
+    every reason code the broker sends is one its packet type may carry."""
+    b = broker_factory()
+    c = raw_clients(b, r.V5)
+    c.connect_ok(uid())
+    c.send(r.connect(uid(), version=6))
+    p = c.expect(r.DISCONNECT)
+    assert p.reason == r.PROTOCOL_ERROR
+    c.wait_closed()
