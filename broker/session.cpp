@@ -372,7 +372,7 @@ persistence::stored_session session::record() const {
     r.disconnected_at_ms = disconnected_at_ms_;
     r.identity = identity_;
     r.expiry_interval = expiry_interval_;
-    if (will_ && *will_) r.will = to_stored(**will_);
+    if (will_) r.will = to_stored(*will_);
     r.will_delay = will_delay_;
     return r;
 }
@@ -561,15 +561,14 @@ std::uint32_t session::expiry_interval() const {
 
 void session::set_will(std::optional<message_ptr> will, std::uint32_t delay_s) {
     std::lock_guard lock(mutex_);
-    will_ = std::move(will);
+    will_ = will ? std::move(*will) : nullptr;
     will_delay_ = delay_s;
 }
 
 std::optional<message_ptr> session::take_will() {
     std::lock_guard lock(mutex_);
-    auto w = std::move(will_);
-    will_.reset();
-    return w;
+    if (!will_) return std::nullopt;
+    return std::exchange(will_, nullptr);
 }
 
 std::uint32_t session::will_delay() const {

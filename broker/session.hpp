@@ -26,6 +26,7 @@
 #include "persistence/store.hpp"
 
 #include <boost/container/deque.hpp>
+#include <boost/container/flat_set.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <cstdint>
@@ -299,7 +300,6 @@ private:
     mutable std::mutex mutex_;
     std::shared_ptr<session_owner> conn_;
     std::uint64_t generation_ = 0;
-    bool resend_pending_ = false;
 
     // boost's deque allocates nothing until used (std::deque allocates
     // ~600 bytes up front), which matters for idle sessions.
@@ -338,18 +338,23 @@ private:
 
     boost::container::deque<inflight> inflight_;  // in send order
     std::uint64_t last_seq_ = 0;
-    bool persistent_ = false;
     persistence::ticket last_ticket_ = 0;
     std::int64_t disconnected_at_ms_ = 0;
-    std::unordered_set<std::uint16_t> inbound_qos2_;
+    // A few ids at most (bounded by Receive Maximum): a sorted vector,
+    // nothing allocated while empty.
+    boost::container::flat_set<std::uint16_t> inbound_qos2_;
 
     std::unordered_map<std::string, subscription_entry> subscriptions_;
 
-    std::uint32_t expiry_interval_ = 0;
     std::string identity_;
     std::shared_ptr<const auth::grants> grants_;
-    std::optional<message_ptr> will_;
+    message_ptr will_;  // null: none
+    // The small fields together: an idle connection's session is part of
+    // its per-connection memory.
+    std::uint32_t expiry_interval_ = 0;
     std::uint32_t will_delay_ = 0;
+    bool resend_pending_ = false;
+    bool persistent_ = false;
 };
 
 using session_ptr = std::shared_ptr<session>;
