@@ -62,6 +62,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -692,8 +693,18 @@ private:
         a.sin_family = AF_INET;
         a.sin_port = htons(port_);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-            harness_failed(std::string("connect: ") + std::strerror(errno));
+        if (::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            // libFuzzer's timer signal may interrupt it: the connection goes
+            // on in the kernel; wait until it is done.
+            if (errno != EINTR) harness_failed(std::string("connect: ") + std::strerror(errno));
+            pollfd p{c.fd, POLLOUT, 0};
+            while (::poll(&p, 1, -1) < 0)
+                if (errno != EINTR) harness_failed(std::string("poll: ") + std::strerror(errno));
+            int err = 0;
+            socklen_t len = sizeof err;
+            ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) harness_failed(std::string("connect: ") + std::strerror(err));
+        }
         const int one = 1;
         ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
