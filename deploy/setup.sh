@@ -76,14 +76,13 @@ case "${1:-}" in
         cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=ON \
             -DSTRATA_TESTS=ON -DSTRATA_BENCHMARKS=OFF >/dev/null
         ninja -C build-test -j "$jobs"
-        # libFuzzer targets, built with clang, for a bounded time each: by
-        # default the decoder (its build is the codec alone); with
-        # STRATA_FUZZ_TARGETS="fuzz_decoder fuzz_session" also whole client
-        # sessions against the engine (a clang build of every library). The
-        # session corpus and its regressions run in ctest either way
-        # (fuzz_session_replay).
+        # libFuzzer targets, built with clang, for a bounded time each: the
+        # decoder and whole client sessions against the engine (a clang
+        # build of every library); STRATA_FUZZ_TARGETS picks fewer. Their
+        # corpora and regressions also run in ctest (fuzz_replay,
+        # fuzz_session_replay).
         # shellcheck disable=SC2086
-        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}" ${STRATA_FUZZ_TARGETS:-fuzz_decoder}
+        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}" ${STRATA_FUZZ_TARGETS:-fuzz_decoder fuzz_session}
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         ctest --test-dir build-test --output-on-failure -j "$jobs" --timeout 600
