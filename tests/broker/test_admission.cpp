@@ -42,17 +42,17 @@ void use_acme(broker_core& core) {
 
 TEST_CASE("admission: where nobody but the broker may publish", "[admission]") {
     config cfg = plain();
-    cfg.access = {{true, access_rule::action::publish, "plant/locked/#"}};
+    cfg.access = {{true, access_rule::action::publish, "sandbox/locked/#"}};
     broker_core core(cfg);
     use_acme(core);
-    for (const std::string topic : {"$SYS/broker/uptime", "plant/locked/valve", "uns/quarantine/forged", "a/+/b"}) {
+    for (const std::string topic : {"$SYS/broker/uptime", "sandbox/locked/valve", "uns/quarantine/forged", "a/+/b"}) {
         INFO(topic);
         const auto a = admit(core, publisher{}, make_message(topic, "x"));
         CHECK(a.what == outcome::denied);
         CHECK(a.code == reason_code::not_authorized);
         CHECK_FALSE(a.passed());
     }
-    CHECK(admit(core, publisher{}, make_message("plant/open/valve", "x")).what == outcome::published);
+    CHECK(admit(core, publisher{}, make_message("sandbox/open/valve", "x")).what == outcome::published);
     CHECK(core.routes().retained_totals().messages == 0);
 }
 
