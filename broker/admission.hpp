@@ -68,10 +68,9 @@ struct admission {
     outcome what = outcome::published;
     mqtt::reason_code code = mqtt::reason_code::success;  // for an acknowledgement to the sender (5.0)
     // Why it was not published as is; for `published`, the model's warning
-    // if any; for `quarantined`, the model's reason (the copy's topic is in
-    // `copy_topic`).
+    // if any; for `quarantined`, the model's reason.
     std::string reason;
-    std::string copy_topic;
+    message_ptr copy;  // `quarantined`: the dead-letter copy that went instead
     bool command = false;  // the topic is a command (for the audit log), when asked
     // What routing did (for `quarantined`: the copy's routing): the store
     // ticket an acknowledgement waits for, the sessions matched, the full

@@ -376,7 +376,7 @@ bool connection::check_will(message_ptr& will) {
         will.reset();
         return true;
     case admission::outcome::quarantined:
-        spdlog::debug("{} '{}': will quarantined to '{}': {}", remote_, client_id_, a.copy_topic, a.reason);
+        spdlog::debug("{} '{}': will quarantined to '{}': {}", remote_, client_id_, a.copy->topic, a.reason);
         return true;
     case admission::outcome::published:
         if (!a.reason.empty()) log_warned(will->topic, "will: " + a.reason);

@@ -112,11 +112,11 @@ void connection::handle_publish(mqtt::publish& p) {
         break;
     case verdict::quarantined:
         if (a.command) audit("command", "allowed", m->topic);
-        spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m->topic, a.copy_topic,
+        spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m->topic, a.copy->topic,
                       a.reason);
         // The publisher did nothing wrong it could fix by resending:
         // success, and (5.0) a Reason String saying where it went.
-        if (v5 && request_problem_info_) ack_reason = "quarantined to '" + a.copy_topic + "': " + a.reason;
+        if (v5 && request_problem_info_) ack_reason = "quarantined to '" + a.copy->topic + "': " + a.reason;
         break;
     case verdict::published:
         if (a.command) audit("command", "allowed", m->topic);

@@ -102,7 +102,9 @@ TEST_CASE("admission: the model's modes", "[admission]") {
     const auto q = admit(core, publisher{}, make_message(assembly + "/telemetry/t", bad_telemetry));
     CHECK(q.what == outcome::quarantined);
     CHECK(q.code == reason_code::success);
-    CHECK(q.copy_topic == "uns/quarantine/" + assembly + "/telemetry/t");
+    CHECK(q.copy->topic == "uns/quarantine/" + assembly + "/telemetry/t");
+    CHECK(q.copy->payload.find(q.reason) != std::string::npos);  // the envelope says why
+    CHECK_FALSE(q.reason.empty());
     CHECK(q.passed());
 }
 
