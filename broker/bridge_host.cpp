@@ -2,7 +2,7 @@
 
 #include "broker/broker_core.hpp"
 #include "broker/log_limit.hpp"
-#include "broker/publish_as.hpp"
+#include "broker/admission.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
@@ -295,8 +295,8 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         m->expires_at = steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
     }
     // The checks a client's PUBLISH gets, with the bridge's identity.
-    const publish_as_result r = publish_as(core_, grants_.get(), m);
-    using outcome = publish_as_result::outcome;
+    const admission r = admit(core_, publisher{.grants = grants_.get()}, m);
+    using outcome = admission::outcome;
     // Refusals are counted each; logged at warn once a second per thread.
     thread_local log_limit refusals;
     switch (r.what) {
@@ -319,6 +319,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
                          refusals.suffix());
         break;
     case outcome::store_down:
+    case outcome::rate_limited:  // a bridge's identity has no rate limits here
         break;
     case outcome::published:
     case outcome::quarantined:
@@ -328,7 +329,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         received_.fetch_add(1, std::memory_order_relaxed);
         break;
     }
-    return {r.code, r.ticket};
+    return {r.code, r.passed() ? r.routed.ticket : 0};
 }
 
 std::string bridge::remote_id() const {
@@ -388,7 +389,7 @@ void bridge_host::publish_sys() {
     for (const auto& s : status()) {
         const std::string base = "$SYS/broker/bridges/" + s.name + "/";
         const auto put = [&](const char* leaf, std::string value) {
-            publish_sys_value(core_, base + leaf, std::move(value));
+            core_.publish_sys_value(base + leaf, std::move(value));
         };
         put("connected", s.connected ? "1" : "0");
         put("backlog/messages", std::to_string(s.backlog_messages));

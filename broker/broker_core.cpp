@@ -3,7 +3,6 @@
 #include "broker/alerts.hpp"
 #include "broker/connection.hpp"
 #include "broker/model_enforcement.hpp"
-#include "broker/publish_as.hpp"
 #include "broker/stored.hpp"
 #include "namespace/topic.hpp"
 
@@ -202,6 +201,14 @@ bool broker_core::is_command(std::string_view topic) const {
     if (security_->policy().is_command_subtree(topic)) return true;
     const ns::model* m = model();
     return m != nullptr && model_command(*m, topic);
+}
+
+void broker_core::publish_sys_value(std::string topic, std::string value) {
+    auto m = std::make_shared<message>();
+    m->topic = std::move(topic);
+    m->payload = std::move(value);
+    m->retain = true;
+    publish(m);
 }
 
 bool broker_core::open_to_publishers(std::string_view topic) const {
@@ -667,7 +674,7 @@ void broker_core::publish_sys() {
     const auto t = stats_.sum();
     const auto uptime =
         std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - started_).count();
-    auto put = [this](const char* topic, std::string value) { publish_sys_value(*this, topic, std::move(value)); };
+    auto put = [this](const char* topic, std::string value) { publish_sys_value(topic, std::move(value)); };
     put("$SYS/broker/version", std::string("strata ") + STRATA_VERSION);
     put("$SYS/broker/uptime", std::to_string(uptime));
     put("$SYS/broker/clients/connected", std::to_string(stats_.clients_connected.load()));

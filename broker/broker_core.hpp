@@ -152,6 +152,9 @@ public:
     // against (null: the broker's own; see router::publish).
     publish_result publish(const message_ptr& m, const ns::model* model = nullptr, ns::verdict* verdict = nullptr,
                            const std::string* identity = nullptr);
+    // The broker's own state: `value` retained on the '$SYS/...' `topic`
+    // (no checks; '$SYS' values are not stored, they are made afresh).
+    void publish_sys_value(std::string topic, std::string value);
     // A reason string for a retained message the limits refused.
     [[nodiscard]] static const char* retained_refusal_reason(retain_verdict v) noexcept;
 

@@ -16,6 +16,7 @@
 
 #include "bridges/opcua/types.hpp"
 #include "bridges/topic_map.hpp"
+#include "namespace/suggest.hpp"
 #include "namespace/topic.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -87,21 +88,6 @@ std::string one_of(const std::array<std::string_view, N>& names) {
 template <std::size_t N>
 bool contains(const std::array<std::string_view, N>& names, std::string_view s) {
     return std::find(names.begin(), names.end(), s) != names.end();
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diag = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0u : 1u)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
 }
 
 class reader {
@@ -307,20 +293,10 @@ private:
 
     static std::string unknown_key_message(const std::string& name, std::initializer_list<key> keys) {
         std::string out = "unknown key '" + name + "'";
-        std::string_view best;
-        // Suggest only close matches: one edit for short names, more for long ones.
-        std::size_t best_distance = name.size() <= 4 ? 1 : name.size() <= 8 ? 2 : 3;
-        for (const key& k : keys) {
-            const std::size_t d = edit_distance(name, k.name);
-            if (d <= best_distance && (best.empty() || d < edit_distance(name, best))) {
-                best_distance = d;
-                best = k.name;
-            }
-        }
-        if (!best.empty()) {
-            out += " (did you mean '";
-            out += best;
-            out += "'?)";
+        std::vector<std::string_view> names;
+        for (const key& k : keys) names.push_back(k.name);
+        if (const std::string hint = ns::did_you_mean(name, names); !hint.empty()) {
+            out += hint;
         } else {
             out += " (expected ";
             for (auto it = keys.begin(); it != keys.end(); ++it) {

@@ -67,8 +67,8 @@ void tune(connection::socket_type& s) {
     // Latency: no Nagle. Throughput: the writer coalesces everything queued
     // for this connection into one write, so small packets still travel
     // together under load.
-    boost::system::error_code ec;
-    s.set_option(asio::ip::tcp::no_delay(true), ec);
+    boost::system::error_code ignored;  // a socket that keeps Nagle still works
+    s.set_option(asio::ip::tcp::no_delay(true), ignored);
 }
 
 }  // namespace
@@ -81,8 +81,10 @@ connection::connection(broker_core& core, socket_type socket, std::size_t thread
       timer_(executor_) {
     remote_ = endpoint_text(socket_);
     tune(socket_);
-    boost::system::error_code ec;
-    socket_.non_blocking(true, ec);  // for the synchronous drain in on_read
+    // For the synchronous drain in on_read. It fails only on a socket that
+    // is closed already, whose first read then reports it.
+    boost::system::error_code ignored;
+    socket_.non_blocking(true, ignored);
     decode_limits_.max_packet_size = core_.cfg().limits.max_packet_size;
 }
 
@@ -638,13 +640,11 @@ void connection::close_now() {
     if (state_ == state::closed) return;
     state_ = state::closed;
     inbound_closed_ = true;
-    boost::system::error_code ec;
     timer_.cancel();
     if (layer_) {
         layer_->close();
     } else {
-        socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-        socket_.close(ec);
+        close_socket(socket_);
     }
     release();
     core_.remove_connection(this);

@@ -20,6 +20,7 @@
 // the MQTT side cannot tell them apart.
 #pragma once
 
+#include "broker/admission.hpp"
 #include "broker/broker_core.hpp"
 #include "auth/limits.hpp"
 #include "auth/policy.hpp"
@@ -134,17 +135,12 @@ private:
     // Handles the input that waited while a password was checked.
     void resume_input();
     [[nodiscard]] std::string address() const;
-    // Publish authorization (handle_publish.cpp).
-    [[nodiscard]] bool is_command(std::string_view topic) const;
-    [[nodiscard]] bool may_publish(std::string_view topic, bool command) const;
-    // The roles' verdict on a client's PUBLISH to `topic` (cached per topic).
-    [[nodiscard]] bool publish_granted(std::string_view topic, bool& command);
+    // This client as the admission pipeline sees it (admission.hpp): its
+    // grants, identity, rate limits and remembered grant decisions.
+    [[nodiscard]] publisher as_publisher();
     void handle_publish(mqtt::publish& p);
     // The message a PUBLISH carries (moves topic, payload and props out of `p`).
     message_ptr to_message(mqtt::publish& p, bool v5);
-    // Hands a message to the router; with a `model`, checked in the same
-    // walk (verdict in `*verdict`) and routed only when admitted.
-    broker_core::publish_result route(const message_ptr& m, const ns::model* model, ns::verdict* verdict);
     // A QoS 1/2 PUBLISH while the store cannot write: 5.0 gets 0x97, a
     // 3.1.1 client is disconnected (it resends after reconnecting).
     void refuse_unstorable(const mqtt::publish& p, bool v5);
@@ -154,10 +150,10 @@ private:
     bool buffer_full(std::uint8_t qos, bool v5, mqtt::reason_code& outcome, std::optional<std::string>& ack_reason);
     // A message passed under the model's warn mode (rate-limited at info).
     void log_warned(std::string_view topic, std::string_view reason);
-    // The namespace model's verdict on the will of a CONNECT: false when the
-    // connection was refused; may drop the will or replace it with its
-    // dead-letter copy (model_enforcement.cpp).
-    bool check_will(std::shared_ptr<message>& will);
+    // The admission of the will of a CONNECT (admit_will): false when the
+    // connection was refused; may drop the will (3.1.1 cannot be told) or
+    // replace it with its dead-letter copy.
+    bool check_will(message_ptr& will);
     void handle_puback(const mqtt::puback& p);
     void handle_pubrec(const mqtt::pubrec& p);
     void handle_pubrel(const mqtt::pubrel& p);
@@ -275,8 +271,7 @@ private:
     // never needs: created on first use, so an idle connection stays small.
     struct auth_extras {
         std::string certificate_identity;
-        auth::decision_cache publish_decisions;           // valid for cached_model
-        const void* cached_model = nullptr;               // the model the decisions were made with
+        grant_memo grant_decisions;                       // the admission pipeline's, for this client
         std::unique_ptr<mqtt::connect> pending_connect;   // while verifying / authenticating
         std::unique_ptr<auth::scram_server> scram;
         std::optional<std::string> connack_auth_data;     // server-final-message for CONNACK

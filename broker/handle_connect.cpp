@@ -8,6 +8,7 @@
 // while the connection's input waits; SCRAM-SHA-256 runs as an MQTT 5 AUTH
 // exchange. Every outcome is audited; bad credentials count against the
 // source address (auth/limits.hpp login_guard).
+#include "broker/admission.hpp"
 #include "broker/alerts.hpp"
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
@@ -262,7 +263,7 @@ void connection::accept_connect(mqtt::connect& c) {
     }
     window_ = std::min<std::size_t>(client_receive_maximum_, limits.max_inflight);
 
-    std::shared_ptr<message> will_message;
+    message_ptr will_message;
     std::uint32_t will_delay = 0;
     if (c.will) {
         if (!ns::valid_topic_name(c.will->topic)) {
@@ -282,10 +283,9 @@ void connection::accept_connect(mqtt::connect& c) {
 
     // Identity: limits, grants (placeholders need the final client id), and
     // the will, which is a publish and gets a PUBLISH's checks in a
-    // PUBLISH's order: where it may go first (broker_core::
-    // open_to_publishers, then the grants), then the namespace model. A
-    // client that may not publish there learns nothing about the model, and
-    // its payload is never parsed.
+    // PUBLISH's order (admit_will): where it may go and the grants first,
+    // then the namespace model. A client that may not publish there learns
+    // nothing about the model, and its payload is never parsed.
     auto& sec = core_.security();
     if (auto* identities = sec.identities()) {
         identity_state_ = identities->acquire(identity_);
@@ -296,13 +296,6 @@ void connection::accept_connect(mqtt::connect& c) {
         }
     }
     grants_ = sec.policy().compile(identity_, client_id_);
-    bool will_command = false;
-    if (will_message &&
-        (!core_.open_to_publishers(will_message->topic) || !publish_granted(will_message->topic, will_command))) {
-        audit("login", "refused", will_message->topic, "not authorized to publish the will");
-        refuse_connect(reason_code::not_authorized, "not authorized to publish the will message");
-        return;
-    }
     if (will_message && !check_will(will_message)) return;
     std::optional<message_ptr> will;
     if (will_message) will = std::move(will_message);
@@ -362,6 +355,38 @@ void connection::accept_connect(mqtt::connect& c) {
     send(ack);
     if (opened.previous) opened.previous->kick(reason_code::session_taken_over, opened.previous_generation);
     arm_keepalive();
+}
+
+bool connection::check_will(message_ptr& will) {
+    using mqtt::reason_code;
+    const admission a = admit_will(core_, as_publisher(), will);
+    switch (a.what) {
+    case admission::outcome::denied:
+        audit("login", "refused", will->topic, "not authorized to publish the will");
+        refuse_connect(reason_code::not_authorized, a.reason.c_str());
+        return false;
+    case admission::outcome::rejected:
+        if (version_ == mqtt::protocol_version::v5) {
+            const std::string why = "will: " + a.reason;
+            refuse_connect(a.code, why.c_str());
+            return false;
+        }
+        spdlog::info("{} '{}': will on '{}' dropped (namespace model, 3.1.1 client): {}", remote_, client_id_,
+                     will->topic, a.reason);
+        will.reset();
+        return true;
+    case admission::outcome::quarantined:
+        spdlog::debug("{} '{}': will quarantined to '{}': {}", remote_, client_id_, a.copy->topic, a.reason);
+        return true;
+    case admission::outcome::published:
+        if (!a.reason.empty()) log_warned(will->topic, "will: " + a.reason);
+        return true;
+    case admission::outcome::store_down:
+    case admission::outcome::rate_limited:
+    case admission::outcome::over_limit:
+        break;  // not checked at CONNECT: the will is published, if ever, when the connection ends
+    }
+    return true;
 }
 
 void connection::handle_disconnect(const mqtt::disconnect& d) {

@@ -4,6 +4,7 @@
 // is routed when the PUBLISH arrives, and its packet identifier is kept
 // until PUBREL so that a resent PUBLISH (DUP) is acknowledged again but not
 // routed twice.
+#include "broker/admission.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/connection.hpp"
 #include "broker/log_limit.hpp"
@@ -14,33 +15,16 @@
 #include <spdlog/spdlog.h>
 
 namespace strata::broker {
-bool connection::is_command(std::string_view topic) const { return core_.is_command(topic); }
-
-bool connection::may_publish(std::string_view topic, bool command) const {
-    return grants_ == nullptr || grants_->may_publish(topic, command);
-}
-
-bool connection::publish_granted(std::string_view topic, bool& command) {
-    // Commands are told apart only when someone needs to know: the grants
-    // or the audit log. A cached decision was made with the same model
-    // (a SIGHUP reload can change which topics are commands).
-    command = false;
-    if (grants_ == nullptr) {
-        command = core_.auditing() && is_command(topic);
-        return true;
-    }
-    const void* m = core_.model();
-    auto& x = extras();
-    if (m != x.cached_model) {
-        x.publish_decisions.clear();
-        x.cached_model = m;
-    }
-    if (x.publish_decisions.contains(topic)) return true;
-    command = is_command(topic);
-    const bool ok = may_publish(topic, command);
-    // Commands are audited one by one: never cached.
-    if (ok && !command) x.publish_decisions.put(topic);
-    return ok;
+publisher connection::as_publisher() {
+    publisher who;
+    who.grants = grants_.get();
+    who.identity = &identity_;
+    who.limits = identity_state_.get();
+    // Remembered decisions only where there are grants to ask (an
+    // anonymous client without roles allocates nothing for them).
+    if (grants_ != nullptr) who.memo = &extras().grant_decisions;
+    who.topic_checked = true;  // PUBLISH and will topics are checked as they arrive
+    return who;
 }
 
 void connection::handle_publish(mqtt::publish& p) {
@@ -95,75 +79,55 @@ void connection::handle_publish(mqtt::publish& p) {
         }
     }
 
-    reason_code outcome = reason_code::success;
+    // The admission pipeline (admission.hpp) decides; this says what its
+    // verdict means to the client.
+    const message_ptr m = to_message(p, v5);
+    const admission a = admit(core_, as_publisher(), m);
+    reason_code outcome = a.code;
     std::optional<std::string> ack_reason;  // Reason String for a 5.0 PUBACK/PUBREC
-    persistence::ticket ticket = 0;         // what the acknowledgement waits for
-    const ns::model* model = core_.model();
-    bool command = false;
-    if (!core_.open_to_publishers(p.topic) || !publish_granted(p.topic, command)) {
-        outcome = reason_code::not_authorized;
+    if (v5 && request_problem_info_ && !a.passed()) ack_reason = a.reason;
+    using verdict = admission::outcome;
+    switch (a.what) {
+    case verdict::denied:
         bump(core_.counters().local().publish_refused);
-        spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, p.topic);
-        audit(command ? "command" : "publish", "refused", p.topic, "not authorized");
-    } else if (const auto rate = identity_state_ ? identity_state_->admit(p.topic.size() + p.payload.size(),
-                                                                          steady_clock::now())
-                                                 : auth::rate_verdict::ok;
-               rate != auth::rate_verdict::ok) {
-        // Over the identity's rate: not routed. 5.0 says why in the ack
-        // (0x97 Quota exceeded: 0x96 Message rate too high is a DISCONNECT
-        // code that PUBACK/PUBREC may not carry [MQTT-3.4.2.1], and clients,
-        // our own bridge among them, refuse it as malformed); 3.1.1 cannot,
-        // and a QoS 0 message has no ack: dropped, counted.
-        outcome = reason_code::quota_exceeded;
-        if (v5 && request_problem_info_)
-            ack_reason = rate == auth::rate_verdict::too_many_messages ? "over this identity's publish rate"
-                                                                       : "over this identity's publish bytes rate";
+        spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, m->topic);
+        audit(a.command ? "command" : "publish", "refused", m->topic, "not authorized");
+        ack_reason.reset();
+        break;
+    case verdict::rate_limited:
+        // 3.1.1 cannot say why, and a QoS 0 message has no ack: dropped, counted.
         bump(core_.counters().local().publish_rate_limited);
-    } else {
-        if (command) audit("command", "allowed", p.topic);
-        // The model checks the message in the walk that routes it: a message
-        // its verdict refuses is neither retained nor delivered.
-        const message_ptr m = to_message(p, v5);
-        ns::verdict v;
-        const auto r = route(m, model, &v);
-        if (r.admitted && r.retained != retain_verdict::stored) {
-            // Over a retained limit: neither retained nor delivered. 5.0
-            // says why; 3.1.1 cannot (acknowledged as success below) and a
-            // QoS 0 message has no ack: dropped, counted.
-            outcome = reason_code::quota_exceeded;
-            if (v5 && request_problem_info_) ack_reason = broker_core::retained_refusal_reason(r.retained);
-        } else if (r.admitted) {
-            if (v.violation()) log_warned(m->topic, v.reason);
-            ticket = r.ticket;
-            // A subscriber that matched but whose queue was full still
-            // matched: the drop is counted there (session::dropped()).
-            if (r.matched == 0 && v5) outcome = reason_code::no_matching_subscribers;
-            if (r.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
-        } else if (v.mode == ns::enforcement::quarantine) {
-            auto q = quarantine_copy(*model, m->topic, m->payload, m->qos, m->retain, v, session_.get());
-            spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m->topic, q->topic,
-                          v.reason);
-            // The publisher did nothing wrong it could fix by resending:
-            // success, and (5.0) a Reason String saying where it went.
-            if (v5 && request_problem_info_) ack_reason = "quarantined to '" + q->topic + "': " + v.reason;
-            const auto qr = core_.publish(q, nullptr, nullptr, &identity_);
-            ticket = qr.ticket;
-            if (qr.retained != retain_verdict::stored) {
-                outcome = reason_code::quota_exceeded;
-                if (v5 && request_problem_info_) ack_reason = broker_core::retained_refusal_reason(qr.retained);
-            }
-        } else {
-            spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_, m->topic,
-                          v.reason);
-            // 3.1.1 has no way to say no: the message is dropped and a QoS
-            // 1/2 one still acknowledged, or the client would resend it
-            // forever.
-            if (v5) {
-                outcome = static_cast<reason_code>(v.mqtt_reason());
-                if (request_problem_info_) ack_reason = v.reason;
-            }
-        }
+        break;
+    case verdict::store_down:  // checked above already; the store failed since
+    case verdict::over_limit:  // 3.1.1: acknowledged as success below; QoS 0: dropped, counted
+        if (a.command) audit("command", "allowed", m->topic);
+        break;
+    case verdict::rejected:
+        if (a.command) audit("command", "allowed", m->topic);
+        spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_, m->topic,
+                      a.reason);
+        // 3.1.1 has no way to say no: the message is dropped and a QoS 1/2
+        // one still acknowledged, or the client would resend it forever.
+        if (!v5) outcome = reason_code::success;
+        break;
+    case verdict::quarantined:
+        if (a.command) audit("command", "allowed", m->topic);
+        spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m->topic, a.copy->topic,
+                      a.reason);
+        // The publisher did nothing wrong it could fix by resending:
+        // success, and (5.0) a Reason String saying where it went.
+        if (v5 && request_problem_info_) ack_reason = "quarantined to '" + a.copy->topic + "': " + a.reason;
+        break;
+    case verdict::published:
+        if (a.command) audit("command", "allowed", m->topic);
+        if (!a.reason.empty()) log_warned(m->topic, a.reason);
+        // A subscriber that matched but whose queue was full still
+        // matched: the drop is counted there (session::dropped()).
+        if (a.routed.matched == 0 && v5) outcome = reason_code::no_matching_subscribers;
+        if (a.routed.refused > 0 && !buffer_full(p.qos, v5, outcome, ack_reason)) return;
+        break;
     }
+    const persistence::ticket ticket = a.passed() ? a.routed.ticket : 0;  // what the acknowledgement waits for
 
     if (!v5 && (outcome == reason_code::not_authorized ||
                 outcome == reason_code::quota_exceeded))
@@ -250,10 +214,6 @@ message_ptr connection::to_message(mqtt::publish& p, bool v5) {
         }
     }
     return m;
-}
-
-broker_core::publish_result connection::route(const message_ptr& m, const ns::model* model, ns::verdict* verdict) {
-    return core_.publish(m, model, verdict, &identity_);
 }
 
 void connection::log_warned(std::string_view topic, std::string_view reason) {

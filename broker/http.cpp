@@ -71,12 +71,6 @@ std::string_view path_of(const http_request& req) {
 tcp_socket& lowest(tcp_socket& s) { return s; }
 tcp_socket& lowest(tls_stream& s) { return s.next_layer(); }
 
-void close_socket(tcp_socket& s) {
-    boost::system::error_code ec;
-    s.shutdown(tcp_socket::shutdown_both, ec);
-    s.close(ec);
-}
-
 // The response to a request that could not be read, or none (just close).
 std::optional<http_server::response> read_failure(const boost::system::error_code& ec) {
     if (ec == http::error::header_limit) return error_response(http::status::request_header_fields_too_large, "request header too large");

@@ -1,23 +1,6 @@
-// The namespace model where it reaches beyond one PUBLISH: the dead-letter
-// copy shared by every quarantine, the will a client hands over at CONNECT,
-// and the retained messages already stored when a new model is loaded.
-//
-// Wills are checked at CONNECT, with the model in force then, because that
-// is when a misconfigured device can still be told: a will is published
-// when the device has failed, which is too late to report anything to it
-// and is exactly when the plant needs the message to be right. So:
-//   reject      5.0: CONNACK with the PUBLISH reason code (0x90 Topic Name
-//               invalid, 0x99 Payload format invalid, 0x83 for the retain
-//               rule), Reason String when problem information is wanted;
-//               3.1.1 has no such CONNACK code: the connection is accepted,
-//               the will dropped (logged at info, counted), as a refused
-//               3.1.1 PUBLISH is dropped;
-//   warn        accepted as it is, logged and counted;
-//   quarantine  accepted; the stored will is its dead-letter copy, so when
-//               it is published it lands under the dead-letter prefix.
-// A will under the dead-letter prefix is refused like such a PUBLISH
-// (5.0: 0x87 Not authorized; 3.1.1: 0x05 Not authorized), because it could
-// forge a quarantine entry.
+// The namespace model where it reaches beyond one message's admission
+// (admission.hpp): the dead-letter copy shared by every quarantine, and the
+// retained messages already stored when a new model is loaded.
 //
 // After a successful reload, every retained message (not '$' topics) is
 // checked against the new model: reject removes it, quarantine moves it to
@@ -27,7 +10,6 @@
 #include "broker/model_enforcement.hpp"
 
 #include "broker/broker_core.hpp"
-#include "broker/connection.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -50,38 +32,6 @@ std::shared_ptr<message> quarantine_copy(const ns::model& model, std::string_vie
     q->props.content_type = "application/json";
     q->props.user_properties.emplace_back("strata-quarantine-reason", v.reason);
     return q;
-}
-
-bool connection::check_will(std::shared_ptr<message>& will) {
-    using mqtt::reason_code;
-    const ns::model* model = core_.model();
-    if (model == nullptr) return true;
-    const bool v5 = version_ == mqtt::protocol_version::v5;
-    const ns::verdict v = model->check(will->topic, will->payload, will->retain);
-    if (!v.violation()) return true;
-    switch (v.mode) {
-    case ns::enforcement::reject:
-        if (v5) {
-            const std::string why = "will: " + v.reason;
-            refuse_connect(static_cast<reason_code>(v.mqtt_reason()), why.c_str());
-            return false;
-        }
-        spdlog::info("{} '{}': will on '{}' dropped (namespace model, 3.1.1 client): {}", remote_, client_id_,
-                     will->topic, v.reason);
-        will.reset();
-        return true;
-    case ns::enforcement::warn:
-        log_warned(will->topic, "will: " + v.reason);
-        return true;
-    case ns::enforcement::quarantine: {
-        auto q = quarantine_copy(*model, will->topic, will->payload, will->qos, will->retain, v, nullptr);
-        spdlog::debug("{} '{}': will on '{}' quarantined to '{}': {}", remote_, client_id_, will->topic, q->topic,
-                      v.reason);
-        will = std::move(q);
-        return true;
-    }
-    }
-    return true;
 }
 
 void broker_core::recheck_retained(const ns::model& model, std::string_view when) {

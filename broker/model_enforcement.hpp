@@ -1,6 +1,6 @@
 // What the broker does with a message the namespace model refuses, where
-// PUBLISH handling (handle_publish.cpp), wills at CONNECT and the retained
-// messages re-checked after a reload (model_enforcement.cpp) share it.
+// the admission pipeline (admission.cpp) and the retained messages
+// re-checked after a reload (model_enforcement.cpp) share it.
 //
 // Thread-safety: plain functions of their arguments; any thread.
 #pragma once

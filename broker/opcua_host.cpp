@@ -3,7 +3,7 @@
 #include "broker/bridge_host.hpp"
 #include "broker/broker_core.hpp"
 #include "broker/opcua_json.hpp"
-#include "broker/publish_as.hpp"
+#include "broker/admission.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -237,18 +237,19 @@ void opcua_source::on_value(std::uint32_t handle, const opcua::data_value& dv) {
 }
 
 bool opcua_source::publish_checked(const message_ptr& m) {
-    const publish_as_result r = publish_as(core_, grants_.get(), m);
+    const admission r = admit(core_, publisher{.grants = grants_.get()}, m);
     switch (r.what) {
-    case publish_as_result::outcome::published:
-    case publish_as_result::outcome::quarantined:
+    case admission::outcome::published:
+    case admission::outcome::quarantined:
         return true;
-    case publish_as_result::outcome::denied:
+    case admission::outcome::denied:
         spdlog::debug("opcua '{}': '{}' refused: identity '{}' may not publish there", cfg_.name, m->topic,
                       cfg_.identity);
         return false;
-    case publish_as_result::outcome::rejected:
-    case publish_as_result::outcome::store_down:
-    case publish_as_result::outcome::over_limit:
+    case admission::outcome::rejected:
+    case admission::outcome::store_down:
+    case admission::outcome::rate_limited:
+    case admission::outcome::over_limit:
         spdlog::debug("opcua '{}': '{}' not published: {}", cfg_.name, m->topic, r.reason);
         return false;
     }
@@ -388,7 +389,7 @@ void opcua_host::publish_sys() {
     for (const auto& s : status()) {
         const std::string base = "$SYS/broker/opcua/" + s.name + "/";
         const auto put = [&](const char* leaf, std::string value) {
-            publish_sys_value(core_, base + leaf, std::move(value));
+            core_.publish_sys_value(base + leaf, std::move(value));
         };
         put("connected", s.connected ? "1" : "0");
         put("items", std::to_string(s.items));

@@ -178,8 +178,8 @@ void server::begin_shutdown() {
     core_.set_listening(false);
     spdlog::info("shutting down");
     for (auto& l : listeners_) {
-        boost::system::error_code ec;
-        l->acceptor.close(ec);
+        boost::system::error_code ignored;  // shutting down: a listener that fails to close goes with the process
+        l->acceptor.close(ignored);
     }
     if (alerts_) alerts_->deactivate();
     core_.audit_summaries(steady_clock::now());  // the counts so far, before the log closes

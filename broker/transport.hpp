@@ -89,6 +89,9 @@ private:
     std::shared_ptr<asio::ssl::context> ctx_;  // guarded by mutex_
 };
 
+// Shuts a socket down both ways and closes it; errors are of no use then.
+void close_socket(tcp_socket& s);
+
 // Waits, holding only the socket and a timer, until the client's first
 // bytes arrive, then calls then(socket) (on the socket's executor). A
 // client that sends nothing before `deadline`, or closes first, is closed.

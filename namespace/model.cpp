@@ -29,6 +29,7 @@
 
 #include "namespace/model_impl.hpp"
 #include "namespace/model_schema.hpp"
+#include "namespace/suggest.hpp"
 #include "namespace/topic.hpp"
 
 namespace strata::ns {
@@ -131,21 +132,6 @@ std::string_view subtree_of(const model::impl& m, std::string_view topic, const 
     return {};
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diag = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0u : 1u)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
-
 // What a node expects next: levels (in model order) and classes.
 struct expectation {
     std::vector<std::size_t> levels;
@@ -209,20 +195,6 @@ std::string level_refusal(const level_rule& r, std::string_view tok, bool first_
     return out;
 }
 
-std::string suggestion(std::string_view tok, const std::vector<std::string_view>& candidates) {
-    std::string_view best;
-    std::size_t best_d = tok.size() <= 4 ? 1 : tok.size() <= 8 ? 2 : 3;
-    for (std::string_view c : candidates) {
-        const std::size_t d = edit_distance(tok, c);
-        if (d <= best_d && (best.empty() || d < edit_distance(tok, best))) {
-            best = c;
-            best_d = d;
-        }
-    }
-    if (best.empty()) return {};
-    return " (did you mean '" + std::string(best) + "'?)";
-}
-
 // "after line 'line-2'" for the reading so far, or "" at the start.
 std::string after_text(const model::impl& m, const model_node* n, const reading& r) {
     if (n->threads.empty() || is_class_state(n->threads.front())) return {};
@@ -238,7 +210,7 @@ std::string refusal_message(const model::impl& m, const model_node* n, const rea
     for (std::size_t k : ex.classes) names.emplace_back(m.classes[k].name);
     for (std::size_t lv : ex.levels)
         for (const std::string& s : m.levels[lv].info.names) names.emplace_back(s);
-    const std::string hint = suggestion(tok, names);
+    const std::string hint = did_you_mean(tok, names);
     const std::string t = "'" + std::string(tok) + "'";
     const bool root = n->id == 0;
 

@@ -31,6 +31,7 @@
 
 #include "namespace/model_impl.hpp"
 #include "namespace/model_schema.hpp"
+#include "namespace/suggest.hpp"
 #include "namespace/topic.hpp"
 
 namespace strata::ns {
@@ -58,21 +59,6 @@ std::string describe(const YAML::Node& node) {
     case YAML::NodeType::Scalar: break;
     }
     return "'" + node.Scalar() + "'";
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diag = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0u : 1u)});
-            diag = up;
-        }
-    }
-    return row[b.size()];
 }
 
 bool is_plain(const YAML::Node& n) {
@@ -218,16 +204,9 @@ public:
 private:
     static std::string unknown_key_message(const std::string& name, std::initializer_list<key> keys) {
         std::string out = "unknown key '" + name + "'";
-        std::string_view best;
-        std::size_t best_distance = name.size() <= 4 ? 1 : name.size() <= 8 ? 2 : 3;
-        for (const key& k : keys) {
-            const std::size_t d = edit_distance(name, k.name);
-            if (d <= best_distance && (best.empty() || d < edit_distance(name, best))) {
-                best_distance = d;
-                best = k.name;
-            }
-        }
-        if (!best.empty()) return out + " (did you mean '" + std::string(best) + "'?)";
+        std::vector<std::string_view> names;
+        for (const key& k : keys) names.push_back(k.name);
+        if (const std::string hint = did_you_mean(name, names); !hint.empty()) return out + hint;
         out += " (expected ";
         for (auto it = keys.begin(); it != keys.end(); ++it) {
             if (it != keys.begin()) out += ", ";

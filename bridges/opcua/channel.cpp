@@ -74,7 +74,8 @@ asio::awaitable<outcome> secure_channel::open(std::chrono::milliseconds timeout)
     deadline.async_wait([self, state](error_code ec) {
         if (ec || *state != phase::running) return;
         *state = phase::timed_out;
-        self->socket_.close(ec);
+        error_code ignored;  // closing to end the steps; nothing to do if it fails
+        self->socket_.close(ignored);
     });
     struct finish {
         std::shared_ptr<phase> state;
@@ -486,8 +487,8 @@ void secure_channel::fail(outcome why) {
     if (!open_ && !failure_.message.empty()) return;
     open_ = false;
     failure_ = std::move(why);
-    error_code ec;
-    socket_.close(ec);
+    error_code ignored;  // closing anyway
+    socket_.close(ignored);
     renew_timer_.cancel();
     for (auto& [id, p] : pending_) p->timer.cancel();
     closed_.cancel();

@@ -1,13 +1,13 @@
 // Which topics are commands, decided on the namespace model's classes, and
 // the command grant applied whatever the enforcement mode: for a client's
 // PUBLISH (handle_publish.cpp) and for what the broker publishes on behalf
-// of a bridge or an OPC UA source (publish_as), which share
+// of a bridge or an OPC UA source (admission.hpp), which share
 // broker_core::is_command. Uses deploy/namespace/acme.yaml, where
 // acme/leipzig/# is in warn mode and acme/dresden/# in reject mode.
 #include <catch2/catch.hpp>
 
 #include "broker/broker_core.hpp"
-#include "broker/publish_as.hpp"
+#include "broker/admission.hpp"
 
 #include <memory>
 #include <string>
@@ -67,25 +67,25 @@ TEST_CASE("commands: the model's command classes, also where a topic does not fi
     CHECK_FALSE(core.is_command(line1 + "/ROBOT/cmd"));  // no model, no command subtrees
 }
 
-TEST_CASE("commands: publish_as needs the command grant in warn mode too", "[commands]") {
+TEST_CASE("commands: admission needs the command grant in warn mode too", "[commands]") {
     broker_core core{with_roles()};
     core.set_model(strata::ns::model::load(STRATA_SOURCE_DIR "/deploy/namespace/acme.yaml"));
     const auto bridge = core.security().policy().compile("bridge-in", "$bridge/up");
     const auto opcua = core.security().policy().compile("opcua-in", "opcua-in");
     REQUIRE(bridge);
     REQUIRE(opcua);
-    using outcome = publish_as_result::outcome;
+    using outcome = admission::outcome;
 
     for (const std::string& topic : {line1 + "/ROBOT/cmd", line1 + "/robot-1/cmd", std::string("acme/leipzig/cmd")}) {
         INFO(topic);
-        const auto denied = publish_as(core, bridge.get(), msg(topic, cmd));
+        const auto denied = admit(core, publisher{.grants = bridge.get()}, msg(topic, cmd));
         CHECK(denied.what == outcome::denied);
         CHECK(denied.code == strata::mqtt::reason_code::not_authorized);
         // with the command grant: published, the model only warns where the topic does not fit
-        CHECK(publish_as(core, opcua.get(), msg(topic, cmd)).what == outcome::published);
+        CHECK(admit(core, publisher{.grants = opcua.get()}, msg(topic, cmd)).what == outcome::published);
     }
     // what is not a command passes warn mode with a publish grant alone
-    const auto warned = publish_as(core, bridge.get(), msg(line1 + "/ROBOT/telemetry", telemetry));
+    const auto warned = admit(core, publisher{.grants = bridge.get()}, msg(line1 + "/ROBOT/telemetry", telemetry));
     CHECK(warned.what == outcome::published);
     CHECK_FALSE(warned.reason.empty());
 }
