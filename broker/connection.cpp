@@ -526,7 +526,28 @@ void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
             v.message_expiry_interval = static_cast<std::uint32_t>(std::max<long long>(left, 1));
         }
     }
-    if (mqtt::encoded_size(v, version_) > client_max_packet_size_) {
+    // Topic aliases first: a known one makes the packet smaller, a new one
+    // adds its property (3 bytes) to a packet that still carries the topic.
+    std::optional<std::uint16_t> new_alias;
+    if (version_ == mqtt::protocol_version::v5 && client_topic_alias_max_ > 0) {
+        if (!outbound_aliases_) outbound_aliases_ = std::make_unique<std::unordered_map<std::string, std::uint16_t>>();
+        const auto& aliases = *outbound_aliases_;
+        if (const auto it = aliases.find(m.topic); it != aliases.end()) {
+            v.topic_alias = it->second;
+            v.topic = {};
+        } else if (aliases.size() < client_topic_alias_max_) {
+            new_alias = static_cast<std::uint16_t>(aliases.size() + 1);
+            v.topic_alias = new_alias;
+        }
+    }
+    std::size_t size = mqtt::encoded_size(v, version_);
+    if (new_alias && size > client_max_packet_size_) {
+        // Without the new alias it may still fit.
+        new_alias.reset();
+        v.topic_alias.reset();
+        size = mqtt::encoded_size(v, version_);
+    }
+    if (size > client_max_packet_size_) {
         // Larger than the client accepts: discarded for this client only, and
         // treated as delivered so that it does not block the session.
         bump(counters.dropped_too_large);
@@ -534,19 +555,7 @@ void connection::encode_delivery(outgoing& o, steady_clock::time_point now) {
         if (o.d.qos > 0) session_->abandon(o.packet_id);
         return;
     }
-    if (version_ == mqtt::protocol_version::v5 && client_topic_alias_max_ > 0) {
-        if (!outbound_aliases_) outbound_aliases_ = std::make_unique<std::unordered_map<std::string, std::uint16_t>>();
-        auto& aliases = *outbound_aliases_;
-        auto it = aliases.find(m.topic);
-        if (it != aliases.end()) {
-            v.topic_alias = it->second;
-            v.topic = {};
-        } else if (aliases.size() < client_topic_alias_max_) {
-            const auto alias = static_cast<std::uint16_t>(aliases.size() + 1);
-            aliases.emplace(m.topic, alias);
-            v.topic_alias = alias;
-        }
-    }
+    if (new_alias) outbound_aliases_->emplace(m.topic, *new_alias);
     mqtt::encode_publish(v, version_, out_);
     bump(counters.publish_sent[o.d.qos]);
     bump(counters.payload_sent[o.d.qos], m.payload.size());

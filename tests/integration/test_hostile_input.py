@@ -217,3 +217,19 @@ def test_second_connect_of_an_unknown_version_is_a_protocol_error(broker_factory
     p = c.expect(r.DISCONNECT)
     assert p.reason == r.PROTOCOL_ERROR
     c.wait_closed()
+
+
+def test_a_new_topic_alias_never_takes_a_publish_over_the_maximum_packet_size(broker_factory, raw_clients):
+    """A PUBLISH of 18 bytes gets 3 more with a new Topic Alias: to a client whose Maximum
+    Packet Size is 20 it goes without the alias (and no alias is set up), not as 21 bytes."""
+    b = broker_factory()
+    sub = raw_clients(b, r.V5)
+    sub.connect_ok(uid(), props=[("maximum_packet_size", 20), ("topic_alias_maximum", 5)])
+    sub.subscribe("sandbox/xy")
+    pub = raw_clients(b, r.V5)
+    pub.connect_ok(uid())
+    for payload in (b"abc", b"def"):
+        pub.publish("sandbox/xy", payload)
+        p = sub.expect(r.PUBLISH)
+        assert (p.topic, p.payload, p.size) == ("sandbox/xy", payload, 18)
+        assert not p.props.has("topic_alias")
