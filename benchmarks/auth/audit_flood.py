@@ -14,14 +14,16 @@ alternation, each on a fresh broker, ROUNDS times (medians printed):
 
 Only configuration both binaries understand is used (`audit: {file}` with the
 defaults of audit.max_bytes, audit.refusals_per_second, audit.max_field_bytes).
-Every broker it starts is stopped by PID.
+Brokers are started and stopped (by PID, also on Ctrl-C) by benchmarks/compare's
+helpers.
 """
 
 import argparse
 import glob
+import importlib.machinery
+import importlib.util
 import os
-import select
-import signal
+import shutil
 import socket
 import statistics
 import subprocess
@@ -30,18 +32,24 @@ import tempfile
 import threading
 import time
 
-CONFIG = """listeners:
-  - name: flood
-    protocol: mqtt
-    bind: "127.0.0.1:0"
-persistence:
-  enabled: false
-log:
-  level: warn
-auth:
+
+def load_compare():
+    """benchmarks/compare's broker start and stop (by PID), shared by the benchmarks."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "compare")
+    loader = importlib.machinery.SourceFileLoader("strata_compare", path)
+    spec = importlib.util.spec_from_loader("strata_compare", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+cmp = load_compare()
+
+AUTH = """auth:
   allow_anonymous: false
   password_file: "{passwd}"
-roles:
+"""
+EXTRA = """roles:
   analyst:
     - {{allow: subscribe, on: "sandbox/users/{{user}}/#"}}
 users:
@@ -136,42 +144,11 @@ def flood(port, password, seconds, window, field_bytes, counts, index):
     counts[index] = answered
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def start(exe, workdir, tag, passwd):
     audit = os.path.join(workdir, f"audit-{tag}.log")
-    conf = os.path.join(workdir, f"{tag}.yaml")
-    with open(conf, "w") as f:
-        f.write(CONFIG.format(passwd=passwd, audit=audit))
-    p = subprocess.Popen([exe, "--config", conf], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL, cwd=workdir)
-    buf, port, deadline = b"", None, time.monotonic() + 20
-    while time.monotonic() < deadline and p.poll() is None:
-        if select.select([p.stdout], [], [], 0.2)[0]:
-            buf += os.read(p.stdout.fileno(), 4096)
-            for line in buf.decode(errors="replace").splitlines():
-                if line.startswith("strata listening "):
-                    port = int(line.rsplit(":", 1)[1])
-            if b"strata ready" in buf and port:
-                return p, port, audit
-    stop(p)
-    raise RuntimeError(f"{exe} did not start; see {conf}")
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    broker = cmp.start_strata(exe, workdir, tag, extra_config=EXTRA.format(audit=audit),
+                              auth=AUTH.format(passwd=passwd))
+    return broker, audit
 
 
 def audit_size(audit):
@@ -186,9 +163,10 @@ def audit_size(audit):
 
 
 def run(exe, workdir, tag, passwd, password, args):
-    p, port, audit = start(exe, workdir, tag, passwd)
+    broker, audit = start(exe, workdir, tag, passwd)
+    p, port = broker.proc, broker.port
     try:
-        rss0 = rss_kib(p.pid)
+        rss0 = cmp.proc_rss_kib(p.pid)
         counts = [0] * args.connections
         threads = [threading.Thread(target=flood, args=(port, password, args.duration, args.window,
                                                           args.field_bytes, counts, i))
@@ -197,9 +175,11 @@ def run(exe, workdir, tag, passwd, password, args):
             t.start()
         for t in threads:
             t.join()
-        rss1 = rss_kib(p.pid)
+        rss1 = cmp.proc_rss_kib(p.pid)
     finally:
-        stop(p)
+        cmp.stop_process(p)
+        cmp.started.remove(p)
+        shutil.rmtree(os.path.join(workdir, f"strata-data-{tag}"), ignore_errors=True)
     size, lines, files = audit_size(audit)
     for f in [audit] + glob.glob(audit + ".*"):
         if os.path.exists(f):
@@ -222,16 +202,20 @@ def main():
     if args.base_bin:
         bins = {"base": os.path.abspath(args.base_bin), **bins}
     results = {k: [] for k in bins}
+    cmp.raise_nofile()
     with tempfile.TemporaryDirectory(prefix="audit-flood-") as d:
         passwd = os.path.join(d, "passwd")
         password = b"ana-flood-pw"
         subprocess.run([bins["new"], "passwd", "--iterations", "1000", passwd, "ana"],
                        input=password + b"\n", check=True, capture_output=True)
-        for r in range(args.rounds):
-            for tag, exe in bins.items():
-                res = run(exe, d, tag, passwd, password, args)
-                results[tag].append(res)
-                print(f"round {r + 1} {tag}: {res}", flush=True)
+        try:
+            for r in range(args.rounds):
+                for tag, exe in bins.items():
+                    res = run(exe, d, f"{tag}-r{r + 1}", passwd, password, args)
+                    results[tag].append(res)
+                    print(f"round {r + 1} {tag}: {res}", flush=True)
+        finally:
+            cmp.cleanup()
     print(f"\nmedians of {args.rounds} rounds, {args.connections} connections, {args.duration:g} s, "
           f"{args.field_bytes}-byte client ids and filters:")
     print("| binary | SUBSCRIBEs refused | audit log on disk | audit lines | broker RSS growth |")
