@@ -673,7 +673,9 @@ void connection::release() {
 }
 
 void connection::arm_keepalive() {
-    if (keep_alive_ == 0 || state_ == state::closed) return;
+    // Only while connected: a connection that is closing keeps its close
+    // timeout on the same timer (e.g. a CONNACK too large for the client).
+    if (keep_alive_ == 0 || state_ != state::connected) return;
     const auto deadline = last_rx_ + std::chrono::milliseconds(keep_alive_ * 1500u);
     timer_.expires_at(deadline);
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
