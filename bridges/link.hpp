@@ -29,7 +29,7 @@
 // keep their own state).
 //
 // Boost.Asio is compiled separately in this project: the program linking
-// strata_bridges compiles it once (broker/asio.cpp for strata).
+// strata_bridges compiles it once (broker/net/asio.cpp for strata).
 #pragma once
 
 #include "broker/codec/packet.hpp"

@@ -917,7 +917,7 @@ void read_opcua(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
-// `alerts:` (broker/alerts.hpp).
+// `alerts:` (broker/ops/alerts.hpp).
 void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
     using u32 = std::uint32_t;
     r.read_map(v, {

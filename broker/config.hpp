@@ -110,7 +110,7 @@ struct auth_config {
     auth::identity_limits limits;          // `auth.limits`; default: none
     auth::backoff_config login_backoff;    // `auth.login_backoff`
     // `auth.password_checks`: the slow password hashes of MQTT logins and
-    // HTTP Basic, run off the network threads (broker/security.hpp).
+    // HTTP Basic, run off the network threads (broker/core/security.hpp).
     struct password_checks_config {
         unsigned threads = 0;          // worker threads; 0: min(2, CPU cores)
         std::uint32_t per_address = 8; // checks queued or running per source address; beyond: refused at once
@@ -181,7 +181,7 @@ struct bridge_config {
     std::uint16_t inflight = 256;
 };
 
-// `alerts:` (broker/alerts.hpp, README "Monitoring"): rates per subtree
+// `alerts:` (broker/ops/alerts.hpp, README "Monitoring"): rates per subtree
 // against their baseline, stale data, reconnect loops.
 struct stale_rule {
     std::string filter;              // topic filter

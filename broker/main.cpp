@@ -3,7 +3,7 @@
 #include "auth/crypto.hpp"
 #include "auth/password_file.hpp"
 #include "broker/config.hpp"
-#include "broker/server.hpp"
+#include "broker/net/server.hpp"
 #include "namespace/model.hpp"
 #include "persistence/store.hpp"
 
@@ -335,7 +335,7 @@ int strata_main(int argc, char** argv) {
     try {
         // Constructing the server loads the password file and opens the
         // audit log (config_error when unusable).
-        strata::broker::server srv(std::move(cfg));
+        strata::broker::net::server srv(std::move(cfg));
         srv.core().set_model(std::move(model));
         if (store) {
             srv.core().use_store(store.get());
@@ -365,7 +365,7 @@ int strata_main(int argc, char** argv) {
         // last connections changed is flushed to disk.
         if (store) store->close();
         return rc;
-    } catch (const strata::broker::listen_error& e) {
+    } catch (const strata::broker::net::listen_error& e) {
         return fail(e.what());
     } catch (const strata::persistence::store_error& e) {
         return fail(e.what());

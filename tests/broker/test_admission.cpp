@@ -1,4 +1,4 @@
-// The admission pipeline (broker/admission.hpp): one ordered list of checks
+// The admission pipeline (broker/core/admission.hpp): one ordered list of checks
 // for everything that enters the tree from outside the broker, and what each
 // verdict carries. Uses deploy/namespace/acme.yaml, where acme/dresden/# is
 // in reject mode, acme/dresden/assembly/# in quarantine mode and
@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include "auth/limits.hpp"
-#include "broker/admission.hpp"
-#include "broker/broker_core.hpp"
+#include "broker/core/admission.hpp"
+#include "broker/core/broker_core.hpp"
 #include "namespace/model_stats.hpp"
 #include "tests/broker/test_support.hpp"
 
@@ -15,6 +15,7 @@
 #include <string>
 
 using namespace strata::broker;
+using namespace strata::broker::core;
 using outcome = admission::outcome;
 using strata::mqtt::reason_code;
 using test::make_message;

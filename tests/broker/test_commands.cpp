@@ -6,13 +6,14 @@
 // acme/leipzig/# is in warn mode and acme/dresden/# in reject mode.
 #include <catch2/catch.hpp>
 
-#include "broker/broker_core.hpp"
-#include "broker/admission.hpp"
+#include "broker/core/broker_core.hpp"
+#include "broker/core/admission.hpp"
 
 #include <memory>
 #include <string>
 
 using namespace strata::broker;
+using namespace strata::broker::core;
 
 namespace {
 

@@ -3,8 +3,8 @@
 // relies on, exercised on a real session of a real broker core (no store).
 #include <catch2/catch.hpp>
 
-#include "broker/broker_core.hpp"
-#include "broker/session.hpp"
+#include "broker/core/broker_core.hpp"
+#include "broker/core/session.hpp"
 #include "tests/broker/test_support.hpp"
 
 #include <memory>
@@ -12,6 +12,7 @@
 #include <vector>
 
 using namespace strata::broker;
+using namespace strata::broker::core;
 
 namespace {
 

@@ -4,8 +4,8 @@
 // Exercised on a real session of a real broker core (no store).
 #include <catch2/catch.hpp>
 
-#include "broker/broker_core.hpp"
-#include "broker/session.hpp"
+#include "broker/core/broker_core.hpp"
+#include "broker/core/session.hpp"
 #include "tests/broker/test_support.hpp"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <vector>
 
 using namespace strata::broker;
+using namespace strata::broker::core;
 
 namespace {
 

@@ -11,11 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "broker/router.hpp"
+#include "broker/core/router.hpp"
 #include "namespace/model.hpp"
 #include "tests/broker/test_support.hpp"
 
 using namespace strata::broker;
+using namespace strata::broker::core;
 
 namespace {
 

@@ -2,14 +2,18 @@
 // that only counts its wake-ups.
 #pragma once
 
-#include "broker/message.hpp"
-#include "broker/session_owner.hpp"
+#include "broker/core/message.hpp"
+#include "broker/core/session_owner.hpp"
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
 namespace strata::broker::test {
+
+using core::message;
+using core::message_ptr;
+using core::session_owner;
 
 struct owner final : session_owner {
     int notified = 0;

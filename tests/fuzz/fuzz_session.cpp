@@ -43,12 +43,12 @@
 #include "auth/password_file.hpp"
 #include "auth/policy.hpp"
 #include "auth/scram.hpp"
-#include "broker/broker_core.hpp"
+#include "broker/core/broker_core.hpp"
 #include "broker/codec/codec.hpp"
 #include "broker/config.hpp"
-#include "broker/connection.hpp"
-#include "broker/stats.hpp"
-#include "broker/thread_rwlock.hpp"
+#include "broker/net/connection.hpp"
+#include "broker/core/stats.hpp"
+#include "broker/core/thread_rwlock.hpp"
 #include "namespace/model.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -534,7 +534,7 @@ struct environment {
             std::ofstream(p) << t;
             models[2 + i] = strata::ns::model::load(p.string());
         }
-        sb::thread_rwlock::bind_thread(0);
+        sb::core::thread_rwlock::bind_thread(0);
     }
     ~environment() {
         std::error_code ec;
@@ -612,7 +612,7 @@ public:
             cfg.access.push_back({true, sb::access_rule::action::subscribe, "test/nosubscribe"});
             cfg.access.push_back({true, sb::access_rule::action::publish, "acme/leipzig/#"});
         }
-        core_ = std::make_unique<sb::broker_core>(std::move(cfg));
+        core_ = std::make_unique<sb::core::broker_core>(std::move(cfg));
         core_->set_model(env_.models[(variant >> 5) & 3]);
         core_->counters().bind_thread(0);
         acceptor_.open(asio::ip::tcp::v4());
@@ -710,7 +710,7 @@ private:
         ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
         // Accepted as server::serve() does for a plain TCP listener.
         auto socket = acceptor_.accept(io_.get_executor());
-        auto conn = std::make_shared<sb::connection>(*core_, std::move(socket), 0);
+        auto conn = std::make_shared<sb::net::connection>(*core_, std::move(socket), 0);
         asio::post(io_, [conn] { conn->start(); });
     }
 
@@ -1300,7 +1300,7 @@ private:
     const environment& env_;
     bool roles_ = false;
     // Destroyed after the io_context, as in server (its connections refer to it).
-    std::unique_ptr<sb::broker_core> core_;
+    std::unique_ptr<sb::core::broker_core> core_;
     asio::io_context io_{1};
     // Without it the io_context stops once it runs out of work (every
     // connection closed), and polls do nothing until restarted.

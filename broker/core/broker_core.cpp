@@ -1,0 +1,714 @@
+#include "broker/core/broker_core.hpp"
+
+#include "broker/ops/alerts.hpp"
+#include "broker/net/connection.hpp"
+#include "broker/core/model_enforcement.hpp"
+#include "broker/core/stored.hpp"
+#include "namespace/topic.hpp"
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+namespace strata::broker::core {
+
+// The pending expiry / will-delay timer of an offline session.
+struct session::timer_slot {
+    explicit timer_slot(asio::io_context::executor_type ex) : t(ex) {}
+    asio::steady_timer t;
+};
+
+namespace {
+
+std::vector<auth::rule> to_rules(const std::vector<access_rule>& in) {
+    std::vector<auth::rule> out;
+    out.reserve(in.size());
+    for (const auto& r : in) {
+        out.push_back(auth::rule{r.deny,
+                                 r.what == access_rule::action::subscribe ? auth::action::subscribe
+                                                                          : auth::action::publish,
+                                 r.filter});
+    }
+    return out;
+}
+
+constexpr std::uint32_t never_expires = 0xFFFFFFFF;
+
+// Cancels a session's pending timer on the thread that owns it.
+void cancel_timer(session& s) {
+    if (auto slot = std::move(s.timer)) {
+        asio::post(slot->t.get_executor(), [slot] { slot->t.cancel(); });
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// The default broker id: this host and the store's absolute path (two
+// brokers on one host cannot share a store), or the process id without one.
+std::string default_broker_id(const config& cfg) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "localhost");
+    if (!cfg.persistence.enabled) return std::string(host) + ":pid-" + std::to_string(::getpid());
+    std::error_code ec;
+    const auto path = std::filesystem::absolute(cfg.persistence.path, ec).lexically_normal().string();
+    return std::string(host) + ":" + (ec ? cfg.persistence.path : path);
+}
+
+}  // namespace
+
+broker_core::broker_core(config cfg)
+    : cfg_(std::move(cfg)),
+      broker_id_(cfg_.broker_id.empty() ? default_broker_id(cfg_) : cfg_.broker_id),
+      access_(to_rules(cfg_.access)),
+      security_(std::make_unique<class security>(cfg_)),
+      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()),
+      handshakes_(cfg_.limits.max_handshakes) {
+    retained_limits l;
+    l.max_messages = cfg_.limits.max_retained_messages;
+    l.max_bytes = cfg_.limits.max_retained_bytes;
+    l.identity_messages = cfg_.auth.limits.retained;
+    l.identity_bytes = cfg_.auth.limits.retained_bytes;
+    router_.set_retained_limits(l);
+    if (auditing_ && cfg_.audit.refusals_per_second != 0)
+        audit_limiter_ = std::make_unique<auth::audit_limiter>(cfg_.audit.refusals_per_second);
+}
+
+namespace {
+
+// Who a refusal line counts against: the identity once authenticated;
+// the address for logins (the user name is a claim until checked) and
+// anonymous clients.
+auth::audit_subject audit_subject_of(const auth::audit_event& e) {
+    const bool login = e.action == "login" || e.action == "admin-login";
+    if (!login && !e.identity.empty()) return {std::string(e.identity), {}};
+    return {{}, std::string(e.peer.empty() ? e.address : e.peer)};
+}
+
+}  // namespace
+
+void broker_core::audit(const auth::audit_event& e) {
+    if (!auditing_) return;
+    if (audit_limiter_ && e.outcome != "allowed" && !audit_limiter_->admit(audit_subject_of(e), steady_clock::now()))
+        return;
+    write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg_.audit.max_field_bytes));
+}
+
+void broker_core::audit_summaries(steady_clock::time_point now) {
+    if (!audit_limiter_) return;
+    for (const auto& s : audit_limiter_->take_summaries(now)) {
+        auth::audit_event e;
+        e.action = "audit";
+        e.outcome = "suppressed";
+        e.identity = s.who.identity;
+        e.address = s.who.address;
+        const std::string reason = std::to_string(s.suppressed) + " more refusal lines suppressed (over " +
+                                   std::to_string(audit_limiter_->per_second()) + " a second from this " +
+                                   (s.who.identity.empty() ? "address" : "identity") + ")";
+        e.reason = reason;
+        e.suppressed = s.suppressed;
+        write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg_.audit.max_field_bytes));
+    }
+}
+
+std::uint64_t broker_core::audit_suppressed() const {
+    return audit_limiter_ ? audit_limiter_->suppressed_total() : 0;
+}
+
+void broker_core::write_audit(std::string line) {
+    if (!cfg_.audit.topic.empty()) {
+        auto m = std::make_shared<message>();
+        m->topic = cfg_.audit.topic;
+        m->payload = line;
+        m->props.payload_format_indicator = 1;
+        m->props.content_type = "application/json";
+        publish(m);
+    }
+    if (auto* f = security_->audit_file()) f->write(std::move(line));
+}
+
+broker_core::~broker_core() { release_io(); }
+
+namespace {
+std::atomic<std::uint64_t> model_generations{0};
+
+struct model_cache {
+    std::uint64_t generation = 0;
+    std::shared_ptr<const ns::model> model;
+};
+thread_local model_cache cached_model;
+}  // namespace
+
+const ns::model* broker_core::model() const {
+    const std::uint64_t g = model_generation_.load(std::memory_order_acquire);
+    if (cached_model.generation != g) {
+        std::lock_guard lock(model_mutex_);
+        cached_model.model = model_;
+        cached_model.generation = model_generation_.load(std::memory_order_relaxed);
+    }
+    return cached_model.model.get();
+}
+
+void broker_core::set_model(std::shared_ptr<const ns::model> m) {
+    std::lock_guard lock(model_mutex_);
+    model_ = std::move(m);
+    model_generation_.store(++model_generations, std::memory_order_release);
+}
+
+namespace {
+
+// Whether `topic` is a command in the model's terms (walks its levels; no
+// allocation). A topic the model reads to a class is a command when its
+// class is. A topic the model cannot read (a misspelt equipment name, a
+// missing or extra level) still reaches subscribers in warn mode, and
+// `.../ROBOT/cmd` goes to every `.../+/cmd` subscriber: so it is a command
+// when any of its levels names a command class. Grants never depend on the
+// enforcement mode. Free subtrees are outside the model: never commands
+// here (auth.command_subtrees can make them so).
+bool model_command(const ns::model& m, std::string_view topic) {
+    const std::string_view full = topic;
+    const ns::model_node* node = m.root();
+    while (node != nullptr && !m.absorbing(node)) {
+        const auto slash = topic.find('/');
+        node = m.child(node, topic.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        topic.remove_prefix(slash + 1);
+    }
+    if (const auto* k = m.class_at(node)) return k->command;
+    if (m.is_free(full)) return false;
+    for (const auto& k : m.classes()) {
+        if (!k.command) continue;
+        for (std::string_view rest = full;;) {
+            const auto slash = rest.find('/');
+            if (rest.substr(0, slash) == k.name) return true;
+            if (slash == std::string_view::npos) break;
+            rest.remove_prefix(slash + 1);
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+bool broker_core::is_command(std::string_view topic) const {
+    if (security_->policy().is_command_subtree(topic)) return true;
+    const ns::model* m = model();
+    return m != nullptr && model_command(*m, topic);
+}
+
+void broker_core::publish_sys_value(std::string topic, std::string value) {
+    auto m = std::make_shared<message>();
+    m->topic = std::move(topic);
+    m->payload = std::move(value);
+    m->retain = true;
+    publish(m);
+}
+
+bool broker_core::open_to_publishers(std::string_view topic) const {
+    if (topic.empty() || topic.front() == '$' || !access_.may_publish(topic)) return false;
+    const ns::model* m = model();
+    return m == nullptr || !under_prefix(topic, m->dead_letter_prefix());
+}
+
+bool broker_core::reload_model() {
+    const std::string& path = cfg_.namespace_model;
+    if (path.empty()) {
+        spdlog::warn("reload: no namespace model configured (namespace.model); nothing to reload");
+        return false;
+    }
+    std::shared_ptr<ns::model_stats> stats;
+    std::shared_ptr<const ns::model> loaded;
+    {
+        std::lock_guard lock(model_mutex_);
+        if (model_) stats = model_->shared_stats();
+    }
+    try {
+        auto m = ns::model::load(path, std::move(stats));
+        for (const auto& w : m->warnings()) spdlog::warn("namespace model: {}", w);
+        loaded = m;
+        set_model(std::move(m));
+    } catch (const std::exception& e) {
+        // model_error, or anything else a library threw while loading
+        spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
+        return false;
+    }
+    spdlog::info("namespace model reloaded from {}", path);
+    recheck_retained(*loaded, "reload");
+    return true;
+}
+
+void broker_core::release_io() {
+    // Sessions and their connections refer to each other until a connection
+    // closes, and offline sessions own timers: both must go before the
+    // io_contexts they belong to.
+    security_->stop();
+    // Connections waiting for a handshake slot (the network threads have
+    // stopped, nothing will give them one).
+    handshakes_.clear();
+    std::lock_guard lock(registry_mutex_);
+    for (auto& [id, s] : sessions_) {
+        if (auto c = s->owner()) s->detach(c.get());
+        s->timer.reset();
+    }
+}
+
+broker_core::open_result broker_core::open_session(const std::string& client_id, bool clean_start,
+                                                   const std::shared_ptr<session_owner>& c, const claimant* who) {
+    open_result r;
+    std::optional<message_ptr> will_to_publish;
+    {
+        std::lock_guard lock(registry_mutex_);
+        auto it = sessions_.find(client_id);
+        if (it != sessions_.end()) {
+            session_ptr old = it->second;
+            // A client id is not a credential: another identity's session
+            // (live or offline) is refused before anything of it is touched,
+            // or (auth.takeover: allowed) taken over.
+            if (who != nullptr && old->identity() != who->identity) {
+                if (who->on_other == other_identity::refuse) {
+                    r.refused = true;
+                    return r;
+                }
+                if (who->on_other == other_identity::start_clean) clean_start = true;
+            }
+            cancel_timer(*old);
+            r.previous = old->owner();
+            r.previous_generation = old->generation();
+            // The previous connection's will (or an offline session's delayed
+            // will): sent when the session ends here (clean start) or when it
+            // had no delay; a resumed session within the delay discards it.
+            auto will = old->take_will();
+            if (will && (clean_start || (r.previous && old->will_delay() == 0))) {
+                will_to_publish = std::move(will);
+            }
+            if (clean_start) {
+                old->detach(r.previous.get());
+                end_session_locked(old);
+            } else {
+                r.s = old;
+                r.present = true;
+            }
+        }
+        if (!r.s) {
+            r.s = std::make_shared<session>(*this, client_id);
+            r.s->set_queue_limits(client_queue_limits());
+            sessions_.emplace(client_id, r.s);
+        }
+        if (who != nullptr) r.s->set_identity(who->identity, who->grants);
+        r.generation = r.s->attach(c, r.present);
+    }
+    if (will_to_publish) publish_will(*will_to_publish);
+    return r;
+}
+
+void broker_core::end_session_locked(const session_ptr& s) {
+    if (store_ != nullptr && s->persistent()) store_->submit(persistence::erase_session{s->client_id()});
+    for (const auto& filter : s->subscription_filters()) {
+        ns::shared_filter sf;
+        if (ns::parse_shared(filter, sf) == ns::share_parse::shared) {
+            router_.unsubscribe_shared(s.get(), sf.group, sf.filter);
+        } else {
+            router_.unsubscribe(s.get(), filter);
+        }
+    }
+    cancel_timer(*s);
+    s->clear();
+    auto it = sessions_.find(s->client_id());
+    if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+}
+
+void broker_core::connection_lost(const session_ptr& s, std::uint64_t generation,
+                                  asio::io_context::executor_type ex) {
+    std::optional<message_ptr> will_now;
+    {
+        std::lock_guard lock(registry_mutex_);
+        if (s->generation() != generation || s->owner()) return;  // resumed elsewhere meanwhile
+        const std::uint32_t expiry = s->expiry_interval();
+        const std::uint32_t delay = s->will_delay();
+        if (expiry == 0) {
+            will_now = s->take_will();
+            end_session_locked(s);
+        } else {
+            bool will_pending = false;
+            if (delay == 0) {
+                will_now = s->take_will();
+            } else {
+                // A delayed will stays in the session until the delay passes
+                // or the session ends, whichever comes first.
+                will_pending = true;
+            }
+            s->set_disconnected_at(now_ms());
+            // Before the record: a record that says "disconnected" is
+            // durable only with the marks of what was sent (DUP after a restart).
+            s->store_sent_marks(false);
+            save_session(s);
+            arm_timer(s, generation, ex, std::chrono::seconds(delay), will_pending, expiry);
+        }
+    }
+    if (will_now && *will_now) publish_will(*will_now);
+}
+
+void broker_core::arm_timer(const session_ptr& s, std::uint64_t generation,
+                            asio::io_context::executor_type ex, std::chrono::seconds will_delay,
+                            bool will_pending, std::uint32_t expiry) {
+    // One timer per offline session: first for the will delay (if any and
+    // shorter than the expiry), then re-armed for the expiry.
+    const bool has_will = will_pending && (expiry == never_expires || will_delay.count() < expiry);
+    if (!has_will && !will_pending && expiry == never_expires) return;
+    const auto wait = has_will ? will_delay : std::chrono::seconds(expiry);
+    auto slot = std::make_shared<session::timer_slot>(ex);
+    s->timer = slot;
+    slot->t.expires_after(wait);
+    std::weak_ptr<session> weak = s;
+    slot->t.async_wait([this, weak, generation, ex, has_will, will_delay, expiry](boost::system::error_code ec) {
+        if (ec) return;
+        auto s = weak.lock();
+        if (!s) return;
+        std::optional<message_ptr> will;
+        {
+            std::lock_guard lock(registry_mutex_);
+            if (s->generation() != generation || s->owner()) return;
+            if (has_will) {
+                will = s->take_will();
+                save_session(s);
+                if (expiry != never_expires) {
+                    const auto rest = std::chrono::seconds(expiry) - will_delay;
+                    arm_timer(s, generation, ex, rest, false, static_cast<std::uint32_t>(rest.count()));
+                }
+            } else {
+                // Expired: a will still pending goes out as the session ends.
+                will = s->take_will();
+                spdlog::debug("session '{}' expired", s->client_id());
+                end_session_locked(s);
+            }
+        }
+        if (will && *will) publish_will(*will);
+    });
+}
+
+void broker_core::publish_will(const message_ptr& will) {
+    if (!will) return;
+    spdlog::debug("publishing will on '{}'", will->topic);
+    if (will->props.message_expiry_interval) {
+        // A will's lifetime starts when it is published.
+        auto m = std::make_shared<message>(*will);
+        m->expires_at = steady_clock::now() + std::chrono::seconds(*will->props.message_expiry_interval);
+        publish(m);
+        return;
+    }
+    publish(will);
+}
+
+broker_core::publish_result broker_core::publish(const message_ptr& m, const ns::model* model, ns::verdict* verdict,
+                                                 const std::string* identity) {
+    publish_result r;
+    store_ops ops;
+    // The router keeps the retained value in memory (if admitted).
+    const auto routed = router_.publish(m, store_ ? &ops : nullptr, model, verdict, identity);
+    r.delivered = routed.delivered;
+    r.matched = routed.matched();
+    r.refused = routed.refused;
+    r.admitted = routed.admitted;
+    r.retained = routed.retained;
+    if (!routed.admitted) return r;
+    if (routed.retained != retain_verdict::stored) {
+        bump(stats_.local().retained_refused[static_cast<std::size_t>(routed.retained) - 1]);
+        return r;
+    }
+    // Every message the broker takes (clients, bridges, OPC UA, wills) is
+    // counted for the rate and stale alerts here.
+    ops::alerts::count(m->topic);
+    if (store_ == nullptr) return r;
+    // $SYS values are the broker's own and made afresh after a restart.
+    if (m->retain && m->topic.front() != '$') {
+        if (m->payload.empty()) {
+            ops.insert(ops.begin(), persistence::erase_retained{m->topic});
+        } else {
+            ops.insert(ops.begin(), persistence::put_retained{to_stored(*m)});
+        }
+    }
+    if (!ops.empty()) r.ticket = store_->submit(std::move(ops));
+    return r;
+}
+
+const char* broker_core::retained_refusal_reason(retain_verdict v) noexcept {
+    switch (v) {
+    case retain_verdict::over_messages:
+        return "the broker holds the most retained messages it may (limits.max_retained_messages)";
+    case retain_verdict::over_bytes:
+        return "the retained messages would exceed limits.max_retained_bytes";
+    case retain_verdict::over_identity_messages:
+        return "this identity holds the most retained topics it may (auth.limits.retained)";
+    case retain_verdict::over_identity_bytes:
+        return "this identity's retained messages would exceed auth.limits.retained_bytes";
+    case retain_verdict::stored:
+        break;
+    }
+    return "";
+}
+
+std::size_t broker_core::purge_expired() {
+    const auto topics = router_.purge_expired_retained(steady_clock::now());
+    if (store_ != nullptr && !topics.empty()) {
+        store_ops ops;
+        ops.reserve(topics.size());
+        for (const auto& t : topics) {
+            if (t.front() != '$') ops.push_back(persistence::erase_retained{t});
+        }
+        if (!ops.empty()) store_->submit(std::move(ops));
+    }
+    return topics.size();
+}
+
+bool broker_core::erase_retained(const message_ptr& m) {
+    if (!router_.erase_retained_if_same(m)) return false;
+    if (store_ != nullptr) store_->submit(persistence::erase_retained{m->topic});
+    return true;
+}
+
+void broker_core::save_session(const session_ptr& s) {
+    if (store_ == nullptr) return;
+    if (s->expiry_interval() > 0) {
+        s->set_persistent(true);
+        store_->submit(persistence::put_session{s->record()});
+    } else if (s->persistent()) {
+        s->set_persistent(false);
+        store_->submit(persistence::erase_session{s->client_id()});
+    }
+}
+
+broker_core::recovery_counts broker_core::recover(asio::io_context::executor_type ex) {
+    recovery_counts rc;
+    if (store_ == nullptr) return rc;
+    const std::int64_t now = now_ms();
+    std::vector<session_ptr> recovered;
+    std::vector<message_ptr> wills;
+    // Sessions whose client was connected when the broker stopped (a
+    // crash): which of their deliveries were sent is not known, so all may
+    // have been. The others' deliveries were sent when the store says so
+    // (store_sent_marks at disconnect).
+    std::unordered_set<std::string> connected_at_stop;
+    const auto find = [&](const std::string& client_id) -> session* {
+        auto it = sessions_.find(client_id);
+        return it == sessions_.end() ? nullptr : it->second.get();
+    };
+
+    std::unique_lock lock(registry_mutex_);
+    persistence::recovery_visitor v;
+    // Everything stored is loaded, limits or not (they may have been
+    // lowered since): what is over them is reported below, and new
+    // retained topics are refused until enough are cleared.
+    v.retained = [&](persistence::stored_message&& m) { (void)router_.retain(from_stored(std::move(m)), nullptr, false); };
+    v.session = [&](persistence::stored_session&& r) {
+        auto s = std::make_shared<session>(*this, r.client_id);
+        s->set_queue_limits(client_queue_limits());
+        s->set_expiry_interval(r.expiry_interval);
+        std::optional<message_ptr> will;
+        if (r.will) will = from_stored(std::move(*r.will));
+        s->set_will(std::move(will), r.will_delay);
+        // A session whose client was connected when the broker stopped
+        // counts as disconnected now.
+        s->set_disconnected_at(r.disconnected_at_ms != 0 ? r.disconnected_at_ms : now);
+        if (r.disconnected_at_ms == 0) connected_at_stop.insert(r.client_id);
+        s->set_identity(r.identity, nullptr);
+        sessions_.emplace(r.client_id, s);
+        recovered.push_back(std::move(s));
+    };
+    v.subscription = [&](const std::string& client_id, persistence::stored_subscription&& sub) {
+        session* s = find(client_id);
+        if (s == nullptr) return;
+        // A filtered subscription delivers nothing until its owner connects
+        // again and brings its grants (session::may_receive).
+        const subscription_entry e = entry_from_stored(sub.options, sub.identifier);
+        ns::shared_filter sf;
+        if (ns::parse_shared(sub.filter, sf) == ns::share_parse::shared) {
+            router_.subscribe_shared(s, sf.group, sf.filter, e);
+        } else {
+            router_.subscribe(s, sub.filter, e);
+        }
+        s->remember_subscription(sub.filter, e);
+    };
+    v.delivery = [&](persistence::stored_delivery&& d) {
+        session* s = find(d.client_id);
+        if (s == nullptr) return;
+        message_ptr m;
+        if (!d.awaiting_comp) m = from_stored(std::move(d.msg));
+        const bool maybe_sent = d.packet_id != 0 || connected_at_stop.contains(d.client_id);
+        s->restore_delivery(std::move(m), d, maybe_sent);
+    };
+    v.inbound_qos2 = [&](const std::string& client_id, std::uint16_t packet_id) {
+        if (session* s = find(client_id)) s->begin_inbound_qos2(packet_id);
+    };
+    v.expired_session = [&](persistence::stored_session&& r) {
+        if (r.will) wills.push_back(from_stored(std::move(*r.will)));
+    };
+    persistence::load_result loaded;
+    try {
+        loaded = store_->load(v, now);
+    } catch (const persistence::store_error& e) {
+        // Records that decode but do not make sense to the broker (e.g.
+        // stored properties) are reported with the path as well.
+        const std::string& path = store_->opts().path;
+        if (std::string_view(e.what()).find(path) == std::string_view::npos) {
+            throw persistence::store_error(path + ": " + e.what());
+        }
+        throw;
+    }
+    rc.loaded = loaded.loaded;
+    rc.purged = loaded.purged;
+    if (const auto t = router_.retained_totals();
+        t.messages > cfg_.limits.max_retained_messages || t.bytes > cfg_.limits.max_retained_bytes) {
+        spdlog::warn("the store holds {} retained messages ({} bytes), over limits.max_retained_messages {} or "
+                     "limits.max_retained_bytes {}: all loaded; new retained topics are refused until enough are cleared",
+                     t.messages, t.bytes, cfg_.limits.max_retained_messages, cfg_.limits.max_retained_bytes);
+    }
+
+    for (const auto& s : recovered) {
+        s->set_persistent(true, false);
+        // The record below says "disconnected": keep what may have been sent marked.
+        if (connected_at_stop.contains(s->client_id())) s->store_sent_marks(true);
+        const auto rec = s->record();
+        const std::int64_t elapsed_s = std::max<std::int64_t>(0, (now - rec.disconnected_at_ms) / 1000);
+        const auto left = [&](std::uint32_t total) {
+            return static_cast<std::uint32_t>(std::max<std::int64_t>(1, std::int64_t{total} - elapsed_s));
+        };
+        const std::uint32_t expiry = rec.expiry_interval == never_expires ? never_expires : left(rec.expiry_interval);
+        bool will_pending = rec.will.has_value();
+        std::uint32_t delay = 0;
+        if (will_pending && std::int64_t{rec.will_delay} <= elapsed_s) {
+            if (auto w = s->take_will(); w && *w) wills.push_back(*w);
+            will_pending = false;
+        } else if (will_pending) {
+            delay = left(rec.will_delay);
+        }
+        save_session(s);
+        arm_timer(s, s->generation(), ex, std::chrono::seconds(delay), will_pending, expiry);
+    }
+    lock.unlock();
+    rc.wills_published = wills.size();
+    for (const auto& w : wills) publish_will(w);
+    return rc;
+}
+
+void broker_core::add_connection(const std::shared_ptr<net::connection>& c) {
+    std::lock_guard lock(connections_mutex_);
+    connections_.emplace(c.get(), c);
+}
+
+void broker_core::remove_connection(const net::connection* c) {
+    std::lock_guard lock(connections_mutex_);
+    connections_.erase(c);
+}
+
+std::size_t broker_core::kick_all(mqtt::reason_code code) {
+    std::vector<std::shared_ptr<net::connection>> all;
+    {
+        std::lock_guard lock(connections_mutex_);
+        for (auto& [p, w] : connections_) {
+            if (auto c = w.lock()) all.push_back(std::move(c));
+        }
+    }
+    for (auto& c : all) c->kick(code);
+    return all.size();
+}
+
+std::size_t broker_core::connection_count() const {
+    std::lock_guard lock(connections_mutex_);
+    return connections_.size();
+}
+
+std::size_t broker_core::session_count() const {
+    std::lock_guard lock(registry_mutex_);
+    return sessions_.size();
+}
+
+std::vector<session_ptr> broker_core::all_sessions() const {
+    std::vector<session_ptr> all;
+    std::lock_guard lock(registry_mutex_);
+    all.reserve(sessions_.size());
+    for (const auto& [id, s] : sessions_) all.push_back(s);
+    return all;
+}
+
+std::size_t broker_core::queued_messages() const {
+    std::size_t n = 0;
+    for (const auto& s : all_sessions()) n += s->queued_messages();
+    return n;
+}
+
+broker_core::drop_summary broker_core::session_drops(std::size_t top) const {
+    drop_summary d;
+    for (const auto& s : all_sessions()) {
+        d.replay_pending += s->replay_pending();
+        const std::uint64_t n = s->dropped();
+        if (n == 0) continue;
+        ++d.sessions;
+        if (top == 0) continue;
+        // Kept sorted, most first; a small list (top is about 10).
+        const auto pos = std::find_if(d.top.begin(), d.top.end(), [n](const auto& e) { return e.second < n; });
+        if (d.top.size() < top || pos != d.top.end()) {
+            d.top.insert(pos, {s->client_id(), n});
+            if (d.top.size() > top) d.top.pop_back();
+        }
+    }
+    return d;
+}
+
+std::string broker_core::assign_client_id() {
+    char buf[48];
+    const auto n = next_assigned_id_.fetch_add(1, std::memory_order_relaxed);
+    const auto t = static_cast<unsigned long long>(
+        std::chrono::duration_cast<std::chrono::microseconds>(started_.time_since_epoch()).count());
+    std::snprintf(buf, sizeof buf, "strata-%llx-%llu", t, static_cast<unsigned long long>(n));
+    return buf;
+}
+
+void broker_core::publish_sys() {
+    const auto t = stats_.sum();
+    const auto uptime =
+        std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - started_).count();
+    auto put = [this](const char* topic, std::string value) { publish_sys_value(topic, std::move(value)); };
+    put("$SYS/broker/version", std::string("strata ") + STRATA_VERSION);
+    put("$SYS/broker/uptime", std::to_string(uptime));
+    put("$SYS/broker/clients/connected", std::to_string(stats_.clients_connected.load()));
+    put("$SYS/broker/sessions/count", std::to_string(session_count()));
+    put("$SYS/broker/messages/received", std::to_string(t.publish_received));
+    put("$SYS/broker/messages/sent", std::to_string(t.publish_sent));
+    put("$SYS/broker/messages/dropped", std::to_string(t.dropped()));
+    put("$SYS/broker/bytes/received", std::to_string(t.bytes_received));
+    put("$SYS/broker/bytes/sent", std::to_string(t.bytes_sent));
+    put("$SYS/broker/retained messages/count", std::to_string(router_.retained_count()));
+    put("$SYS/broker/retained messages/bytes", std::to_string(router_.retained_totals().bytes));
+    put("$SYS/broker/retained messages/refused", std::to_string(t.retained_refused_total()));
+    put("$SYS/broker/retained messages/replay_skipped", std::to_string(t.retained_replay_skipped));
+    const auto drops = session_drops(10);
+    put("$SYS/broker/retained messages/replay_pending", std::to_string(drops.replay_pending));
+    put("$SYS/broker/sessions/dropping", std::to_string(drops.sessions));
+    {
+        // The sessions that lost the most messages: a JSON array of
+        // {"client_id", "dropped"}, most first.
+        nlohmann::json top = nlohmann::json::array();
+        for (const auto& [id, n] : drops.top) top.push_back({{"client_id", id}, {"dropped", n}});
+        put("$SYS/broker/sessions/most_dropped", top.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+    put("$SYS/broker/subscriptions/count", std::to_string(router_.subscription_count()));
+    auto& logins = security_->logins();
+    put("$SYS/broker/auth/login_failures", std::to_string(logins.failures()));
+    put("$SYS/broker/auth/logins_refused_blocked", std::to_string(logins.refused()));
+    put("$SYS/broker/auth/blocked_addresses", std::to_string(logins.blocked_addresses(steady_clock::now())));
+    put("$SYS/broker/auth/password_checks_queued", std::to_string(security_->checks_queued()));
+    put("$SYS/broker/auth/password_checks_refused", std::to_string(security_->checks_refused()));
+    put("$SYS/broker/auth/publish_refused", std::to_string(t.publish_refused));
+    put("$SYS/broker/auth/publish_rate_limited", std::to_string(t.publish_rate_limited));
+    if (auto* f = security_->audit_file()) put("$SYS/broker/auth/audit_dropped", std::to_string(f->dropped()));
+    if (audit_limiter_) put("$SYS/broker/auth/audit_suppressed", std::to_string(audit_suppressed()));
+}
+
+}  // namespace strata::broker::core

@@ -1,0 +1,283 @@
+// The broker's shared state and the rules that span connections: the
+// session registry (takeover, clean start, expiry), wills, the router,
+// counters and $SYS. No sockets here; see server.hpp for the I/O runtime.
+//
+// Thread-safety: every member may be called from any network thread.
+#pragma once
+
+#include "auth/access.hpp"
+#include "broker/config.hpp"
+#include "broker/net/handshake_gate.hpp"
+#include "broker/core/message.hpp"
+#include "broker/core/router.hpp"
+#include "broker/core/security.hpp"
+#include "broker/core/session.hpp"
+#include "broker/core/stats.hpp"
+#include "namespace/model.hpp"
+#include "persistence/store.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace strata::broker::net {
+class connection;
+}
+
+namespace strata::broker::core {
+
+namespace asio = boost::asio;
+
+class broker_core {
+public:
+    explicit broker_core(config cfg);
+    ~broker_core();
+
+    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
+    // cfg().broker_id, or its default (host name and persistence path).
+    [[nodiscard]] const std::string& broker_id() const noexcept { return broker_id_; }
+    [[nodiscard]] router& routes() noexcept { return router_; }
+    [[nodiscard]] stats& counters() noexcept { return stats_; }
+    [[nodiscard]] const auth::access_policy& access() const noexcept { return access_; }
+    [[nodiscard]] steady_clock::time_point started() const noexcept { return started_; }
+    [[nodiscard]] class security& security() noexcept { return *security_; }
+
+    // Audit: writes one line to audit.file and publishes it on audit.topic
+    // (each when configured), unless it is a refusal over its subject's
+    // rate (auth/audit.hpp). Never blocks on disk. Any thread.
+    [[nodiscard]] bool auditing() const noexcept { return auditing_; }
+    void audit(const auth::audit_event& e);
+    // The "N more suppressed" lines of the subjects whose refusal lines
+    // were over the rate; called once a second (and at shutdown).
+    void audit_summaries(steady_clock::time_point now);
+    // Refusal lines not written (counted in summaries).
+    [[nodiscard]] std::uint64_t audit_suppressed() const;
+
+    // The bound on TLS handshakes in progress (limits.max_handshakes).
+    [[nodiscard]] net::handshake_gate& handshakes() noexcept { return handshakes_; }
+
+    // ---- the namespace model --------------------------------------------
+    //
+    // The current model, or null when none is configured. The pointer stays
+    // valid on the calling thread until its next call to model(): each
+    // thread keeps its own shared_ptr copy and refreshes it only when the
+    // generation changes, so the publish path takes no lock and touches no
+    // shared reference count (std::atomic<std::shared_ptr> in libstdc++ 12
+    // takes a lock on every load).
+    [[nodiscard]] const ns::model* model() const;
+    // Changes whenever a model is installed (a reload, or none).
+    [[nodiscard]] std::uint64_t model_generation() const noexcept {
+        return model_generation_.load(std::memory_order_acquire);
+    }
+    // Whether `topic` is a command: under auth.command_subtrees or in a data
+    // class the model marks as commands.
+    [[nodiscard]] bool is_command(std::string_view topic) const;
+    // Whether anyone but the broker may publish to the (valid) topic name
+    // `topic`, whoever they are: not a '$' topic (the broker's own), allowed
+    // by the access rules (auth.access), not under the model's dead-letter
+    // prefix (what is there the quarantine put there; a publisher could
+    // forge it). A client's PUBLISH and will and the broker's publishes on
+    // behalf of an identity all ask this before the identity's grants.
+    [[nodiscard]] bool open_to_publishers(std::string_view topic) const;
+    // Installs a model (null: none). Any thread.
+    void set_model(std::shared_ptr<const ns::model> m);
+    // SIGHUP: loads cfg().namespace_model again. On success swaps it in
+    // (keeping the counters), logs "namespace model reloaded" and re-checks
+    // the retained messages (recheck_retained); on model_error logs it and
+    // keeps the old model. Returns whether swapped.
+    bool reload_model();
+    // Applies `m` to every stored retained message (not '$' topics): what it
+    // refuses is removed (reject), moved to the dead-letter tree
+    // (quarantine) or kept (warn), and counted; one log line "namespace
+    // model <when>: ..." sums it up. After a reload and after recovery at
+    // start-up ("start-up": no line when there was nothing to check). See
+    // model_enforcement.cpp.
+    void recheck_retained(const ns::model& m, std::string_view when);
+
+    // What happens to a session that belongs to another identity than the
+    // one opening it (auth.takeover).
+    enum class other_identity : std::uint8_t {
+        refuse,       // not opened; the session, its connection and its queue are untouched
+        start_clean,  // taken over and started clean (its state was the other identity's)
+        resume,       // taken over with its state (no roles: nothing to keep apart)
+    };
+    // Who opens a session (client connections; bridges and OPC UA sources
+    // open theirs without one).
+    struct claimant {
+        std::string identity;                          // empty: anonymous
+        std::shared_ptr<const auth::grants> grants;    // null: no roles configured
+        other_identity on_other = other_identity::refuse;
+    };
+    struct open_result {
+        session_ptr s;                              // null when refused
+        bool refused = false;                       // the session belongs to another identity
+        bool present = false;                       // Session Present in CONNACK
+        std::shared_ptr<session_owner> previous;    // a connection to close with 0x8E
+        std::uint64_t previous_generation = 0;
+        std::uint64_t generation = 0;               // of the new attachment
+    };
+    // Finds or creates the session of `client_id` and attaches `c` to it,
+    // applying clean start and takeover rules (including the previous
+    // connection's will). The caller kicks `previous`. With a `who`, the
+    // identity check and the session's new identity and grants are applied
+    // under the registry lock, so two identities connecting at once with
+    // one client id cannot both pass.
+    open_result open_session(const std::string& client_id, bool clean_start,
+                             const std::shared_ptr<session_owner>& c, const claimant* who = nullptr);
+
+    // The connection that owned `s` is gone. Publishes the will now or
+    // after its delay, ends the session now (expiry 0) or arms its expiry.
+    void connection_lost(const session_ptr& s, std::uint64_t generation,
+                         asio::io_context::executor_type ex);
+
+    struct publish_result {
+        std::size_t delivered = 0;       // sessions it was queued for
+        std::size_t matched = 0;         // sessions a subscription matched (queued, dropped or refused there)
+        std::size_t refused = 0;         // full queues that refused it (a bridge buffer under `block`)
+        persistence::ticket ticket = 0;  // the store operations it caused (0: none)
+        bool admitted = true;            // false: refused by the model (see router::publish)
+        // Not `stored`: a retained message the retained limits refused (not
+        // delivered either; counted).
+        retain_verdict retained = retain_verdict::stored;
+    };
+    // Routes a message, keeps it when retained, and submits to the store
+    // what must survive a restart: the retained value (not '$' topics) and
+    // the QoS 1/2 deliveries to persistent sessions. An acknowledgement to
+    // the publisher waits for `ticket`. With a `model`, the message is
+    // checked while it is routed (verdict in `*verdict`) and goes nowhere
+    // unless the verdict admits it. Counts it for the alerts when admitted.
+    // `identity`: the client identity whose retained share it counts
+    // against (null: the broker's own; see router::publish).
+    publish_result publish(const message_ptr& m, const ns::model* model = nullptr, ns::verdict* verdict = nullptr,
+                           const std::string* identity = nullptr);
+    // The broker's own state: `value` retained on the '$SYS/...' `topic`
+    // (no checks; '$SYS' values are not stored, they are made afresh).
+    void publish_sys_value(std::string topic, std::string value);
+    // A reason string for a retained message the limits refused.
+    [[nodiscard]] static const char* retained_refusal_reason(retain_verdict v) noexcept;
+
+    // ---- persistence -----------------------------------------------------
+    //
+    // The store (null: nothing is stored). Set once before any connection;
+    // the caller owns it and closes it after the network stopped.
+    void use_store(persistence::store* s) noexcept { store_ = s; }
+    [[nodiscard]] persistence::store* store() const noexcept { return store_; }
+    // Whether new QoS 1/2 publishes can be made durable now (false while the
+    // disk refuses writes, e.g. full).
+    [[nodiscard]] bool store_healthy() const noexcept { return store_ == nullptr || store_->healthy(); }
+
+    // Writes (or, when it no longer has a session expiry, erases) the
+    // stored record of `s`. Called on connect, on disconnect and when its
+    // delayed will was published.
+    void save_session(const session_ptr& s);
+
+    struct recovery_counts {
+        persistence::store_counts loaded, purged;
+        std::size_t wills_published = 0;  // of sessions that expired while the broker was down
+    };
+    // Start-up: reads the store back (retained messages into the retained
+    // tree, persistent sessions offline with their subscriptions, queues,
+    // QoS 2 state and pending wills) and arms their expiry and will-delay
+    // timers on `ex`. Before any listener accepts. Throws
+    // persistence::store_error on a corrupt store.
+    recovery_counts recover(asio::io_context::executor_type ex);
+
+    // Removes the retained message of m->topic from memory and the store
+    // if it is still `m` (not replaced meanwhile); returns whether it did.
+    bool erase_retained(const message_ptr& m);
+
+    // Housekeeping, every few seconds: retained messages whose Message
+    // Expiry passed leave memory and the store. Returns how many.
+    std::size_t purge_expired();
+
+
+    // Registry of live connections (for shutdown and counts).
+    void add_connection(const std::shared_ptr<net::connection>& c);
+    void remove_connection(const net::connection* c);
+    // Kicks every connection with `code`; returns how many there were.
+    std::size_t kick_all(mqtt::reason_code code);
+    [[nodiscard]] std::size_t connection_count() const;
+
+    // Publishes the $SYS/broker/... topics (retained).
+    void publish_sys();
+
+    // A fresh client identifier for a client that sent an empty one.
+    [[nodiscard]] std::string assign_client_id();
+
+    [[nodiscard]] std::size_t session_count() const;
+    // Messages waiting in every session's queue (for the metrics).
+    [[nodiscard]] std::size_t queued_messages() const;
+    // The sessions that dropped messages ($SYS, metrics): how many, and the
+    // `top` with the most drops (client id, dropped), most first.
+    struct drop_summary {
+        std::size_t sessions = 0;
+        std::vector<std::pair<std::string, std::uint64_t>> top;
+        std::size_t replay_pending = 0;  // retained messages pending in replays, every session
+    };
+    [[nodiscard]] drop_summary session_drops(std::size_t top) const;
+    // Every session (online and offline), for the admin API and metrics.
+    [[nodiscard]] std::vector<session_ptr> all_sessions() const;
+
+    // ---- readiness (GET /readyz) ------------------------------------------
+    // Ready once the listeners are up, unless something holds readiness
+    // back: recovery from disk sets `recovering` while it runs. Any thread.
+    void set_listening(bool up) noexcept { listening_.store(up, std::memory_order_release); }
+    void set_recovering(bool busy) noexcept { recovering_.store(busy, std::memory_order_release); }
+    [[nodiscard]] bool ready() const noexcept {
+        return listening_.load(std::memory_order_acquire) && !recovering_.load(std::memory_order_acquire);
+    }
+
+    // At exit, before the io_contexts are destroyed: drops every timer and
+    // connection reference the sessions hold. The sessions stay.
+    void release_io();
+
+private:
+    // One audit line to the file and the topic.
+    void write_audit(std::string line);
+    [[nodiscard]] queue_limits client_queue_limits() const noexcept {
+        queue_limits l;
+        l.max_messages = cfg_.limits.max_queued_messages;
+        l.max_bytes = cfg_.limits.max_queued_bytes;
+        return l;
+    }
+    void end_session_locked(const session_ptr& s);
+    void publish_will(const message_ptr& will);
+    void arm_timer(const session_ptr& s, std::uint64_t generation, asio::io_context::executor_type ex,
+                   std::chrono::seconds will_delay, bool will_pending, std::uint32_t expiry);
+
+    config cfg_;
+    std::string broker_id_;
+    router router_;
+    stats stats_;
+    auth::access_policy access_;
+    std::unique_ptr<class security> security_;
+    bool auditing_ = false;
+    std::unique_ptr<auth::audit_limiter> audit_limiter_;  // null: refusal lines unlimited
+    net::handshake_gate handshakes_;
+    steady_clock::time_point started_ = steady_clock::now();
+
+    mutable std::mutex registry_mutex_;
+    std::unordered_map<std::string, session_ptr> sessions_;
+
+    mutable std::mutex connections_mutex_;
+    std::unordered_map<const net::connection*, std::weak_ptr<net::connection>> connections_;
+
+    std::atomic<std::uint64_t> next_assigned_id_{0};
+    std::atomic<bool> listening_{false};
+    std::atomic<bool> recovering_{false};
+
+    persistence::store* store_ = nullptr;
+
+    mutable std::mutex model_mutex_;
+    std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_
+    // Globally unique per set_model() (0: never set), so that a thread's
+    // cached copy can never be mistaken for another broker_core's.
+    std::atomic<std::uint64_t> model_generation_{0};
+};
+
+}  // namespace strata::broker::core

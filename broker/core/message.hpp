@@ -1,0 +1,43 @@
+// An application message as the router moves it: immutable once published,
+// shared by every session it is delivered to.
+#pragma once
+
+#include "broker/codec/packet.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace strata::broker::core {
+
+using steady_clock = std::chrono::steady_clock;
+
+struct message {
+    std::string topic;
+    std::string payload;
+    std::uint8_t qos = 0;
+    bool retain = false;
+    // PUBLISH properties as received, without Topic Alias and Subscription
+    // Identifiers (those are per connection / per subscriber).
+    mqtt::properties props;
+    // Absolute deadline from Message Expiry Interval; absent: never expires.
+    std::optional<steady_clock::time_point> expires_at;
+    // The session that published it (for No Local); never dereferenced.
+    const void* origin = nullptr;
+    // When the broker received a retained message (Unix ms, wall clock),
+    // for the admin API's state. Messages read back from the store carry the recovery time (the
+    // store does not keep it); 0: not recorded (the broker's own messages).
+    std::int64_t received_ms = 0;
+
+    [[nodiscard]] bool expired(steady_clock::time_point now) const noexcept {
+        return expires_at && now >= *expires_at;
+    }
+    // Bytes this message accounts for in a session's queue limit.
+    [[nodiscard]] std::size_t weight() const noexcept { return topic.size() + payload.size(); }
+};
+
+using message_ptr = std::shared_ptr<const message>;
+
+}  // namespace strata::broker::core

@@ -1,0 +1,155 @@
+#include "broker/core/security.hpp"
+
+#include "auth/crypto.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace strata::broker::core {
+
+namespace {
+
+// A password that is wiped when the check that holds it is done or dropped.
+struct secret {
+    std::string text;
+    explicit secret(std::string s) : text(std::move(s)) {}
+    secret(secret&& o) noexcept : text(std::move(o.text)) {}
+    secret(const secret&) = delete;
+    secret& operator=(const secret&) = delete;
+    ~secret() { auth::cleanse(text); }
+};
+
+auth::fair_queue::options check_options(const config& cfg) {
+    const auto& p = cfg.auth.password_checks;
+    std::size_t threads = p.threads;
+    // Default: two where there are two cores, so that one slow check does
+    // not hold up the next; more would take cores from the network threads
+    // while under a flood of wrong passwords.
+    if (threads == 0) threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 2);
+    return {.threads = threads, .per_key = p.per_address};
+}
+
+auth::policy make_policy(const config& cfg) {
+    try {
+        return auth::policy(cfg.policy);
+    } catch (const auth::policy_error& e) {
+        throw config_error(cfg.source_file + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+security::security(const config& cfg)
+    : policy_(make_policy(cfg)),
+      logins_(cfg.auth.login_backoff),
+      allow_anonymous_(cfg.allow_anonymous),
+      anonymous_loopback_only_(cfg.anonymous_loopback_only),
+      filter_wide_(cfg.auth.filter_wide_subscriptions),
+      cache_key_(auth::random_bytes(32)),
+      checks_(check_options(cfg)) {
+    password_path_ = cfg.auth.password_file;
+    if (!password_path_.empty()) {
+        try {
+            passwords_ = std::make_shared<const auth::password_file>(auth::password_file::load(cfg.auth.password_file));
+        } catch (const auth::password_error& e) {
+            throw config_error(std::string("auth.password_file: ") + e.what());
+        }
+    }
+    const auto& l = cfg.auth.limits;
+    if (l.connections != 0 || l.any_rate()) identities_ = std::make_unique<auth::identity_registry>(l);
+    if (!cfg.audit.file.empty()) {
+        try {
+            audit_ = std::make_unique<auth::audit_log>(
+                cfg.audit.file, auth::audit_rotation{.max_bytes = cfg.audit.max_bytes, .keep = cfg.audit.keep});
+        } catch (const auth::audit_error& e) {
+            throw config_error(std::string("audit.file: ") + e.what());
+        }
+    }
+}
+
+security::~security() { stop(); }
+
+bool security::anonymous_allowed(bool loopback_listener) const noexcept {
+    return allow_anonymous_ && (!anonymous_loopback_only_ || loopback_listener);
+}
+
+bool security::verify_password(const std::string& address, std::string user, std::string password,
+                               std::function<void(check_result)> done) {
+    secret pw(std::move(password));
+    if (remembered(user, pw.text)) {
+        done(check_result::ok);
+        return true;
+    }
+    std::function<void()> job = [this, address, user = std::move(user), pw = std::make_shared<secret>(std::move(pw)),
+                                 done = std::move(done)] {
+        // Blocked while it waited (earlier checks from the address failed):
+        // no hash, the back-off answers.
+        if (logins_.is_blocked(address, auth::steady_clock::now())) {
+            done(check_result::blocked);
+            return;
+        }
+        bool ok = false;
+        try {
+            ok = check_password(user, pw->text);
+        } catch (const std::exception& e) {
+            spdlog::error("password check for '{}' failed: {}", user, e.what());
+        }
+        done(ok ? check_result::ok : check_result::wrong);
+    };
+    // The password is wiped when the job is gone, run or refused.
+    return checks_.post(address, std::move(job));
+}
+
+bool security::remembered(const std::string& user, const std::string& password) {
+    const std::string mac = auth::hmac_sha256(cache_key_, password);
+    std::lock_guard lock(cache_mutex_);
+    const auto it = verified_.find(user);
+    return it != verified_.end() && auth::equal_constant_time(it->second, mac);
+}
+
+std::shared_ptr<const auth::password_file> security::passwords() const {
+    std::lock_guard lock(passwords_mutex_);
+    return passwords_;
+}
+
+bool security::reload_passwords() {
+    if (password_path_.empty()) return false;
+    std::shared_ptr<const auth::password_file> fresh;
+    try {
+        fresh = std::make_shared<const auth::password_file>(auth::password_file::load(password_path_));
+    } catch (const auth::password_error& e) {
+        spdlog::error("password file not reloaded, the old one stays: {}", e.what());
+        return false;
+    }
+    {
+        std::lock_guard lock(passwords_mutex_);
+        passwords_ = std::move(fresh);
+    }
+    {
+        // Remembered passwords were checked against the old file (a check
+        // still running on it does not store its result: check_password()).
+        std::lock_guard lock(cache_mutex_);
+        verified_.clear();
+    }
+    spdlog::info("password file reloaded from {}", password_path_);
+    return true;
+}
+
+bool security::check_password(const std::string& user, const std::string& password) {
+    const auto file = passwords();
+    if (!file) return false;
+    // Remembered meanwhile: a check of the same password that ran first.
+    if (remembered(user, password)) return true;
+    if (!file->verify(user, password)) return false;
+    const std::string mac = auth::hmac_sha256(cache_key_, password);
+    std::lock_guard lock(cache_mutex_);
+    // Not when the file was replaced meanwhile: the entry would outlive it.
+    if (passwords() == file) verified_[user] = mac;
+    return true;
+}
+
+void security::stop() { checks_.stop(); }
+
+}  // namespace strata::broker::core

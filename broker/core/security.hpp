@@ -1,0 +1,115 @@
+// The broker's security state, built once from the config: the roles
+// policy, the password file, per-identity limits, the failed-login guard,
+// the audit log, and the worker threads that run the slow password hashes
+// so that no network thread waits on them.
+//
+// Password checks (MQTT CONNECT and HTTP Basic alike) queue per source
+// address (auth/fair_queue.hpp): an address with
+// auth.password_checks.per_address checks queued or running is refused at
+// once, and the workers (auth.password_checks.threads) serve the addresses
+// in turn, so a flood of wrong passwords from one address costs the others
+// at most one hash per round. A check whose address got blocked by the
+// failed-login back-off while it waited is answered `blocked` without
+// hashing.
+//
+// A password that verified once is remembered as HMAC-SHA-256 under a
+// random per-process key (one entry per user of the file, replaced when
+// the user logs in with another password), so that a reconnect storm after
+// a restart costs one slow hash per user, not one per connection. The
+// remembered MAC is compared in constant time before anything is queued:
+// only the same password matches it, and a different one (right or wrong)
+// takes the queue and the full hash. Failed attempts are never remembered.
+//
+// SIGHUP reloads the password file (reload_passwords()): a file that does
+// not load is logged and the old one stays. Roles are read at start-up only.
+//
+// Thread-safety: every member may be called from any thread (the pieces
+// are immutable or synchronise themselves). stop() before the io_contexts
+// are destroyed: it joins the workers, whose completions post to them, and
+// drops the checks still queued.
+#pragma once
+
+#include "auth/audit.hpp"
+#include "auth/fair_queue.hpp"
+#include "auth/limits.hpp"
+#include "auth/password_file.hpp"
+#include "auth/policy.hpp"
+#include "broker/config.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace strata::broker::core {
+
+class security {
+public:
+    // Loads the password file and opens the audit log; throws config_error
+    // naming the file (and line) when one is unusable.
+    explicit security(const config& cfg);
+    ~security();
+
+    [[nodiscard]] const auth::policy& policy() const noexcept { return policy_; }
+    // The current password file; null when none is configured.
+    [[nodiscard]] std::shared_ptr<const auth::password_file> passwords() const;
+    // Loads the password file again; on success swaps it in and forgets the
+    // remembered passwords. Returns false (and logs why) when it does not
+    // load or none is configured.
+    bool reload_passwords();
+    // Null when no per-identity limit is configured.
+    [[nodiscard]] auth::identity_registry* identities() noexcept { return identities_.get(); }
+    [[nodiscard]] auth::login_guard& logins() noexcept { return logins_; }
+    [[nodiscard]] bool anonymous_allowed(bool loopback_listener) const noexcept;
+    [[nodiscard]] bool filter_wide_subscriptions() const noexcept { return filter_wide_; }
+
+    enum class check_result : std::uint8_t {
+        ok,       // the password is right
+        wrong,    // wrong password or unknown user
+        blocked,  // not checked: the address is blocked by the failed-login back-off
+    };
+    // Checks user/password of a client at `address` (an IP address, the
+    // queue's key). A remembered password is answered at once, on the
+    // calling thread; otherwise the check runs on a worker thread and
+    // `done` runs there. Returns false, without calling `done`, when
+    // `address` already has its share of checks queued or running: the
+    // caller refuses the client at once.
+    [[nodiscard]] bool verify_password(const std::string& address, std::string user, std::string password,
+                                       std::function<void(check_result)> done);
+    // The slow check itself (a worker thread).
+    [[nodiscard]] bool check_password(const std::string& user, const std::string& password);
+
+    // Password checks waiting for a worker; checks refused because their
+    // address had its share queued.
+    [[nodiscard]] std::size_t checks_queued() const { return checks_.queued(); }
+    [[nodiscard]] std::uint64_t checks_refused() const noexcept { return checks_.refused(); }
+
+    // The audit log, or null when none is configured.
+    [[nodiscard]] auth::audit_log* audit_file() noexcept { return audit_.get(); }
+
+    void stop();
+
+private:
+    // `password` is the one `user` last logged in with (constant time).
+    [[nodiscard]] bool remembered(const std::string& user, const std::string& password);
+
+    auth::policy policy_;
+    std::string password_path_;
+    mutable std::mutex passwords_mutex_;
+    std::shared_ptr<const auth::password_file> passwords_;  // guarded by passwords_mutex_
+    std::unique_ptr<auth::identity_registry> identities_;
+    auth::login_guard logins_;
+    std::unique_ptr<auth::audit_log> audit_;
+    bool allow_anonymous_;
+    bool anonymous_loopback_only_;
+    bool filter_wide_;
+    const std::string cache_key_;
+    std::mutex cache_mutex_;
+    std::unordered_map<std::string, std::string> verified_;  // user -> HMAC(cache_key_, password)
+    // Last: its workers use the members above.
+    auth::fair_queue checks_;
+};
+
+}  // namespace strata::broker::core

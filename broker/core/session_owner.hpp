@@ -1,0 +1,25 @@
+// What a session delivers to while it is attached: a client's network
+// connection, or a bridge's link to a remote broker (the bridge's outbox is
+// a session of its own). The session calls these with its mutex held: they
+// must only post work, never call back into the session.
+#pragma once
+
+#include "broker/codec/packet.hpp"
+
+#include <cstdint>
+
+namespace strata::broker::core {
+
+class session_owner {
+public:
+    // Any thread: the session has something to send.
+    virtual void notify() = 0;
+    // Any thread: close with `code` unless `generation` says the owner was
+    // already replaced (0: unconditionally). A bridge reconnects its link.
+    virtual void kick(mqtt::reason_code code, std::uint64_t generation = 0) = 0;
+
+protected:
+    ~session_owner() = default;
+};
+
+}  // namespace strata::broker::core

@@ -1,0 +1,410 @@
+#include "broker/hosts/bridge_host.hpp"
+
+#include "broker/core/broker_core.hpp"
+#include "broker/core/log_limit.hpp"
+#include "broker/core/admission.hpp"
+#include "broker/core/stored.hpp"
+#include "namespace/topic.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace strata::broker::hosts {
+namespace {
+
+constexpr std::string_view reserved_prefix = "$bridge/";
+constexpr std::uint32_t never_expires = 0xFFFFFFFF;
+
+bool crossed(const mqtt::properties& props, std::string_view client_id) {
+    return std::any_of(props.user_properties.begin(), props.user_properties.end(),
+                       [&](const mqtt::user_property& p) { return p.first == via_property && p.second == client_id; });
+}
+
+}  // namespace
+
+bool asks_broker_id(const mqtt::properties& connect_props) noexcept {
+    return std::any_of(connect_props.user_properties.begin(), connect_props.user_properties.end(),
+                       [](const mqtt::user_property& p) { return p.first == bridge_hello_property; });
+}
+
+std::string bridge_client_id(const std::string& name) { return std::string(reserved_prefix) + name; }
+
+bool reserved_client_id(std::string_view client_id) noexcept { return client_id.starts_with(reserved_prefix); }
+
+bridge::bridge(core::broker_core& core, bridge_config cfg, asio::io_context::executor_type ex)
+    : core_(core), cfg_(std::move(cfg)), ex_(ex) {
+    for (const auto& r : cfg_.forward) forward_.emplace_back(r.local, r.remote);
+    for (const auto& r : cfg_.receive) receive_.emplace_back(r.remote, r.local);
+}
+
+bridge::~bridge() = default;
+
+void bridge::start() {
+    auto self = shared_from_this();
+    grants_ = core_.security().policy().compile(cfg_.identity, bridge_client_id(cfg_.name));
+    auto opened = core_.open_session(bridge_client_id(cfg_.name), false, self);
+    outbox_ = opened.s;
+    outbox_->set_identity(cfg_.identity, grants_);
+    outbox_->set_expiry_interval(never_expires);
+    core::queue_limits l;
+    l.max_messages = std::numeric_limits<std::uint32_t>::max();
+    l.max_bytes = cfg_.buffer_max_bytes;
+    l.policy = cfg_.buffer_block ? core::when_full::refuse : core::when_full::drop_oldest;
+    l.latest_only_retained = cfg_.latest_only;
+    outbox_->set_queue_limits(l);
+    core_.save_session(outbox_);
+    subscribe_forward_filters(!opened.present);
+    if (const auto b = outbox_->backlog(); b.messages > 0) {
+        spdlog::info("bridge '{}': {} messages ({} bytes) waiting to be forwarded", cfg_.name, b.messages, b.bytes);
+    }
+
+    bridges::link_options o;
+    o.host = cfg_.host;
+    o.port = cfg_.port;
+    o.tls = cfg_.tls;
+    o.ca_file = cfg_.ca;
+    o.cert_file = cfg_.cert;
+    o.key_file = cfg_.key;
+    o.server_name = cfg_.server_name;
+    o.version = cfg_.protocol_version == 4 ? mqtt::protocol_version::v311 : mqtt::protocol_version::v5;
+    o.client_id = cfg_.client_id;
+    o.name = cfg_.name;
+    if (!cfg_.username.empty()) o.username = cfg_.username;
+    if (!cfg_.username.empty() || !cfg_.password.empty()) o.password = cfg_.password;
+    o.keep_alive = cfg_.keep_alive;
+    o.max_inflight = cfg_.inflight;
+    o.reconnect_min = std::chrono::milliseconds(cfg_.reconnect_min_ms);
+    o.reconnect_max = std::chrono::milliseconds(cfg_.reconnect_max_ms);
+    o.connect_user_properties.emplace_back(bridge_hello_property, cfg_.client_id);
+    for (std::size_t i = 0; i < cfg_.receive.size(); ++i) {
+        mqtt::subscription_request req;
+        req.filter = cfg_.receive[i].remote;
+        req.options.qos = cfg_.receive[i].qos;
+        req.options.no_local = true;             // not what this bridge forwarded there
+        req.options.retain_as_published = true;  // retained state stays retained here
+        o.subscriptions.push_back(std::move(req));
+    }
+    link_options_ = std::move(o);
+    std::lock_guard lock(mutex_);
+    link_ = std::make_unique<bridges::link>(ex_, link_options_, *this);
+    link_->start();
+    spdlog::info("bridge '{}': connecting to {} as '{}'", cfg_.name, cfg_.remote, cfg_.client_id);
+}
+
+void bridge::subscribe_forward_filters(bool fresh) {
+    auto& routes = core_.routes();
+    // Rules removed from the config since the outbox was made leave it.
+    for (const auto& f : outbox_->subscription_filters()) {
+        const bool configured =
+            std::any_of(cfg_.forward.begin(), cfg_.forward.end(), [&](const bridge_route& r) { return r.local == f; });
+        if (!configured) {
+            routes.unsubscribe(outbox_.get(), f);
+            outbox_->forget_subscription(f);
+        }
+    }
+    for (std::size_t i = 0; i < cfg_.forward.size(); ++i) {
+        core::subscription_entry e;
+        e.options.qos = cfg_.forward[i].qos;
+        e.options.no_local = true;             // not what this bridge received from the remote
+        e.options.retain_as_published = true;  // retained state stays retained there
+        e.identifier = static_cast<std::uint32_t>(i + 1);  // which rule: its mapping
+        const bool added = routes.subscribe(outbox_.get(), cfg_.forward[i].local, e);
+        outbox_->remember_subscription(cfg_.forward[i].local, e);
+        if (!added && !fresh) continue;
+        // A new rule forwards the current retained state of its subtree,
+        // paced by the outbox's room (session::replay_retained).
+        outbox_->replay_retained(cfg_.forward[i].local, e, true);
+    }
+}
+
+void bridge::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        if (link_) link_->stop();
+    }
+    if (outbox_) outbox_->detach(this);
+}
+
+void bridge::notify() {
+    std::lock_guard lock(mutex_);
+    if (link_) link_->wake();
+}
+
+void bridge::kick(mqtt::reason_code code, std::uint64_t) {
+    // The admin API's disconnect: the link drops and a new one connects.
+    spdlog::info("bridge '{}': link restarted ({})", cfg_.name, mqtt::to_string(code));
+    asio::post(ex_, [self = shared_from_this()] {
+        std::unique_ptr<bridges::link> old;
+        {
+            std::lock_guard lock(self->mutex_);
+            if (!self->link_) return;  // stopped
+            old = std::move(self->link_);
+        }
+        old->stop();
+        self->on_down("restarted by the admin API");
+        std::lock_guard lock(self->mutex_);
+        self->link_ = std::make_unique<bridges::link>(self->ex_, self->link_options_, *self);
+        self->link_->start();
+    });
+}
+
+void bridge::on_up(bool session_present) {
+    {
+        // A Strata remote says who it is: what already crossed it is not
+        // sent there again (two brokers with a bridge each way).
+        std::lock_guard lock(mutex_);
+        up_ = true;
+        remote_id_.clear();
+        for (const auto& [k, v] : link_->connack_user_properties()) {
+            if (k == broker_id_property) remote_id_ = v;
+        }
+    }
+    spdlog::info("bridge '{}': connected to {}{}", cfg_.name, cfg_.remote,
+                 session_present ? " (session resumed)" : "");
+    // What was in flight on the previous connection goes again, with DUP.
+    outbox_->attach(shared_from_this(), true);
+}
+
+void bridge::on_down(const std::string& why) {
+    bool was = false;
+    {
+        std::lock_guard lock(mutex_);
+        last_error_ = why;
+        was = up_;
+        up_ = false;
+    }
+    if (was) {
+        spdlog::warn("bridge '{}': link to {} lost: {}", cfg_.name, cfg_.remote, why);
+    } else {
+        spdlog::debug("bridge '{}': cannot connect to {}: {}", cfg_.name, cfg_.remote, why);
+    }
+}
+
+const bridges::topic_map* bridge::forward_route(const core::delivery& d) const {
+    for (const auto id : d.sub_ids) {
+        if (id >= 1 && id <= forward_.size()) return &forward_[id - 1];
+    }
+    // Restored from a store written before the rule was numbered: by topic.
+    for (const auto& r : forward_) {
+        if (r.matches(d.msg->topic)) return &r;
+    }
+    return nullptr;
+}
+
+void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
+    thread_local std::vector<core::outgoing> got;
+    got.clear();
+    // The link's window is what it can still take; the outbox's is the
+    // whole number in flight. QoS 0 messages take no room in either: a
+    // turn takes a bounded batch so a long backlog drains in steps.
+    outbox_->collect(this, got, outbox_->inflight_messages() + window, core::steady_clock::now(),
+                     std::max<std::size_t>(window, 256));
+    const bool v5 = cfg_.protocol_version == 5;
+    const std::string remote = remote_id();
+    for (auto& o : got) {
+        if (o.what != core::outgoing::kind::publish || !o.d.msg) continue;  // forwarded with QoS 0 or 1 only
+        const core::message& m = *o.d.msg;
+        if (!remote.empty() && crossed(m.props, remote)) {
+            // It came from the remote (over its own bridge): not back there.
+            loops_.fetch_add(1, std::memory_order_relaxed);
+            if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
+            continue;
+        }
+        const auto* route = forward_route(o.d);
+        if (route == nullptr) {
+            // Its rule is gone from the config: nowhere to send it.
+            if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
+            continue;
+        }
+        bridges::outbound b;
+        b.packet_id = o.packet_id;
+        b.dup = o.dup;
+        b.topic = route->map(m.topic);
+        b.payload = m.payload;
+        b.qos = o.d.qos;
+        b.retain = o.d.retain;
+        if (v5) {
+            b.props = m.props;
+            b.props.subscription_identifiers.clear();
+            b.props.topic_alias.reset();
+            if (m.expires_at) {
+                const auto left = std::chrono::ceil<std::chrono::seconds>(*m.expires_at - core::steady_clock::now());
+                b.props.message_expiry_interval = static_cast<std::uint32_t>(std::max<std::int64_t>(left.count(), 1));
+            }
+            b.props.user_properties.emplace_back(via_property, core_.broker_id());
+        }
+        if (!o.dup) forwarded_.fetch_add(1, std::memory_order_relaxed);
+        out.push_back(std::move(b));
+    }
+}
+
+void bridge::on_ack(std::uint16_t packet_id, mqtt::reason_code rc) {
+    if (static_cast<std::uint8_t>(rc) >= 0x80) {
+        // The remote refused it (e.g. not authorized there, or too large):
+        // resending would not help. Logged and counted, then it leaves.
+        refused_by_remote_.fetch_add(1, std::memory_order_relaxed);
+        thread_local core::log_limit limit;
+        if (limit.allow())
+            spdlog::warn("bridge '{}': the remote refused a forwarded message: {}{}", cfg_.name, mqtt::to_string(rc),
+                         limit.suffix());
+    }
+    outbox_->on_puback(packet_id);
+}
+
+void bridge::on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) {
+    const auto [code, ticket] = publish_here(p);
+    if (ticket == 0 || core_.store() == nullptr) {
+        done(code);
+        return;
+    }
+    // Acknowledged to the remote once stored here. (`code = code`: clang 14
+    // cannot capture a structured binding by name.)
+    core_.store()->when_durable(ticket, [done = std::move(done), code = code](bool ok) {
+        done(ok ? code : mqtt::reason_code::unspecified_error);
+    });
+}
+
+std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::publish& p) {
+    using mqtt::reason_code;
+    if (crossed(p.props, core_.broker_id())) {
+        loops_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::debug("bridge '{}': '{}' already crossed this bridge: dropped", cfg_.name, p.topic);
+        return {reason_code::success, 0};
+    }
+    const auto rule = std::find_if(receive_.begin(), receive_.end(),
+                                   [&](const bridges::topic_map& r) { return r.matches(p.topic); });
+    if (rule == receive_.end()) {
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::debug("bridge '{}': '{}' matches no receive rule: dropped", cfg_.name, p.topic);
+        return {reason_code::success, 0};
+    }
+    const std::string topic = rule->map(p.topic);
+
+    auto m = std::make_shared<core::message>();
+    m->topic = topic;
+    m->payload = std::move(p.payload);
+    m->qos = p.qos;
+    m->retain = p.retain;
+    m->origin = outbox_.get();
+    m->props = std::move(p.props);
+    m->props.topic_alias.reset();
+    m->props.subscription_identifiers.clear();
+    if (m->props.message_expiry_interval) {
+        m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
+    }
+    // The checks a client's PUBLISH gets, with the bridge's identity.
+    const core::admission r = core::admit(core_, core::publisher{.grants = grants_.get()}, m);
+    using outcome = core::admission::outcome;
+    // Refusals are counted each; logged at warn once a second per thread.
+    thread_local core::log_limit refusals;
+    switch (r.what) {
+    case outcome::denied:
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        if (refusals.allow())
+            spdlog::warn("bridge '{}': '{}' from the remote refused: identity '{}' may not publish there{}", cfg_.name,
+                         topic, cfg_.identity, refusals.suffix());
+        break;
+    case outcome::rejected:
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        if (refusals.allow())
+            spdlog::warn("bridge '{}': '{}' from the remote rejected by the namespace model: {}{}", cfg_.name, topic,
+                         r.reason, refusals.suffix());
+        break;
+    case outcome::over_limit:
+        denied_.fetch_add(1, std::memory_order_relaxed);
+        if (refusals.allow())
+            spdlog::warn("bridge '{}': '{}' from the remote refused: {}{}", cfg_.name, topic, r.reason,
+                         refusals.suffix());
+        break;
+    case outcome::store_down:
+    case outcome::rate_limited:  // a bridge's identity has no rate limits here
+        break;
+    case outcome::published:
+    case outcome::quarantined:
+        if (!r.reason.empty())
+            spdlog::debug("bridge '{}': namespace model ({}): '{}': {}", cfg_.name,
+                          r.what == outcome::quarantined ? "quarantine" : "warn", topic, r.reason);
+        received_.fetch_add(1, std::memory_order_relaxed);
+        break;
+    }
+    return {r.code, r.passed() ? r.routed.ticket : 0};
+}
+
+std::string bridge::remote_id() const {
+    std::lock_guard lock(mutex_);
+    return remote_id_;
+}
+
+bridge_status bridge::status() const {
+    bridge_status s;
+    s.name = cfg_.name;
+    if (outbox_) {
+        const auto b = outbox_->backlog();
+        s.backlog_messages = b.messages;
+        s.backlog_bytes = b.bytes;
+        if (b.oldest && b.messages > 0)
+            s.oldest_backlog_seconds = std::chrono::duration<double>(core::steady_clock::now() - *b.oldest).count();
+        s.dropped = b.dropped;
+        s.refused = b.refused;
+        s.superseded = b.superseded;
+    }
+    s.dropped += refused_by_remote_.load(std::memory_order_relaxed);
+    s.forwarded = forwarded_.load(std::memory_order_relaxed);
+    s.received = received_.load(std::memory_order_relaxed);
+    s.loops = loops_.load(std::memory_order_relaxed);
+    s.denied = denied_.load(std::memory_order_relaxed);
+    std::lock_guard lock(mutex_);
+    if (link_) {
+        const auto l = link_->stats();
+        s.connected = l.connected;
+        s.connects = l.connects;
+        s.last_ack_ms = std::chrono::duration_cast<std::chrono::milliseconds>(l.last_ack.time_since_epoch()).count();
+    }
+    s.last_error = last_error_;
+    return s;
+}
+
+void bridge_host::start(const std::function<asio::io_context::executor_type()>& pick) {
+    for (const auto& c : core_.cfg().bridges) {
+        auto b = std::make_shared<bridge>(core_, c, pick());
+        b->start();
+        bridges_.push_back(std::move(b));
+    }
+}
+
+void bridge_host::stop() {
+    for (auto& b : bridges_) b->stop();
+}
+
+std::vector<bridge_status> bridge_host::status() const {
+    std::vector<bridge_status> out;
+    out.reserve(bridges_.size());
+    for (const auto& b : bridges_) out.push_back(b->status());
+    return out;
+}
+
+void bridge_host::publish_sys() {
+    for (const auto& s : status()) {
+        const std::string base = "$SYS/broker/bridges/" + s.name + "/";
+        const auto put = [&](const char* leaf, std::string value) {
+            core_.publish_sys_value(base + leaf, std::move(value));
+        };
+        put("connected", s.connected ? "1" : "0");
+        put("backlog/messages", std::to_string(s.backlog_messages));
+        put("backlog/bytes", std::to_string(s.backlog_bytes));
+        put("backlog/oldest_age_seconds", std::to_string(static_cast<std::uint64_t>(s.oldest_backlog_seconds)));
+        put("last_ack_ms", std::to_string(s.last_ack_ms));
+        put("messages/forwarded", std::to_string(s.forwarded));
+        put("messages/received", std::to_string(s.received));
+        put("messages/dropped", std::to_string(s.dropped));
+        put("messages/refused", std::to_string(s.refused));
+        put("messages/superseded", std::to_string(s.superseded));
+        put("messages/loops", std::to_string(s.loops));
+        put("messages/denied", std::to_string(s.denied));
+        put("connects", std::to_string(s.connects));
+    }
+}
+
+}  // namespace strata::broker::hosts

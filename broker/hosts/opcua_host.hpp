@@ -1,0 +1,142 @@
+// The broker's side of OPC UA ingestion (config `opcua:`, README "OPC UA").
+//
+// One opcua_source per configured server: an opcua::client (reconnecting on
+// its own) whose monitored items are the mapped nodes and every variable
+// below the mapped browse paths. Each value change is published as JSON
+// (opcua_json.hpp) under the source's identity with the checks a client's
+// PUBLISH gets (access rules, roles, namespace model).
+//
+// Write-back: the source holds a session of the broker ("$bridge/opcua/" +
+// name, a client identifier no client may use) subscribed to the `writes`
+// topics. A client's PUBLISH there passed the broker's command grants
+// before it is routed, so whatever reaches the session is allowed: its
+// payload (a JSON value or {"value": ...}) is converted to the type of the
+// node's current value (read once) and written; the result's status code
+// name is published on the 5.0 Response Topic (with its Correlation Data)
+// or else on <topic>/reply.
+//
+// A server that is down never blocks the broker: the client is
+// asynchronous, and nothing on a network thread waits for it.
+//
+// Thread-safety: a source's own state lives on its client's strand (the
+// client's callbacks, the setup and write coroutines); the router calls
+// notify() from any thread; status() and the $SYS/metrics readers read
+// atomics and a mutex-guarded error text from any thread.
+#pragma once
+
+#include "bridges/opcua/client.hpp"
+#include "broker/config.hpp"
+#include "broker/core/session.hpp"
+#include "broker/core/session_owner.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace strata::broker::core {
+class broker_core;
+}
+
+namespace strata::broker::hosts {
+
+namespace asio = boost::asio;
+
+// A source's state for $SYS/broker/opcua/NAME/..., /metrics.
+struct opcua_status {
+    std::string name;
+    bool connected = false;
+    std::uint64_t items = 0;        // monitored items in place
+    std::uint64_t values = 0;       // value changes published
+    std::uint64_t denied = 0;       // value changes refused by roles, rules or the model
+    std::uint64_t errors = 0;       // connection failures, refused items, failed browses
+    std::uint64_t writes = 0;       // Writes done (any status)
+    std::uint64_t write_errors = 0; // Writes refused (bad payload, bad status, no connection)
+    std::uint64_t connects = 0;     // successful connections
+    std::string last_error;         // why the connection went down last, or the last failure
+};
+
+class opcua_source final : public core::session_owner, public std::enable_shared_from_this<opcua_source> {
+public:
+    opcua_source(core::broker_core& core, opcua_config cfg, asio::any_io_executor ex);
+    ~opcua_source();
+
+    // Starts the client, the monitored items' setup and the write session.
+    void start();
+    void stop();
+
+    [[nodiscard]] opcua_status status() const;
+
+    // session_owner (any thread)
+    void notify() override;
+    void kick(mqtt::reason_code code, std::uint64_t generation) override;
+
+private:
+    struct item {
+        std::string topic;
+    };
+    struct write_target {
+        opcua::node_id node;
+        std::optional<opcua::builtin_type> type;  // of the node's value, read once
+        bool array = false;
+    };
+
+    asio::awaitable<void> setup();
+    asio::awaitable<bool> monitor_all();
+    asio::awaitable<void> add_browsed(const opcua::node_id& node, const std::string& prefix, int depth,
+                                      std::vector<std::pair<opcua::node_id, std::string>>& out);
+    asio::awaitable<void> drain_writes();
+    asio::awaitable<void> write(core::message_ptr m);
+    void on_state(opcua::connection_state s, const opcua::outcome& why);
+    void on_value(std::uint32_t handle, const opcua::data_value& dv);
+    // Published under the source's identity; false when refused.
+    bool publish_checked(const core::message_ptr& m);
+    void reply(const core::message& cmd, const std::string& status, const std::string& detail);
+    void fail(const std::string& what);
+
+    core::broker_core& core_;
+    const opcua_config cfg_;
+    asio::any_io_executor ex_;
+    std::unique_ptr<opcua::client> client_;
+    std::shared_ptr<const auth::grants> grants_;  // of cfg_.identity; null: no roles configured
+    core::session_ptr inbox_;                           // the write session (null without writes)
+
+    // On the client's strand.
+    std::unordered_map<std::uint32_t, item> items_;
+    std::unordered_map<std::uint32_t, opcua::data_value> early_;  // before items_ is filled
+    std::unordered_map<std::string, write_target> writes_;
+    bool draining_ = false;
+    bool stopped_ = false;
+
+    std::atomic<bool> connected_{false};
+    std::atomic<std::uint64_t> n_items_{0}, values_{0}, denied_{0}, errors_{0}, writes_done_{0},
+        write_errors_{0}, connects_{0};
+    mutable std::mutex mutex_;
+    std::string last_error_;  // guarded by mutex_
+};
+
+// Every configured OPC UA source.
+class opcua_host {
+public:
+    explicit opcua_host(core::broker_core& core) : core_(core) {}
+
+    // Creates and starts the sources of cfg().opcua; `pick` gives the
+    // executor of each (spread over the network threads).
+    void start(const std::function<asio::io_context::executor_type()>& pick);
+    void stop();
+    [[nodiscard]] std::vector<opcua_status> status() const;
+    // $SYS/broker/opcua/NAME/... (retained).
+    void publish_sys();
+
+private:
+    core::broker_core& core_;
+    std::vector<std::shared_ptr<opcua_source>> sources_;
+};
+
+}  // namespace strata::broker::hosts

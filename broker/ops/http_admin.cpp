@@ -1,0 +1,225 @@
+// The admin API's endpoints.
+#include "broker/ops/http_admin.hpp"
+
+#include "broker/hosts/bridge_host.hpp"
+#include "broker/core/broker_core.hpp"
+#include "broker/net/connection.hpp"
+#include "namespace/topic.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+namespace strata::broker::ops {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Percent-decoding of a path segment or query value ('+' is a space in a
+// query); nullopt for a malformed escape.
+std::optional<std::string> url_decode(std::string_view in, bool query) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%') {
+            if (i + 2 >= in.size()) return std::nullopt;
+            const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+            if (hi < 0 || lo < 0) return std::nullopt;
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else if (query && in[i] == '+') {
+            out += ' ';
+        } else {
+            out += in[i];
+        }
+    }
+    return out;
+}
+
+// The value of `key` in the query string of `target`.
+std::optional<std::string> query_param(std::string_view target, std::string_view key) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return std::nullopt;
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == key) {
+            return eq == std::string_view::npos ? std::optional<std::string>("") : url_decode(pair.substr(eq + 1), true);
+        }
+        if (amp == std::string_view::npos) break;
+        rest.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
+json session_json(const core::session& s) {
+    return {{"client_id", s.client_id()},
+            {"identity", s.identity()},
+            {"connected", s.connected()},
+            {"queued", s.queued_messages()},
+            {"inflight", s.inflight_messages()},
+            {"dropped", s.dropped()},
+            {"retained_pending", s.replay_pending()},
+            {"subscriptions", s.subscription_count()},
+            {"expiry_interval", s.expiry_interval()}};
+}
+
+// One subscription as subscribed ("filter", with a "$share/GROUP/" prefix
+// for a shared one), its options, identifier (null: none) and shared group
+// (null: not shared).
+json subscription_json(const std::string& client_id, const std::string& filter, const core::subscription_entry& e) {
+    ns::shared_filter shared;
+    const bool is_shared = ns::parse_shared(filter, shared) == ns::share_parse::shared;
+    return {{"client_id", client_id},
+            {"filter", filter},
+            {"qos", e.options.qos},
+            {"no_local", e.options.no_local},
+            {"retain_as_published", e.options.retain_as_published},
+            {"retain_handling", e.options.retain_handling},
+            {"subscription_identifier", e.identifier == 0 ? json(nullptr) : json(e.identifier)},
+            {"shared_group", is_shared ? json(std::string(shared.group)) : json(nullptr)}};
+}
+
+// The time, or null for 0 (not recorded).
+json time_json(std::int64_t ms) { return ms <= 0 ? json(nullptr) : json(iso_time(ms)); }
+
+json bridge_json(const hosts::bridge_status& b) {
+    return {{"name", b.name},
+            {"connected", b.connected},
+            {"backlog", {{"messages", b.backlog_messages}, {"bytes", b.backlog_bytes},
+                         {"oldest_age_seconds", b.oldest_backlog_seconds}}},
+            {"last_ack", time_json(b.last_ack_ms)},
+            {"connects", b.connects},
+            {"messages", {{"forwarded", b.forwarded}, {"received", b.received}, {"dropped", b.dropped},
+                          {"refused", b.refused}, {"superseded", b.superseded}, {"loops", b.loops},
+                          {"denied", b.denied}}},
+            {"last_error", b.last_error}};
+}
+
+}  // namespace
+
+admin_api::response json_response(http::status status, const json& body, unsigned version) {
+    admin_api::response res{status, version};
+    res.set(http::field::server, "strata");
+    res.set(http::field::content_type, "application/json");
+    res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    res.prepare_payload();
+    return res;
+}
+
+std::string iso_time(std::int64_t ms) {
+    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
+    return buf;
+}
+
+admin_api::response error_response(http::status status, std::string_view message, unsigned version) {
+    return json_response(status, {{"error", message}}, version);
+}
+
+admin_api::response admin_api::respond(const net::http_request& req, std::string_view who) const {
+    const std::string_view target = req.target();
+    const std::string_view path = target.substr(0, target.find('?'));
+    const unsigned v = req.version();
+    const bool get = req.method() == http::verb::get;
+    const bool post = req.method() == http::verb::post;
+    auto wrong_method = [&](const char* allowed) {
+        return error_response(http::status::method_not_allowed, std::string("use ") + allowed, v);
+    };
+
+    if (path == "/api/v1/sessions") {
+        if (!get) return wrong_method("GET");
+        json out = json::array();
+        for (const auto& s : core_.all_sessions()) out.push_back(session_json(*s));
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/clients") {
+        if (!get) return wrong_method("GET");
+        json out = json::array();
+        for (const auto& s : core_.all_sessions())
+            if (s->connected()) out.push_back(session_json(*s));
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/subscriptions") {
+        if (!get) return wrong_method("GET");
+        std::optional<std::string> only;
+        if (target.find('?') != std::string_view::npos) {
+            only = query_param(target, "client_id");
+            if (!only) return error_response(http::status::bad_request, "malformed or unknown query; use ?client_id=ID", v);
+        }
+        json out = json::array();
+        for (const auto& s : core_.all_sessions()) {
+            if (only && s->client_id() != *only) continue;
+            auto subs = s->subscriptions();
+            std::sort(subs.begin(), subs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+            for (const auto& [filter, e] : subs) out.push_back(subscription_json(s->client_id(), filter, e));
+        }
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/bridges") {
+        if (!get) return wrong_method("GET");
+        json out = json::array();
+        if (bridges != nullptr)
+            for (const auto& b : bridges->status()) out.push_back(bridge_json(b));
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/state") {
+        if (!get) return wrong_method("GET");
+        const auto filter = query_param(target, "filter");
+        if (!filter || filter->empty()) return error_response(http::status::bad_request, "missing ?filter=TOPIC-FILTER", v);
+        if (!ns::valid_topic_filter(*filter))
+            return error_response(http::status::bad_request, "not a valid MQTT topic filter: " + *filter, v);
+        json out = json::array();
+        core_.routes().for_each_retained(*filter, [&out](const core::message_ptr& m) {
+            out.push_back({{"topic", m->topic},
+                           {"payload", m->payload},
+                           {"qos", m->qos},
+                           {"received", time_json(m->received_ms)},
+                           {"received_ms", m->received_ms == 0 ? json(nullptr) : json(m->received_ms)}});
+        });
+        return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/reload") {
+        if (!post) return wrong_method("POST");
+        spdlog::info("admin API: '{}' asks for a reload", who);
+        if (reload) reload();
+        return json_response(http::status::ok, {{"reloaded", true}}, v);
+    }
+    constexpr std::string_view clients = "/api/v1/clients/";
+    constexpr std::string_view disconnect = "/disconnect";
+    if (path.starts_with(clients) && path.ends_with(disconnect) && path.size() > clients.size() + disconnect.size()) {
+        if (!post) return wrong_method("POST");
+        const auto id = url_decode(path.substr(clients.size(), path.size() - clients.size() - disconnect.size()), false);
+        if (!id) return error_response(http::status::bad_request, "malformed client id", v);
+        for (const auto& s : core_.all_sessions()) {
+            if (s->client_id() != *id) continue;
+            if (auto c = s->owner()) {
+                spdlog::info("admin API: '{}' disconnects client '{}'", who, *id);
+                c->kick(mqtt::reason_code::administrative_action);
+                return json_response(http::status::accepted, {{"disconnected", *id}}, v);
+            }
+        }
+        return json_response(http::status::not_found, {{"error", "no connected client with this id"}, {"client_id", *id}}, v);
+    }
+    return json_response(http::status::not_found, {{"error", "no such admin endpoint"}, {"path", std::string(path)}}, v);
+}
+
+}  // namespace strata::broker::ops
