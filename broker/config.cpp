@@ -1,37 +1,31 @@
 // The YAML config loader.
 //
-// The walk is strict on purpose: a plant's broker config is edited by hand,
-// often under time pressure, and a typo that silently becomes a default (a
-// misspelt limit, a quoted number, a second `limits:` section) is worse than
-// a broker that refuses to start. So every map is checked for unknown and
-// duplicate keys (yaml-cpp keeps both copies of a duplicated key and lookups
-// would see only the first), every scalar for its type, and every number for
-// its range, and the first problem is thrown as one config_error naming
-// file:line: key.path.
-//
-// Lines come from YAML::Mark (0-based, hence +1). An empty value (`threads:`)
-// carries the mark of the next token, which can be on a later line, so errors
-// about a value point at its key's line when the value is empty.
+// The walk is strict (namespace/yaml_reader.hpp says why): unknown and
+// duplicate keys, wrong types and numbers out of range are errors, and the
+// first problem is thrown as one config_error naming file:line: key.path.
+// Beyond the shapes of single values, this file checks what only the broker
+// knows: binds, topic filters, names that must be unique, sections that go
+// together.
 #include "broker/config.hpp"
 
 #include "bridges/opcua/types.hpp"
 #include "bridges/topic_map.hpp"
-#include "namespace/suggest.hpp"
 #include "namespace/topic.hpp"
+#include "namespace/yaml_reader.hpp"
 
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <initializer_list>
-#include <limits>
+#include <optional>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -45,271 +39,14 @@ constexpr std::array<std::string_view, 3> tls_identities{"cn", "san-uri", "san-d
 
 constexpr std::array<std::string_view, 6> log_levels{"trace", "debug", "info", "warn", "error", "off"};
 
-// A value in the document with what is needed to blame it.
-struct value_ref {
-    YAML::Node node;
-    YAML::Mark mark;   // the value's position, or its key's when the value is empty
-    std::string path;  // "limits.receive_maximum", "listeners[0].bind"
-};
+using ns::yaml::describe;
+using ns::yaml::one_of;
+using ns::yaml::reader;
+using ns::yaml::value_ref;
 
-std::string join_path(const std::string& parent, std::string_view key) {
-    if (parent.empty()) return std::string(key);
-    std::string out = parent;
-    out += '.';
-    out += key;
-    return out;
-}
-
-std::string describe(const YAML::Node& node) {
-    switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-        return "an empty value";
-    case YAML::NodeType::Sequence:
-        return "a list";
-    case YAML::NodeType::Map:
-        return "a map";
-    case YAML::NodeType::Scalar:
-        break;
-    }
-    return "'" + node.Scalar() + "'";
-}
-
-template <std::size_t N>
-std::string one_of(const std::array<std::string_view, N>& names) {
-    std::string out;
-    for (std::size_t i = 0; i < N; ++i) {
-        if (i != 0) out += (i + 1 == N) ? " or " : ", ";
-        out += names[i];
-    }
-    return out;
-}
-
-template <std::size_t N>
-bool contains(const std::array<std::string_view, N>& names, std::string_view s) {
+bool contains(std::span<const std::string_view> names, std::string_view s) {
     return std::find(names.begin(), names.end(), s) != names.end();
 }
-
-class reader {
-public:
-    explicit reader(std::string file) : file_(std::move(file)) {}
-
-    [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view msg) const {
-        std::string out = file_;
-        if (!mark.is_null() && mark.line >= 0) {
-            out += ':';
-            out += std::to_string(mark.line + 1);
-        }
-        out += ": ";
-        if (!path.empty()) {
-            out += path;
-            out += ": ";
-        }
-        out += msg;
-        throw config_error(out);
-    }
-    [[noreturn]] void fail(const value_ref& v, std::string_view msg) const { fail(v.mark, v.path, msg); }
-
-    struct key {
-        std::string_view name;
-        std::function<void(const value_ref&)> read;
-        bool required = false;
-    };
-
-    // Walks a map, dispatching each key to its reader. An empty value means
-    // "all defaults" (a section written as `limits:` with nothing under it).
-    void read_map(const value_ref& v, std::initializer_list<key> keys) const {
-        if (v.node.IsNull()) {
-            for (const key& k : keys)
-                if (k.required) fail(v, "missing required key '" + std::string(k.name) + "'");
-            return;
-        }
-        if (!v.node.IsMap()) fail(v, "expected a map, got " + describe(v.node));
-
-        std::vector<std::string> seen;
-        for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-            const YAML::Node k = it->first;  // copies: it-> yields a temporary pair
-            if (!k.IsScalar()) fail(k.Mark(), v.path, "keys must be strings, got " + describe(k));
-            const std::string& name = k.Scalar();
-            if (std::find(seen.begin(), seen.end(), name) != seen.end())
-                fail(k.Mark(), v.path, "duplicate key '" + name + "'");
-            seen.push_back(name);
-
-            const auto found =
-                std::find_if(keys.begin(), keys.end(), [&](const key& c) { return c.name == name; });
-            if (found == keys.end()) fail(k.Mark(), v.path, unknown_key_message(name, keys));
-
-            const YAML::Node value = it->second;
-            found->read(value_ref{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)});
-        }
-        for (const key& k : keys)
-            if (k.required && std::find(seen.begin(), seen.end(), k.name) == seen.end())
-                fail(v, "missing required key '" + std::string(k.name) + "'");
-    }
-
-    // Elements of a list; an empty value is an empty list.
-    void read_list(const value_ref& v, const std::function<void(const value_ref&, std::size_t)>& each) const {
-        if (v.node.IsNull()) return;
-        if (!v.node.IsSequence()) fail(v, "expected a list, got " + describe(v.node));
-        // An empty element (a bare "-") carries the mark of the next token;
-        // point at the previous element (or the list) instead, never past it.
-        YAML::Mark previous = v.node.Mark().is_null() ? v.mark : v.node.Mark();
-        std::size_t i = 0;
-        for (const YAML::Node& element : v.node) {
-            const YAML::Mark mark = element.IsNull() || element.Mark().is_null() ? previous : element.Mark();
-            each(value_ref{element, mark, v.path + "[" + std::to_string(i) + "]"}, i);
-            previous = mark;
-            ++i;
-        }
-    }
-
-    std::string read_string(const value_ref& v) const {
-        if (!v.node.IsScalar()) fail(v, "expected a string, got " + describe(v.node));
-        return v.node.Scalar();
-    }
-
-    std::string read_nonempty_string(const value_ref& v) const {
-        std::string s = read_string(v);
-        if (s.empty()) fail(v, "must not be empty");
-        return s;
-    }
-
-    template <std::size_t N>
-    std::string read_choice(const value_ref& v, const std::array<std::string_view, N>& choices) const {
-        std::string s = read_string(v);
-        if (!contains(choices, s)) fail(v, "must be " + one_of(choices) + " (got '" + s + "')");
-        return s;
-    }
-
-    bool read_bool(const value_ref& v) const {
-        // YAML 1.2 core schema booleans only; `yes`/`on` are YAML 1.1 and a
-        // quoted "true" is a string.
-        if (v.node.IsScalar() && is_plain(v.node)) {
-            const std::string& s = v.node.Scalar();
-            if (s == "true" || s == "True" || s == "TRUE") return true;
-            if (s == "false" || s == "False" || s == "FALSE") return false;
-        }
-        fail(v, "expected true or false, got " + describe(v.node));
-    }
-
-    // An unsigned integer in [min, max] of T. A quoted number is a string, not
-    // an integer: reject it rather than guess.
-    template <typename T>
-    T read_uint(const value_ref& v, std::uint64_t min, std::uint64_t max = std::numeric_limits<T>::max()) const {
-        if (!v.node.IsScalar() || !is_plain(v.node)) fail(v, "expected an integer, got " + describe(v.node));
-        const std::string& text = v.node.Scalar();
-        std::uint64_t value = 0;
-        switch (parse_digits(text, value)) {
-        case digits::ok:
-            break;
-        case digits::out_of_range:
-            fail_range(v, min, max, text);
-        case digits::invalid:
-            fail(v, "expected an integer, got " + describe(v.node));
-        }
-        if (value < min || value > max) fail_range(v, min, max, text);
-        return static_cast<T>(value);
-    }
-
-    // A byte count: an integer, or a number with a unit (quoted or not).
-    template <typename T>
-    T read_size(const value_ref& v, std::uint64_t min, std::uint64_t max = std::numeric_limits<T>::max()) const {
-        if (!v.node.IsScalar()) fail(v, size_syntax() + ", got " + describe(v.node));
-        const std::string& text = v.node.Scalar();
-
-        std::string_view rest(text);
-        const bool negative = rest.starts_with('-');
-        if (negative) rest.remove_prefix(1);
-        std::size_t end = 0;
-        while (end < rest.size() && rest[end] >= '0' && rest[end] <= '9') ++end;
-        const std::string_view number = rest.substr(0, end);
-        std::string_view unit = rest.substr(end);
-        while (!unit.empty() && (unit.front() == ' ' || unit.front() == '\t')) unit.remove_prefix(1);
-
-        // A bare number must be a plain scalar ("1024" in quotes is a string,
-        // as for integers); with a unit it is a string anyway.
-        if (number.empty() || (unit.empty() && !is_plain(v.node)))
-            fail(v, size_syntax() + ", got " + describe(v.node));
-        std::uint64_t multiplier = 1;
-        if (!unit.empty()) {
-            static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
-                {"B", 1},
-                {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
-                {"KB", 1'000}, {"kB", 1'000}, {"MB", 1'000'000}, {"GB", 1'000'000'000},
-            };
-            const auto* u = std::find_if(std::begin(units), std::end(units),
-                                         [&](const auto& p) { return p.first == unit; });
-            if (u == std::end(units)) fail(v, size_syntax() + ", got " + describe(v.node));
-            multiplier = u->second;
-        }
-        if (negative) fail_range(v, min, max, text);
-
-        std::uint64_t value = 0;
-        if (parse_digits(number, value) != digits::ok) fail_range(v, min, max, text);
-        if (value > std::numeric_limits<std::uint64_t>::max() / multiplier) fail_range(v, min, max, text);
-        value *= multiplier;
-        if (value < min || value > max) {
-            fail_range(v, min, max, multiplier == 1 ? text : text + " = " + std::to_string(value) + " bytes");
-        }
-        return static_cast<T>(value);
-    }
-
-private:
-    enum class digits { ok, invalid, out_of_range };
-
-    static bool is_plain(const YAML::Node& n) {
-        // "?" : a plain scalar the application resolves; explicit !!int / !!bool are fine too.
-        const std::string& tag = n.Tag();
-        return tag == "?" || tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:bool";
-    }
-
-    static digits parse_digits(std::string_view text, std::uint64_t& out) {
-        if (!text.empty() && text.front() == '-') {
-            // A negative number is an integer, just not one in range.
-            const std::string_view rest = text.substr(1);
-            if (!rest.empty() && std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                return digits::out_of_range;
-            return digits::invalid;
-        }
-        if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            return digits::invalid;
-        const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-        if (ec == std::errc::result_out_of_range) return digits::out_of_range;
-        if (ec != std::errc{} || ptr != text.data() + text.size()) return digits::invalid;
-        return digits::ok;
-    }
-
-    static std::string size_syntax() {
-        return "expected a size: an integer, optionally followed by B, KiB, MiB, GiB, KB, MB or GB";
-    }
-
-    [[noreturn]] void fail_range(const value_ref& v, std::uint64_t min, std::uint64_t max, const std::string& got) const {
-        if (max == std::numeric_limits<std::uint64_t>::max() || max == std::numeric_limits<std::uint32_t>::max()) {
-            if (min > 0) fail(v, "must be at least " + std::to_string(min) + " (got " + got + ")");
-            fail(v, "must be between 0 and " + std::to_string(max) + " (got " + got + ")");
-        }
-        fail(v, "must be between " + std::to_string(min) + " and " + std::to_string(max) + " (got " + got + ")");
-    }
-
-    static std::string unknown_key_message(const std::string& name, std::initializer_list<key> keys) {
-        std::string out = "unknown key '" + name + "'";
-        std::vector<std::string_view> names;
-        for (const key& k : keys) names.push_back(k.name);
-        if (const std::string hint = ns::did_you_mean(name, names); !hint.empty()) {
-            out += hint;
-        } else {
-            out += " (expected ";
-            for (auto it = keys.begin(); it != keys.end(); ++it) {
-                if (it != keys.begin()) out += ", ";
-                out += it->name;
-            }
-            out += ')';
-        }
-        return out;
-    }
-
-    std::string file_;
-};
 
 // Returns an error message, or an empty string on success.
 std::string split_bind(const std::string& bind, std::string& host, std::uint16_t& port) {
@@ -501,8 +238,7 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
 
 // One `{deny|allow: VERB, on: FILTER}` rule: exactly one verdict, a valid
 // filter. Used by `access:` and by the grants of `roles:`.
-template <std::size_t N>
-void read_rule(const reader& r, const value_ref& item, const std::array<std::string_view, N>& verbs, bool& deny,
+void read_rule(const reader& r, const value_ref& item, std::span<const std::string_view> verbs, bool& deny,
                std::string& what, std::string& filter) {
     int verdicts = 0;
     const auto verdict = [&](bool d) {
@@ -542,20 +278,13 @@ void read_access(const reader& r, const value_ref& v, config& cfg) {
 // every entry, checking names are non-empty, unique strings and values lists.
 void read_named_lists(const reader& r, const value_ref& v, std::string_view what,
                       const std::function<void(const std::string&, const value_ref&)>& each) {
-    if (v.node.IsNull()) return;
-    if (!v.node.IsMap()) r.fail(v, "expected a map of " + std::string(what) + ", got " + describe(v.node));
-    std::vector<std::string> seen;
-    for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-        const YAML::Node k = it->first;
-        const YAML::Node value = it->second;
-        if (!k.IsScalar() || k.Scalar().empty()) r.fail(k.Mark(), v.path, "names must be non-empty strings");
-        const std::string& name = k.Scalar();
-        if (std::find(seen.begin(), seen.end(), name) != seen.end()) r.fail(k.Mark(), v.path, "duplicate '" + name + "'");
-        seen.push_back(name);
-        const value_ref list{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)};
-        if (!value.IsSequence() && !value.IsNull()) r.fail(list, "expected a list, got " + describe(value));
+    if (!v.node.IsNull() && !v.node.IsMap())
+        r.fail(v, "expected a map of " + std::string(what) + ", got " + describe(v.node));
+    r.read_entries(v, [&](const std::string& name, const YAML::Mark& key_mark, const value_ref& list) {
+        if (name.empty()) r.fail(key_mark, v.path, "names must be non-empty strings");
+        if (!list.node.IsSequence() && !list.node.IsNull()) r.fail(list, "expected a list, got " + describe(list.node));
         each(name, list);
-    }
+    });
 }
 
 // `roles:`: name -> list of grants.
@@ -797,17 +526,6 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
-// A decimal number within [min, max].
-double read_number(const reader& r, const value_ref& v, double min, double max) {
-    const std::string text = r.read_string(v);
-    char* end = nullptr;
-    const double d = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || !(d >= min && d <= max))
-        r.fail(v, "expected a number between " + std::to_string(min) + " and " + std::to_string(max) + " (got '" +
-                      text + "')");
-    return d;
-}
-
 // `opcua:` (README "OPC UA"). Node ids and topics are checked here so that
 // a typo stops the broker at start instead of leaving a tag unpublished.
 std::string read_node_id(const reader& r, const value_ref& v) {
@@ -852,7 +570,7 @@ void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o) {
             {"topic_prefix", [&](const value_ref& x) { prefix = read_topic_name(r, x); }},
             {"sampling_ms", [&](const value_ref& x) { m.sampling_ms = r.read_uint<std::uint32_t>(x, 0, 3'600'000); }},
             {"queue_size", [&](const value_ref& x) { m.queue_size = r.read_uint<std::uint32_t>(x, 1, 10'000); }},
-            {"deadband", [&](const value_ref& x) { m.deadband = read_number(r, x, 0, 1e300); }},
+            {"deadband", [&](const value_ref& x) { m.deadband = r.read_number(x, 0, 1e300); }},
         });
         if (!m.node.empty() && (m.topic.empty() || !m.browse.empty() || !prefix.empty()))
             r.fail(item, "a node mapping is {node, topic}");
@@ -924,9 +642,9 @@ void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
         {"enabled", [&](const value_ref& x) { a.enabled = r.read_bool(x); }},
         {"levels", [&](const value_ref& x) { a.levels = r.read_uint<u32>(x, 1, 16); }},
         {"window_s", [&](const value_ref& x) { a.window_s = r.read_uint<u32>(x, 2, 86'400); }},
-        {"spike_factor", [&](const value_ref& x) { a.spike_factor = read_number(r, x, 1.01, 1e6); }},
-        {"drop_factor", [&](const value_ref& x) { a.drop_factor = read_number(r, x, 1.01, 1e6); }},
-        {"min_rate", [&](const value_ref& x) { a.min_rate = read_number(r, x, 0, 1e9); }},
+        {"spike_factor", [&](const value_ref& x) { a.spike_factor = r.read_number(x, 1.01, 1e6); }},
+        {"drop_factor", [&](const value_ref& x) { a.drop_factor = r.read_number(x, 1.01, 1e6); }},
+        {"min_rate", [&](const value_ref& x) { a.min_rate = r.read_number(x, 0, 1e9); }},
         {"stale",
          [&](const value_ref& x) {
              r.read_list(x, [&](const value_ref& item, std::size_t) {
@@ -945,7 +663,7 @@ void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
          }},
         {"stale_factor",
          [&](const value_ref& x) {
-             a.stale_factor = read_number(r, x, 0, 1e6);
+             a.stale_factor = r.read_number(x, 0, 1e6);
              if (a.stale_factor > 0 && a.stale_factor < 1)
                  r.fail(x, "must be 0 (off) or at least 1 (a topic on time is never stale)");
          }},
@@ -1040,21 +758,15 @@ void parse_bind(const std::string& bind, const std::string& key, std::string& ho
 
 config parse_config(const std::string& text, const std::string& name) {
     const reader r(name);
-    std::vector<YAML::Node> docs;
-    try {
-        docs = YAML::LoadAll(text);
-    } catch (const YAML::Exception& e) {
-        r.fail(e.mark, "", e.msg);
-    }
-    if (docs.size() > 1) r.fail(docs[1].Mark(), "", "expected a single YAML document, found a second one");
-
     config cfg;
     cfg.source_file = name;
-    if (docs.empty() || docs[0].IsNull()) return cfg;  // empty file: all defaults
-
-    const YAML::Node& root = docs[0];
-    if (!root.IsMap()) r.fail(root.Mark(), "", "the document root must be a map, got " + describe(root));
-    read_root(r, value_ref{root, root.Mark(), ""}, cfg);
+    try {
+        const std::optional<value_ref> root = r.load(text);
+        if (!root) return cfg;  // empty file: all defaults
+        r.guard([&] { read_root(r, *root, cfg); });
+    } catch (const ns::yaml::error& e) {
+        throw config_error(e.what());
+    }
     // File paths (the model, TLS files, the password file, the audit log)
     // are relative to the config file, so that a deployment directory
     // (strata.yaml next to namespace/acme.yaml) works from any working

@@ -4,12 +4,12 @@
 // model is edited by hand, and a typo that silently changes what the broker
 // lets through (a misspelt `optional`, a schema file that moved, a subtree
 // override nobody can ever hit) is worse than a model that does not load.
-// So unknown and duplicate keys are errors, every scalar is type-checked,
-// and rules that can never apply are errors; the first problem is thrown as
-// a model_error naming file:line: key.path. Things that are legal but
-// probably not meant (a listed name that the level's pattern accepts anyway,
-// an override with the mode it would inherit, a class name that a level
-// also accepts) become warnings.
+// So unknown and duplicate keys are errors, every scalar is type-checked
+// (namespace/yaml_reader.hpp), and rules that can never apply are errors;
+// the first problem is thrown as a model_error naming file:line: key.path.
+// Things that are legal but probably not meant (a listed name that the
+// level's pattern accepts anyway, an override with the mode it would
+// inherit, a class name that a level also accepts) become warnings.
 //
 // Lines come from YAML::Mark (0-based, hence +1). An empty value carries the
 // mark of the next token, so errors about an empty value point at its key.
@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -25,149 +26,34 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <initializer_list>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "namespace/model_impl.hpp"
 #include "namespace/model_schema.hpp"
-#include "namespace/suggest.hpp"
 #include "namespace/topic.hpp"
+#include "namespace/yaml_reader.hpp"
 
 namespace strata::ns {
 namespace {
 
 using json = nlohmann::json;
 
-struct value_ref {
-    YAML::Node node;
-    YAML::Mark mark;   // the value's position, or its key's when the value is empty
-    std::string path;  // "levels[1].names[0]", "classes.telemetry.schema"
-};
+using yaml::describe;
+using yaml::value_ref;
 
-std::string join_path(const std::string& parent, std::string_view key) {
-    if (parent.empty()) return std::string(key);
-    return parent + "." + std::string(key);
-}
-
-std::string describe(const YAML::Node& node) {
-    switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return "an empty value";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Scalar: break;
-    }
-    return "'" + node.Scalar() + "'";
-}
-
-bool is_plain(const YAML::Node& n) {
-    const std::string& tag = n.Tag();
-    return tag == "?" || tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:bool";
-}
-
-class reader {
+// yaml::reader plus what only a model has: warnings, collected into the
+// model rather than thrown, and enforcement modes.
+class reader : public yaml::reader {
 public:
-    reader(std::string file, std::vector<std::string>& warnings) : file_(std::move(file)), warnings_(warnings) {}
-
-    [[nodiscard]] std::string where(const YAML::Mark& mark, std::string_view path) const {
-        std::string out = file_;
-        if (!mark.is_null() && mark.line >= 0) out += ":" + std::to_string(mark.line + 1);
-        out += ": ";
-        if (!path.empty()) {
-            out += path;
-            out += ": ";
-        }
-        return out;
-    }
-
-    [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path, std::string_view msg) const {
-        throw model_error(where(mark, path) + std::string(msg));
-    }
-    [[noreturn]] void fail(const value_ref& v, std::string_view msg) const { fail(v.mark, v.path, msg); }
+    reader(std::string file, std::vector<std::string>& warnings)
+        : yaml::reader(std::move(file)), warnings_(warnings) {}
 
     void warn(const YAML::Mark& mark, std::string_view path, std::string_view msg) const {
         warnings_.push_back(where(mark, path) + std::string(msg));
     }
     void warn(const value_ref& v, std::string_view msg) const { warn(v.mark, v.path, msg); }
-
-    struct key {
-        std::string_view name;
-        std::function<void(const value_ref&)> read;
-        bool required = false;
-    };
-
-    void read_map(const value_ref& v, std::initializer_list<key> keys) const {
-        if (v.node.IsNull()) {
-            for (const key& k : keys)
-                if (k.required) fail(v, "missing required key '" + std::string(k.name) + "'");
-            return;
-        }
-        if (!v.node.IsMap()) fail(v, "expected a map, got " + describe(v.node));
-        std::vector<std::string> seen;
-        for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-            const YAML::Node k = it->first;
-            if (!k.IsScalar()) fail(k.Mark(), v.path, "keys must be strings, got " + describe(k));
-            const std::string& name = k.Scalar();
-            if (std::find(seen.begin(), seen.end(), name) != seen.end())
-                fail(k.Mark(), v.path, "duplicate key '" + name + "'");
-            seen.push_back(name);
-            const auto found = std::find_if(keys.begin(), keys.end(), [&](const key& c) { return c.name == name; });
-            if (found == keys.end()) fail(k.Mark(), v.path, unknown_key_message(name, keys));
-            const YAML::Node value = it->second;
-            found->read(value_ref{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)});
-        }
-        for (const key& k : keys)
-            if (k.required && std::find(seen.begin(), seen.end(), k.name) == seen.end())
-                fail(v, "missing required key '" + std::string(k.name) + "'");
-    }
-
-    // A map whose keys are data (class names, filters): each entry with its
-    // key's mark; duplicate keys are errors.
-    void read_entries(const value_ref& v,
-                      const std::function<void(const std::string&, const YAML::Mark&, const value_ref&)>& each) const {
-        if (v.node.IsNull()) return;
-        if (!v.node.IsMap()) fail(v, "expected a map, got " + describe(v.node));
-        std::map<std::string, int> seen;
-        for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-            const YAML::Node k = it->first;
-            if (!k.IsScalar()) fail(k.Mark(), v.path, "keys must be strings, got " + describe(k));
-            const std::string& name = k.Scalar();
-            const auto [pos, fresh] = seen.emplace(name, k.Mark().line + 1);
-            if (!fresh)
-                fail(k.Mark(), v.path, "duplicate key '" + name + "' (also on line " + std::to_string(pos->second) + ")");
-            const YAML::Node value = it->second;
-            each(name, k.Mark(),
-                 value_ref{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)});
-        }
-    }
-
-    void read_list(const value_ref& v, const std::function<void(const value_ref&, std::size_t)>& each) const {
-        if (v.node.IsNull()) return;
-        if (!v.node.IsSequence()) fail(v, "expected a list, got " + describe(v.node));
-        YAML::Mark previous = v.node.Mark().is_null() ? v.mark : v.node.Mark();
-        std::size_t i = 0;
-        for (const YAML::Node& element : v.node) {
-            const YAML::Mark mark = element.IsNull() || element.Mark().is_null() ? previous : element.Mark();
-            each(value_ref{element, mark, v.path + "[" + std::to_string(i) + "]"}, i);
-            previous = mark;
-            ++i;
-        }
-    }
-
-    std::string read_string(const value_ref& v) const {
-        if (!v.node.IsScalar()) fail(v, "expected a string, got " + describe(v.node));
-        return v.node.Scalar();
-    }
-
-    bool read_bool(const value_ref& v) const {
-        if (v.node.IsScalar() && is_plain(v.node)) {
-            const std::string& s = v.node.Scalar();
-            if (s == "true" || s == "True" || s == "TRUE") return true;
-            if (s == "false" || s == "False" || s == "FALSE") return false;
-        }
-        fail(v, "expected true or false, got " + describe(v.node));
-    }
 
     enforcement read_mode(const value_ref& v) const {
         const std::string s = read_string(v);
@@ -177,45 +63,7 @@ public:
         fail(v, "unknown enforcement mode '" + s + "' (expected reject, warn or quarantine)");
     }
 
-    // "10s", "500ms", "5m", "1h": a positive integer with a unit.
-    std::chrono::milliseconds read_duration(const value_ref& v) const {
-        const std::string syntax = "expected a duration: a positive integer with a unit ms, s, m or h (e.g. 10s)";
-        if (!v.node.IsScalar()) fail(v, syntax + ", got " + describe(v.node));
-        const std::string& text = v.node.Scalar();
-        std::size_t end = 0;
-        while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
-        std::uint64_t value = 0;
-        const auto [p, ec] = std::from_chars(text.data(), text.data() + end, value);
-        if (end == 0 || ec != std::errc{} || p != text.data() + end) fail(v, syntax + ", got " + describe(v.node));
-        const std::string unit = text.substr(end);
-        std::uint64_t ms = 0;
-        if (unit == "ms") ms = 1;
-        else if (unit == "s") ms = 1000;
-        else if (unit == "m" || unit == "min") ms = 60'000;
-        else if (unit == "h") ms = 3'600'000;
-        else fail(v, syntax + ", got " + describe(v.node));
-        if (value == 0) fail(v, "must be greater than 0");
-        if (value > (std::uint64_t{1} << 40) / ms) fail(v, "too long (got " + text + ")");
-        return std::chrono::milliseconds(static_cast<std::int64_t>(value * ms));
-    }
-
-    [[nodiscard]] const std::string& file() const noexcept { return file_; }
-
 private:
-    static std::string unknown_key_message(const std::string& name, std::initializer_list<key> keys) {
-        std::string out = "unknown key '" + name + "'";
-        std::vector<std::string_view> names;
-        for (const key& k : keys) names.push_back(k.name);
-        if (const std::string hint = did_you_mean(name, names); !hint.empty()) return out + hint;
-        out += " (expected ";
-        for (auto it = keys.begin(); it != keys.end(); ++it) {
-            if (it != keys.begin()) out += ", ";
-            out += it->name;
-        }
-        return out + ")";
-    }
-
-    std::string file_;
     std::vector<std::string>& warnings_;
 };
 
@@ -535,11 +383,11 @@ private:
             {"expected_period", [&](const value_ref& x) { c.expected_period = r_.read_duration(x); }},
             {"retain",
              [&](const value_ref& x) {
-                 const std::string s = r_.read_string(x);
-                 if (s == "any") c.retain = retain_rule::any;
-                 else if (s == "required") c.retain = retain_rule::required;
-                 else if (s == "forbidden") c.retain = retain_rule::forbidden;
-                 else r_.fail(x, "must be required, forbidden or any (got '" + s + "')");
+                 static constexpr std::array<std::string_view, 3> rules{"required", "forbidden", "any"};
+                 const std::string s = r_.read_choice(x, rules);
+                 c.retain = s == "required" ? retain_rule::required
+                            : s == "forbidden" ? retain_rule::forbidden
+                                               : retain_rule::any;
              }},
             {"command", [&](const value_ref& x) { c.command = r_.read_bool(x); }},
             {"under",
@@ -574,7 +422,7 @@ private:
         };
         if (v.node.IsNull()) r_.fail(v, "expected a file name, an inline schema (a map) or true/false, got an empty value");
 
-        if (v.node.IsScalar() && is_plain(v.node) && (v.node.Scalar() == "true" || v.node.Scalar() == "false")) {
+        if (v.node.IsScalar() && yaml::is_plain(v.node) && (v.node.Scalar() == "true" || v.node.Scalar() == "false")) {
             c.schema_source = v.node.Scalar();
             c.schema = json_schema::compile(json(v.node.Scalar() == "true"));
             return;
@@ -888,11 +736,11 @@ private:
 
     model_node* intern(const std::vector<nfa_state>& threads) {
         if (threads.empty()) return nullptr;
-        if (threads.size() > 64) throw model_error(r_.where(YAML::Mark::null_mark(), "levels") + "the model is too ambiguous (more than 64 readings of one topic)");
+        if (threads.size() > 64) r_.fail(YAML::Mark::null_mark(), "levels", "the model is too ambiguous (more than 64 readings of one topic)");
         const auto it = index_.find(threads);
         if (it != index_.end()) return it->second;
         if (m_.nodes.size() >= 50'000)
-            throw model_error(r_.where(YAML::Mark::null_mark(), "levels") + "the model is too ambiguous (more than 50000 walk states)");
+            r_.fail(YAML::Mark::null_mark(), "levels", "the model is too ambiguous (more than 50000 walk states)");
         auto node = std::make_unique<model_node>();
         node->threads = threads;
         node->id = static_cast<std::uint32_t>(m_.nodes.size());
@@ -932,7 +780,7 @@ private:
             }
         }
         index_free();
-        if (!viable_[0]) throw model_error(r_.where(YAML::Mark::null_mark(), "classes") + "no topic can reach a data class");
+        if (!viable_[0]) r_.fail(YAML::Mark::null_mark(), "classes", "no topic can reach a data class");
 
         intern({0});
         std::vector<nfa_state> out;
@@ -977,7 +825,7 @@ private:
                 }
             }
             if (tested.size() > 8)
-                throw model_error(r_.where(YAML::Mark::null_mark(), "levels") + "the model is too ambiguous (more than 8 patterns apply to one topic level)");
+                r_.fail(YAML::Mark::null_mark(), "levels", "the model is too ambiguous (more than 8 patterns apply to one topic level)");
             n->tested.assign(tested.begin(), tested.end());
             std::sort(exact.begin(), exact.end());
             exact.erase(std::unique(exact.begin(), exact.end()), exact.end());
@@ -1052,28 +900,15 @@ std::shared_ptr<const model> model::parse(std::string_view text, const std::stri
     m->base_dir = base_dir.empty() ? "." : base_dir;
     m->stats = stats ? std::move(stats) : std::make_shared<model_stats>();
     const reader r(name, m->warnings);
-
-    std::vector<YAML::Node> docs;
     try {
-        docs = YAML::LoadAll(std::string(text));
-    } catch (const YAML::Exception& e) {
-        r.fail(e.mark, "", e.msg);
-    }
-    if (docs.size() > 1) r.fail(docs[1].Mark(), "", "expected a single YAML document, found a second one");
-    if (docs.empty() || docs[0].IsNull()) r.fail(YAML::Mark::null_mark(), "", "the model is empty (it needs 'levels' and 'classes')");
-    const YAML::Node& root = docs[0];
-    if (!root.IsMap()) r.fail(root.Mark(), "", "the document root must be a map, got " + describe(root));
-
-    try {
-        loader(*m, r).read_root(value_ref{root, root.Mark(), ""});
-    } catch (const model_error&) {
-        throw;
-    } catch (const YAML::Exception& e) {
-        r.fail(e.mark, "", e.msg);
-    } catch (const std::exception& e) {
-        // Whatever else a library throws (JSON, regex, memory) is a model
-        // that does not load, never an exception the caller did not expect.
-        r.fail(YAML::Mark::null_mark(), "", e.what());
+        const std::optional<value_ref> root = r.load(std::string(text));
+        if (!root) r.fail(YAML::Mark::null_mark(), "", "the model is empty (it needs 'levels' and 'classes')");
+        // Whatever a library throws while reading (JSON, regex, memory) is a
+        // model that does not load, never an exception the caller did not
+        // expect.
+        r.guard([&] { loader(*m, r).read_root(*root); });
+    } catch (const yaml::error& e) {
+        throw model_error(e.what());
     }
     return std::shared_ptr<const model>(new model(std::move(m)));
 }

@@ -594,6 +594,8 @@ audit: {file: audit.log, topic: "$SYS/broker/audit"}
     CHECK_THAT(error_of("audit: {topic: \"audit/#\"}"),
                Equals("t.yaml:1: audit.topic: must be a topic name, without wildcards (got 'audit/#')"));
     CHECK_THAT(error_of("users: [a]"), Equals("t.yaml:1: users: expected a map of users to lists of roles, got a list"));
+    CHECK_THAT(error_of("roles:\n  r: []\n  r: []\n"), Equals("t.yaml:3: roles: duplicate key 'r' (also on line 2)"));
+    CHECK_THAT(error_of("users:\n  \"\": [r]\n"), Equals("t.yaml:2: users: names must be non-empty strings"));
 }
 
 TEST_CASE("config: password checks", "[config]") {
