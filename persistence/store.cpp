@@ -368,9 +368,45 @@ struct store::impl {
 
     // ---- writer ------------------------------------------------------------
 
+    using waiter_map = std::multimap<ticket, std::function<void(bool)>>;
+
+    // What the writer thread carries from one group commit to the next.
+    struct writer_state {
+        std::vector<operation> batch;  // kept across failed attempts
+        ticket through = 0;            // the last ticket whose operations are in batch
+        std::uint64_t bytes = 0;       // estimate_bytes() of batch
+        std::chrono::milliseconds backoff = first_backoff;
+        clock_type::time_point retry_at{};
+        // durability::batch: at most one group commit per interval, and none
+        // later than an interval after its first operation. A commit an
+        // interval after the previous one goes at once, so a lightly loaded
+        // broker acknowledges after one sync, not after a fixed wait; under
+        // load commits (and syncs) come once per interval with everything
+        // gathered meanwhile.
+        clock_type::time_point last_commit = clock_type::now();
+        int failures_while_stopping = 0;
+        // Callbacks taken from waiting_, run with mutex_ released. Kept here
+        // so that its memory serves every commit.
+        std::vector<std::function<void(bool)>> fns;
+    };
+    struct commit_attempt {
+        rocksdb::Status status;
+        std::uint64_t written = 0;  // bytes in the WriteBatch
+        double seconds = 0;
+    };
+
     ticket submit(std::vector<operation>&& ops);
     void when_durable(ticket t, std::function<void(bool)>&& fn);
     void writer_loop();
+    // The writer loop's steps, in order; all but attempt_commit() with
+    // mutex_ held.
+    bool wait_for_work(std::unique_lock<std::mutex>& lk, const writer_state& w);
+    void take_pending(writer_state& w);
+    commit_attempt attempt_commit(writer_state& w);
+    void committed(writer_state& w, const commit_attempt& a);
+    void count_commit(std::size_t ops, const commit_attempt& a);
+    bool commit_failed(writer_state& w, const rocksdb::Status& s);
+    void take_waiters(waiter_map::iterator end, std::vector<std::function<void(bool)>>& fns);
     rocksdb::Status commit(const std::vector<operation>& ops, std::uint64_t& bytes);
     rocksdb::Status recover();
 
@@ -411,7 +447,7 @@ struct store::impl {
     std::uint64_t inflight_ops_ = 0;    // taken by the writer, not yet committed
     std::uint64_t inflight_bytes_ = 0;
     ticket last_ticket_ = 0;
-    std::multimap<ticket, std::function<void(bool)>> waiting_;
+    waiter_map waiting_;
     bool stop_ = false;
     bool writer_done_ = false;
     bool closed_ = false;
@@ -788,140 +824,148 @@ void store::impl::when_durable(ticket t, std::function<void(bool)>&& fn) {
 }
 
 void store::impl::writer_loop() {
-    std::vector<operation> batch;  // kept across failed attempts
-    ticket batch_through = 0;
-    std::uint64_t batch_bytes = 0;
-    auto backoff = first_backoff;
-    clock_type::time_point retry_at{};
-    int failures_while_stopping = 0;
-    std::vector<std::function<void(bool)>> fns;
-    // batch: at most one group commit per interval, and none later than an
-    // interval after its first operation. A commit an interval after the
-    // previous one goes at once, so a lightly loaded broker acknowledges
-    // after one sync, not after a fixed wait; under load commits (and syncs)
-    // come once per interval with everything gathered meanwhile.
-    auto last_commit = clock_type::now();
-
+    writer_state w;
     std::unique_lock lk(mutex_);
-    for (;;) {
-        // Wait until there is something to commit and it is time to.
-        for (;;) {
-            bool have_new = !pending_.empty();
-            bool have_kept = !batch.empty();
-            if (stop_ && !have_new && !have_kept) break;
-            auto deadline = clock_type::time_point::max();
-            if (have_kept) {
-                deadline = retry_at;
-            } else if (have_new) {
-                bool wait_for_batch = opts_.mode == durability::batch && !stop_ &&
-                                      pending_bytes_ < opts_.max_batch_bytes;
-                deadline = wait_for_batch ? std::max(first_pending_at_, last_commit + opts_.batch_interval)
-                                          : clock_type::time_point::min();
-            }
-            if (clock_type::now() >= deadline) break;
-            if (deadline == clock_type::time_point::max()) {
-                wake_.wait(lk);
-            } else {
-                wake_.wait_until(lk, deadline);
-            }
-        }
-        if (stop_ && pending_.empty() && batch.empty()) break;
-
-        // Take everything pending, behind what a failed attempt left.
-        for (auto& ops : pending_) {
-            for (auto& op : ops) batch.push_back(std::move(op));
-        }
-        pending_.clear();
-        batch_through = last_ticket_;
-        batch_bytes += pending_bytes_;
-        inflight_ops_ = batch.size();
-        inflight_bytes_ = batch_bytes;
-        pending_ops_ = 0;
-        pending_bytes_ = 0;
-        backlog_bytes_.store(inflight_bytes_);
+    while (wait_for_work(lk, w)) {
+        take_pending(w);
         lk.unlock();
-
-        std::uint64_t written = 0;
-        auto started = clock_type::now();
-        last_commit = started;
-        rocksdb::Status s;
-        try {
-            s = batch.empty() ? rocksdb::Status::OK() : commit(batch, written);
-        } catch (const std::exception& e) {
-            // Out of memory while encoding the batch, or anything else
-            // thrown: a failed commit like a disk error (kept, retried after
-            // the backoff), never the end of the writer thread.
-            s = rocksdb::Status::Aborted("group commit", e.what());
-        }
-        double seconds = std::chrono::duration<double>(clock_type::now() - started).count();
-
+        const commit_attempt a = attempt_commit(w);
         lk.lock();
-        if (s.ok()) {
-            if (!batch.empty()) {
-                ++commits_;
-                operations_ += batch.size();
-                bytes_ += written;
-                if (latencies_.size() < commit_latency_samples) {
-                    latencies_.push_back(seconds);
-                } else {
-                    latencies_[latency_next_] = seconds;
-                }
-                latency_next_ = (latency_next_ + 1) % commit_latency_samples;
-                for (std::size_t i = 0; i < store_stats::commit_bucket_bounds.size(); ++i) {
-                    if (seconds <= store_stats::commit_bucket_bounds[i]) ++commits_under_[i];
-                }
-                commit_seconds_sum_ += seconds;
-            }
-            batch.clear();
-            batch_bytes = 0;
-            inflight_ops_ = inflight_bytes_ = 0;
-            backlog_bytes_.store(pending_bytes_);
-            if (batch_through > durable_.load()) durable_.store(batch_through);
-            healthy_.store(true);
-            backoff = first_backoff;
-            auto end = waiting_.upper_bound(batch_through);
-            for (auto it = waiting_.begin(); it != end; ++it) fns.push_back(std::move(it->second));
-            waiting_.erase(waiting_.begin(), end);
-            lk.unlock();
-            run_callbacks(fns, true);
-            lk.lock();
-            continue;
-        }
-
-        // Failed: tell the waiters of these tickets (no acknowledgement),
-        // keep the operations, retry after a backoff.
-        ++write_errors_;
-        last_error_ = s.ToString();
-        healthy_.store(false);
-        retry_at = clock_type::now() + backoff;
-        backoff = std::min(backoff * 2, max_backoff);
-        bool give_up = stop_ && ++failures_while_stopping >= close_attempts;
-        auto end = give_up ? waiting_.end() : waiting_.upper_bound(batch_through);
-        for (auto it = waiting_.begin(); it != end; ++it) fns.push_back(std::move(it->second));
-        waiting_.erase(waiting_.begin(), end);
-        if (give_up) {
-            // Closing and the disk still refuses: what is left cannot be
-            // written by this process (its waiters got ok = false).
-            batch.clear();
-            batch_bytes = 0;
-            inflight_ops_ = inflight_bytes_ = 0;
-            for (auto& ops : pending_) ops.clear();
-            pending_.clear();
-            pending_ops_ = pending_bytes_ = 0;
-            backlog_bytes_.store(0);
+        bool give_up = false;
+        if (a.status.ok()) {
+            committed(w, a);
+        } else {
+            give_up = commit_failed(w, a.status);
         }
         lk.unlock();
-        run_callbacks(fns, false);
+        run_callbacks(w.fns, a.status.ok());
         lk.lock();
         if (give_up) break;
     }
     writer_done_ = true;
     // Waiters registered for tickets that will never commit (e.g. submitted
     // after close began) learn it now.
-    for (auto& [t, fn] : waiting_) fns.push_back(std::move(fn));
-    waiting_.clear();
+    take_waiters(waiting_.end(), w.fns);
     lk.unlock();
-    run_callbacks(fns, false);
+    run_callbacks(w.fns, false);
+}
+
+// Waits until there is something to commit and it is time to. False: stop,
+// nothing is left to write.
+bool store::impl::wait_for_work(std::unique_lock<std::mutex>& lk, const writer_state& w) {
+    for (;;) {
+        bool have_new = !pending_.empty();
+        bool have_kept = !w.batch.empty();
+        if (stop_ && !have_new && !have_kept) return false;
+        auto deadline = clock_type::time_point::max();
+        if (have_kept) {
+            deadline = w.retry_at;
+        } else if (have_new) {
+            bool wait_for_batch = opts_.mode == durability::batch && !stop_ &&
+                                  pending_bytes_ < opts_.max_batch_bytes;
+            deadline = wait_for_batch ? std::max(first_pending_at_, w.last_commit + opts_.batch_interval)
+                                      : clock_type::time_point::min();
+        }
+        if (clock_type::now() >= deadline) return true;
+        if (deadline == clock_type::time_point::max()) {
+            wake_.wait(lk);
+        } else {
+            wake_.wait_until(lk, deadline);
+        }
+    }
+}
+
+// Takes everything pending, behind what a failed attempt left.
+void store::impl::take_pending(writer_state& w) {
+    for (auto& ops : pending_) {
+        for (auto& op : ops) w.batch.push_back(std::move(op));
+    }
+    pending_.clear();
+    w.through = last_ticket_;
+    w.bytes += pending_bytes_;
+    inflight_ops_ = w.batch.size();
+    inflight_bytes_ = w.bytes;
+    pending_ops_ = 0;
+    pending_bytes_ = 0;
+    backlog_bytes_.store(inflight_bytes_);
+}
+
+// One group commit of the batch (synced as the durability mode says, see
+// commit()), timed. Runs without mutex_: submit() goes on meanwhile.
+store::impl::commit_attempt store::impl::attempt_commit(writer_state& w) {
+    commit_attempt a;
+    auto started = clock_type::now();
+    w.last_commit = started;
+    try {
+        a.status = w.batch.empty() ? rocksdb::Status::OK() : commit(w.batch, a.written);
+    } catch (const std::exception& e) {
+        // Out of memory while encoding the batch, or anything else
+        // thrown: a failed commit like a disk error (kept, retried after
+        // the backoff), never the end of the writer thread.
+        a.status = rocksdb::Status::Aborted("group commit", e.what());
+    }
+    a.seconds = std::chrono::duration<double>(clock_type::now() - started).count();
+    return a;
+}
+
+// The batch is written: its tickets are durable, their waiters are told ok.
+void store::impl::committed(writer_state& w, const commit_attempt& a) {
+    if (!w.batch.empty()) count_commit(w.batch.size(), a);
+    w.batch.clear();
+    w.bytes = 0;
+    inflight_ops_ = inflight_bytes_ = 0;
+    backlog_bytes_.store(pending_bytes_);
+    if (w.through > durable_.load()) durable_.store(w.through);
+    healthy_.store(true);
+    w.backoff = first_backoff;
+    take_waiters(waiting_.upper_bound(w.through), w.fns);
+}
+
+void store::impl::count_commit(std::size_t ops, const commit_attempt& a) {
+    ++commits_;
+    operations_ += ops;
+    bytes_ += a.written;
+    if (latencies_.size() < commit_latency_samples) {
+        latencies_.push_back(a.seconds);
+    } else {
+        latencies_[latency_next_] = a.seconds;
+    }
+    latency_next_ = (latency_next_ + 1) % commit_latency_samples;
+    for (std::size_t i = 0; i < store_stats::commit_bucket_bounds.size(); ++i) {
+        if (a.seconds <= store_stats::commit_bucket_bounds[i]) ++commits_under_[i];
+    }
+    commit_seconds_sum_ += a.seconds;
+}
+
+// Failed: tell the waiters of these tickets (no acknowledgement), keep the
+// operations, retry after a backoff. True: give up (closing, and the disk
+// refused close_attempts times).
+bool store::impl::commit_failed(writer_state& w, const rocksdb::Status& s) {
+    ++write_errors_;
+    last_error_ = s.ToString();
+    healthy_.store(false);
+    w.retry_at = clock_type::now() + w.backoff;
+    w.backoff = std::min(w.backoff * 2, max_backoff);
+    bool give_up = stop_ && ++w.failures_while_stopping >= close_attempts;
+    take_waiters(give_up ? waiting_.end() : waiting_.upper_bound(w.through), w.fns);
+    if (give_up) {
+        // Closing and the disk still refuses: what is left cannot be
+        // written by this process (its waiters got ok = false).
+        w.batch.clear();
+        w.bytes = 0;
+        inflight_ops_ = inflight_bytes_ = 0;
+        for (auto& ops : pending_) ops.clear();
+        pending_.clear();
+        pending_ops_ = pending_bytes_ = 0;
+        backlog_bytes_.store(0);
+    }
+    return give_up;
+}
+
+// Moves the callbacks of the waiters before `end` to `fns`.
+void store::impl::take_waiters(waiter_map::iterator end, std::vector<std::function<void(bool)>>& fns) {
+    for (auto it = waiting_.begin(); it != end; ++it) fns.push_back(std::move(it->second));
+    waiting_.erase(waiting_.begin(), end);
 }
 
 rocksdb::Status store::impl::commit(const std::vector<operation>& ops, std::uint64_t& bytes) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -73,6 +74,18 @@ enum class reason_code : std::uint8_t {
 };
 
 [[nodiscard]] const char* to_string(reason_code rc) noexcept;
+
+// Reason codes as std::error_code values, category "mqtt", message() the
+// to_string() name, so that code outside the codec can carry one where
+// errors travel as std::error_code. Only success (0x00) is a false
+// error_code; the other codes below 0x80 (granted QoS 1, no matching
+// subscribers, ...) are not failures in MQTT's terms (section 2.4) but are
+// true: test value() >= 0x80 where that matters.
+[[nodiscard]] const std::error_category& reason_category() noexcept;
+[[nodiscard]] inline std::error_code make_error_code(reason_code rc) noexcept {
+    return {static_cast<int>(rc), reason_category()};
+}
+
 // Whether 5.0 lets a packet of type `t` carry `rc` (each packet type has its
 // own list: e.g. 0x84 Unsupported Protocol Version is a CONNACK code only).
 [[nodiscard]] bool reason_allowed(packet_type t, reason_code rc) noexcept;
@@ -228,3 +241,8 @@ using packet = std::variant<connect, connack, publish, puback, pubrec, pubrel, p
                             disconnect, auth>;
 
 }  // namespace strata::mqtt
+
+// A reason_code converts to std::error_code implicitly (through
+// make_error_code above).
+template <>
+struct std::is_error_code_enum<strata::mqtt::reason_code> : std::true_type {};

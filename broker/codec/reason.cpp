@@ -1,6 +1,7 @@
 // Reason code names, which reason codes each 5.0 packet may carry (spec
 // sections 3.2.2.2, 3.4.2.1, 3.5.2.1, 3.6.2.1, 3.7.2.1, 3.9.3, 3.11.3,
-// 3.14.2.1, 3.15.2.1) and the 3.1.1 CONNACK return code mapping.
+// 3.14.2.1, 3.15.2.1), the 3.1.1 CONNACK return code mapping and the
+// "mqtt" std::error_category.
 #include "broker/codec/packet.hpp"
 #include "broker/codec/wire.hpp"
 
@@ -53,6 +54,26 @@ const char* to_string(reason_code rc) noexcept {
         case reason_code::wildcard_subscriptions_not_supported: return "wildcard_subscriptions_not_supported";
     }
     return "unknown_reason_code";
+}
+
+namespace {
+
+class reason_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "mqtt"; }
+    std::string message(int ev) const override {
+        // Converting a wider value to reason_code would keep its low byte
+        // (0x180 would read as 0x80): reject it here.
+        if (ev < 0 || ev > 0xFF) return "unknown_reason_code";
+        return to_string(static_cast<reason_code>(ev));
+    }
+};
+
+}  // namespace
+
+const std::error_category& reason_category() noexcept {
+    static const reason_category_impl category;
+    return category;
 }
 
 bool reason_allowed(packet_type t, reason_code rc) noexcept {

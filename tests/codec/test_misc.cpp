@@ -1,7 +1,10 @@
-// PINGREQ, PINGRESP, DISCONNECT, AUTH, UTF-8 validation, reason names.
+// PINGREQ, PINGRESP, DISCONNECT, AUTH, UTF-8 validation, reason names and
+// the reason code error category.
 #include "helpers.hpp"
 
 #include <cstring>
+#include <string_view>
+#include <system_error>
 
 using namespace strata::mqtt;
 using namespace strata::mqtt::test;
@@ -179,6 +182,41 @@ TEST_CASE("to_string(reason_code)", "[codec][reason]") {
     CHECK(std::strcmp(to_string(reason_code::wildcard_subscriptions_not_supported),
                       "wildcard_subscriptions_not_supported") == 0);
     CHECK(std::strcmp(to_string(static_cast<reason_code>(0x05)), "unknown_reason_code") == 0);
+}
+
+TEST_CASE("reason codes as std::error_code", "[codec][reason]") {
+    const std::error_code ec = reason_code::malformed_packet;  // implicit: is_error_code_enum
+    CHECK(&ec.category() == &reason_category());
+    CHECK(std::string_view(ec.category().name()) == "mqtt");
+    CHECK(ec.message() == "malformed_packet");
+    CHECK(make_error_code(reason_code::not_authorized).message() == "not_authorized");
+    CHECK(make_error_code(reason_code::wildcard_subscriptions_not_supported).message() ==
+          "wildcard_subscriptions_not_supported");
+    CHECK(reason_category().message(0x05) == "unknown_reason_code");
+    CHECK(reason_category().message(0x180) == "unknown_reason_code");  // not read as 0x80
+    CHECK(reason_category().message(-1) == "unknown_reason_code");
+
+    SECTION("the value round-trips") {
+        for (auto rc : {reason_code::success, reason_code::granted_qos_2, reason_code::unspecified_error,
+                        reason_code::packet_too_large, reason_code::wildcard_subscriptions_not_supported}) {
+            const std::error_code e = rc;
+            CHECK(e.value() == static_cast<int>(rc));
+            CHECK(static_cast<reason_code>(e.value()) == rc);
+        }
+    }
+    SECTION("comparison") {
+        CHECK(ec == reason_code::malformed_packet);
+        CHECK(ec != reason_code::protocol_error);
+        CHECK(ec == make_error_code(reason_code::malformed_packet));
+        // Same number, other category: not the same error.
+        CHECK(ec != std::error_code(0x81, std::generic_category()));
+        CHECK(std::error_code(0x81, std::generic_category()) != reason_code::malformed_packet);
+    }
+    SECTION("only success is a false error_code") {
+        CHECK_FALSE(make_error_code(reason_code::success));
+        CHECK(make_error_code(reason_code::granted_qos_1));  // not a failure, still true
+        CHECK(ec);
+    }
 }
 
 TEST_CASE("reason_allowed: each packet type's own list", "[codec][reason]") {
