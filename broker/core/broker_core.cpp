@@ -1,7 +1,6 @@
 #include "broker/core/broker_core.hpp"
 
 #include "broker/ops/alerts.hpp"
-#include "broker/net/connection.hpp"
 #include "broker/core/model_enforcement.hpp"
 #include "broker/core/stored.hpp"
 #include "namespace/topic.hpp"
@@ -597,18 +596,18 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     return rc;
 }
 
-void broker_core::add_connection(const std::shared_ptr<net::connection>& c) {
+void broker_core::add_connection(const std::shared_ptr<session_owner>& c) {
     std::lock_guard lock(connections_mutex_);
     connections_.emplace(c.get(), c);
 }
 
-void broker_core::remove_connection(const net::connection* c) {
+void broker_core::remove_connection(const session_owner* c) {
     std::lock_guard lock(connections_mutex_);
     connections_.erase(c);
 }
 
 std::size_t broker_core::kick_all(mqtt::reason_code code) {
-    std::vector<std::shared_ptr<net::connection>> all;
+    std::vector<std::shared_ptr<session_owner>> all;
     {
         std::lock_guard lock(connections_mutex_);
         for (auto& [p, w] : connections_) {

@@ -25,10 +25,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-namespace strata::broker::net {
-class connection;
-}
-
 namespace strata::broker::core {
 
 namespace asio = boost::asio;
@@ -197,8 +193,8 @@ public:
 
 
     // Registry of live connections (for shutdown and counts).
-    void add_connection(const std::shared_ptr<net::connection>& c);
-    void remove_connection(const net::connection* c);
+    void add_connection(const std::shared_ptr<session_owner>& c);
+    void remove_connection(const session_owner* c);
     // Kicks every connection with `code`; returns how many there were.
     std::size_t kick_all(mqtt::reason_code code);
     [[nodiscard]] std::size_t connection_count() const;
@@ -265,7 +261,7 @@ private:
     std::unordered_map<std::string, session_ptr> sessions_;
 
     mutable std::mutex connections_mutex_;
-    std::unordered_map<const net::connection*, std::weak_ptr<net::connection>> connections_;
+    std::unordered_map<const session_owner*, std::weak_ptr<session_owner>> connections_;
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
     std::atomic<bool> listening_{false};

@@ -1,6 +1,5 @@
 #include "broker/core/router.hpp"
 
-#include "broker/net/connection.hpp"
 
 #include <algorithm>
 #include <mutex>

@@ -12,7 +12,7 @@
 #include "broker/ops/alerts.hpp"
 #include "broker/hosts/bridge_host.hpp"
 #include "broker/core/broker_core.hpp"
-#include "broker/net/connection.hpp"
+#include "broker/net/client_protocol.hpp"
 #include "namespace/topic.hpp"
 
 #include "auth/identity.hpp"
@@ -28,7 +28,7 @@ constexpr std::uint32_t never_expires = 0xFFFFFFFF;
 
 }  // namespace
 
-void connection::handle_connect(mqtt::connect& c) {
+void client_protocol::handle_connect(mqtt::connect& c) {
     using mqtt::reason_code;
     version_ = c.version;
     const bool v5 = version_ == mqtt::protocol_version::v5;
@@ -48,13 +48,13 @@ void connection::handle_connect(mqtt::connect& c) {
     authenticate(c);
 }
 
-std::string connection::address() const {
+std::string client_protocol::address() const {
     // remote_ is "address:port" ("?" when unknown).
     const auto colon = remote_.rfind(':');
     return colon == std::string::npos ? remote_ : remote_.substr(0, colon);
 }
 
-void connection::audit(std::string_view action, std::string_view outcome, std::string_view topic,
+void client_protocol::audit(std::string_view action, std::string_view outcome, std::string_view topic,
                        std::string_view reason) {
     if (!core_.auditing()) return;
     auth::audit_event e;
@@ -71,7 +71,7 @@ void connection::audit(std::string_view action, std::string_view outcome, std::s
     core_.audit(e);
 }
 
-void connection::authenticate(mqtt::connect& c) {
+void client_protocol::authenticate(mqtt::connect& c) {
     using mqtt::reason_code;
     auto& sec = core_.security();
     const bool v5 = version_ == mqtt::protocol_version::v5;
@@ -101,17 +101,12 @@ void connection::authenticate(mqtt::connect& c) {
         return;
     }
 
-    // Whether the client came in on a loopback address; a TLS or WebSocket
-    // connection's socket is its transport's (socket_ stays unopened).
-    boost::system::error_code ec;
-    const auto local = tcp().local_endpoint(ec);
-    const bool loopback = !ec && local.address().is_loopback();
     auth::login_request req;
     req.username = c.username;
     req.has_password = c.password.has_value();
     if (extras_) req.certificate_identity = extras_->certificate_identity;
     req.password_file = passwords != nullptr;
-    req.anonymous_allowed = sec.anonymous_allowed(loopback);
+    req.anonymous_allowed = sec.anonymous_allowed(loopback_);
     const auto plan = auth::plan_login(req);
     switch (plan.kind) {
     case auth::login_kind::refused:
@@ -134,8 +129,8 @@ void connection::authenticate(mqtt::connect& c) {
     std::string password = std::move(*c.password);
     extras().pending_connect = std::make_unique<mqtt::connect>(std::move(c));
     const bool queued = sec.verify_password(
-        address(), std::move(user), std::move(password), [self = shared_from_this()](core::security::check_result r) {
-            asio::post(self->executor_, [self, r] { self->password_checked(r); });
+        address(), std::move(user), std::move(password), [later = later()](core::security::check_result r) {
+            later([r](client_protocol& p) { p.password_checked(r); });
         });
     if (queued) return;
     // This address has its share of password checks queued: refused at once
@@ -149,7 +144,7 @@ void connection::authenticate(mqtt::connect& c) {
     refuse_connect(mqtt::reason_code::banned, why);
 }
 
-void connection::password_checked(core::security::check_result r) {
+void client_protocol::password_checked(core::security::check_result r) {
     if (state_ != state::verifying) return;  // closed meanwhile
     state_ = state::awaiting_connect;
     auto c = std::move(extras().pending_connect);
@@ -175,24 +170,24 @@ void connection::password_checked(core::security::check_result r) {
         internal_error(e);
         return;
     }
-    resume_input();
+    io_.resume_input();
 }
 
-bool connection::login_blocked() {
+bool client_protocol::login_blocked() {
     const auto wait = core_.security().logins().blocked_for(address(), core::steady_clock::now());
     if (wait.count() == 0) return false;
     refuse_blocked(wait);
     return true;
 }
 
-void connection::refuse_blocked(std::chrono::milliseconds wait) {
+void client_protocol::refuse_blocked(std::chrono::milliseconds wait) {
     const std::string why = "too many failed logins from this address; retry in " +
                             std::to_string((wait.count() + 999) / 1000) + " s";
     audit("login", "refused", {}, why);
     refuse_connect(mqtt::reason_code::banned, why.c_str());
 }
 
-void connection::login_failed(std::string_view user, mqtt::reason_code code, std::string_view why) {
+void client_protocol::login_failed(std::string_view user, mqtt::reason_code code, std::string_view why) {
     if (code == mqtt::reason_code::bad_user_name_or_password) {
         core_.security().logins().failed(address(), core::steady_clock::now());
     }
@@ -203,16 +198,14 @@ void connection::login_failed(std::string_view user, mqtt::reason_code code, std
     refuse_connect(code, reason.c_str());
 }
 
-void connection::accept_connect(mqtt::connect& c) {
+void client_protocol::accept_connect(mqtt::connect& c) {
     using mqtt::reason_code;
-    const auto& limits = core_.cfg().limits;
     const bool v5 = version_ == mqtt::protocol_version::v5;
     if (core_.counters().clients_connected.load(std::memory_order_relaxed) >=
-        static_cast<std::int64_t>(limits.max_connections)) {
+        static_cast<std::int64_t>(core_.cfg().limits.max_connections)) {
         refuse_connect(reason_code::quota_exceeded, "connection limit reached");
         return;
     }
-
     if (hosts::reserved_client_id(client_id_)) {
         refuse_connect(reason_code::client_identifier_not_valid, "client identifiers starting with '$bridge/' are the broker's own");
         return;
@@ -227,7 +220,21 @@ void connection::accept_connect(mqtt::connect& c) {
         client_id_ = core_.assign_client_id();
         assigned = v5;
     }
+    const negotiated n = negotiate(c);
+    core::message_ptr will;
+    std::uint32_t will_delay = 0;
+    if (!take_will(c, will, will_delay)) return;
+    core::broker_core::open_result opened;
+    if (!open_session(c, n.expiry, std::move(will), will_delay, opened)) return;
+    send_connack(c, n, assigned, opened.present);
+    if (opened.previous) opened.previous->kick(mqtt::reason_code::session_taken_over, opened.previous_generation);
+    arm_keepalive();
+}
 
+client_protocol::negotiated client_protocol::negotiate(const mqtt::connect& c) {
+    const auto& limits = core_.cfg().limits;
+    const bool v5 = version_ == mqtt::protocol_version::v5;
+    negotiated n;
     // Keep-alive: capped by limits.max_keepalive in both versions, so that
     // no connection stays open unbounded when its peer vanished. A 5.0
     // client is told the value to use (Server Keep Alive); 3.1.1 has no way
@@ -235,24 +242,21 @@ void connection::accept_connect(mqtt::connect& c) {
     // after 1.5 x max_keepalive without a packet. (Mosquitto refuses such a
     // 3.1.1 client with return code 2 instead; a device that cannot change
     // its keep-alive would then never connect.)
-    std::optional<std::uint16_t> server_keep_alive;
     keep_alive_ = c.keep_alive;
     if (keep_alive_ == 0 || keep_alive_ > limits.max_keepalive) {
         keep_alive_ = limits.max_keepalive;
-        if (v5) server_keep_alive = keep_alive_;
+        if (v5) n.server_keep_alive = keep_alive_;
     }
 
     // Session lifetime: 3.1.1 clean session false lives until cleaned.
-    std::uint32_t expiry = 0;
     if (v5) {
-        expiry = c.props.session_expiry_interval.value_or(0);
+        n.expiry = c.props.session_expiry_interval.value_or(0);
     } else if (!c.clean_start) {
-        expiry = never_expires;
+        n.expiry = never_expires;
     }
-    std::optional<std::uint32_t> capped_expiry;
-    if (expiry > limits.max_session_expiry) {
-        expiry = limits.max_session_expiry;
-        if (v5) capped_expiry = expiry;
+    if (n.expiry > limits.max_session_expiry) {
+        n.expiry = limits.max_session_expiry;
+        if (v5) n.capped_expiry = n.expiry;
     }
 
     // What the client accepts from us.
@@ -262,23 +266,25 @@ void connection::accept_connect(mqtt::connect& c) {
         inbound_aliases_.assign(std::size_t{limits.topic_alias_maximum} + 1, std::string());
     }
     window_ = std::min<std::size_t>(client_receive_maximum_, limits.max_inflight);
+    return n;
+}
 
-    core::message_ptr will_message;
-    std::uint32_t will_delay = 0;
+bool client_protocol::take_will(mqtt::connect& c, core::message_ptr& will, std::uint32_t& delay) {
+    using mqtt::reason_code;
     if (c.will) {
         if (!ns::valid_topic_name(c.will->topic)) {
             refuse_connect(reason_code::topic_name_invalid, "invalid will topic");
-            return;
+            return false;
         }
         auto m = std::make_shared<core::message>();
         m->topic = std::move(c.will->topic);
         m->payload = std::move(c.will->payload);
         m->qos = c.will->qos;
         m->retain = c.will->retain;
-        will_delay = c.will->props.will_delay_interval.value_or(0);
+        delay = c.will->props.will_delay_interval.value_or(0);
         m->props = std::move(c.will->props);
         m->props.will_delay_interval.reset();
-        will_message = std::move(m);
+        will = std::move(m);
     }
 
     // Identity: limits, grants (placeholders need the final client id), and
@@ -292,14 +298,16 @@ void connection::accept_connect(mqtt::connect& c) {
         if (!identity_state_) {
             audit("login", "refused", {}, "connection limit of this identity reached");
             refuse_connect(reason_code::quota_exceeded, "connection limit of this identity reached");
-            return;
+            return false;
         }
     }
     grants_ = sec.policy().compile(identity_, client_id_);
-    if (will_message && !check_will(will_message)) return;
-    std::optional<core::message_ptr> will;
-    if (will_message) will = std::move(will_message);
+    return !will || check_will(will);
+}
 
+bool client_protocol::open_session(mqtt::connect& c, std::uint32_t expiry, core::message_ptr will,
+                                   std::uint32_t will_delay, core::broker_core::open_result& opened) {
+    using mqtt::reason_code;
     // The session of this client id may belong to another identity
     // (auth.takeover): refused, or taken over (started clean when roles
     // keep the identities' messages apart).
@@ -309,14 +317,14 @@ void connection::accept_connect(mqtt::connect& c) {
     if (core_.cfg().auth.takeover == auth_config::takeover_policy::same_identity) {
         who.on_other = core::broker_core::other_identity::refuse;
     } else {
-        who.on_other = sec.policy().active() ? core::broker_core::other_identity::start_clean
-                                             : core::broker_core::other_identity::resume;
+        who.on_other = core_.security().policy().active() ? core::broker_core::other_identity::start_clean
+                                                          : core::broker_core::other_identity::resume;
     }
-    auto opened = core_.open_session(client_id_, c.clean_start, shared_from_this(), &who);
+    opened = core_.open_session(client_id_, c.clean_start, io_.shared_owner(), &who);
     if (opened.refused) {
         audit("login", "refused", {}, "client identifier in use by another identity");
         refuse_connect(reason_code::client_identifier_not_valid, "client identifier in use by another identity");
-        return;
+        return false;
     }
     audit("login", "allowed");
     ops::alerts::connected(client_id_);
@@ -324,23 +332,29 @@ void connection::accept_connect(mqtt::connect& c) {
     session_ = opened.s;
     generation_ = opened.generation;
     session_->set_expiry_interval(expiry);
-    session_->set_will(std::move(will), will_delay);
+    std::optional<core::message_ptr> kept;
+    if (will) kept = std::move(will);
+    session_->set_will(std::move(kept), will_delay);
     session_->set_disconnected_at(0);
     core_.save_session(session_);
     state_ = state::connected;
     connected_ = true;
     core_.counters().clients_connected.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
 
+void client_protocol::send_connack(const mqtt::connect& c, const negotiated& n, bool assigned, bool present) {
+    const auto& limits = core_.cfg().limits;
     mqtt::connack ack;
-    ack.session_present = opened.present;
-    if (v5) {
+    ack.session_present = present;
+    if (version_ == mqtt::protocol_version::v5) {
         auto& p = ack.props;
         if (limits.receive_maximum != 65535) p.receive_maximum = limits.receive_maximum;
         p.maximum_packet_size = limits.max_packet_size;
         if (limits.topic_alias_maximum > 0) p.topic_alias_maximum = limits.topic_alias_maximum;
         if (assigned) p.assigned_client_identifier = client_id_;
-        p.server_keep_alive = server_keep_alive;
-        p.session_expiry_interval = capped_expiry;
+        p.server_keep_alive = n.server_keep_alive;
+        p.session_expiry_interval = n.capped_expiry;
         // A bridge of another Strata learns whom it reached (loop prevention).
         if (hosts::asks_broker_id(c.props)) p.user_properties.emplace_back(hosts::broker_id_property, core_.broker_id());
         if (extras_ && extras_->connack_auth_data) {
@@ -351,13 +365,11 @@ void connection::accept_connect(mqtt::connect& c) {
     }
     spdlog::debug("{} '{}': connected as {} (v{}, clean {}, keep-alive {}s, session present {})", remote_,
                   client_id_, identity_.empty() ? "anonymous" : "'" + identity_ + "'", static_cast<int>(version_),
-                  c.clean_start, keep_alive_, opened.present);
+                  c.clean_start, keep_alive_, present);
     send(ack);
-    if (opened.previous) opened.previous->kick(reason_code::session_taken_over, opened.previous_generation);
-    arm_keepalive();
 }
 
-bool connection::check_will(core::message_ptr& will) {
+bool client_protocol::check_will(core::message_ptr& will) {
     using mqtt::reason_code;
     const core::admission a = core::admit_will(core_, as_publisher(), will);
     switch (a.what) {
@@ -389,7 +401,7 @@ bool connection::check_will(core::message_ptr& will) {
     return true;
 }
 
-void connection::handle_disconnect(const mqtt::disconnect& d) {
+void client_protocol::handle_disconnect(const mqtt::disconnect& d) {
     if (version_ == mqtt::protocol_version::v5) {
         if (d.props.session_expiry_interval) {
             const std::uint32_t now_expiry = session_->expiry_interval();
@@ -408,7 +420,7 @@ void connection::handle_disconnect(const mqtt::disconnect& d) {
     close_after_flush();
 }
 
-void connection::handle_auth(const mqtt::auth& a) {
+void client_protocol::handle_auth(const mqtt::auth& a) {
     using mqtt::reason_code;
     if (state_ != state::authenticating) {
         // Re-authentication (AUTH 0x19 after CONNACK) is not offered.

@@ -6,7 +6,7 @@
 // routed twice.
 #include "broker/core/admission.hpp"
 #include "broker/core/broker_core.hpp"
-#include "broker/net/connection.hpp"
+#include "broker/net/client_protocol.hpp"
 #include "broker/core/log_limit.hpp"
 #include "broker/core/model_enforcement.hpp"
 #include "broker/core/stored.hpp"
@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 namespace strata::broker::net {
-core::publisher connection::as_publisher() {
+core::publisher client_protocol::as_publisher() {
     core::publisher who;
     who.grants = grants_.get();
     who.identity = &identity_;
@@ -27,7 +27,7 @@ core::publisher connection::as_publisher() {
     return who;
 }
 
-void connection::handle_publish(mqtt::publish& p) {
+void client_protocol::handle_publish(mqtt::publish& p) {
     using mqtt::reason_code;
     const bool v5 = version_ == mqtt::protocol_version::v5;
     const auto& limits = core_.cfg().limits;
@@ -147,7 +147,7 @@ void connection::handle_publish(mqtt::publish& p) {
     }
 }
 
-bool connection::buffer_full(std::uint8_t qos, bool v5, mqtt::reason_code& outcome,
+bool client_protocol::buffer_full(std::uint8_t qos, bool v5, mqtt::reason_code& outcome,
                              std::optional<std::string>& ack_reason) {
     // The message reached the other subscribers, but a bridge that must not
     // lose it had no room: the publisher keeps it and sends it again.
@@ -163,7 +163,7 @@ bool connection::buffer_full(std::uint8_t qos, bool v5, mqtt::reason_code& outco
     return true;
 }
 
-void connection::refuse_unstorable(const mqtt::publish& p, bool v5) {
+void client_protocol::refuse_unstorable(const mqtt::publish& p, bool v5) {
     // The store refuses writes (e.g. the disk is full): a QoS 1/2 message
     // could not be made durable, so it is not taken. QoS 0 is still served.
     thread_local core::steady_clock::time_point next_log{};
@@ -195,7 +195,7 @@ void connection::refuse_unstorable(const mqtt::publish& p, bool v5) {
     }
 }
 
-core::message_ptr connection::to_message(mqtt::publish& p, bool v5) {
+core::message_ptr client_protocol::to_message(mqtt::publish& p, bool v5) {
     auto m = std::make_shared<core::message>();
     m->topic = std::move(p.topic);
     m->payload = std::move(p.payload);
@@ -216,7 +216,7 @@ core::message_ptr connection::to_message(mqtt::publish& p, bool v5) {
     return m;
 }
 
-void connection::log_warned(std::string_view topic, std::string_view reason) {
+void client_protocol::log_warned(std::string_view topic, std::string_view reason) {
     // Every one is counted in the model's statistics; the log gets one a
     // second per network thread at info.
     thread_local core::log_limit limit;
@@ -227,14 +227,14 @@ void connection::log_warned(std::string_view topic, std::string_view reason) {
     }
 }
 
-void connection::handle_puback(const mqtt::puback& p) {
+void client_protocol::handle_puback(const mqtt::puback& p) {
     if (!session_->on_puback(p.packet_id)) {
         spdlog::debug("{} '{}': PUBACK for unknown packet id {}", remote_, client_id_, p.packet_id);
     }
-    flush();
+    io_.wake();
 }
 
-void connection::handle_pubrec(const mqtt::pubrec& p) {
+void client_protocol::handle_pubrec(const mqtt::pubrec& p) {
     const bool accepted = static_cast<std::uint8_t>(p.code) < 0x80;
     if (!session_->on_pubrec(p.packet_id, accepted)) {
         if (version_ == mqtt::protocol_version::v5) {
@@ -247,11 +247,11 @@ void connection::handle_pubrec(const mqtt::pubrec& p) {
     if (accepted) {
         send(mqtt::pubrel{p.packet_id, mqtt::reason_code::success, {}});
     } else {
-        flush();
+        io_.wake();
     }
 }
 
-void connection::handle_pubrel(const mqtt::pubrel& p) {
+void client_protocol::handle_pubrel(const mqtt::pubrel& p) {
     const bool known = session_->end_inbound_qos2(p.packet_id);
     // Once the packet id is forgotten on disk too: after a crash the client
     // may reuse it for a new message, which must not look like a resend.
@@ -260,11 +260,11 @@ void connection::handle_pubrel(const mqtt::pubrel& p) {
                                     {}}, 0);
 }
 
-void connection::handle_pubcomp(const mqtt::pubcomp& p) {
+void client_protocol::handle_pubcomp(const mqtt::pubcomp& p) {
     if (!session_->on_pubcomp(p.packet_id)) {
         spdlog::debug("{} '{}': PUBCOMP for unknown packet id {}", remote_, client_id_, p.packet_id);
     }
-    flush();
+    io_.wake();
 }
 
 }  // namespace strata::broker::net

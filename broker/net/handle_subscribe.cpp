@@ -1,7 +1,7 @@
 // SUBSCRIBE and UNSUBSCRIBE, including retained messages sent on subscribe
 // (paced by the session: session.hpp).
 #include "broker/core/broker_core.hpp"
-#include "broker/net/connection.hpp"
+#include "broker/net/client_protocol.hpp"
 #include "namespace/topic.hpp"
 
 #include <spdlog/spdlog.h>
@@ -11,7 +11,7 @@
 
 namespace strata::broker::net {
 
-void connection::handle_subscribe(mqtt::subscribe& s) {
+void client_protocol::handle_subscribe(mqtt::subscribe& s) {
     using mqtt::reason_code;
     const bool v5 = version_ == mqtt::protocol_version::v5;
     const auto& limits = core_.cfg().limits;
@@ -117,7 +117,7 @@ void connection::handle_subscribe(mqtt::subscribe& s) {
     for (const auto& r : retained) session_->replay_retained(r.filter, r.entry);
 }
 
-void connection::handle_unsubscribe(mqtt::unsubscribe& u) {
+void client_protocol::handle_unsubscribe(mqtt::unsubscribe& u) {
     using mqtt::reason_code;
     mqtt::unsuback ack;
     ack.packet_id = u.packet_id;

@@ -133,7 +133,7 @@ asio::awaitable<void> serve_connection(const http_server& srv, Stream stream, st
                     auto t = ws_transport_for(std::move(stream), ctx, std::move(req), max_message);
                     t->identity = identity;
                     const auto ex = t->tcp().get_executor();
-                    auto c = std::make_shared<connection>(core, std::move(t), thread_index, ex);
+                    auto c = std::make_shared<connection>(core, std::move(t), ex);
                     c->start();
                     co_return;
                 }

@@ -113,9 +113,9 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
         // bytes arrive (transport.hpp, tls_start).
         auto t = make_tls_transport(std::move(socket), l.tls->current(), core_.handshakes());
         t->identity = l.cfg.tls->identity;
-        c = std::make_shared<connection>(core_, std::move(t), thread_index, ex);
+        c = std::make_shared<connection>(core_, std::move(t), ex);
     } else {
-        c = std::make_shared<connection>(core_, std::move(socket), thread_index);
+        c = std::make_shared<connection>(core_, std::move(socket));
     }
     asio::post(ex, [c] { c->start(); });
 }

@@ -710,7 +710,7 @@ private:
         ::fcntl(c.fd, F_SETFL, ::fcntl(c.fd, F_GETFL) | O_NONBLOCK);
         // Accepted as server::serve() does for a plain TCP listener.
         auto socket = acceptor_.accept(io_.get_executor());
-        auto conn = std::make_shared<sb::net::connection>(*core_, std::move(socket), 0);
+        auto conn = std::make_shared<sb::net::connection>(*core_, std::move(socket));
         asio::post(io_, [conn] { conn->start(); });
     }
 

@@ -219,7 +219,10 @@ def test_oversized_frame_closes_that_connection(broker_factory):
     assert w.status == 101
     w.send_frame(mqtt_raw.connect(uid("big"), version=mqtt_raw.V311))
     assert w.recv_mqtt().type == mqtt_raw.CONNACK
-    w.send_frame(b"\x30" + b"\x00" * (1024 * 1024))
+    try:
+        w.send_frame(b"\x30" + b"\x00" * (1024 * 1024))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the broker refused the frame by its header and closed while the rest was still being sent
     assert w.closed_by_broker()
     w.close()
     assert keeper.subscribe("still/#") == [0]
