@@ -1,6 +1,5 @@
 #include "broker/core/broker_core.hpp"
 
-#include "broker/ops/alerts.hpp"
 #include "broker/core/model_enforcement.hpp"
 #include "broker/core/stored.hpp"
 #include "namespace/topic.hpp"
@@ -423,7 +422,7 @@ broker_core::publish_result broker_core::publish(const message_ptr& m, const ns:
     }
     // Every message the broker takes (clients, bridges, OPC UA, wills) is
     // counted for the rate and stale alerts here.
-    ops::alerts::count(m->topic);
+    if (auto* o = observer_.load(std::memory_order_acquire)) o->taken(m->topic);
     if (store_ == nullptr) return r;
     // $SYS values are the broker's own and made afresh after a restart.
     if (m->retain && m->topic.front() != '$') {

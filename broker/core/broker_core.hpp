@@ -7,7 +7,7 @@
 
 #include "auth/access.hpp"
 #include "broker/config.hpp"
-#include "broker/net/handshake_gate.hpp"
+#include "broker/core/handshake_gate.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/router.hpp"
 #include "broker/core/security.hpp"
@@ -28,6 +28,17 @@
 namespace strata::broker::core {
 
 namespace asio = boost::asio;
+
+// Sees the topic of every message the broker takes (from clients, bridges,
+// OPC UA sources, wills): the rate and stale alerts (ops/alerts.hpp).
+// Called on any thread; must not block.
+class message_observer {
+public:
+    virtual void taken(std::string_view topic) noexcept = 0;
+
+protected:
+    ~message_observer() = default;
+};
 
 class broker_core {
 public:
@@ -55,7 +66,7 @@ public:
     [[nodiscard]] std::uint64_t audit_suppressed() const;
 
     // The bound on TLS handshakes in progress (limits.max_handshakes).
-    [[nodiscard]] net::handshake_gate& handshakes() noexcept { return handshakes_; }
+    [[nodiscard]] handshake_gate& handshakes() noexcept { return handshakes_; }
 
     // ---- the namespace model --------------------------------------------
     //
@@ -232,6 +243,10 @@ public:
     // connection reference the sessions hold. The sessions stay.
     void release_io();
 
+    // The observer of taken messages; null: none. It stays valid until
+    // replaced (its owner clears it before it goes away).
+    void observe(message_observer* o) noexcept { observer_.store(o, std::memory_order_release); }
+
 private:
     // One audit line to the file and the topic.
     void write_audit(std::string line);
@@ -254,7 +269,7 @@ private:
     std::unique_ptr<class security> security_;
     bool auditing_ = false;
     std::unique_ptr<auth::audit_limiter> audit_limiter_;  // null: refusal lines unlimited
-    net::handshake_gate handshakes_;
+    handshake_gate handshakes_;
     steady_clock::time_point started_ = steady_clock::now();
 
     mutable std::mutex registry_mutex_;
@@ -265,6 +280,7 @@ private:
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
     std::atomic<bool> listening_{false};
+    std::atomic<message_observer*> observer_{nullptr};
     std::atomic<bool> recovering_{false};
 
     persistence::store* store_ = nullptr;

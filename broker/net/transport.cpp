@@ -71,7 +71,7 @@ bool closed_before_sending(tcp_socket& s) {
 
 class tls_transport final : public transport {
 public:
-    tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx, handshake_gate& gate)
+    tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx, core::handshake_gate& gate)
         : start_(std::move(socket), std::move(ctx), gate) {}
 
     void async_start(handler h) override {
@@ -205,7 +205,7 @@ void tls_context::reload() {
     ctx_ = std::move(fresh);
 }
 
-tls_start::tls_start(tcp_socket socket, std::shared_ptr<ssl::context> ctx, handshake_gate& gate)
+tls_start::tls_start(tcp_socket socket, std::shared_ptr<ssl::context> ctx, core::handshake_gate& gate)
     : ctx_(std::move(ctx)), gate_(gate), socket_(std::move(socket)) {}
 
 tls_start::~tls_start() {
@@ -296,7 +296,7 @@ void tls_start::close() {
 tcp_socket& tls_start::tcp() { return stream_ ? stream_->next_layer() : socket_; }
 
 std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<ssl::context> ctx,
-                                              handshake_gate& gate) {
+                                              core::handshake_gate& gate) {
     return std::make_unique<tls_transport>(std::move(socket), std::move(ctx), gate);
 }
 

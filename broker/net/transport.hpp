@@ -10,7 +10,7 @@
 // its `tls:` config and swapped on SIGHUP; peer_certificate, the verified
 // client certificate's names that `tls.identity` maps to a user; and the
 // start of a TLS connection (tls_start) with the bound on handshakes in
-// progress (handshake_gate), shared by mqtt+tls and https listeners.
+// progress (core/handshake_gate.hpp), shared by mqtt+tls and https listeners.
 //
 // What a TLS connection costs before its handshake: nothing but the bare
 // socket. OpenSSL's SSL object and the stream's buffers (about 100 KB)
@@ -27,7 +27,7 @@
 #pragma once
 
 #include "broker/config.hpp"
-#include "broker/net/handshake_gate.hpp"
+#include "broker/core/handshake_gate.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -104,7 +104,7 @@ void on_first_bytes(tcp_socket socket, std::chrono::steady_clock::time_point dea
 // the whole by closing it (connect_timeout).
 class tls_start {
 public:
-    tls_start(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx, handshake_gate& gate);
+    tls_start(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx, core::handshake_gate& gate);
     ~tls_start();
     tls_start(const tls_start&) = delete;
     tls_start& operator=(const tls_start&) = delete;
@@ -128,10 +128,10 @@ private:
     void release_slot();
 
     std::shared_ptr<asio::ssl::context> ctx_;
-    handshake_gate& gate_;
+    core::handshake_gate& gate_;
     tcp_socket socket_;                   // until the stream takes it
     std::unique_ptr<tls_stream> stream_;  // made when a slot is taken
-    handshake_gate::ticket waiting_ = 0;  // nonzero: in line for a slot
+    core::handshake_gate::ticket waiting_ = 0;  // nonzero: in line for a slot
     bool slot_ = false;                   // holds a slot of gate_
     bool closed_ = false;
 };
@@ -169,7 +169,7 @@ protected:
 // `mqtt+tls`: the TLS handshake (tls_start, bounded by `gate`), then MQTT
 // in the TLS stream.
 [[nodiscard]] std::unique_ptr<transport> make_tls_transport(tcp_socket socket, std::shared_ptr<asio::ssl::context> ctx,
-                                                            handshake_gate& gate);
+                                                            core::handshake_gate& gate);
 
 // WebSocket at /mqtt on an http listener: accepts the upgrade `req` (which
 // was read from `socket`), then MQTT in binary messages. Messages larger than

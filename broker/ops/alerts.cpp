@@ -114,11 +114,14 @@ alerts::alerts(core::broker_core& core, const alerts_config& cfg, prometheus::Re
 
 alerts::~alerts() { deactivate(); }
 
-void alerts::activate() noexcept { current_.store(this, std::memory_order_release); }
+void alerts::activate() noexcept {
+    current_.store(this, std::memory_order_release);
+    core_.observe(this);
+}
 
 void alerts::deactivate() noexcept {
     alerts* self = this;
-    current_.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+    if (current_.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel)) core_.observe(nullptr);
 }
 
 alerts::thread_counts& alerts::local() {

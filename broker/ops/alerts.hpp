@@ -42,6 +42,7 @@
 #pragma once
 
 #include "broker/config.hpp"
+#include "broker/core/broker_core.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -65,13 +66,9 @@ namespace strata::ns {
 class model;
 }
 
-namespace strata::broker::core {
-class broker_core;
-}
-
 namespace strata::broker::ops {
 
-class alerts {
+class alerts final : public core::message_observer {
 public:
     enum class kind : std::uint8_t { spike, drop, stale, reconnect_loop };
     static constexpr std::size_t kind_count = 4;
@@ -87,16 +84,14 @@ public:
     alerts(const alerts&) = delete;
     alerts& operator=(const alerts&) = delete;
 
-    // Makes this the object count() and connected() feed; deactivate()
-    // before destroying it.
+    // Makes this the object the core's taken messages and connected()
+    // feed; deactivate() before destroying it.
     void activate() noexcept;
     void deactivate() noexcept;
 
     // A message was published on `topic` (by a client, a bridge, a will;
     // any thread). '$' topics are not counted.
-    static void count(std::string_view topic) noexcept {
-        if (auto* a = current_.load(std::memory_order_acquire)) a->count_here(topic);
-    }
+    void taken(std::string_view topic) noexcept override { count_here(topic); }
     // A client connected with `client_id` (network threads).
     static void connected(std::string_view client_id) {
         if (auto* a = current_.load(std::memory_order_acquire)) a->connected_here(client_id);

@@ -17,6 +17,8 @@ import sys
 # Folder -> the folders of ours it may include (itself included). Checked in
 # order; the first folder that contains a file decides (bridges/opcua before
 # bridges, broker/codec before broker).
+LIBS = ["broker/codec", "namespace", "auth", "persistence"]
+ENGINE = ["broker", "broker/core", "broker/net", "broker/ops", "broker/hosts"]
 ARROWS = [
     ("broker/codec", ["broker/codec"]),
     ("namespace", ["namespace"]),
@@ -24,7 +26,14 @@ ARROWS = [
     ("auth", ["auth", "namespace"]),
     ("bridges/opcua", ["bridges/opcua"]),
     ("bridges", ["bridges", "broker/codec", "namespace"]),
-    ("broker", ["broker", "broker/codec", "namespace", "auth", "persistence", "bridges", "bridges/opcua"]),
+    # Inside the engine: the core (sessions, router, admission) knows no
+    # network, no operations and no hosts; the hosts know only the core.
+    # "broker" alone is the files at the top of broker/ (config, main).
+    ("broker/core", ["broker/core", "broker"] + LIBS),
+    ("broker/hosts", ["broker/hosts", "broker/core", "broker", "bridges", "bridges/opcua"] + LIBS),
+    ("broker/net", ENGINE + LIBS + ["bridges", "bridges/opcua"]),
+    ("broker/ops", ENGINE + LIBS + ["bridges", "bridges/opcua"]),
+    ("broker", ENGINE + LIBS + ["bridges", "bridges/opcua"]),
 ]
 OURS = ["broker", "namespace", "persistence", "auth", "bridges"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')

@@ -12,7 +12,7 @@
 #include <map>
 #include <mutex>
 
-namespace strata::broker::net {
+namespace strata::broker::core {
 
 namespace asio = boost::asio;
 
@@ -55,4 +55,4 @@ private:
     std::map<ticket, queued> waiting_;  // in order of arrival
 };
 
-}  // namespace strata::broker::net
+}  // namespace strata::broker::core

@@ -1,10 +1,10 @@
-#include "broker/net/handshake_gate.hpp"
+#include "broker/core/handshake_gate.hpp"
 
 #include <boost/asio/post.hpp>
 
 #include <utility>
 
-namespace strata::broker::net {
+namespace strata::broker::core {
 
 handshake_gate::ticket handshake_gate::acquire(const asio::any_io_executor& ex, waiter w) {
     std::lock_guard lock(mutex_);
@@ -62,4 +62,4 @@ std::size_t handshake_gate::waiting() const {
     return waiting_.size();
 }
 
-}  // namespace strata::broker::net
+}  // namespace strata::broker::core
