@@ -18,16 +18,16 @@ void refuse(admission& a, outcome what, reason_code code, const char* reason) {
 
 // Steps 1 and 2. `command` tells whether the topic is a command, when
 // someone needs to know: the grants or the audit log.
-bool may_publish_here(broker_core& core, const publisher& who, std::string_view topic, bool& command) {
+bool may_publish_here(broker_core& core, const publisher& who, std::string_view topic, const ns::model* model,
+                      bool& command) {
     command = false;
     if (!who.topic_checked && !ns::valid_topic_name(topic)) return false;
-    if (!core.open_to_publishers(topic)) return false;
+    if (!core.open_to_publishers(topic, model)) return false;
     if (who.grants == nullptr) {
         command = core.auditing() && core.is_command(topic);
         return true;
     }
     if (grant_memo* memo = who.memo) {
-        const void* model = core.model();
         if (memo->model != model) {
             memo->decisions.clear();
             memo->model = model;
@@ -47,7 +47,8 @@ bool may_publish_here(broker_core& core, const publisher& who, std::string_view 
 // the checks.
 admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
     admission a;
-    if (!may_publish_here(core, who, m->topic, a.command)) {
+    const ns::model* model = core.model();
+    if (!may_publish_here(core, who, m->topic, model, a.command)) {
         refuse(a, outcome::denied, reason_code::not_authorized, "not authorized to publish there");
         return a;
     }
@@ -68,7 +69,14 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
     }
     // Steps 5 and 6 as the message is routed: a message the model's verdict
     // refuses is neither retained nor delivered.
-    const ns::model* model = core.model();
+    if (model == nullptr) {
+        a.routed = core.publish(m, nullptr, nullptr, who.identity);
+        if (a.routed.admitted && a.routed.retained != retain_verdict::stored) {
+            refuse(a, outcome::over_limit, reason_code::quota_exceeded,
+                   broker_core::retained_refusal_reason(a.routed.retained));
+        }
+        return a;
+    }
     ns::verdict v;
     a.routed = core.publish(m, model, &v, who.identity);
     if (a.routed.admitted) {
@@ -103,11 +111,11 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
 
 admission admit_will(broker_core& core, const publisher& who, message_ptr& m) {
     admission a;
-    if (!may_publish_here(core, who, m->topic, a.command)) {
+    const ns::model* model = core.model();
+    if (!may_publish_here(core, who, m->topic, model, a.command)) {
         refuse(a, outcome::denied, reason_code::not_authorized, "not authorized to publish the will message");
         return a;
     }
-    const ns::model* model = core.model();
     if (model == nullptr) return a;
     ns::verdict v = model->check(m->topic, m->payload, m->retain);
     if (!v.violation()) return a;

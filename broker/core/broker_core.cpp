@@ -209,10 +209,9 @@ void broker_core::publish_sys_value(std::string topic, std::string value) {
     publish(m);
 }
 
-bool broker_core::open_to_publishers(std::string_view topic) const {
+bool broker_core::open_to_publishers(std::string_view topic, const ns::model* model) const {
     if (topic.empty() || topic.front() == '$' || !access_.may_publish(topic)) return false;
-    const ns::model* m = model();
-    return m == nullptr || !under_prefix(topic, m->dead_letter_prefix());
+    return model == nullptr || !under_prefix(topic, model->dead_letter_prefix());
 }
 
 bool broker_core::reload_model() {

@@ -90,7 +90,9 @@ public:
     // prefix (what is there the quarantine put there; a publisher could
     // forge it). A client's PUBLISH and will and the broker's publishes on
     // behalf of an identity all ask this before the identity's grants.
-    [[nodiscard]] bool open_to_publishers(std::string_view topic) const;
+    [[nodiscard]] bool open_to_publishers(std::string_view topic) const { return open_to_publishers(topic, model()); }
+    // The same under `model`, the model() the caller already holds.
+    [[nodiscard]] bool open_to_publishers(std::string_view topic, const ns::model* model) const;
     // Installs a model (null: none). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
     // SIGHUP: loads cfg().namespace_model again. On success swaps it in

@@ -80,8 +80,10 @@ void client_protocol::resume(time_point now) {
 
 std::size_t client_protocol::consume(const std::uint8_t* data, std::size_t size, time_point now) {
     std::size_t off = 0;
+    // One packet for the whole batch: the decoder reuses a PUBLISH in it,
+    // and the variant's default (a CONNECT) is not built for every packet.
+    mqtt::packet p;
     while (off < size && takes_input()) {
-        mqtt::packet p;
         const auto r = mqtt::decode({data + off, size - off}, version_, decode_limits_, p);
         if (r.status == mqtt::decode_status::need_more) break;
         if (r.status == mqtt::decode_status::error) {

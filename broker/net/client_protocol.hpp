@@ -175,6 +175,12 @@ private:
     // grants, identity, rate limits and remembered grant decisions.
     [[nodiscard]] core::publisher as_publisher();
     void handle_publish(mqtt::publish& p);
+    // Subscription Identifier refused, topic alias applied, topic name
+    // checked; false when the connection is closing for it.
+    bool resolve_topic(mqtt::publish& p, bool v5);
+    // What the admission verdict on `m` means to this client: counters,
+    // audit and log lines, and the PUBACK/PUBREC once durable.
+    void acknowledge(const mqtt::publish& p, const core::message& m, const core::admission& a, bool v5);
     // The message a PUBLISH carries (moves topic, payload and props out of `p`).
     core::message_ptr to_message(mqtt::publish& p, bool v5);
     // A QoS 1/2 PUBLISH while the store cannot write: 5.0 gets 0x97, a

@@ -27,25 +27,22 @@ core::publisher client_protocol::as_publisher() {
     return who;
 }
 
-void client_protocol::handle_publish(mqtt::publish& p) {
+bool client_protocol::resolve_topic(mqtt::publish& p, bool v5) {
     using mqtt::reason_code;
-    const bool v5 = version_ == mqtt::protocol_version::v5;
-    const auto& limits = core_.cfg().limits;
-
     if (v5 && !p.props.subscription_identifiers.empty()) {
         fail(reason_code::protocol_error, "a client's PUBLISH must not carry a Subscription Identifier");
-        return;
+        return false;
     }
     if (v5 && p.props.topic_alias) {
         const std::uint16_t alias = *p.props.topic_alias;
-        if (alias == 0 || alias > limits.topic_alias_maximum) {
+        if (alias == 0 || alias > core_.cfg().limits.topic_alias_maximum) {
             fail(reason_code::topic_alias_invalid, "topic alias out of range");
-            return;
+            return false;
         }
         if (p.topic.empty()) {
             if (inbound_aliases_[alias].empty()) {
                 fail(reason_code::protocol_error, "unknown topic alias");
-                return;
+                return false;
             }
             p.topic = inbound_aliases_[alias];
         } else {
@@ -54,8 +51,15 @@ void client_protocol::handle_publish(mqtt::publish& p) {
     }
     if (!ns::valid_topic_name(p.topic)) {
         fail(reason_code::topic_name_invalid, "invalid topic name");
-        return;
+        return false;
     }
+    return true;
+}
+
+void client_protocol::handle_publish(mqtt::publish& p) {
+    using mqtt::reason_code;
+    const bool v5 = version_ == mqtt::protocol_version::v5;
+    if (!resolve_topic(p, v5)) return;
     {
         auto& counters = core_.counters().local();
         core::bump(counters.publish_received[p.qos]);
@@ -73,7 +77,7 @@ void client_protocol::handle_publish(mqtt::publish& p) {
             send_when_durable(mqtt::pubrec{p.packet_id, reason_code::success, {}}, 0);
             return;
         }
-        if (session_->inbound_qos2_count() > limits.receive_maximum) {
+        if (session_->inbound_qos2_count() > core_.cfg().limits.receive_maximum) {
             fail(reason_code::receive_maximum_exceeded, "more QoS 2 messages in flight than Receive Maximum");
             return;
         }
@@ -82,7 +86,12 @@ void client_protocol::handle_publish(mqtt::publish& p) {
     // The admission pipeline (admission.hpp) decides; this says what its
     // verdict means to the client.
     const core::message_ptr m = to_message(p, v5);
-    const core::admission a = core::admit(core_, as_publisher(), m);
+    acknowledge(p, *m, core::admit(core_, as_publisher(), m), v5);
+}
+
+void client_protocol::acknowledge(const mqtt::publish& p, const core::message& m, const core::admission& a,
+                                  bool v5) {
+    using mqtt::reason_code;
     reason_code outcome = a.code;
     std::optional<std::string> ack_reason;  // Reason String for a 5.0 PUBACK/PUBREC
     if (v5 && request_problem_info_ && !a.passed()) ack_reason = a.reason;
@@ -90,8 +99,8 @@ void client_protocol::handle_publish(mqtt::publish& p) {
     switch (a.what) {
     case verdict::denied:
         core::bump(core_.counters().local().publish_refused);
-        spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, m->topic);
-        audit(a.command ? "command" : "publish", "refused", m->topic, "not authorized");
+        spdlog::debug("{} '{}': publish to '{}' refused", remote_, client_id_, m.topic);
+        audit(a.command ? "command" : "publish", "refused", m.topic, "not authorized");
         ack_reason.reset();
         break;
     case verdict::rate_limited:
@@ -100,27 +109,27 @@ void client_protocol::handle_publish(mqtt::publish& p) {
         break;
     case verdict::store_down:  // checked above already; the store failed since
     case verdict::over_limit:  // 3.1.1: acknowledged as success below; QoS 0: dropped, counted
-        if (a.command) audit("command", "allowed", m->topic);
+        if (a.command) audit("command", "allowed", m.topic);
         break;
     case verdict::rejected:
-        if (a.command) audit("command", "allowed", m->topic);
-        spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_, m->topic,
+        if (a.command) audit("command", "allowed", m.topic);
+        spdlog::debug("{} '{}': publish to '{}' rejected by the namespace model: {}", remote_, client_id_, m.topic,
                       a.reason);
         // 3.1.1 has no way to say no: the message is dropped and a QoS 1/2
         // one still acknowledged, or the client would resend it forever.
         if (!v5) outcome = reason_code::success;
         break;
     case verdict::quarantined:
-        if (a.command) audit("command", "allowed", m->topic);
-        spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m->topic, a.copy->topic,
+        if (a.command) audit("command", "allowed", m.topic);
+        spdlog::debug("{} '{}': publish to '{}' quarantined to '{}': {}", remote_, client_id_, m.topic, a.copy->topic,
                       a.reason);
         // The publisher did nothing wrong it could fix by resending:
         // success, and (5.0) a Reason String saying where it went.
         if (v5 && request_problem_info_) ack_reason = "quarantined to '" + a.copy->topic + "': " + a.reason;
         break;
     case verdict::published:
-        if (a.command) audit("command", "allowed", m->topic);
-        if (!a.reason.empty()) log_warned(m->topic, a.reason);
+        if (a.command) audit("command", "allowed", m.topic);
+        if (!a.reason.empty()) log_warned(m.topic, a.reason);
         // A subscriber that matched but whose queue was full still
         // matched: the drop is counted there (session::dropped()).
         if (a.routed.matched == 0 && v5) outcome = reason_code::no_matching_subscribers;
