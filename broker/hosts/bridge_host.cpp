@@ -60,7 +60,7 @@ void bridge::start() {
         spdlog::info("bridge '{}': {} messages ({} bytes) waiting to be forwarded", cfg_.name, b.messages, b.bytes);
     }
 
-    bridges::link_options o;
+    bridges::mqtt::link_options o;
     o.host = cfg_.host;
     o.port = cfg_.port;
     o.tls = cfg_.tls;
@@ -88,7 +88,7 @@ void bridge::start() {
     }
     link_options_ = std::move(o);
     std::lock_guard lock(mutex_);
-    link_ = std::make_unique<bridges::link>(ex_, link_options_, *this);
+    link_ = std::make_unique<bridges::mqtt::link>(ex_, link_options_, *this);
     link_->start();
     spdlog::info("bridge '{}': connecting to {} as '{}'", cfg_.name, cfg_.remote, cfg_.client_id);
 }
@@ -136,7 +136,7 @@ void bridge::kick(mqtt::reason_code code, std::uint64_t) {
     // The admin API's disconnect: the link drops and a new one connects.
     spdlog::info("bridge '{}': link restarted ({})", cfg_.name, mqtt::to_string(code));
     asio::post(ex_, [self = shared_from_this()] {
-        std::unique_ptr<bridges::link> old;
+        std::unique_ptr<bridges::mqtt::link> old;
         {
             std::lock_guard lock(self->mutex_);
             if (!self->link_) return;  // stopped
@@ -145,7 +145,7 @@ void bridge::kick(mqtt::reason_code code, std::uint64_t) {
         old->stop();
         self->on_down("restarted by the admin API");
         std::lock_guard lock(self->mutex_);
-        self->link_ = std::make_unique<bridges::link>(self->ex_, self->link_options_, *self);
+        self->link_ = std::make_unique<bridges::mqtt::link>(self->ex_, self->link_options_, *self);
         self->link_->start();
     });
 }
@@ -182,7 +182,7 @@ void bridge::on_down(const std::string& why) {
     }
 }
 
-const bridges::topic_map* bridge::forward_route(const core::delivery& d) const {
+const bridges::mqtt::topic_map* bridge::forward_route(const core::delivery& d) const {
     for (const auto id : d.sub_ids) {
         if (id >= 1 && id <= forward_.size()) return &forward_[id - 1];
     }
@@ -193,7 +193,7 @@ const bridges::topic_map* bridge::forward_route(const core::delivery& d) const {
     return nullptr;
 }
 
-void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
+void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t window) {
     thread_local std::vector<core::outgoing> got;
     got.clear();
     // The link's window is what it can still take; the outbox's is the
@@ -218,7 +218,7 @@ void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
             if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
             continue;
         }
-        bridges::outbound b;
+        bridges::mqtt::outbound b;
         b.packet_id = o.packet_id;
         b.dup = o.dup;
         b.topic = route->map(m.topic);
@@ -274,7 +274,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         return {reason_code::success, 0};
     }
     const auto rule = std::find_if(receive_.begin(), receive_.end(),
-                                   [&](const bridges::topic_map& r) { return r.matches(p.topic); });
+                                   [&](const bridges::mqtt::topic_map& r) { return r.matches(p.topic); });
     if (rule == receive_.end()) {
         denied_.fetch_add(1, std::memory_order_relaxed);
         spdlog::debug("bridge '{}': '{}' matches no receive rule: dropped", cfg_.name, p.topic);

@@ -7,7 +7,7 @@
 // message to be forwarded is in the store before its publisher gets the
 // PUBACK, stays there across restarts, and leaves only when the remote
 // broker acknowledged it (the outbox's in-flight window is the link's).
-// A bridges::link drains the outbox to the remote over the connection the
+// A bridges::mqtt::link drains the outbox to the remote over the connection the
 // bridge opens itself, mapping topics, and hands what the remote sends on
 // the receive filters back here, where it is published under the bridge's
 // identity with the checks a client's PUBLISH gets (access rules, roles,
@@ -25,8 +25,8 @@
 // $SYS/metrics readers from any thread.
 #pragma once
 
-#include "bridges/link.hpp"
-#include "bridges/topic_map.hpp"
+#include "bridges/mqtt/link.hpp"
+#include "bridges/mqtt/topic_map.hpp"
 #include "broker/config.hpp"
 #include "broker/core/session.hpp"
 #include "broker/core/session_owner.hpp"
@@ -83,7 +83,7 @@ struct bridge_status {
     std::string last_error;                  // why the link went down last ("" if never)
 };
 
-class bridge final : public core::session_owner, public bridges::link_owner, public std::enable_shared_from_this<bridge> {
+class bridge final : public core::session_owner, public bridges::mqtt::link_owner, public std::enable_shared_from_this<bridge> {
 public:
     bridge(core::broker_core& core, bridge_config cfg, asio::io_context::executor_type ex);
     ~bridge();
@@ -103,10 +103,10 @@ public:
     void notify() override;
     void kick(mqtt::reason_code code, std::uint64_t generation) override;
 
-    // bridges::link_owner (the link's executor)
+    // bridges::mqtt::link_owner (the link's executor)
     void on_up(bool session_present) override;
     void on_down(const std::string& why) override;
-    void collect(std::vector<bridges::outbound>& out, std::size_t window) override;
+    void collect(std::vector<bridges::mqtt::outbound>& out, std::size_t window) override;
     void on_ack(std::uint16_t packet_id, mqtt::reason_code rc) override;
     void on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) override;
 
@@ -115,15 +115,15 @@ private:
     // its acknowledgement and the store ticket it waits for.
     std::pair<mqtt::reason_code, persistence::ticket> publish_here(mqtt::publish& p);
     void subscribe_forward_filters(bool fresh);
-    [[nodiscard]] const bridges::topic_map* forward_route(const core::delivery& d) const;
+    [[nodiscard]] const bridges::mqtt::topic_map* forward_route(const core::delivery& d) const;
 
     core::broker_core& core_;
     const bridge_config cfg_;
     asio::io_context::executor_type ex_;
-    std::vector<bridges::topic_map> forward_, receive_;
+    std::vector<bridges::mqtt::topic_map> forward_, receive_;
     core::session_ptr outbox_;
-    bridges::link_options link_options_;
-    std::unique_ptr<bridges::link> link_;
+    bridges::mqtt::link_options link_options_;
+    std::unique_ptr<bridges::mqtt::link> link_;
     std::shared_ptr<const auth::grants> grants_;  // of cfg_.identity; null: no roles configured
 
     std::atomic<std::uint64_t> forwarded_{0}, received_{0}, refused_by_remote_{0}, loops_{0}, denied_{0};
