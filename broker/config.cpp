@@ -9,7 +9,7 @@
 #include "broker/config.hpp"
 
 #include "bridges/opcua/types.hpp"
-#include "bridges/topic_map.hpp"
+#include "bridges/mqtt/topic_map.hpp"
 #include "namespace/topic.hpp"
 #include "namespace/yaml_reader.hpp"
 
@@ -440,7 +440,7 @@ void read_routes(const reader& r, const value_ref& v, std::vector<bridge_route>&
             {"qos", [&](const value_ref& x) { route.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
         });
         try {
-            const bridges::topic_map check(route.local, route.remote);
+            const bridges::mqtt::topic_map check(route.local, route.remote);
         } catch (const std::invalid_argument& e) {
             r.fail(item, e.what());
         }

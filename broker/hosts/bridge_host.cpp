@@ -14,7 +14,6 @@
 namespace strata::broker::hosts {
 namespace {
 
-constexpr std::string_view reserved_prefix = "$bridge/";
 constexpr std::uint32_t never_expires = 0xFFFFFFFF;
 
 bool crossed(const mqtt::properties& props, std::string_view client_id) {
@@ -29,12 +28,8 @@ bool asks_broker_id(const mqtt::properties& connect_props) noexcept {
                        [](const mqtt::user_property& p) { return p.first == bridge_hello_property; });
 }
 
-std::string bridge_client_id(const std::string& name) { return std::string(reserved_prefix) + name; }
-
-bool reserved_client_id(std::string_view client_id) noexcept { return client_id.starts_with(reserved_prefix); }
-
 bridge::bridge(core::broker_core& core, bridge_config cfg, asio::io_context::executor_type ex)
-    : core_(core), cfg_(std::move(cfg)), ex_(ex) {
+    : source(core, cfg.name, cfg.identity, bridge_client_id(cfg.name)), cfg_(std::move(cfg)), ex_(ex) {
     for (const auto& r : cfg_.forward) forward_.emplace_back(r.local, r.remote);
     for (const auto& r : cfg_.receive) receive_.emplace_back(r.remote, r.local);
 }
@@ -42,11 +37,8 @@ bridge::bridge(core::broker_core& core, bridge_config cfg, asio::io_context::exe
 bridge::~bridge() = default;
 
 void bridge::start() {
-    auto self = shared_from_this();
-    grants_ = core_.security().policy().compile(cfg_.identity, bridge_client_id(cfg_.name));
-    auto opened = core_.open_session(bridge_client_id(cfg_.name), false, self);
+    auto opened = open_session(false, shared_from_this());
     outbox_ = opened.s;
-    outbox_->set_identity(cfg_.identity, grants_);
     outbox_->set_expiry_interval(never_expires);
     core::queue_limits l;
     l.max_messages = std::numeric_limits<std::uint32_t>::max();
@@ -60,7 +52,7 @@ void bridge::start() {
         spdlog::info("bridge '{}': {} messages ({} bytes) waiting to be forwarded", cfg_.name, b.messages, b.bytes);
     }
 
-    bridges::link_options o;
+    bridges::mqtt::link_options o;
     o.host = cfg_.host;
     o.port = cfg_.port;
     o.tls = cfg_.tls;
@@ -88,7 +80,7 @@ void bridge::start() {
     }
     link_options_ = std::move(o);
     std::lock_guard lock(mutex_);
-    link_ = std::make_unique<bridges::link>(ex_, link_options_, *this);
+    link_ = std::make_unique<bridges::mqtt::link>(ex_, link_options_, *this);
     link_->start();
     spdlog::info("bridge '{}': connecting to {} as '{}'", cfg_.name, cfg_.remote, cfg_.client_id);
 }
@@ -136,7 +128,7 @@ void bridge::kick(mqtt::reason_code code, std::uint64_t) {
     // The admin API's disconnect: the link drops and a new one connects.
     spdlog::info("bridge '{}': link restarted ({})", cfg_.name, mqtt::to_string(code));
     asio::post(ex_, [self = shared_from_this()] {
-        std::unique_ptr<bridges::link> old;
+        std::unique_ptr<bridges::mqtt::link> old;
         {
             std::lock_guard lock(self->mutex_);
             if (!self->link_) return;  // stopped
@@ -145,7 +137,7 @@ void bridge::kick(mqtt::reason_code code, std::uint64_t) {
         old->stop();
         self->on_down("restarted by the admin API");
         std::lock_guard lock(self->mutex_);
-        self->link_ = std::make_unique<bridges::link>(self->ex_, self->link_options_, *self);
+        self->link_ = std::make_unique<bridges::mqtt::link>(self->ex_, self->link_options_, *self);
         self->link_->start();
     });
 }
@@ -168,10 +160,10 @@ void bridge::on_up(bool session_present) {
 }
 
 void bridge::on_down(const std::string& why) {
+    set_last_error(why);
     bool was = false;
     {
         std::lock_guard lock(mutex_);
-        last_error_ = why;
         was = up_;
         up_ = false;
     }
@@ -182,7 +174,7 @@ void bridge::on_down(const std::string& why) {
     }
 }
 
-const bridges::topic_map* bridge::forward_route(const core::delivery& d) const {
+const bridges::mqtt::topic_map* bridge::forward_route(const core::delivery& d) const {
     for (const auto id : d.sub_ids) {
         if (id >= 1 && id <= forward_.size()) return &forward_[id - 1];
     }
@@ -193,7 +185,7 @@ const bridges::topic_map* bridge::forward_route(const core::delivery& d) const {
     return nullptr;
 }
 
-void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
+void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t window) {
     thread_local std::vector<core::outgoing> got;
     got.clear();
     // The link's window is what it can still take; the outbox's is the
@@ -218,7 +210,7 @@ void bridge::collect(std::vector<bridges::outbound>& out, std::size_t window) {
             if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
             continue;
         }
-        bridges::outbound b;
+        bridges::mqtt::outbound b;
         b.packet_id = o.packet_id;
         b.dup = o.dup;
         b.topic = route->map(m.topic);
@@ -274,7 +266,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         return {reason_code::success, 0};
     }
     const auto rule = std::find_if(receive_.begin(), receive_.end(),
-                                   [&](const bridges::topic_map& r) { return r.matches(p.topic); });
+                                   [&](const bridges::mqtt::topic_map& r) { return r.matches(p.topic); });
     if (rule == receive_.end()) {
         denied_.fetch_add(1, std::memory_order_relaxed);
         spdlog::debug("bridge '{}': '{}' matches no receive rule: dropped", cfg_.name, p.topic);
@@ -295,7 +287,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
     }
     // The checks a client's PUBLISH gets, with the bridge's identity.
-    const core::admission r = core::admit(core_, core::publisher{.grants = grants_.get()}, m);
+    const core::admission r = admit(m);
     using outcome = core::admission::outcome;
     // Refusals are counted each; logged at warn once a second per thread.
     thread_local core::log_limit refusals;
@@ -339,7 +331,7 @@ std::string bridge::remote_id() const {
 
 bridge_status bridge::status() const {
     bridge_status s;
-    s.name = cfg_.name;
+    fill_status(s);
     if (outbox_) {
         const auto b = outbox_->backlog();
         s.backlog_messages = b.messages;
@@ -354,7 +346,8 @@ bridge_status bridge::status() const {
     s.forwarded = forwarded_.load(std::memory_order_relaxed);
     s.received = received_.load(std::memory_order_relaxed);
     s.loops = loops_.load(std::memory_order_relaxed);
-    s.denied = denied_.load(std::memory_order_relaxed);
+    // Connected and connects are the link's: a link restarted by the admin
+    // API counts from 0 again.
     std::lock_guard lock(mutex_);
     if (link_) {
         const auto l = link_->stats();
@@ -362,49 +355,23 @@ bridge_status bridge::status() const {
         s.connects = l.connects;
         s.last_ack_ms = std::chrono::duration_cast<std::chrono::milliseconds>(l.last_ack.time_since_epoch()).count();
     }
-    s.last_error = last_error_;
     return s;
 }
 
-void bridge_host::start(const std::function<asio::io_context::executor_type()>& pick) {
-    for (const auto& c : core_.cfg().bridges) {
-        auto b = std::make_shared<bridge>(core_, c, pick());
-        b->start();
-        bridges_.push_back(std::move(b));
-    }
-}
-
-void bridge_host::stop() {
-    for (auto& b : bridges_) b->stop();
-}
-
-std::vector<bridge_status> bridge_host::status() const {
-    std::vector<bridge_status> out;
-    out.reserve(bridges_.size());
-    for (const auto& b : bridges_) out.push_back(b->status());
-    return out;
-}
-
-void bridge_host::publish_sys() {
-    for (const auto& s : status()) {
-        const std::string base = "$SYS/broker/bridges/" + s.name + "/";
-        const auto put = [&](const char* leaf, std::string value) {
-            core_.publish_sys_value(base + leaf, std::move(value));
-        };
-        put("connected", s.connected ? "1" : "0");
-        put("backlog/messages", std::to_string(s.backlog_messages));
-        put("backlog/bytes", std::to_string(s.backlog_bytes));
-        put("backlog/oldest_age_seconds", std::to_string(static_cast<std::uint64_t>(s.oldest_backlog_seconds)));
-        put("last_ack_ms", std::to_string(s.last_ack_ms));
-        put("messages/forwarded", std::to_string(s.forwarded));
-        put("messages/received", std::to_string(s.received));
-        put("messages/dropped", std::to_string(s.dropped));
-        put("messages/refused", std::to_string(s.refused));
-        put("messages/superseded", std::to_string(s.superseded));
-        put("messages/loops", std::to_string(s.loops));
-        put("messages/denied", std::to_string(s.denied));
-        put("connects", std::to_string(s.connects));
-    }
+void bridge::sys_values(const bridge_status& s, const sys_put& put) {
+    put("connected", s.connected ? "1" : "0");
+    put("backlog/messages", std::to_string(s.backlog_messages));
+    put("backlog/bytes", std::to_string(s.backlog_bytes));
+    put("backlog/oldest_age_seconds", std::to_string(static_cast<std::uint64_t>(s.oldest_backlog_seconds)));
+    put("last_ack_ms", std::to_string(s.last_ack_ms));
+    put("messages/forwarded", std::to_string(s.forwarded));
+    put("messages/received", std::to_string(s.received));
+    put("messages/dropped", std::to_string(s.dropped));
+    put("messages/refused", std::to_string(s.refused));
+    put("messages/superseded", std::to_string(s.superseded));
+    put("messages/loops", std::to_string(s.loops));
+    put("messages/denied", std::to_string(s.denied));
+    put("connects", std::to_string(s.connects));
 }
 
 }  // namespace strata::broker::hosts

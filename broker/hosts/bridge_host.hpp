@@ -7,12 +7,12 @@
 // message to be forwarded is in the store before its publisher gets the
 // PUBACK, stays there across restarts, and leaves only when the remote
 // broker acknowledged it (the outbox's in-flight window is the link's).
-// A bridges::link drains the outbox to the remote over the connection the
-// bridge opens itself, mapping topics, and hands what the remote sends on
-// the receive filters back here, where it is published under the bridge's
-// identity with the checks a client's PUBLISH gets (access rules, roles,
-// namespace model). The remote's PUBACK waits until the message is stored
-// here.
+// A bridges::mqtt::link drains the outbox to the remote over the
+// connection the bridge opens itself, mapping topics, and hands what the
+// remote sends on the receive filters back here, where it is published
+// under the bridge's identity with the checks a client's PUBLISH gets
+// (access rules, roles, namespace model). The remote's PUBACK waits until
+// the message is stored here.
 //
 // Loops: the outbox does not take back what its own bridge published (No
 // Local); the link subscribes with No Local (5.0) or as a bridge (3.1.1);
@@ -20,34 +20,34 @@
 // identifier of every bridge they crossed, and a bridge drops (and counts)
 // a message that already crossed it.
 //
+// A bridge is a `source` (host.hpp): its identity and grants, the
+// admission of what comes in, its last error and the host that holds every
+// bridge are what all kinds of bridge share.
+//
 // Thread-safety: a bridge runs on one network thread (its link's
-// executor); the router calls notify() from any thread; state() and the
+// executor); the router calls notify() from any thread; status() and the
 // $SYS/metrics readers from any thread.
 #pragma once
 
-#include "bridges/link.hpp"
-#include "bridges/topic_map.hpp"
+#include "bridges/mqtt/link.hpp"
+#include "bridges/mqtt/topic_map.hpp"
 #include "broker/config.hpp"
 #include "broker/core/session.hpp"
-#include "broker/core/session_owner.hpp"
+#include "broker/hosts/host.hpp"
 
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
-namespace strata::broker::core {
-class broker_core;
-}
-
 namespace strata::broker::hosts {
-
-namespace asio = boost::asio;
 
 // Federation properties (MQTT 5 user properties):
 // - a bridge's CONNECT carries "strata-bridge"; a Strata broker answers with
@@ -60,15 +60,11 @@ inline constexpr std::string_view via_property = "strata-via";
 // Whether a CONNECT's properties ask for the broker id.
 [[nodiscard]] bool asks_broker_id(const mqtt::properties& connect_props) noexcept;
 
-// The outbox session's client identifier for bridge `name`.
-[[nodiscard]] std::string bridge_client_id(const std::string& name);
-// Whether a client identifier is reserved for bridges (clients are refused).
-[[nodiscard]] bool reserved_client_id(std::string_view client_id) noexcept;
-
-// A bridge's state for $SYS/broker/bridges/NAME/..., /metrics and the admin API.
-struct bridge_status {
-    std::string name;
-    bool connected = false;
+// A bridge's state for $SYS/broker/bridges/NAME/..., /metrics and the admin
+// API: what every source reports (connected and connects are its link's;
+// denied: messages from the remote refused by roles, rules or the model;
+// last_error: why the link went down last), and the bridge's own.
+struct bridge_status : source_status {
     std::uint64_t backlog_messages = 0, backlog_bytes = 0;
     double oldest_backlog_seconds = 0;       // 0: empty backlog
     std::int64_t last_ack_ms = 0;            // Unix ms of the remote's last PUBACK; 0: none yet
@@ -78,13 +74,16 @@ struct bridge_status {
     std::uint64_t refused = 0;               // backlog full under `block`: publishers refused
     std::uint64_t superseded = 0;            // latest-only: older values replaced in the backlog
     std::uint64_t loops = 0;                 // messages dropped because they had crossed this bridge
-    std::uint64_t denied = 0;                // messages from the remote refused by roles, rules or the model
-    std::uint64_t connects = 0;              // successful connections to the remote
-    std::string last_error;                  // why the link went down last ("" if never)
 };
 
-class bridge final : public core::session_owner, public bridges::link_owner, public std::enable_shared_from_this<bridge> {
+class bridge final : public source, public bridges::mqtt::link_owner, public std::enable_shared_from_this<bridge> {
 public:
+    // For host<bridge>.
+    using status_type = bridge_status;
+    static constexpr std::string_view sys_folder = "bridges";
+    [[nodiscard]] static const std::vector<bridge_config>& configured(const config& c) noexcept { return c.bridges; }
+    static void sys_values(const bridge_status& s, const sys_put& put);
+
     bridge(core::broker_core& core, bridge_config cfg, asio::io_context::executor_type ex);
     ~bridge();
 
@@ -103,10 +102,10 @@ public:
     void notify() override;
     void kick(mqtt::reason_code code, std::uint64_t generation) override;
 
-    // bridges::link_owner (the link's executor)
+    // bridges::mqtt::link_owner (the link's executor)
     void on_up(bool session_present) override;
     void on_down(const std::string& why) override;
-    void collect(std::vector<bridges::outbound>& out, std::size_t window) override;
+    void collect(std::vector<bridges::mqtt::outbound>& out, std::size_t window) override;
     void on_ack(std::uint16_t packet_id, mqtt::reason_code rc) override;
     void on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) override;
 
@@ -115,43 +114,29 @@ private:
     // its acknowledgement and the store ticket it waits for.
     std::pair<mqtt::reason_code, persistence::ticket> publish_here(mqtt::publish& p);
     void subscribe_forward_filters(bool fresh);
-    [[nodiscard]] const bridges::topic_map* forward_route(const core::delivery& d) const;
+    [[nodiscard]] const bridges::mqtt::topic_map* forward_route(const core::delivery& d) const;
 
-    core::broker_core& core_;
     const bridge_config cfg_;
     asio::io_context::executor_type ex_;
-    std::vector<bridges::topic_map> forward_, receive_;
+    std::vector<bridges::mqtt::topic_map> forward_, receive_;
     core::session_ptr outbox_;
-    bridges::link_options link_options_;
-    std::unique_ptr<bridges::link> link_;
-    std::shared_ptr<const auth::grants> grants_;  // of cfg_.identity; null: no roles configured
+    bridges::mqtt::link_options link_options_;
+    std::unique_ptr<bridges::mqtt::link> link_;
 
-    std::atomic<std::uint64_t> forwarded_{0}, received_{0}, refused_by_remote_{0}, loops_{0}, denied_{0};
+    std::atomic<std::uint64_t> forwarded_{0}, received_{0}, refused_by_remote_{0}, loops_{0};
     // Guards link_ (kick() replaces it while the router's notify() and
     // status() readers use it) and what on_up/on_down record.
     mutable std::mutex mutex_;
     bool up_ = false;
-    std::string last_error_;
     std::string remote_id_;  // the remote's broker id (a Strata remote tells it in CONNACK)
     [[nodiscard]] std::string remote_id() const;
 };
 
-// Every configured bridge.
-class bridge_host {
+// Every configured bridge (config `bridges:`). A class rather than an alias
+// so that ops/ can declare it without this header.
+class bridge_host final : public host<bridge> {
 public:
-    explicit bridge_host(core::broker_core& core) : core_(core) {}
-
-    // Creates and starts the bridges of cfg().bridges; `pick` gives the
-    // executor of each (spread over the network threads).
-    void start(const std::function<asio::io_context::executor_type()>& pick);
-    void stop();
-    [[nodiscard]] std::vector<bridge_status> status() const;
-    // $SYS/broker/bridges/NAME/... (retained).
-    void publish_sys();
-
-private:
-    core::broker_core& core_;
-    std::vector<std::shared_ptr<bridge>> bridges_;
+    using host::host;
 };
 
 }  // namespace strata::broker::hosts

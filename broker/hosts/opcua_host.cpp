@@ -1,6 +1,5 @@
 #include "broker/hosts/opcua_host.hpp"
 
-#include "broker/hosts/bridge_host.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/hosts/opcua_json.hpp"
 #include "broker/core/admission.hpp"
@@ -54,14 +53,14 @@ void spawn_on(const asio::any_io_executor& ex, F&& f) {
 }  // namespace
 
 opcua_source::opcua_source(core::broker_core& core, opcua_config cfg, asio::any_io_executor ex)
-    : core_(core), cfg_(std::move(cfg)), ex_(std::move(ex)) {}
+    : source(core, cfg.name, cfg.identity, bridge_client_id("opcua/" + cfg.name)),
+      cfg_(std::move(cfg)),
+      ex_(std::move(ex)) {}
 
 opcua_source::~opcua_source() = default;
 
 void opcua_source::start() {
     auto self = shared_from_this();
-    const std::string client_id = bridge_client_id("opcua/" + cfg_.name);
-    grants_ = core_.security().policy().compile(cfg_.identity, client_id);
 
     opcua::client_options o;
     o.endpoint = cfg_.endpoint;
@@ -85,8 +84,7 @@ void opcua_source::start() {
 
     for (const auto& w : cfg_.writes) writes_[w.topic] = write_target{*opcua::node_id::parse(w.node), {}, false};
     if (!cfg_.writes.empty()) {
-        inbox_ = core_.open_session(client_id, true, self).s;
-        inbox_->set_identity(cfg_.identity, grants_);
+        inbox_ = open_session(true, self).s;
         for (const auto& w : cfg_.writes) {
             core::subscription_entry e;
             e.options.qos = 0;
@@ -193,8 +191,7 @@ asio::awaitable<void> opcua_source::add_browsed(const opcua::node_id& node, cons
 void opcua_source::fail(const std::string& what) {
     errors_.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("opcua '{}': {}", cfg_.name, what);
-    std::lock_guard lock(mutex_);
-    last_error_ = what;
+    set_last_error(what);
 }
 
 void opcua_source::on_state(opcua::connection_state s, const opcua::outcome& why) {
@@ -207,12 +204,8 @@ void opcua_source::on_state(opcua::connection_state s, const opcua::outcome& why
     const bool was = connected_.exchange(false, std::memory_order_relaxed);
     errors_.fetch_add(1, std::memory_order_relaxed);
     const std::string reason = why.describe();
-    bool repeated = false;
-    {
-        std::lock_guard lock(mutex_);
-        repeated = !was && last_error_ == reason;
-        last_error_ = reason;
-    }
+    const std::string before = set_last_error(reason);
+    const bool repeated = !was && before == reason;
     // A server that keeps refusing (wrong password, untrusted certificate)
     // is logged once per reason, not on every retry.
     if (was) spdlog::warn("opcua '{}': connection to {} lost: {}", cfg_.name, cfg_.endpoint, reason);
@@ -237,7 +230,7 @@ void opcua_source::on_value(std::uint32_t handle, const opcua::data_value& dv) {
 }
 
 bool opcua_source::publish_checked(const core::message_ptr& m) {
-    const core::admission r = core::admit(core_, core::publisher{.grants = grants_.get()}, m);
+    const core::admission r = admit(m);
     switch (r.what) {
     case core::admission::outcome::published:
     case core::admission::outcome::quarantined:
@@ -352,55 +345,27 @@ void opcua_source::reply(const core::message& cmd, const std::string& status, co
 
 opcua_status opcua_source::status() const {
     opcua_status s;
-    s.name = cfg_.name;
+    fill_status(s);
     s.connected = connected_.load(std::memory_order_relaxed);
     s.items = n_items_.load(std::memory_order_relaxed);
     s.values = values_.load(std::memory_order_relaxed);
-    s.denied = denied_.load(std::memory_order_relaxed);
     s.errors = errors_.load(std::memory_order_relaxed);
     s.writes = writes_done_.load(std::memory_order_relaxed);
     s.write_errors = write_errors_.load(std::memory_order_relaxed);
     s.connects = connects_.load(std::memory_order_relaxed);
-    std::lock_guard lock(mutex_);
-    s.last_error = last_error_;
     return s;
 }
 
-void opcua_host::start(const std::function<asio::io_context::executor_type()>& pick) {
-    for (const auto& c : core_.cfg().opcua) {
-        auto s = std::make_shared<opcua_source>(core_, c, pick());
-        s->start();
-        sources_.push_back(std::move(s));
-    }
-}
-
-void opcua_host::stop() {
-    for (auto& s : sources_) s->stop();
-}
-
-std::vector<opcua_status> opcua_host::status() const {
-    std::vector<opcua_status> out;
-    out.reserve(sources_.size());
-    for (const auto& s : sources_) out.push_back(s->status());
-    return out;
-}
-
-void opcua_host::publish_sys() {
-    for (const auto& s : status()) {
-        const std::string base = "$SYS/broker/opcua/" + s.name + "/";
-        const auto put = [&](const char* leaf, std::string value) {
-            core_.publish_sys_value(base + leaf, std::move(value));
-        };
-        put("connected", s.connected ? "1" : "0");
-        put("items", std::to_string(s.items));
-        put("values", std::to_string(s.values));
-        put("denied", std::to_string(s.denied));
-        put("errors", std::to_string(s.errors));
-        put("writes", std::to_string(s.writes));
-        put("write_errors", std::to_string(s.write_errors));
-        put("connects", std::to_string(s.connects));
-        put("last_error", s.last_error);
-    }
+void opcua_source::sys_values(const opcua_status& s, const sys_put& put) {
+    put("connected", s.connected ? "1" : "0");
+    put("items", std::to_string(s.items));
+    put("values", std::to_string(s.values));
+    put("denied", std::to_string(s.denied));
+    put("errors", std::to_string(s.errors));
+    put("writes", std::to_string(s.writes));
+    put("write_errors", std::to_string(s.write_errors));
+    put("connects", std::to_string(s.connects));
+    put("last_error", s.last_error);
 }
 
 }  // namespace strata::broker::hosts

@@ -18,6 +18,10 @@
 // A server that is down never blocks the broker: the client is
 // asynchronous, and nothing on a network thread waits for it.
 //
+// An OPC UA source is a `source` (host.hpp): its identity and grants, the
+// admission of what it publishes, its last error and the host that holds
+// every source are what all kinds of bridge share.
+//
 // Thread-safety: a source's own state lives on its client's strand (the
 // client's callbacks, the setup and write coroutines); the router calls
 // notify() from any thread; status() and the $SYS/metrics readers read
@@ -27,43 +31,41 @@
 #include "bridges/opcua/client.hpp"
 #include "broker/config.hpp"
 #include "broker/core/session.hpp"
-#include "broker/core/session_owner.hpp"
+#include "broker/hosts/host.hpp"
 
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
-
-namespace strata::broker::core {
-class broker_core;
-}
 
 namespace strata::broker::hosts {
 
-namespace asio = boost::asio;
-
-// A source's state for $SYS/broker/opcua/NAME/..., /metrics.
-struct opcua_status {
-    std::string name;
-    bool connected = false;
+// A source's state for $SYS/broker/opcua/NAME/..., /metrics: what every
+// source reports (denied: value changes refused by roles, rules or the
+// model), and the OPC UA source's own.
+struct opcua_status : source_status {
     std::uint64_t items = 0;        // monitored items in place
     std::uint64_t values = 0;       // value changes published
-    std::uint64_t denied = 0;       // value changes refused by roles, rules or the model
     std::uint64_t errors = 0;       // connection failures, refused items, failed browses
     std::uint64_t writes = 0;       // Writes done (any status)
     std::uint64_t write_errors = 0; // Writes refused (bad payload, bad status, no connection)
-    std::uint64_t connects = 0;     // successful connections
-    std::string last_error;         // why the connection went down last, or the last failure
 };
 
-class opcua_source final : public core::session_owner, public std::enable_shared_from_this<opcua_source> {
+class opcua_source final : public source, public std::enable_shared_from_this<opcua_source> {
 public:
+    // For host<opcua_source>.
+    using status_type = opcua_status;
+    static constexpr std::string_view sys_folder = "opcua";
+    [[nodiscard]] static const std::vector<opcua_config>& configured(const config& c) noexcept { return c.opcua; }
+    static void sys_values(const opcua_status& s, const sys_put& put);
+
     opcua_source(core::broker_core& core, opcua_config cfg, asio::any_io_executor ex);
     ~opcua_source();
 
@@ -100,12 +102,10 @@ private:
     void reply(const core::message& cmd, const std::string& status, const std::string& detail);
     void fail(const std::string& what);
 
-    core::broker_core& core_;
     const opcua_config cfg_;
     asio::any_io_executor ex_;
     std::unique_ptr<opcua::client> client_;
-    std::shared_ptr<const auth::grants> grants_;  // of cfg_.identity; null: no roles configured
-    core::session_ptr inbox_;                           // the write session (null without writes)
+    core::session_ptr inbox_;  // the write session (null without writes)
 
     // On the client's strand.
     std::unordered_map<std::uint32_t, item> items_;
@@ -115,28 +115,14 @@ private:
     bool stopped_ = false;
 
     std::atomic<bool> connected_{false};
-    std::atomic<std::uint64_t> n_items_{0}, values_{0}, denied_{0}, errors_{0}, writes_done_{0},
-        write_errors_{0}, connects_{0};
-    mutable std::mutex mutex_;
-    std::string last_error_;  // guarded by mutex_
+    std::atomic<std::uint64_t> n_items_{0}, values_{0}, errors_{0}, writes_done_{0}, write_errors_{0}, connects_{0};
 };
 
-// Every configured OPC UA source.
-class opcua_host {
+// Every configured OPC UA source (config `opcua:`). A class rather than an
+// alias so that ops/ can declare it without this header.
+class opcua_host final : public host<opcua_source> {
 public:
-    explicit opcua_host(core::broker_core& core) : core_(core) {}
-
-    // Creates and starts the sources of cfg().opcua; `pick` gives the
-    // executor of each (spread over the network threads).
-    void start(const std::function<asio::io_context::executor_type()>& pick);
-    void stop();
-    [[nodiscard]] std::vector<opcua_status> status() const;
-    // $SYS/broker/opcua/NAME/... (retained).
-    void publish_sys();
-
-private:
-    core::broker_core& core_;
-    std::vector<std::shared_ptr<opcua_source>> sources_;
+    using host::host;
 };
 
 }  // namespace strata::broker::hosts

@@ -15,25 +15,27 @@ import re
 import sys
 
 # Folder -> the folders of ours it may include (itself included). Checked in
-# order; the first folder that contains a file decides (bridges/opcua before
-# bridges, broker/codec before broker).
+# order; the first folder that contains a file decides, so the most specific
+# folder comes first (broker/codec before broker). The bridges are one folder
+# per kind, side by side; bridges/ itself holds no code.
 LIBS = ["broker/codec", "namespace", "auth", "persistence"]
 ENGINE = ["broker", "broker/core", "broker/net", "broker/ops", "broker/hosts"]
+BRIDGES = ["bridges/mqtt", "bridges/opcua"]
 ARROWS = [
     ("broker/codec", ["broker/codec"]),
     ("namespace", ["namespace"]),
     ("persistence", ["persistence"]),
     ("auth", ["auth", "namespace"]),
+    ("bridges/mqtt", ["bridges/mqtt", "broker/codec", "namespace"]),
     ("bridges/opcua", ["bridges/opcua"]),
-    ("bridges", ["bridges", "broker/codec", "namespace"]),
     # Inside the engine: the core (sessions, router, admission) knows no
     # network, no operations and no hosts; the hosts know only the core.
     # "broker" alone is the files at the top of broker/ (config, main).
     ("broker/core", ["broker/core", "broker"] + LIBS),
-    ("broker/hosts", ["broker/hosts", "broker/core", "broker", "bridges", "bridges/opcua"] + LIBS),
-    ("broker/net", ENGINE + LIBS + ["bridges", "bridges/opcua"]),
-    ("broker/ops", ENGINE + LIBS + ["bridges", "bridges/opcua"]),
-    ("broker", ENGINE + LIBS + ["bridges", "bridges/opcua"]),
+    ("broker/hosts", ["broker/hosts", "broker/core", "broker"] + LIBS + BRIDGES),
+    ("broker/net", ENGINE + LIBS + BRIDGES),
+    ("broker/ops", ENGINE + LIBS + BRIDGES),
+    ("broker", ENGINE + LIBS + BRIDGES),
 ]
 OURS = ["broker", "namespace", "persistence", "auth", "bridges"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
@@ -60,6 +62,9 @@ def check(root):
                 path = os.path.join(dirpath, name)
                 rel = os.path.relpath(path, root)
                 folder, allowed = owner(rel)
+                if folder is None:
+                    broken.append(f"{rel}: in no folder of the arrows (a library's code lives in one)")
+                    continue
                 with open(path, encoding="utf-8", errors="replace") as f:
                     for lineno, line in enumerate(f, 1):
                         m = INCLUDE.match(line)
@@ -72,8 +77,9 @@ def check(root):
                         if not any(under(target, o) for o in OURS):
                             continue  # not ours: the standard library, Boost, ...
                         # A folder's own headers are its own, not a deeper one's:
-                        # bridges may not include bridges/opcua, broker/ may
-                        # include broker/codec (it is listed).
+                        # broker/ may include broker/codec because it is listed;
+                        # bridges/mqtt may not include bridges/opcua, nor a path
+                        # in no folder of the arrows ("bridges/x.hpp").
                         target_folder, _ = owner(target)
                         if target_folder is None or target_folder not in allowed:
                             broken.append(f"{rel}:{lineno}: {folder} may not include \"{target}\" "

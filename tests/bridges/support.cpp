@@ -21,7 +21,7 @@
 
 extern char** environ;
 
-namespace strata::bridges::test {
+namespace strata::bridges::mqtt::test {
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
@@ -190,14 +190,14 @@ void broker_process::kill() {
 
 std::string broker_process::log() const { return read_file(log_); }
 
-const char* cli_version(mqtt::protocol_version v) {
-    return v == mqtt::protocol_version::v5 ? "mqttv5" : "mqttv311";
+const char* cli_version(codec::protocol_version v) {
+    return v == codec::protocol_version::v5 ? "mqttv5" : "mqttv311";
 }
 
 // -d prints "received SUBACK"; stdbuf makes stdout line-buffered so it
 // shows at once; -F marks the message lines.
 observer::observer(const broker_process& broker, const temp_dir& dir, const std::string& id,
-                   const std::string& filter, int count, mqtt::protocol_version v)
+                   const std::string& filter, int count, codec::protocol_version v)
     : out_(dir.file(id + ".out")),
       proc_({"stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-V",
              cli_version(v), "-i", id, "-q", "1", "-t", filter, "-F", "MSG %t %p", "-C", std::to_string(count),
@@ -278,14 +278,14 @@ void test_owner::collect(std::vector<outbound>& out, std::size_t window) {
     cv_.notify_all();
 }
 
-void test_owner::on_ack(std::uint16_t packet_id, mqtt::reason_code rc) {
+void test_owner::on_ack(std::uint16_t packet_id, codec::reason_code rc) {
     std::lock_guard lock(mutex);
     acks.emplace_back(packet_id, rc);
     std::erase_if(in_flight, [&](const outbound& m) { return m.packet_id == packet_id; });
     cv_.notify_all();
 }
 
-void test_owner::on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) {
+void test_owner::on_message(codec::publish&& p, std::function<void(codec::reason_code)> done) {
     bool now;
     {
         std::lock_guard lock(mutex);
@@ -294,7 +294,7 @@ void test_owner::on_message(mqtt::publish&& p, std::function<void(mqtt::reason_c
         if (!now) dones.push_back(done);
         cv_.notify_all();
     }
-    if (now) done(mqtt::reason_code::success);
+    if (now) done(codec::reason_code::success);
 }
 
 void test_owner::enqueue(outbound m) {
@@ -342,7 +342,7 @@ void link_runner::enqueue(outbound m) {
     link_.wake();
 }
 
-link_options local_options(std::uint16_t port, mqtt::protocol_version v, std::string client_id) {
+link_options local_options(std::uint16_t port, codec::protocol_version v, std::string client_id) {
     link_options o;
     o.name = client_id;
     o.host = "127.0.0.1";
@@ -366,7 +366,7 @@ outbound message(std::uint16_t id, std::string topic, std::string payload, std::
 
 // --- scripted_remote ------------------------------------------------------------
 
-scripted_remote::scripted_remote(mqtt::protocol_version v) : v_(v) {
+scripted_remote::scripted_remote(codec::protocol_version v) : v_(v) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     const int one = 1;
     ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -407,16 +407,16 @@ void scripted_remote::drop() {
     buf_.clear();
 }
 
-std::optional<mqtt::packet> scripted_remote::read(ms timeout) {
+std::optional<codec::packet> scripted_remote::read(ms timeout) {
     const auto deadline = clock_type::now() + timeout;
     for (;;) {
-        mqtt::packet p;
-        const auto r = mqtt::decode(buf_, v_, {}, p);
-        if (r.status == mqtt::decode_status::ok) {
+        codec::packet p;
+        const auto r = codec::decode(buf_, v_, {}, p);
+        if (r.status == codec::decode_status::ok) {
             buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(r.consumed));
             return p;
         }
-        if (r.status == mqtt::decode_status::error || fd_ < 0 || !readable(fd_, deadline)) return std::nullopt;
+        if (r.status == codec::decode_status::error || fd_ < 0 || !readable(fd_, deadline)) return std::nullopt;
         std::uint8_t chunk[4096];
         const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
         if (n <= 0) return std::nullopt;
@@ -424,9 +424,9 @@ std::optional<mqtt::packet> scripted_remote::read(ms timeout) {
     }
 }
 
-void scripted_remote::send(const mqtt::packet& p) {
+void scripted_remote::send(const codec::packet& p) {
     std::vector<std::uint8_t> out;
-    mqtt::encode(p, v_, out);
+    codec::encode(p, v_, out);
     send_raw(out);
 }
 
@@ -450,11 +450,11 @@ bool scripted_remote::closed(ms timeout) {
     return false;
 }
 
-std::optional<mqtt::connect> scripted_remote::handshake(bool session_present, mqtt::properties props) {
-    auto c = expect<mqtt::connect>();
+std::optional<codec::connect> scripted_remote::handshake(bool session_present, codec::properties props) {
+    auto c = expect<codec::connect>();
     if (!c) return std::nullopt;
-    send(mqtt::connack{session_present, mqtt::reason_code::success, std::move(props)});
+    send(codec::connack{session_present, codec::reason_code::success, std::move(props)});
     return c;
 }
 
-}  // namespace strata::bridges::test
+}  // namespace strata::bridges::mqtt::test

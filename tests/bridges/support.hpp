@@ -8,7 +8,7 @@
 // thread (one mutex); everything else belongs to the test thread.
 #pragma once
 
-#include "bridges/link.hpp"
+#include "bridges/mqtt/link.hpp"
 #include "broker/codec/codec.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-namespace strata::bridges::test {
+namespace strata::bridges::mqtt::test {
 
 using namespace std::chrono_literals;
 using ms = std::chrono::milliseconds;
@@ -114,7 +114,7 @@ private:
 class observer {
 public:
     observer(const broker_process& broker, const temp_dir& dir, const std::string& id, const std::string& filter,
-             int count, mqtt::protocol_version v);
+             int count, codec::protocol_version v);
     // Waits for the exit after `count` messages.
     bool finished(ms timeout = 10s) { return proc_.wait_exit(timeout) == 0; }
     [[nodiscard]] std::vector<std::string> messages() const;
@@ -124,7 +124,7 @@ private:
     child_process proc_;
 };
 
-[[nodiscard]] const char* cli_version(mqtt::protocol_version v);
+[[nodiscard]] const char* cli_version(codec::protocol_version v);
 
 // A CA, a server certificate for localhost/127.0.0.1 and a client
 // certificate, made with openssl in `dir` (keys never leave it).
@@ -141,8 +141,8 @@ public:
     void on_up(bool session_present) override;
     void on_down(const std::string& why) override;
     void collect(std::vector<outbound>& out, std::size_t window) override;
-    void on_ack(std::uint16_t packet_id, mqtt::reason_code rc) override;
-    void on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) override;
+    void on_ack(std::uint16_t packet_id, codec::reason_code rc) override;
+    void on_message(codec::publish&& p, std::function<void(codec::reason_code)> done) override;
 
     void enqueue(outbound m);
     // While held, collect() gives nothing (a test orders events with it).
@@ -158,9 +158,9 @@ public:
     // Recorded, read under wait() or after the link stopped.
     std::vector<bool> ups;
     std::vector<std::string> downs;
-    std::vector<std::pair<std::uint16_t, mqtt::reason_code>> acks;
-    std::vector<mqtt::publish> messages;
-    std::vector<std::function<void(mqtt::reason_code)>> dones;
+    std::vector<std::pair<std::uint16_t, codec::reason_code>> acks;
+    std::vector<codec::publish> messages;
+    std::vector<std::function<void(codec::reason_code)>> dones;
     std::vector<std::size_t> windows;      // the window of every collect()
     std::size_t max_in_flight = 0;         // most QoS 1 messages collected and not yet acknowledged
     std::deque<outbound> queue;
@@ -195,14 +195,14 @@ private:
 };
 
 // Options for a link to 127.0.0.1:port with short timeouts.
-[[nodiscard]] link_options local_options(std::uint16_t port, mqtt::protocol_version v, std::string client_id);
+[[nodiscard]] link_options local_options(std::uint16_t port, codec::protocol_version v, std::string client_id);
 
 [[nodiscard]] outbound message(std::uint16_t id, std::string topic, std::string payload, std::uint8_t qos = 1);
 
 // A TCP listener on 127.0.0.1 that the test drives packet by packet.
 class scripted_remote {
 public:
-    explicit scripted_remote(mqtt::protocol_version v);
+    explicit scripted_remote(codec::protocol_version v);
     ~scripted_remote();
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
 
@@ -210,27 +210,27 @@ public:
     bool accept(ms timeout = 10s);
     // The next packet, or nullopt after `timeout`, a closed connection or
     // a decode error.
-    std::optional<mqtt::packet> read(ms timeout = 10s);
+    std::optional<codec::packet> read(ms timeout = 10s);
     template <class T>
     std::optional<T> expect(ms timeout = 10s) {
         auto p = read(timeout);
         if (!p || !std::holds_alternative<T>(*p)) return std::nullopt;
         return std::get<T>(std::move(*p));
     }
-    void send(const mqtt::packet& p);
+    void send(const codec::packet& p);
     void send_raw(const std::vector<std::uint8_t>& bytes);
     // Whether the peer closed the connection within `timeout` (what it sent
     // before closing stays for read()).
     bool closed(ms timeout = 10s);
     void drop();
     // CONNECT, then CONNACK (with `props`, `session_present`).
-    std::optional<mqtt::connect> handshake(bool session_present = false, mqtt::properties props = {});
+    std::optional<codec::connect> handshake(bool session_present = false, codec::properties props = {});
 
 private:
-    mqtt::protocol_version v_;
+    codec::protocol_version v_;
     int listen_fd_ = -1, fd_ = -1;
     std::uint16_t port_ = 0;
     std::vector<std::uint8_t> buf_;
 };
 
-}  // namespace strata::bridges::test
+}  // namespace strata::bridges::mqtt::test

@@ -1,10 +1,10 @@
 // The reconnect backoff and the remote URL parser.
-#include "bridges/backoff.hpp"
-#include "bridges/link.hpp"
+#include "bridges/mqtt/backoff.hpp"
+#include "bridges/mqtt/link.hpp"
 
 #include <catch2/catch.hpp>
 
-using namespace strata::bridges;
+using namespace strata::bridges::mqtt;
 using ms = std::chrono::milliseconds;
 
 TEST_CASE("backoff ceiling doubles from the minimum up to the maximum", "[bridges][backoff]") {

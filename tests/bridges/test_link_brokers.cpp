@@ -13,8 +13,8 @@
 #include <thread>
 
 using namespace strata;
-using namespace strata::bridges;
-using namespace strata::bridges::test;
+using namespace strata::bridges::mqtt;
+using namespace strata::bridges::mqtt::test;
 using mqtt::reason_code;
 
 namespace {

@@ -8,8 +8,8 @@
 #include <catch2/catch.hpp>
 
 using namespace strata;
-using namespace strata::bridges;
-using namespace strata::bridges::test;
+using namespace strata::bridges::mqtt;
+using namespace strata::bridges::mqtt::test;
 using mqtt::reason_code;
 
 namespace {
@@ -496,7 +496,7 @@ TEST_CASE("stop() from inside on_down ends the link at once, not after the backo
     auto opts = local_options(free_port(), v5, "stop-in-down");
     opts.reconnect_min = 60s;
     opts.reconnect_max = 60s;
-    auto runner = std::make_unique<link_runner>(opts, owner, [&](bridges::link& k) {
+    auto runner = std::make_unique<link_runner>(opts, owner, [&](bridges::mqtt::link& k) {
         owner.down_hook = [&k] { k.stop(); };
     });
     REQUIRE(owner.wait([](const test_owner& o) { return o.downs.size() == 1; }));
@@ -513,11 +513,11 @@ TEST_CASE("link options that cannot work are refused at construction", "[bridges
     test_owner owner;
     auto o = local_options(1883, v5, "x");
     o.host.clear();
-    CHECK_THROWS_AS(bridges::link(ioc.get_executor(), o, owner), std::invalid_argument);
+    CHECK_THROWS_AS(bridges::mqtt::link(ioc.get_executor(), o, owner), std::invalid_argument);
     o = local_options(1883, v5, "");
-    CHECK_THROWS_AS(bridges::link(ioc.get_executor(), o, owner), std::invalid_argument);
+    CHECK_THROWS_AS(bridges::mqtt::link(ioc.get_executor(), o, owner), std::invalid_argument);
     o = local_options(1883, v5, "x");
     o.reconnect_min = 2s;
     o.reconnect_max = 1s;
-    CHECK_THROWS_AS(bridges::link(ioc.get_executor(), o, owner), std::invalid_argument);
+    CHECK_THROWS_AS(bridges::mqtt::link(ioc.get_executor(), o, owner), std::invalid_argument);
 }

@@ -2,11 +2,11 @@
 // wildcard are swapped, the wildcard tail must be the same on both sides.
 #include <catch2/catch.hpp>
 
-#include "bridges/topic_map.hpp"
+#include "bridges/mqtt/topic_map.hpp"
 
 #include <stdexcept>
 
-using strata::bridges::topic_map;
+using strata::bridges::mqtt::topic_map;
 
 TEST_CASE("topic_map: identical filters map a topic to itself", "[topic_map]") {
     const topic_map m("acme/dresden/#", "acme/dresden/#");

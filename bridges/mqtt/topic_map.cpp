@@ -1,8 +1,8 @@
-#include "bridges/topic_map.hpp"
+#include "bridges/mqtt/topic_map.hpp"
 
 #include "namespace/topic.hpp"
 
-namespace strata::bridges {
+namespace strata::bridges::mqtt {
 namespace {
 
 // Splits a filter into its literal leading levels (with their trailing
@@ -60,4 +60,4 @@ std::string topic_map::map(std::string_view topic) const {
     return out;
 }
 
-}  // namespace strata::bridges
+}  // namespace strata::bridges::mqtt

@@ -15,9 +15,9 @@
 //
 // Everything here runs on the strand: no locks. The statistics are atomics
 // so that stats() can be read from any thread.
-#include "bridges/link.hpp"
+#include "bridges/mqtt/link.hpp"
 
-#include "bridges/backoff.hpp"
+#include "bridges/mqtt/backoff.hpp"
 #include "broker/codec/codec.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -45,14 +45,14 @@
 #include <unordered_map>
 #include <unordered_set>
 
-namespace strata::bridges {
+namespace strata::bridges::mqtt {
 
 namespace ssl = asio::ssl;
 using namespace asio::experimental::awaitable_operators;
 using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
-using mqtt::reason_code;
+using codec::reason_code;
 
 namespace {
 
@@ -76,7 +76,7 @@ std::string seconds(std::chrono::milliseconds d) {
 
 bool refused(reason_code rc) { return static_cast<std::uint8_t>(rc) >= 0x80; }
 
-const char* packet_name(mqtt::packet_type t) {
+const char* packet_name(codec::packet_type t) {
     static constexpr const char* names[] = {"reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK",
                                             "PUBREC", "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK",
                                             "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP",
@@ -186,7 +186,7 @@ public:
         asio::post(strand_, [self = shared_from_this()] { self->wake_here(); });
     }
 
-    const std::vector<mqtt::user_property>& connack_user_properties() const { return connack_user_properties_; }
+    const std::vector<codec::user_property>& connack_user_properties() const { return connack_user_properties_; }
 
     link_stats stats() const {
         link_stats s;
@@ -277,22 +277,22 @@ private:
         if (stopping_) co_return "stopped";
 
         std::vector<std::uint8_t> out;
-        mqtt::encode(make_connect(), version(), out);
+        codec::encode(make_connect(), version(), out);
         auto written = co_await within(stream_->write(asio::buffer(out)), rt);
         if (!written) co_return fmt::format("sending CONNECT: no progress within {}", seconds(rt));
         if (auto ec = std::get<0>(*written)) co_return "sending CONNECT: " + ec.message();
         bytes_out_.fetch_add(out.size(), std::memory_order_relaxed);
 
-        mqtt::packet p;
+        codec::packet p;
         auto got = co_await within(read_packet(p), rt);
         if (!got) co_return fmt::format("no CONNACK within {}", seconds(rt));
         if (*got) co_return **got;
         if (stopping_) co_return "stopped";
-        if (!std::holds_alternative<mqtt::connack>(p)) {
+        if (!std::holds_alternative<codec::connack>(p)) {
             close_code_ = reason_code::protocol_error;
-            co_return fmt::format("protocol error: {} before CONNACK", packet_name(mqtt::type_of(p)));
+            co_return fmt::format("protocol error: {} before CONNACK", packet_name(codec::type_of(p)));
         }
-        if (auto err = accept_connack(std::get<mqtt::connack>(p))) co_return *err;
+        if (auto err = accept_connack(std::get<codec::connack>(p))) co_return *err;
 
         session_active_ = true;
         ++generation_;
@@ -331,11 +331,11 @@ private:
         co_return std::nullopt;
     }
 
-    [[nodiscard]] mqtt::protocol_version version() const noexcept { return opts_.version; }
-    [[nodiscard]] bool v5() const noexcept { return opts_.version == mqtt::protocol_version::v5; }
+    [[nodiscard]] codec::protocol_version version() const noexcept { return opts_.version; }
+    [[nodiscard]] bool v5() const noexcept { return opts_.version == codec::protocol_version::v5; }
 
-    mqtt::connect make_connect() const {
-        mqtt::connect c;
+    codec::connect make_connect() const {
+        codec::connect c;
         c.version = version();
         c.bridge = !v5() && bridge_flag_;
         // 3.1.1: always a persistent session. 5.0: resume the session unless
@@ -355,14 +355,14 @@ private:
     }
 
     // Takes the remote's limits from a CONNACK, or says why it refused.
-    std::optional<std::string> accept_connack(const mqtt::connack& c) {
+    std::optional<std::string> accept_connack(const codec::connack& c) {
         if (refused(c.code) || (!v5() && c.code != reason_code::success)) {
-            std::string why = fmt::format("CONNECT refused by the remote: {}", mqtt::to_string(c.code));
+            std::string why = fmt::format("CONNECT refused by the remote: {}", codec::to_string(c.code));
             if (c.props.reason_string) why += fmt::format(" ({})", *c.props.reason_string);
             if (c.code == reason_code::bad_user_name_or_password || c.code == reason_code::not_authorized) {
                 spdlog::error("bridge {}: the remote refused our credentials ({}): check the bridge's "
                               "username, password and client certificate",
-                              opts_.name, mqtt::to_string(c.code));
+                              opts_.name, codec::to_string(c.code));
             }
             if (!v5() && bridge_flag_ && c.code == reason_code::unsupported_protocol_version) {
                 bridge_flag_ = false;
@@ -385,7 +385,7 @@ private:
     }
 
     void send_subscribe() {
-        mqtt::subscribe s;
+        codec::subscribe s;
         s.packet_id = 1;  // the only packet id we use towards the remote
         s.subscriptions = opts_.subscriptions;
         if (v5()) {
@@ -417,22 +417,22 @@ private:
     // --- reading ---------------------------------------------------------------
 
     // Reads until one whole packet is decoded into `p`; returns why not.
-    asio::awaitable<std::optional<std::string>> read_packet(mqtt::packet& p) {
-        const mqtt::decode_limits limits{opts_.max_packet_size};
+    asio::awaitable<std::optional<std::string>> read_packet(codec::packet& p) {
+        const codec::decode_limits limits{opts_.max_packet_size};
         for (;;) {
             if (rlen_ > rpos_) {
-                const auto r = mqtt::decode(std::span<const std::uint8_t>(rbuf_.data() + rpos_, rlen_ - rpos_),
+                const auto r = codec::decode(std::span<const std::uint8_t>(rbuf_.data() + rpos_, rlen_ - rpos_),
                                             version(), limits, p);
-                if (r.status == mqtt::decode_status::ok) {
+                if (r.status == codec::decode_status::ok) {
                     rpos_ += r.consumed;
                     if (rpos_ == rlen_) rpos_ = rlen_ = 0;
                     co_return std::nullopt;
                 }
-                if (r.status == mqtt::decode_status::error) {
+                if (r.status == codec::decode_status::error) {
                     close_code_ = r.code;
                     const char* what = r.code == reason_code::packet_too_large ? "packet too large" : "malformed packet";
                     spdlog::error("bridge {}: {} from the remote ({}: {}); closing the connection", opts_.name, what,
-                                  mqtt::to_string(r.code), r.detail);
+                                  codec::to_string(r.code), r.detail);
                     co_return fmt::format("{} from the remote: {}", what, r.detail);
                 }
             }
@@ -452,7 +452,7 @@ private:
     }
 
     asio::awaitable<std::string> reader() {
-        mqtt::packet p;
+        codec::packet p;
         for (;;) {
             if (auto err = co_await read_packet(p)) co_return std::move(*err);
             if (stopping_) co_return std::string("stopped");  // no callback after stop()
@@ -469,10 +469,10 @@ private:
     template <class P>
     std::optional<std::string> handle(const P& x) {
         return protocol_error(reason_code::protocol_error,
-                              fmt::format("unexpected {}", packet_name(mqtt::type_of(mqtt::packet{x}))));
+                              fmt::format("unexpected {}", packet_name(codec::type_of(codec::packet{x}))));
     }
 
-    std::optional<std::string> handle(mqtt::publish& p) {
+    std::optional<std::string> handle(codec::publish& p) {
         messages_in_.fetch_add(1, std::memory_order_relaxed);
         if (p.props.topic_alias)
             return protocol_error(reason_code::topic_alias_invalid, "topic alias used (we allow none)");
@@ -485,7 +485,7 @@ private:
             if (inbound_q1_.contains(id)) return std::nullopt;  // resent while the owner stores it
         } else if (const auto it = q2_.find(id); it != q2_.end()) {
             // Seen before: PUBREC again once the owner has answered.
-            if (it->second) send_control(mqtt::pubrec{id, *it->second, {}});
+            if (it->second) send_control(codec::pubrec{id, *it->second, {}});
             return std::nullopt;
         }
         if (v5() && inbound_q1_.size() + q2_.size() >= opts_.receive_maximum)
@@ -515,23 +515,23 @@ private:
             // A PUBACK belongs to the connection that got the PUBLISH: after a
             // reconnection the remote sends it again (the id may be reused).
             if (gen != generation_ || !session_active_ || inbound_q1_.erase(id) == 0) return;
-            send_control(mqtt::puback{id, rc, {}});
+            send_control(codec::puback{id, rc, {}});
             return;
         }
         const auto it = q2_.find(id);
         if (it == q2_.end() || it->second) return;
         it->second = rc;
         if (refused(rc)) q2_.erase(it);  // a refusing PUBREC ends the exchange
-        if (session_active_) send_control(mqtt::pubrec{id, rc, {}});
+        if (session_active_) send_control(codec::pubrec{id, rc, {}});
     }
 
-    std::optional<std::string> handle(const mqtt::pubrel& r) {
+    std::optional<std::string> handle(const codec::pubrel& r) {
         const bool known = q2_.erase(r.packet_id) != 0;
-        send_control(mqtt::pubcomp{r.packet_id, known ? reason_code::success : reason_code::packet_identifier_not_found, {}});
+        send_control(codec::pubcomp{r.packet_id, known ? reason_code::success : reason_code::packet_identifier_not_found, {}});
         return std::nullopt;
     }
 
-    std::optional<std::string> handle(const mqtt::puback& a) {
+    std::optional<std::string> handle(const codec::puback& a) {
         if (inflight_.erase(a.packet_id) == 0) {
             spdlog::debug("bridge {}: PUBACK for packet id {} not in flight", opts_.name, a.packet_id);
             return std::nullopt;
@@ -543,36 +543,36 @@ private:
         return std::nullopt;
     }
 
-    std::optional<std::string> handle(const mqtt::suback& s) {
+    std::optional<std::string> handle(const codec::suback& s) {
         if (!awaiting_suback_ || s.packet_id != 1)
             return protocol_error(reason_code::protocol_error, "SUBACK for no SUBSCRIBE of ours");
         awaiting_suback_ = false;
         for (std::size_t i = 0; i < s.codes.size() && i < opts_.subscriptions.size(); ++i) {
             if (refused(s.codes[i]))
                 spdlog::error("bridge {}: the remote refused the subscription '{}': {}", opts_.name,
-                              opts_.subscriptions[i].filter, mqtt::to_string(s.codes[i]));
+                              opts_.subscriptions[i].filter, codec::to_string(s.codes[i]));
         }
         go_up();
         return std::nullopt;
     }
 
-    std::optional<std::string> handle(const mqtt::unsuback&) { return std::nullopt; }
+    std::optional<std::string> handle(const codec::unsuback&) { return std::nullopt; }
 
-    std::optional<std::string> handle(const mqtt::pingresp&) {
+    std::optional<std::string> handle(const codec::pingresp&) {
         ping_outstanding_ = false;
         return std::nullopt;
     }
 
-    std::optional<std::string> handle(const mqtt::disconnect& d) {
-        std::string why = fmt::format("the remote disconnected: {}", mqtt::to_string(d.code));
+    std::optional<std::string> handle(const codec::disconnect& d) {
+        std::string why = fmt::format("the remote disconnected: {}", codec::to_string(d.code));
         if (d.props.reason_string) why += fmt::format(" ({})", *d.props.reason_string);
         return why;
     }
 
     // --- writing ---------------------------------------------------------------
 
-    void send_control(const mqtt::packet& p) {
-        mqtt::encode(p, version(), ctl_);
+    void send_control(const codec::packet& p) {
+        codec::encode(p, version(), ctl_);
         signal_writer();
     }
 
@@ -629,7 +629,7 @@ private:
     // here and reported like a PUBACK, so the owner can move on.
     static bool valid_topic(std::string_view t) {
         return !t.empty() && t.size() <= 0xFFFF && t.find_first_of("+#") == std::string_view::npos &&
-               mqtt::valid_utf8(t);  // which also refuses U+0000
+               codec::valid_utf8(t);  // which also refuses U+0000
     }
 
     void encode_outbound(outbound& m, std::vector<std::uint8_t>& buf) {
@@ -655,7 +655,7 @@ private:
         // Client to server, a PUBLISH carries neither of these.
         m.props.topic_alias.reset();
         m.props.subscription_identifiers.clear();
-        mqtt::publish_view v;
+        codec::publish_view v;
         v.topic = m.topic;
         v.payload = m.payload;
         v.qos = qos;
@@ -663,14 +663,14 @@ private:
         v.dup = m.dup && qos > 0;
         v.packet_id = qos > 0 ? m.packet_id : 0;
         v.props = &m.props;
-        if (const std::size_t size = mqtt::encoded_size(v, version()); size > remote_max_packet_) {
+        if (const std::size_t size = codec::encoded_size(v, version()); size > remote_max_packet_) {
             spdlog::warn("bridge {}: message for '{}' is {} bytes, more than the remote's maximum packet size {}; "
                          "not sent",
                          opts_.name, m.topic, size, remote_max_packet_);
             if (m.qos > 0) owner_.on_ack(m.packet_id, reason_code::packet_too_large);
             return;
         }
-        mqtt::encode_publish(v, version(), buf);
+        codec::encode_publish(v, version(), buf);
         messages_out_.fetch_add(1, std::memory_order_relaxed);
         if (qos > 0) {
             inflight_.insert(m.packet_id);
@@ -702,7 +702,7 @@ private:
                 co_return fmt::format("no PINGRESP within {}: the connection is dead", seconds(
                     std::chrono::duration_cast<std::chrono::milliseconds>(ping_wait)));
             if (pinging && now >= next_ping) {
-                send_control(mqtt::pingreq{});
+                send_control(codec::pingreq{});
                 if (!ping_outstanding_) {
                     ping_outstanding_ = true;
                     ping_deadline_ = now + ping_wait;
@@ -727,7 +727,7 @@ private:
         if (!stopping_ && !v5()) co_return;  // 3.1.1 has no way to say why
         std::vector<std::uint8_t> buf;
         buf.swap(ctl_);
-        mqtt::encode(mqtt::disconnect{close_code_.value_or(reason_code::success), {}}, version(), buf);
+        codec::encode(codec::disconnect{close_code_.value_or(reason_code::success), {}}, version(), buf);
         auto r = co_await within(stream_->write(asio::buffer(buf)), opts_.response_timeout);
         if (r) bytes_out_.fetch_add(std::get<1>(*r), std::memory_order_relaxed);
     }
@@ -755,7 +755,7 @@ private:
     std::uint8_t remote_max_qos_ = 2;
     bool remote_retain_ = true;
     std::chrono::seconds keep_alive_{0};
-    std::vector<mqtt::user_property> connack_user_properties_;
+    std::vector<codec::user_property> connack_user_properties_;
 
     bool awaiting_suback_ = false;
     clock_type::time_point suback_deadline_{};
@@ -808,7 +808,7 @@ void link::wake() { impl_->post_wake(); }
 
 link_stats link::stats() const { return impl_->stats(); }
 
-const std::vector<mqtt::user_property>& link::connack_user_properties() const {
+const std::vector<codec::user_property>& link::connack_user_properties() const {
     return impl_->connack_user_properties();
 }
 
@@ -864,4 +864,4 @@ void parse_remote(std::string_view url, link_options& out) {
     out.tls = tls;
 }
 
-}  // namespace strata::bridges
+}  // namespace strata::bridges::mqtt

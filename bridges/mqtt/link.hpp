@@ -29,7 +29,7 @@
 // keep their own state).
 //
 // Boost.Asio is compiled separately in this project: the program linking
-// strata_bridges compiles it once (broker/net/asio.cpp for strata).
+// strata_bridges_mqtt compiles it once (broker/net/asio.cpp for strata).
 #pragma once
 
 #include "broker/codec/packet.hpp"
@@ -47,9 +47,11 @@
 #include <string_view>
 #include <vector>
 
-namespace strata::bridges {
+namespace strata::bridges::mqtt {
 
 namespace asio = boost::asio;
+// The codec's namespace, strata::mqtt: this namespace's own name hides it.
+namespace codec = strata::mqtt;
 
 struct link_options {
     std::string name;                   // for log lines; default "" (then host:port)
@@ -61,7 +63,7 @@ struct link_options {
     std::string ca_file;                // PEM CA bundle; "" = the system's default paths
     std::string cert_file, key_file;    // client certificate and key (mTLS); "" = none
     std::string server_name;            // SNI and host name verification; "" = host
-    mqtt::protocol_version version = mqtt::protocol_version::v5;
+    codec::protocol_version version = codec::protocol_version::v5;
     std::string client_id;              // required (a bridge needs a stable session)
     std::optional<std::string> username, password;  // default: none
     bool bridge_flag = true;            // 3.1.1: protocol level 0x84 (Mosquitto's bridge
@@ -73,7 +75,7 @@ struct link_options {
     // Subscribed after every CONNACK (idempotent; a changed configuration
     // takes effect on a persistent session too). 5.0: No Local and Retain As
     // Published are set on each, so nothing forwarded comes back.
-    std::vector<mqtt::subscription_request> subscriptions;
+    std::vector<codec::subscription_request> subscriptions;
     std::chrono::milliseconds reconnect_min{500};   // backoff floor
     std::chrono::milliseconds reconnect_max{30000}; // backoff ceiling
     // A connection that stayed up this long resets the backoff to reconnect_min.
@@ -88,7 +90,7 @@ struct link_options {
     std::uint16_t max_inflight = 64;
     // 5.0: user properties sent in every CONNECT (a Strata bridge introduces
     // itself with one; see the broker's bridge_host.hpp).
-    std::vector<mqtt::user_property> connect_user_properties;
+    std::vector<codec::user_property> connect_user_properties;
 };
 
 // Fills host, port and tls from "mqtt://host[:port]" (port 1883) or
@@ -105,7 +107,7 @@ struct outbound {
     std::string payload;
     std::uint8_t qos = 0;
     bool retain = false;
-    mqtt::properties props;   // 5.0 PUBLISH properties (a topic alias is dropped)
+    codec::properties props;   // 5.0 PUBLISH properties (a topic alias is dropped)
 };
 
 class link_owner {
@@ -129,12 +131,12 @@ public:
     // bytes). Success too for a QoS 1 message sent at QoS 0 because the
     // remote's Maximum QoS is 0. A QoS 1 message whose packet id is already
     // in flight is not sent and not reported (an owner bug, logged).
-    virtual void on_ack(std::uint16_t packet_id, mqtt::reason_code rc) = 0;
+    virtual void on_ack(std::uint16_t packet_id, codec::reason_code rc) = 0;
     // An inbound PUBLISH. The link sends its PUBACK (QoS 1) or PUBREC (QoS
     // 2, then PUBCOMP on the PUBREL) only when `done(rc)` is called, from
     // any thread, once; rc >= 0x80 refuses it (5.0; 3.1.1 acknowledges
     // anyway). QoS 0: done may be called or dropped.
-    virtual void on_message(mqtt::publish&& p, std::function<void(mqtt::reason_code)> done) = 0;
+    virtual void on_message(codec::publish&& p, std::function<void(codec::reason_code)> done) = 0;
 };
 
 enum class link_state : std::uint8_t {
@@ -185,7 +187,7 @@ public:
     [[nodiscard]] link_stats stats() const;
     // The user properties of the last accepted CONNACK (5.0; empty for
     // 3.1.1). Call on executor(), e.g. from on_up().
-    [[nodiscard]] const std::vector<mqtt::user_property>& connack_user_properties() const;
+    [[nodiscard]] const std::vector<codec::user_property>& connack_user_properties() const;
     [[nodiscard]] executor_type executor() const;
 
     class impl;
@@ -194,4 +196,4 @@ private:
     std::shared_ptr<impl> impl_;
 };
 
-}  // namespace strata::bridges
+}  // namespace strata::bridges::mqtt

@@ -1,9 +1,9 @@
 // Exponential backoff with full jitter above a floor.
-#include "bridges/backoff.hpp"
+#include "bridges/mqtt/backoff.hpp"
 
 #include <algorithm>
 
-namespace strata::bridges {
+namespace strata::bridges::mqtt {
 
 backoff::backoff(std::chrono::milliseconds min, std::chrono::milliseconds max, std::uint64_t seed)
     : min_(min), max_(std::max(min, max)), state_(seed | 1) {}
@@ -27,4 +27,4 @@ std::chrono::milliseconds backoff::next() {
     return std::chrono::milliseconds{static_cast<std::int64_t>(lo + r % (hi - lo + 1))};
 }
 
-}  // namespace strata::bridges
+}  // namespace strata::bridges::mqtt

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstdint>
 
-namespace strata::bridges {
+namespace strata::bridges::mqtt {
 
 // The backoff of the reconnect loop: the n-th consecutive failure waits a
 // uniformly random time in [min, min(max, min * 2^n)] ("full jitter" above
@@ -26,4 +26,4 @@ private:
     std::uint64_t state_;
 };
 
-}  // namespace strata::bridges
+}  // namespace strata::bridges::mqtt

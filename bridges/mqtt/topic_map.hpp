@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace strata::bridges {
+namespace strata::bridges::mqtt {
 
 class topic_map {
 public:
@@ -32,4 +32,4 @@ private:
     std::string from_prefix_, to_prefix_;  // the literal levels, each ending in '/' (or empty)
 };
 
-}  // namespace strata::bridges
+}  // namespace strata::bridges::mqtt
