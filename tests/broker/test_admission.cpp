@@ -9,7 +9,7 @@
 #include "broker/core/admission.hpp"
 #include "broker/core/broker_core.hpp"
 #include "namespace/model_stats.hpp"
-#include "tests/broker/test_support.hpp"
+#include "test_support.hpp"
 
 #include <memory>
 #include <string>

@@ -5,7 +5,7 @@
 
 #include "broker/core/broker_core.hpp"
 #include "broker/core/session.hpp"
-#include "tests/broker/test_support.hpp"
+#include "test_support.hpp"
 
 #include <memory>
 #include <string>

@@ -13,7 +13,7 @@
 
 #include "broker/core/router.hpp"
 #include "namespace/model.hpp"
-#include "tests/broker/test_support.hpp"
+#include "test_support.hpp"
 
 using namespace strata::broker;
 using namespace strata::broker::core;

@@ -15,7 +15,7 @@
 #include "namespace/model_impl.hpp"  // compiled_filter
 #include "namespace/model_stats.hpp"
 #include "namespace/topic.hpp"
-#include "tests/namespace/model_cases.hpp"
+#include "model_cases.hpp"
 
 using namespace strata::ns;
 

@@ -16,7 +16,7 @@
 #include "namespace/model.hpp"
 #include "namespace/model_stats.hpp"
 #include "namespace/subscription_trie.hpp"
-#include "tests/namespace/model_cases.hpp"
+#include "model_cases.hpp"
 
 using namespace strata::ns;
 
