@@ -1,5 +1,6 @@
 #include "broker/core/broker_core.hpp"
 
+#include "broker/core/admission.hpp"
 #include "broker/core/model_enforcement.hpp"
 #include "broker/core/stored.hpp"
 #include "namespace/topic.hpp"
@@ -212,6 +213,14 @@ void broker_core::publish_sys_value(std::string topic, std::string value) {
 bool broker_core::open_to_publishers(std::string_view topic, const ns::model* model) const {
     if (topic.empty() || topic.front() == '$' || !access_.may_publish(topic)) return false;
     return model == nullptr || !under_prefix(topic, model->dead_letter_prefix());
+}
+
+admission broker_core::admit(const publisher& who, const message_ptr& m) {
+    return core::admit(*this, who, m);
+}
+
+admission broker_core::admit_will(const publisher& who, message_ptr& m) {
+    return core::admit_will(*this, who, m);
 }
 
 bool broker_core::reload_model() {

@@ -7,6 +7,7 @@
 
 #include "auth/access.hpp"
 #include "broker/config.hpp"
+#include "broker/core/client_services.hpp"
 #include "broker/core/handshake_gate.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/router.hpp"
@@ -40,25 +41,25 @@ protected:
     ~message_observer() = default;
 };
 
-class broker_core {
+class broker_core final : public client_services {
 public:
     explicit broker_core(config cfg);
     ~broker_core();
 
-    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
+    [[nodiscard]] const config& cfg() const noexcept override { return cfg_; }
     // cfg().broker_id, or its default (host name and persistence path).
-    [[nodiscard]] const std::string& broker_id() const noexcept { return broker_id_; }
-    [[nodiscard]] router& routes() noexcept { return router_; }
-    [[nodiscard]] stats& counters() noexcept { return stats_; }
-    [[nodiscard]] const auth::access_policy& access() const noexcept { return access_; }
+    [[nodiscard]] const std::string& broker_id() const noexcept override { return broker_id_; }
+    [[nodiscard]] router& routes() noexcept override { return router_; }
+    [[nodiscard]] stats& counters() noexcept override { return stats_; }
+    [[nodiscard]] const auth::access_policy& access() const noexcept override { return access_; }
     [[nodiscard]] steady_clock::time_point started() const noexcept { return started_; }
-    [[nodiscard]] class security& security() noexcept { return *security_; }
+    [[nodiscard]] class security& security() noexcept override { return *security_; }
 
     // Audit: writes one line to audit.file and publishes it on audit.topic
     // (each when configured), unless it is a refusal over its subject's
     // rate (auth/audit.hpp). Never blocks on disk. Any thread.
-    [[nodiscard]] bool auditing() const noexcept { return auditing_; }
-    void audit(const auth::audit_event& e);
+    [[nodiscard]] bool auditing() const noexcept override { return auditing_; }
+    void audit(const auth::audit_event& e) override;
     // The "N more suppressed" lines of the subjects whose refusal lines
     // were over the rate; called once a second (and at shutdown).
     void audit_summaries(steady_clock::time_point now);
@@ -108,28 +109,10 @@ public:
     // model_enforcement.cpp.
     void recheck_retained(const ns::model& m, std::string_view when);
 
-    // What happens to a session that belongs to another identity than the
-    // one opening it (auth.takeover).
-    enum class other_identity : std::uint8_t {
-        refuse,       // not opened; the session, its connection and its queue are untouched
-        start_clean,  // taken over and started clean (its state was the other identity's)
-        resume,       // taken over with its state (no roles: nothing to keep apart)
-    };
-    // Who opens a session (client connections; bridges and OPC UA sources
-    // open theirs without one).
-    struct claimant {
-        std::string identity;                          // empty: anonymous
-        std::shared_ptr<const auth::grants> grants;    // null: no roles configured
-        other_identity on_other = other_identity::refuse;
-    };
-    struct open_result {
-        session_ptr s;                              // null when refused
-        bool refused = false;                       // the session belongs to another identity
-        bool present = false;                       // Session Present in CONNACK
-        std::shared_ptr<session_owner> previous;    // a connection to close with 0x8E
-        std::uint64_t previous_generation = 0;
-        std::uint64_t generation = 0;               // of the new attachment
-    };
+    // Who opens a session and what came of it (client_services.hpp).
+    using other_identity = core::other_identity;
+    using claimant = core::claimant;
+    using open_result = core::open_result;
     // Finds or creates the session of `client_id` and attaches `c` to it,
     // applying clean start and takeover rules (including the previous
     // connection's will). The caller kicks `previous`. With a `who`, the
@@ -137,12 +120,16 @@ public:
     // under the registry lock, so two identities connecting at once with
     // one client id cannot both pass.
     open_result open_session(const std::string& client_id, bool clean_start,
-                             const std::shared_ptr<session_owner>& c, const claimant* who = nullptr);
+                             const std::shared_ptr<session_owner>& c, const claimant* who = nullptr) override;
 
     // The connection that owned `s` is gone. Publishes the will now or
     // after its delay, ends the session now (expiry 0) or arms its expiry.
     void connection_lost(const session_ptr& s, std::uint64_t generation,
-                         asio::io_context::executor_type ex);
+                         asio::io_context::executor_type ex) override;
+
+    // The admission pipeline under this core (admission.hpp).
+    [[nodiscard]] admission admit(const publisher& who, const message_ptr& m) override;
+    [[nodiscard]] admission admit_will(const publisher& who, message_ptr& m) override;
 
     struct publish_result {
         std::size_t delivered = 0;       // sessions it was queued for
@@ -175,15 +162,15 @@ public:
     // The store (null: nothing is stored). Set once before any connection;
     // the caller owns it and closes it after the network stopped.
     void use_store(persistence::store* s) noexcept { store_ = s; }
-    [[nodiscard]] persistence::store* store() const noexcept { return store_; }
+    [[nodiscard]] persistence::store* store() const noexcept override { return store_; }
     // Whether new QoS 1/2 publishes can be made durable now (false while the
     // disk refuses writes, e.g. full).
-    [[nodiscard]] bool store_healthy() const noexcept { return store_ == nullptr || store_->healthy(); }
+    [[nodiscard]] bool store_healthy() const noexcept override { return store_ == nullptr || store_->healthy(); }
 
     // Writes (or, when it no longer has a session expiry, erases) the
     // stored record of `s`. Called on connect, on disconnect and when its
     // delayed will was published.
-    void save_session(const session_ptr& s);
+    void save_session(const session_ptr& s) override;
 
     struct recovery_counts {
         persistence::store_counts loaded, purged;
@@ -216,7 +203,7 @@ public:
     void publish_sys();
 
     // A fresh client identifier for a client that sent an empty one.
-    [[nodiscard]] std::string assign_client_id();
+    [[nodiscard]] std::string assign_client_id() override;
 
     [[nodiscard]] std::size_t session_count() const;
     // Messages waiting in every session's queue (for the metrics).

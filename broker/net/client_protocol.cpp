@@ -3,8 +3,8 @@
 // live in handle_*.cpp.
 #include "broker/net/client_protocol.hpp"
 
-#include "broker/core/broker_core.hpp"
 #include "broker/core/log_limit.hpp"
+#include "broker/core/stats.hpp"
 #include "broker/net/transport.hpp"
 
 #include <spdlog/spdlog.h>
@@ -43,7 +43,7 @@ void trim(std::vector<std::uint8_t>& v) {
 
 }  // namespace
 
-client_protocol::client_protocol(core::broker_core& core, protocol_io& io, std::string remote)
+client_protocol::client_protocol(core::client_services& core, protocol_io& io, std::string remote)
     : core_(core), io_(io), remote_(std::move(remote)) {
     decode_limits_.max_packet_size = core_.cfg().limits.max_packet_size;
 }

@@ -4,6 +4,7 @@
 // DISCONNECT), its session, topic aliases, the acknowledgements that wait
 // for the store, and what it has encoded for the client.
 //
+// It sees of the core only core::client_services (client_services.hpp).
 // It never touches a socket or a timer. Below it is a protocol_io (the
 // connection, connection.hpp, over TCP, TLS or WebSocket; a fake in the
 // unit tests): the protocol asks it to write (wake), to close, to resume
@@ -18,7 +19,8 @@
 #pragma once
 
 #include "broker/core/admission.hpp"
-#include "broker/core/broker_core.hpp"
+#include "broker/core/client_services.hpp"
+#include "broker/core/security.hpp"
 #include "broker/core/session.hpp"
 #include "broker/core/session_owner.hpp"
 #include "auth/limits.hpp"
@@ -77,7 +79,7 @@ protected:
 
 class client_protocol {
 public:
-    client_protocol(core::broker_core& core, protocol_io& io, std::string remote);
+    client_protocol(core::client_services& core, protocol_io& io, std::string remote);
 
     // The peer as the I/O learned it (TLS handshake, local address): before
     // the first input.
@@ -161,7 +163,7 @@ private:
     // Opens (or resumes, or takes over) the client's session; false when
     // the connection was refused.
     bool open_session(mqtt::connect& c, std::uint32_t expiry, core::message_ptr will, std::uint32_t will_delay,
-                      core::broker_core::open_result& opened);
+                      core::open_result& opened);
     void send_connack(const mqtt::connect& c, const negotiated& n, bool assigned, bool present);
     // Refuses the CONNECT (0x8A) when the address is blocked by the
     // failed-login back-off.
@@ -249,7 +251,7 @@ private:
     };
     [[nodiscard]] deferred later();
 
-    core::broker_core& core_;
+    core::client_services& core_;
     protocol_io& io_;
     std::string remote_;
 

@@ -11,7 +11,8 @@
 #include "broker/core/admission.hpp"
 #include "broker/ops/alerts.hpp"
 #include "broker/hosts/bridge_host.hpp"
-#include "broker/core/broker_core.hpp"
+#include "broker/core/router.hpp"
+#include "broker/core/stats.hpp"
 #include "broker/net/client_protocol.hpp"
 #include "namespace/topic.hpp"
 
@@ -224,7 +225,7 @@ void client_protocol::accept_connect(mqtt::connect& c) {
     core::message_ptr will;
     std::uint32_t will_delay = 0;
     if (!take_will(c, will, will_delay)) return;
-    core::broker_core::open_result opened;
+    core::open_result opened;
     if (!open_session(c, n.expiry, std::move(will), will_delay, opened)) return;
     send_connack(c, n, assigned, opened.present);
     if (opened.previous) opened.previous->kick(mqtt::reason_code::session_taken_over, opened.previous_generation);
@@ -306,19 +307,19 @@ bool client_protocol::take_will(mqtt::connect& c, core::message_ptr& will, std::
 }
 
 bool client_protocol::open_session(mqtt::connect& c, std::uint32_t expiry, core::message_ptr will,
-                                   std::uint32_t will_delay, core::broker_core::open_result& opened) {
+                                   std::uint32_t will_delay, core::open_result& opened) {
     using mqtt::reason_code;
     // The session of this client id may belong to another identity
     // (auth.takeover): refused, or taken over (started clean when roles
     // keep the identities' messages apart).
-    core::broker_core::claimant who;
+    core::claimant who;
     who.identity = identity_;
     who.grants = grants_;
     if (core_.cfg().auth.takeover == auth_config::takeover_policy::same_identity) {
-        who.on_other = core::broker_core::other_identity::refuse;
+        who.on_other = core::other_identity::refuse;
     } else {
-        who.on_other = core_.security().policy().active() ? core::broker_core::other_identity::start_clean
-                                                          : core::broker_core::other_identity::resume;
+        who.on_other = core_.security().policy().active() ? core::other_identity::start_clean
+                                                          : core::other_identity::resume;
     }
     opened = core_.open_session(client_id_, c.clean_start, io_.shared_owner(), &who);
     if (opened.refused) {
@@ -371,7 +372,7 @@ void client_protocol::send_connack(const mqtt::connect& c, const negotiated& n, 
 
 bool client_protocol::check_will(core::message_ptr& will) {
     using mqtt::reason_code;
-    const core::admission a = core::admit_will(core_, as_publisher(), will);
+    const core::admission a = core_.admit_will(as_publisher(), will);
     switch (a.what) {
     case core::admission::outcome::denied:
         audit("login", "refused", will->topic, "not authorized to publish the will");

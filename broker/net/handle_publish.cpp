@@ -5,7 +5,8 @@
 // until PUBREL so that a resent PUBLISH (DUP) is acknowledged again but not
 // routed twice.
 #include "broker/core/admission.hpp"
-#include "broker/core/broker_core.hpp"
+#include "broker/core/router.hpp"
+#include "broker/core/stats.hpp"
 #include "broker/net/client_protocol.hpp"
 #include "broker/core/log_limit.hpp"
 #include "broker/core/model_enforcement.hpp"
@@ -86,7 +87,7 @@ void client_protocol::handle_publish(mqtt::publish& p) {
     // The admission pipeline (admission.hpp) decides; this says what its
     // verdict means to the client.
     const core::message_ptr m = to_message(p, v5);
-    acknowledge(p, *m, core::admit(core_, as_publisher(), m), v5);
+    acknowledge(p, *m, core_.admit(as_publisher(), m), v5);
 }
 
 void client_protocol::acknowledge(const mqtt::publish& p, const core::message& m, const core::admission& a,

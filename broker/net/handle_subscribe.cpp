@@ -1,6 +1,8 @@
 // SUBSCRIBE and UNSUBSCRIBE, including retained messages sent on subscribe
 // (paced by the session: session.hpp).
-#include "broker/core/broker_core.hpp"
+#include "auth/access.hpp"
+#include "broker/core/router.hpp"
+#include "broker/core/stats.hpp"
 #include "broker/net/client_protocol.hpp"
 #include "namespace/topic.hpp"
 
