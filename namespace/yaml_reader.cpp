@@ -131,6 +131,12 @@ void reader::guard(const std::function<void()>& read) const {
     }
 }
 
+void reader::count(const value_ref& v) const {
+    if (++values_ > max_values)
+        fail(v, "more than " + std::to_string(max_values) +
+                    " values in one document (YAML aliases that repeat a large part of it?)");
+}
+
 void reader::read_map(const value_ref& v, std::initializer_list<key> keys) const {
     if (v.node.IsNull()) {
         for (const key& k : keys)
@@ -152,6 +158,7 @@ void reader::read_map(const value_ref& v, std::initializer_list<key> keys) const
         if (found == keys.end()) fail(k.Mark(), v.path, unknown_key_message(name, keys));
 
         const YAML::Node value = it->second;
+        count(v);
         found->read(value_ref{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)});
     }
     for (const key& k : keys)
@@ -172,6 +179,7 @@ void reader::read_entries(
         if (!fresh)
             fail(k.Mark(), v.path, "duplicate key '" + name + "' (also on line " + std::to_string(pos->second) + ")");
         const YAML::Node value = it->second;
+        count(v);
         each(name, k.Mark(), value_ref{value, value.IsNull() ? k.Mark() : value.Mark(), join_path(v.path, name)});
     }
 }
@@ -185,6 +193,7 @@ void reader::read_list(const value_ref& v, const std::function<void(const value_
     std::size_t i = 0;
     for (const YAML::Node& element : v.node) {
         const YAML::Mark mark = element.IsNull() || element.Mark().is_null() ? previous : element.Mark();
+        count(v);
         each(value_ref{element, mark, v.path + "[" + std::to_string(i) + "]"}, i);
         previous = mark;
         ++i;

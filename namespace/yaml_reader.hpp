@@ -13,8 +13,13 @@
 // carries the mark of the next token, which can be on a later line, so a
 // value_ref of an empty value carries its key's mark instead.
 //
-// Thread-safety: a reader is immutable; its functions may be called from
-// any thread.
+// A document's size is bounded by what it names, not by its bytes: YAML
+// aliases nested a few deep name billions of values ("billion laughs").
+// A reader walks at most max_values map entries and list elements (an
+// alias counted every time it is read) and fails beyond that.
+//
+// Thread-safety: one reader per document, on one thread (it counts what it
+// walks).
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -63,6 +68,8 @@ struct value_ref {
 
 class reader {
 public:
+    static constexpr std::size_t max_values = 1'000'000;
+
     explicit reader(std::string file) : file_(std::move(file)) {}
 
     [[nodiscard]] const std::string& file() const noexcept { return file_; }
@@ -143,7 +150,11 @@ private:
     std::uint64_t read_bytes(const value_ref& v, std::uint64_t min, std::uint64_t max) const;
     [[noreturn]] void fail_range(const value_ref& v, std::uint64_t min, std::uint64_t max, const std::string& got) const;
 
+    // Counts one more value walked; fails beyond max_values.
+    void count(const value_ref& v) const;
+
     std::string file_;
+    mutable std::size_t values_ = 0;
 };
 
 }  // namespace strata::ns::yaml

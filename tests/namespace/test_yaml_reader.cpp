@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -176,4 +177,33 @@ TEST_CASE("yaml reader: guard turns a library's exception into the reader's", "[
               r.guard([] { r.fail(YAML::Mark::null_mark(), "a.b", "kept as it is"); });
               return 0;
           }) == "f.yaml: a.b: kept as it is");
+}
+
+TEST_CASE("yaml reader: aliases cannot make a small document walk without bound", "[yaml]") {
+    // Nine levels of ten aliases each: 10^9 values named in under 500 bytes.
+    std::string doc = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i <= 9; ++i) {
+        const std::string prev = "*l" + std::to_string(i - 1);
+        doc += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+        for (int j = 0; j < 10; ++j) doc += (j ? ", " : "") + prev;
+        doc += "]\n";
+    }
+    const yaml::reader fresh("laughs.yaml");
+    const auto root = fresh.load(doc);
+    REQUIRE(root);
+    std::size_t leaves = 0;
+    std::function<void(const value_ref&)> walk = [&](const value_ref& v) {
+        if (v.node.IsSequence()) {
+            fresh.read_list(v, [&](const value_ref& e, std::size_t) { walk(e); });
+        } else {
+            ++leaves;
+        }
+    };
+    const std::string error = error_of([&] {
+        fresh.read_entries(*root, [&](const std::string&, const YAML::Mark&, const value_ref& v) { walk(v); });
+        return 0;
+    });
+    CHECK_THAT(error, Catch::Matchers::Contains("more than 1000000 values in one document"));
+    CHECK(error.starts_with("laughs.yaml:"));
+    CHECK(leaves < yaml::reader::max_values);
 }
