@@ -530,7 +530,7 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
 // a typo stops the broker at start instead of leaving a tag unpublished.
 std::string read_node_id(const reader& r, const value_ref& v) {
     std::string s = r.read_nonempty_string(v);
-    if (!opcua::node_id::parse(s)) r.fail(v, "expected an OPC UA node id such as \"ns=2;s=PLC1.Line1.Counter\" (got '" + s + "')");
+    if (!bridges::opcua::node_id::parse(s)) r.fail(v, "expected an OPC UA node id such as \"ns=2;s=PLC1.Line1.Counter\" (got '" + s + "')");
     return s;
 }
 

@@ -26,7 +26,7 @@ void* operator new(std::size_t n) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
-using namespace strata::opcua;
+using namespace strata::bridges::opcua;
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 std::int64_t reader::length(std::uint32_t max, std::size_t min_element_size, const char* too_long) noexcept {
     const std::int32_t n = i32();
@@ -497,4 +497,4 @@ void decode(reader& r, diagnostic_info& v) {
     r.leave();
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

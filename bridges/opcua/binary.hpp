@@ -25,7 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 struct decode_limits {
     // Longest String / XmlElement accepted, in bytes. Default 16 MiB.
@@ -403,4 +403,4 @@ template <class T>
     return out;
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <charconv>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 namespace {
 
@@ -501,4 +501,4 @@ asio::awaitable<void> secure_channel::wait_closed() {
     co_await closed_.async_wait(awaitable_ec(ec));
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

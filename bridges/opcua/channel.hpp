@@ -24,7 +24,7 @@
 #include <deque>
 #include <unordered_map>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 // Status codes the client reports itself (OPC 10000-4 7.39).
 namespace bad {
@@ -172,4 +172,4 @@ private:
     asio::steady_timer closed_;  // never expires; cancelled when the channel closes
 };
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

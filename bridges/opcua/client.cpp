@@ -19,7 +19,7 @@
 #include <charconv>
 #include <unordered_map>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 std::optional<std::uint16_t> namespace_table::index(std::string_view uri) const noexcept {
     for (std::size_t i = 0; i < uris.size(); ++i)
@@ -819,4 +819,4 @@ asio::awaitable<outcome> client::detail_unmonitor(impl_ptr p, std::vector<std::u
     co_return co_await p->unmonitor(std::move(handles));
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -50,7 +50,7 @@
 #include <string>
 #include <vector>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 namespace asio = boost::asio;
 
@@ -197,4 +197,4 @@ private:
     impl_ptr impl_;
 };
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -14,7 +14,7 @@
 #include <cctype>
 #include <stdexcept>
 
-namespace strata::opcua::crypto {
+namespace strata::bridges::opcua::crypto {
 
 namespace {
 
@@ -437,4 +437,4 @@ bytes random_bytes(std::size_t n) {
     return out;
 }
 
-}  // namespace strata::opcua::crypto
+}  // namespace strata::bridges::opcua::crypto

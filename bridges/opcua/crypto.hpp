@@ -34,7 +34,7 @@
 
 #include <openssl/types.h>
 
-namespace strata::opcua::crypto {
+namespace strata::bridges::opcua::crypto {
 
 using bytes = std::vector<std::uint8_t>;
 using bytes_view = std::span<const std::uint8_t>;
@@ -241,4 +241,4 @@ using sha1_digest = std::array<std::uint8_t, 20>;
 // Cryptographically secure random bytes (nonces); throws if none are available.
 [[nodiscard]] bytes random_bytes(std::size_t n);
 
-}  // namespace strata::opcua::crypto
+}  // namespace strata::bridges::opcua::crypto

@@ -1,7 +1,7 @@
 // Service message framing inside a secure channel body.
 #include "bridges/opcua/message.hpp"
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 decoded_message decode_message(std::span<const std::uint8_t> in, const decode_limits& limits,
                                const type_registry& types) {
@@ -22,4 +22,4 @@ decoded_message decode_message(std::span<const std::uint8_t> in, const decode_li
     return out;
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 // Appends the encoding id and `msg` to `out`.
 template <class T>
@@ -39,4 +39,4 @@ struct decoded_message {
 [[nodiscard]] decoded_message decode_message(std::span<const std::uint8_t> in, const decode_limits& limits = {},
                                              const type_registry& types = standard_types());
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace strata::opcua::pki {
+namespace strata::bridges::opcua::pki {
 
 namespace {
 
@@ -540,4 +540,4 @@ trust_verdict trust_list::check(bytes_view der, time_point now) const {
     return verdict;
 }
 
-}  // namespace strata::opcua::pki
+}  // namespace strata::bridges::opcua::pki

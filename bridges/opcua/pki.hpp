@@ -32,7 +32,7 @@
 #include <string_view>
 #include <vector>
 
-namespace strata::opcua::pki {
+namespace strata::bridges::opcua::pki {
 
 using crypto::bytes;
 using crypto::bytes_view;
@@ -169,4 +169,4 @@ private:
     trust_options options_;
 };
 
-}  // namespace strata::opcua::pki
+}  // namespace strata::bridges::opcua::pki

@@ -21,7 +21,7 @@
 #include <variant>
 #include <vector>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 using ua_string = std::optional<std::string>;                  // nullopt = null String
 using byte_string = std::optional<std::vector<std::uint8_t>>;  // nullopt = null ByteString
@@ -261,4 +261,4 @@ struct diagnostic_info {
     friend bool operator==(const diagnostic_info&, const diagnostic_info&) = default;
 };
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <array>
 
-namespace strata::opcua::uacp {
+namespace strata::bridges::opcua::uacp {
 
 namespace {
 
@@ -272,4 +272,4 @@ reassembler::result reassembler::add(chunk_type type, std::uint32_t request_id, 
     return r;
 }
 
-}  // namespace strata::opcua::uacp
+}  // namespace strata::bridges::opcua::uacp

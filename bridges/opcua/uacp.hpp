@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-namespace strata::opcua::uacp {
+namespace strata::bridges::opcua::uacp {
 
 enum class message_type : std::uint8_t { hello, acknowledge, error, reverse_hello, open, message, close };
 [[nodiscard]] std::string_view to_string(message_type t) noexcept;  // "HEL", "ACK", ...
@@ -223,4 +223,4 @@ private:
     std::vector<std::uint8_t> completed_;  // the last multi-chunk message, capacity reused
 };
 
-}  // namespace strata::opcua::uacp
+}  // namespace strata::bridges::opcua::uacp

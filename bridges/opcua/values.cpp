@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <limits>
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 std::string_view to_string(builtin_type t) noexcept {
     static constexpr std::string_view names[] = {
@@ -242,4 +242,4 @@ std::string status_code::name() const {
     return buf;
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua

@@ -20,16 +20,16 @@ namespace {
 constexpr std::uint32_t value_attribute = 13;
 constexpr int max_browse_depth = 10;
 
-opcua::crypto::policy_id policy_of(const std::string& name) {
-    if (name == "Basic256Sha256") return opcua::crypto::policy_id::basic256sha256;
-    if (name == "Aes128_Sha256_RsaOaep") return opcua::crypto::policy_id::aes128_sha256_rsaoaep;
-    return opcua::crypto::policy_id::none;
+bridges::opcua::crypto::policy_id policy_of(const std::string& name) {
+    if (name == "Basic256Sha256") return bridges::opcua::crypto::policy_id::basic256sha256;
+    if (name == "Aes128_Sha256_RsaOaep") return bridges::opcua::crypto::policy_id::aes128_sha256_rsaoaep;
+    return bridges::opcua::crypto::policy_id::none;
 }
 
-opcua::message_security_mode mode_of(const std::string& name) {
-    if (name == "Sign") return opcua::message_security_mode::sign;
-    if (name == "SignAndEncrypt") return opcua::message_security_mode::sign_and_encrypt;
-    return opcua::message_security_mode::none;
+bridges::opcua::message_security_mode mode_of(const std::string& name) {
+    if (name == "Sign") return bridges::opcua::message_security_mode::sign;
+    if (name == "SignAndEncrypt") return bridges::opcua::message_security_mode::sign_and_encrypt;
+    return bridges::opcua::message_security_mode::none;
 }
 
 // A browse name as one topic level: the characters MQTT reserves become '_'.
@@ -62,7 +62,7 @@ opcua_source::~opcua_source() = default;
 void opcua_source::start() {
     auto self = shared_from_this();
 
-    opcua::client_options o;
+    bridges::opcua::client_options o;
     o.endpoint = cfg_.endpoint;
     o.security_policy = policy_of(cfg_.policy);
     o.security_mode = mode_of(cfg_.mode);
@@ -73,16 +73,16 @@ void opcua_source::start() {
     o.trust_any = cfg_.trust_any;
     o.publish_interval = std::chrono::milliseconds(cfg_.publish_interval_ms);
     std::weak_ptr<opcua_source> weak = self;
-    opcua::client_callbacks cb;
-    cb.on_state = [weak](opcua::connection_state s, const opcua::outcome& why) {
+    bridges::opcua::client_callbacks cb;
+    cb.on_state = [weak](bridges::opcua::connection_state s, const bridges::opcua::outcome& why) {
         if (auto p = weak.lock()) p->on_state(s, why);
     };
-    cb.on_data_change = [weak](std::uint32_t handle, const opcua::data_value& dv) {
+    cb.on_data_change = [weak](std::uint32_t handle, const bridges::opcua::data_value& dv) {
         if (auto p = weak.lock()) p->on_value(handle, dv);
     };
-    client_ = std::make_unique<opcua::client>(ex_, std::move(o), std::move(cb));
+    client_ = std::make_unique<bridges::opcua::client>(ex_, std::move(o), std::move(cb));
 
-    for (const auto& w : cfg_.writes) writes_[w.topic] = write_target{*opcua::node_id::parse(w.node), {}, false};
+    for (const auto& w : cfg_.writes) writes_[w.topic] = write_target{*bridges::opcua::node_id::parse(w.node), {}, false};
     if (!cfg_.writes.empty()) {
         inbox_ = open_session(true, self).s;
         for (const auto& w : cfg_.writes) {
@@ -120,11 +120,11 @@ asio::awaitable<void> opcua_source::setup() {
 }
 
 asio::awaitable<bool> opcua_source::monitor_all() {
-    std::vector<std::pair<opcua::node_id, std::string>> nodes;
+    std::vector<std::pair<bridges::opcua::node_id, std::string>> nodes;
     std::vector<const opcua_mapping*> from;  // the mapping of each node
     for (const auto& m : cfg_.mappings) {
         if (!m.node.empty()) {
-            nodes.emplace_back(*opcua::node_id::parse(m.node), m.topic);
+            nodes.emplace_back(*bridges::opcua::node_id::parse(m.node), m.topic);
             from.push_back(&m);
             continue;
         }
@@ -140,7 +140,7 @@ asio::awaitable<bool> opcua_source::monitor_all() {
         from.resize(nodes.size(), &m);
     }
     if (stopped_ || nodes.empty()) co_return true;
-    std::vector<opcua::monitor_request> req;
+    std::vector<bridges::opcua::monitor_request> req;
     req.reserve(nodes.size());
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const opcua_mapping& m = *from[i];
@@ -171,8 +171,8 @@ asio::awaitable<bool> opcua_source::monitor_all() {
     co_return true;
 }
 
-asio::awaitable<void> opcua_source::add_browsed(const opcua::node_id& node, const std::string& prefix, int depth,
-                                                std::vector<std::pair<opcua::node_id, std::string>>& out) {
+asio::awaitable<void> opcua_source::add_browsed(const bridges::opcua::node_id& node, const std::string& prefix, int depth,
+                                                std::vector<std::pair<bridges::opcua::node_id, std::string>>& out) {
     auto r = co_await client_->browse(node, asio::use_awaitable);
     if (!r.ok()) {
         fail("browse " + node.to_string() + ": " + r.describe());
@@ -180,9 +180,9 @@ asio::awaitable<void> opcua_source::add_browsed(const opcua::node_id& node, cons
     }
     for (const auto& ref : r.value) {
         const std::string topic = prefix + "/" + topic_level(ref.browse_name.name.value_or(""));
-        if (ref.node_class == opcua::node_class::variable) {
+        if (ref.node_class == bridges::opcua::node_class::variable) {
             out.emplace_back(ref.node_id.id, topic);
-        } else if (ref.node_class == opcua::node_class::object && depth + 1 < max_browse_depth) {
+        } else if (ref.node_class == bridges::opcua::node_class::object && depth + 1 < max_browse_depth) {
             co_await add_browsed(ref.node_id.id, topic, depth + 1, out);
         }
     }
@@ -194,8 +194,8 @@ void opcua_source::fail(const std::string& what) {
     set_last_error(what);
 }
 
-void opcua_source::on_state(opcua::connection_state s, const opcua::outcome& why) {
-    if (s == opcua::connection_state::connected) {
+void opcua_source::on_state(bridges::opcua::connection_state s, const bridges::opcua::outcome& why) {
+    if (s == bridges::opcua::connection_state::connected) {
         connected_.store(true, std::memory_order_relaxed);
         connects_.fetch_add(1, std::memory_order_relaxed);
         spdlog::info("opcua '{}': connected to {}", cfg_.name, cfg_.endpoint);
@@ -213,7 +213,7 @@ void opcua_source::on_state(opcua::connection_state s, const opcua::outcome& why
     else spdlog::debug("opcua '{}': cannot connect to {}: {}", cfg_.name, cfg_.endpoint, reason);
 }
 
-void opcua_source::on_value(std::uint32_t handle, const opcua::data_value& dv) {
+void opcua_source::on_value(std::uint32_t handle, const bridges::opcua::data_value& dv) {
     const auto it = items_.find(handle);
     if (it == items_.end()) {
         if (items_.empty()) early_.insert_or_assign(handle, dv);
@@ -291,7 +291,7 @@ asio::awaitable<void> opcua_source::write(core::message_ptr m) {
         // The node's type, from its current value (read once).
         // (Vectors built before the co_await: GCC 12 cannot keep an
         // initializer list's array alive across a suspension.)
-        std::vector<opcua::node_id> nodes;
+        std::vector<bridges::opcua::node_id> nodes;
         nodes.push_back(t.node);
         auto r = co_await client_->read(std::move(nodes), asio::use_awaitable);
         if (!r.ok() || r.value.empty() || !r.value[0].value || r.value[0].value->is_null()) {
@@ -308,17 +308,17 @@ asio::awaitable<void> opcua_source::write(core::message_ptr m) {
     auto v = opcua_from_json(j, *t.type, t.array, error);
     if (!v) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
-        reply(*m, "BadTypeMismatch", std::string(opcua::to_string(*t.type)) + (t.array ? "[]" : "") + ": " + error);
+        reply(*m, "BadTypeMismatch", std::string(bridges::opcua::to_string(*t.type)) + (t.array ? "[]" : "") + ": " + error);
         co_return;
     }
-    opcua::write_value wv;
+    bridges::opcua::write_value wv;
     wv.node_id = t.node;
     wv.attribute_id = value_attribute;
     wv.value.value = std::move(*v);
-    std::vector<opcua::write_value> values;
+    std::vector<bridges::opcua::write_value> values;
     values.push_back(std::move(wv));
     auto r = co_await client_->write(std::move(values), asio::use_awaitable);
-    const opcua::status_code status = !r.ok() ? r.status : r.value.empty() ? opcua::status_code{} : r.value[0];
+    const bridges::opcua::status_code status = !r.ok() ? r.status : r.value.empty() ? bridges::opcua::status_code{} : r.value[0];
     if (status.bad()) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("opcua '{}': write to {} ({}) failed: {}", cfg_.name, t.node.to_string(), m->topic,

@@ -1,6 +1,6 @@
 // The broker's side of OPC UA ingestion (config `opcua:`, README "OPC UA").
 //
-// One opcua_source per configured server: an opcua::client (reconnecting on
+// One opcua_source per configured server: an bridges::opcua::client (reconnecting on
 // its own) whose monitored items are the mapped nodes and every variable
 // below the mapped browse paths. Each value change is published as JSON
 // (opcua_json.hpp) under the source's identity with the checks a client's
@@ -84,19 +84,19 @@ private:
         std::string topic;
     };
     struct write_target {
-        opcua::node_id node;
-        std::optional<opcua::builtin_type> type;  // of the node's value, read once
+        bridges::opcua::node_id node;
+        std::optional<bridges::opcua::builtin_type> type;  // of the node's value, read once
         bool array = false;
     };
 
     asio::awaitable<void> setup();
     asio::awaitable<bool> monitor_all();
-    asio::awaitable<void> add_browsed(const opcua::node_id& node, const std::string& prefix, int depth,
-                                      std::vector<std::pair<opcua::node_id, std::string>>& out);
+    asio::awaitable<void> add_browsed(const bridges::opcua::node_id& node, const std::string& prefix, int depth,
+                                      std::vector<std::pair<bridges::opcua::node_id, std::string>>& out);
     asio::awaitable<void> drain_writes();
     asio::awaitable<void> write(core::message_ptr m);
-    void on_state(opcua::connection_state s, const opcua::outcome& why);
-    void on_value(std::uint32_t handle, const opcua::data_value& dv);
+    void on_state(bridges::opcua::connection_state s, const bridges::opcua::outcome& why);
+    void on_value(std::uint32_t handle, const bridges::opcua::data_value& dv);
     // Published under the source's identity; false when refused.
     bool publish_checked(const core::message_ptr& m);
     void reply(const core::message& cmd, const std::string& status, const std::string& detail);
@@ -104,12 +104,12 @@ private:
 
     const opcua_config cfg_;
     asio::any_io_executor ex_;
-    std::unique_ptr<opcua::client> client_;
+    std::unique_ptr<bridges::opcua::client> client_;
     core::session_ptr inbox_;  // the write session (null without writes)
 
     // On the client's strand.
     std::unordered_map<std::uint32_t, item> items_;
-    std::unordered_map<std::uint32_t, opcua::data_value> early_;  // before items_ is filled
+    std::unordered_map<std::uint32_t, bridges::opcua::data_value> early_;  // before items_ is filled
     std::unordered_map<std::string, write_target> writes_;
     bool draining_ = false;
     bool stopped_ = false;

@@ -11,7 +11,7 @@ namespace strata::broker::hosts {
 namespace {
 
 using nlohmann::json;
-namespace ua = opcua;
+namespace ua = bridges::opcua;
 
 // Integers a double holds exactly (JSON readers parse numbers as doubles).
 constexpr std::int64_t max_exact = std::int64_t{1} << 53;

@@ -20,12 +20,12 @@
 namespace strata::broker::hosts {
 
 // The payload published for one value change.
-[[nodiscard]] std::string opcua_payload(const opcua::data_value& dv);
-[[nodiscard]] nlohmann::json opcua_to_json(const opcua::variant& v);
+[[nodiscard]] std::string opcua_payload(const bridges::opcua::data_value& dv);
+[[nodiscard]] nlohmann::json opcua_to_json(const bridges::opcua::variant& v);
 
 // `j` as a Variant of built-in type `type` (a scalar, or a one-dimensional
 // array when `array`); nullopt with `error` set when it does not fit.
-[[nodiscard]] std::optional<opcua::variant> opcua_from_json(const nlohmann::json& j, opcua::builtin_type type,
+[[nodiscard]] std::optional<bridges::opcua::variant> opcua_from_json(const nlohmann::json& j, bridges::opcua::builtin_type type,
                                                             bool array, std::string& error);
 
 }  // namespace strata::broker::hosts

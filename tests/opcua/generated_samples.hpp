@@ -10,7 +10,7 @@
 
 #include "sample_builtin.hpp"
 
-namespace strata::opcua::test {
+namespace strata::bridges::opcua::test {
 
 inline void sample(application_type& v, int) { v = application_type::discovery_server; }
 inline void sample(message_security_mode& v, int) { v = message_security_mode::sign_and_encrypt; }
@@ -687,4 +687,4 @@ void for_each_generated_type(F&& f) {
     f(data_change_filter{});
 }
 
-}  // namespace strata::opcua::test
+}  // namespace strata::bridges::opcua::test

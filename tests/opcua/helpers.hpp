@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace strata::opcua::test {
+namespace strata::bridges::opcua::test {
 
 using bytes = std::vector<std::uint8_t>;
 
@@ -79,4 +79,4 @@ void check_round_trip(const T& v, const type_registry* types = nullptr) {
     CHECK(decode_exact<T>(b, types) == v);
 }
 
-}  // namespace strata::opcua::test
+}  // namespace strata::bridges::opcua::test

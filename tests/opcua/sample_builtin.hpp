@@ -6,7 +6,7 @@
 
 #include <string>
 
-namespace strata::opcua::test {
+namespace strata::bridges::opcua::test {
 
 inline void sample(bool& v, int) { v = true; }
 inline void sample(std::int8_t& v, int s) { v = static_cast<std::int8_t>(-1 - s % 100); }
@@ -43,4 +43,4 @@ inline void sample(extension_object& v, int s) {
     v.body = {1, 2, static_cast<std::uint8_t>(s)};
 }
 
-}  // namespace strata::opcua::test
+}  // namespace strata::bridges::opcua::test

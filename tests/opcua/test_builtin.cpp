@@ -2,8 +2,8 @@
 // fails, limits enforced before allocating, text forms.
 #include "helpers.hpp"
 
-using namespace strata::opcua;
-using namespace strata::opcua::test;
+using namespace strata::bridges::opcua;
+using namespace strata::bridges::opcua::test;
 
 TEST_CASE("integer and floating point scalars", "[opcua][builtin]") {
     check_both_ways<bool>({0x01}, true);

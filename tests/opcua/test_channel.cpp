@@ -3,7 +3,7 @@
 
 #include <catch2/catch.hpp>
 
-using namespace strata::opcua;
+using namespace strata::bridges::opcua;
 
 TEST_CASE("endpoint URLs: host, port (default 4840), path ignored, IPv6 brackets", "[opcua][channel]") {
     auto a = parse_endpoint_url("opc.tcp://127.0.0.1:4841/UA/Server");

@@ -39,7 +39,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
-using namespace strata::opcua;
+using namespace strata::bridges::opcua;
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 

@@ -17,7 +17,7 @@
 #include <iterator>
 #include <string>
 
-using namespace strata::opcua::crypto;
+using namespace strata::bridges::opcua::crypto;
 
 namespace {
 
@@ -339,9 +339,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using strata::opcua::pki::certificate_spec;
-using strata::opcua::pki::trust_list;
-using strata::opcua::pki::trust_options;
+using strata::bridges::opcua::pki::certificate_spec;
+using strata::bridges::opcua::pki::trust_list;
+using strata::bridges::opcua::pki::trust_options;
 
 // A fresh directory under the system's temporary one, removed afterwards.
 struct temp_dir {
@@ -374,7 +374,7 @@ certificate_spec spec(std::string cn, bool ca = false, std::chrono::system_clock
 }
 
 bytes self_signed(const std::string& cn) {
-    return strata::opcua::pki::issue_certificate(spec(cn), test_key(), test_key());
+    return strata::bridges::opcua::pki::issue_certificate(spec(cn), test_key(), test_key());
 }
 
 void write_file(const fs::path& path, bytes_view data) {
@@ -408,7 +408,7 @@ std::size_t files_in(const fs::path& dir) {
 
 TEST_CASE("application certificate: created on first start, read back with OpenSSL, loaded later") {
     temp_dir dir;
-    strata::opcua::pki::application_certificate_options o;
+    strata::bridges::opcua::pki::application_certificate_options o;
     o.directory = dir.path / "own";
     o.application_uri = "urn:strata:test-gateway";
     o.application_name = "Strata test";
@@ -416,7 +416,7 @@ TEST_CASE("application certificate: created on first start, read back with OpenS
     o.host_name = "edge-gw-1.acme.test";
     o.validity = std::chrono::days(30);
 
-    const auto made = strata::opcua::pki::load_or_create_application_certificate(o);
+    const auto made = strata::bridges::opcua::pki::load_or_create_application_certificate(o);
     CHECK(made.created);
     CHECK(made.key.bits() == 2048);
     CHECK(made.key.has_private());
@@ -461,11 +461,11 @@ TEST_CASE("application certificate: created on first start, read back with OpenS
     X509_free(cert);
 
     // The key signs what the certificate's public key verifies.
-    const auto pub = strata::opcua::pki::certificate_public_key(made.der);
+    const auto pub = strata::bridges::opcua::pki::certificate_public_key(made.der);
     CHECK(rsa_verify_sha256(pub, as_bytes("x"), rsa_sign_sha256(made.key, as_bytes("x"))));
 
     SECTION("the next start loads the same certificate") {
-        const auto again = strata::opcua::pki::load_or_create_application_certificate(o);
+        const auto again = strata::bridges::opcua::pki::load_or_create_application_certificate(o);
         CHECK_FALSE(again.created);
         CHECK(again.der == made.der);
         CHECK(private_key_pem(again.key) == private_key_pem(made.key));
@@ -474,12 +474,12 @@ TEST_CASE("application certificate: created on first start, read back with OpenS
     }
     SECTION("a changed application URI is an error naming the files") {
         o.application_uri = "urn:strata:other";
-        CHECK_THROWS_WITH(strata::opcua::pki::load_or_create_application_certificate(o),
+        CHECK_THROWS_WITH(strata::bridges::opcua::pki::load_or_create_application_certificate(o),
                           Catch::Contains("urn:strata:test-gateway") && Catch::Contains("client_certificate.der"));
     }
     SECTION("a missing key is an error, nothing is overwritten") {
         fs::remove(made.key_file);
-        CHECK_THROWS_WITH(strata::opcua::pki::load_or_create_application_certificate(o),
+        CHECK_THROWS_WITH(strata::bridges::opcua::pki::load_or_create_application_certificate(o),
                           Catch::Contains("client_private_key.pem is missing"));
         CHECK(read_file(made.certificate_file) == made.der);
     }
@@ -487,43 +487,43 @@ TEST_CASE("application certificate: created on first start, read back with OpenS
         fs::remove(made.key_file);
         const std::string other = private_key_pem(test_key());
         write_file(made.key_file, as_bytes(other));
-        CHECK_THROWS_WITH(strata::opcua::pki::load_or_create_application_certificate(o),
+        CHECK_THROWS_WITH(strata::bridges::opcua::pki::load_or_create_application_certificate(o),
                           Catch::Contains("is not the private key of"));
     }
 }
 
 TEST_CASE("certificate helpers: inspection, chains, application URI") {
     const bytes cert = self_signed("server-a");
-    const auto info = strata::opcua::pki::inspect_certificate(cert);
+    const auto info = strata::bridges::opcua::pki::inspect_certificate(cert);
     REQUIRE(info.has_value());
     CHECK(info->subject == "CN=server-a,O=Test Plant");
     CHECK(info->common_name == "server-a");
     CHECK(info->application_uri == "urn:test:server-a");
     CHECK(info->dns_names == std::vector<std::string>{"plc.test"});  // 127.0.0.1 is an iPAddress name
     CHECK(info->key_bits == 2048);
-    CHECK_FALSE(strata::opcua::pki::inspect_certificate(as_bytes("garbage")).has_value());
-    CHECK_FALSE(strata::opcua::pki::certificate_public_key(as_bytes("garbage")));
+    CHECK_FALSE(strata::bridges::opcua::pki::inspect_certificate(as_bytes("garbage")).has_value());
+    CHECK_FALSE(strata::bridges::opcua::pki::certificate_public_key(as_bytes("garbage")));
 
-    const bytes ca = strata::opcua::pki::issue_certificate(spec("Test CA", true), ca_key(), ca_key());
+    const bytes ca = strata::bridges::opcua::pki::issue_certificate(spec("Test CA", true), ca_key(), ca_key());
     const bytes chain = concat(cert, ca);
-    CHECK(strata::opcua::pki::leaf_certificate(chain) == std::optional<bytes>(cert));
-    CHECK_FALSE(strata::opcua::pki::leaf_certificate(as_bytes("garbage")).has_value());
+    CHECK(strata::bridges::opcua::pki::leaf_certificate(chain) == std::optional<bytes>(cert));
+    CHECK_FALSE(strata::bridges::opcua::pki::leaf_certificate(as_bytes("garbage")).has_value());
 
-    CHECK_FALSE(strata::opcua::pki::application_uri_mismatch(cert, "urn:test:server-a").has_value());
-    const auto mismatch = strata::opcua::pki::application_uri_mismatch(cert, "urn:test:server-b");
+    CHECK_FALSE(strata::bridges::opcua::pki::application_uri_mismatch(cert, "urn:test:server-a").has_value());
+    const auto mismatch = strata::bridges::opcua::pki::application_uri_mismatch(cert, "urn:test:server-b");
     REQUIRE(mismatch.has_value());
     CHECK_THAT(*mismatch, Catch::Contains("urn:test:server-a") && Catch::Contains("urn:test:server-b") &&
                               Catch::Contains(info->thumbprint));
-    CHECK(strata::opcua::pki::application_uri_mismatch(ca, "urn:x").value_or("").find("no URI") != std::string::npos);
+    CHECK(strata::bridges::opcua::pki::application_uri_mismatch(ca, "urn:x").value_or("").find("no URI") != std::string::npos);
 }
 
 TEST_CASE("trust list: unknown certificates are rejected and filed, trusted ones accepted") {
     temp_dir dir;
-    const trust_list trust(strata::opcua::pki::default_trust_options(dir.path));
+    const trust_list trust(strata::bridges::opcua::pki::default_trust_options(dir.path));
     CHECK(fs::is_directory(dir.path / "trusted"));
     CHECK(fs::is_directory(dir.path / "rejected"));
     const bytes server = self_signed("plc-7");
-    const auto info = *strata::opcua::pki::inspect_certificate(server);
+    const auto info = *strata::bridges::opcua::pki::inspect_certificate(server);
 
     auto v = trust.check(server);
     CHECK_FALSE(v.trusted);
@@ -561,11 +561,11 @@ TEST_CASE("trust list: unknown certificates are rejected and filed, trusted ones
 
 TEST_CASE("trust list: validity dates") {
     temp_dir dir;
-    const trust_list trust(strata::opcua::pki::default_trust_options(dir.path));
+    const trust_list trust(strata::bridges::opcua::pki::default_trust_options(dir.path));
     const auto now = std::chrono::system_clock::now();
     auto s = spec("old-plc", false, now - 24h);
     s.not_before = now - 24h * 400;
-    const bytes expired = strata::opcua::pki::issue_certificate(s, test_key(), test_key());
+    const bytes expired = strata::bridges::opcua::pki::issue_certificate(s, test_key(), test_key());
     write_file(dir.path / "trusted" / "old-plc.der", expired);
 
     auto v = trust.check(expired);
@@ -588,9 +588,9 @@ TEST_CASE("trust list: validity dates") {
 
 TEST_CASE("trust list: a certificate issued by a trusted CA") {
     temp_dir dir;
-    const trust_list trust(strata::opcua::pki::default_trust_options(dir.path));
-    const bytes ca = strata::opcua::pki::issue_certificate(spec("Plant CA", true), ca_key(), ca_key());
-    const bytes server = strata::opcua::pki::issue_certificate(spec("plc-9"), test_key(), ca_key(), ca);
+    const trust_list trust(strata::bridges::opcua::pki::default_trust_options(dir.path));
+    const bytes ca = strata::bridges::opcua::pki::issue_certificate(spec("Plant CA", true), ca_key(), ca_key());
+    const bytes server = strata::bridges::opcua::pki::issue_certificate(spec("plc-9"), test_key(), ca_key(), ca);
 
     // Without the CA in the list: rejected, and so is the leaf sent with its CA.
     CHECK_FALSE(trust.check(server).trusted);
@@ -603,18 +603,18 @@ TEST_CASE("trust list: a certificate issued by a trusted CA") {
     CHECK(trust.check(concat(server, ca)).trusted);
 
     // A leaf from another CA of the same name is not.
-    const bytes rogue_ca = strata::opcua::pki::issue_certificate(spec("Plant CA", true), test_key(), test_key());
-    const bytes rogue = strata::opcua::pki::issue_certificate(spec("plc-9"), test_key(), test_key(), rogue_ca);
+    const bytes rogue_ca = strata::bridges::opcua::pki::issue_certificate(spec("Plant CA", true), test_key(), test_key());
+    const bytes rogue = strata::bridges::opcua::pki::issue_certificate(spec("plc-9"), test_key(), test_key(), rogue_ca);
     auto v = trust.check(rogue);
     CHECK_FALSE(v.trusted);
     CHECK_FALSE(v.error.empty());
 
     // An expired CA makes its leaves untrusted too, and the error says it was the issuer.
     temp_dir dir2;
-    const trust_list trust2(strata::opcua::pki::default_trust_options(dir2.path));
+    const trust_list trust2(strata::bridges::opcua::pki::default_trust_options(dir2.path));
     auto old = spec("Old CA", true, std::chrono::system_clock::now() - 1h);
-    const bytes old_ca = strata::opcua::pki::issue_certificate(old, ca_key(), ca_key());
-    const bytes leaf = strata::opcua::pki::issue_certificate(spec("plc-10"), test_key(), ca_key(), old_ca);
+    const bytes old_ca = strata::bridges::opcua::pki::issue_certificate(old, ca_key(), ca_key());
+    const bytes leaf = strata::bridges::opcua::pki::issue_certificate(spec("plc-10"), test_key(), ca_key(), old_ca);
     write_file(dir2.path / "trusted" / "old-ca.der", old_ca);
     v = trust2.check(leaf);
     CHECK_FALSE(v.trusted);
@@ -627,7 +627,7 @@ TEST_CASE("trust list: a certificate issued by a trusted CA") {
 
 TEST_CASE("trust list: trust_any accepts every certificate, but not garbage") {
     temp_dir dir;
-    auto options = strata::opcua::pki::default_trust_options(dir.path);
+    auto options = strata::bridges::opcua::pki::default_trust_options(dir.path);
     options.trust_any = true;
     const trust_list trust(options);
     CHECK(trust.check(self_signed("anything")).trusted);

@@ -6,8 +6,8 @@
 
 #include "bridges/opcua/generated/types.hpp"
 
-using namespace strata::opcua;
-using namespace strata::opcua::test;
+using namespace strata::bridges::opcua;
+using namespace strata::bridges::opcua::test;
 
 namespace {
 

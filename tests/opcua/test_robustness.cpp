@@ -8,8 +8,8 @@
 
 #include <random>
 
-using namespace strata::opcua;
-using namespace strata::opcua::test;
+using namespace strata::bridges::opcua;
+using namespace strata::bridges::opcua::test;
 
 namespace {
 

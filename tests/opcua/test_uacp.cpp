@@ -8,9 +8,9 @@
 
 #include <numeric>
 
-using namespace strata::opcua;
-using namespace strata::opcua::test;
-using namespace strata::opcua::uacp;
+using namespace strata::bridges::opcua;
+using namespace strata::bridges::opcua::test;
+using namespace strata::bridges::opcua::uacp;
 
 namespace {
 

@@ -2,8 +2,8 @@
 // encodings, nesting bounded.
 #include "helpers.hpp"
 
-using namespace strata::opcua;
-using namespace strata::opcua::test;
+using namespace strata::bridges::opcua;
+using namespace strata::bridges::opcua::test;
 
 TEST_CASE("Variant scalars: encoding byte then the value", "[opcua][variant]") {
     check_both_ways<variant>({0x00}, variant{});

@@ -167,14 +167,14 @@ class Field:
         if self.type in BUILTIN:
             # Qualified, since a member may share its type's name (node_id node_id).
             b = BUILTIN[self.type]
-            self.cpp = b if b in ZERO_INIT else "::strata::opcua::" + b
+            self.cpp = b if b in ZERO_INIT else "::strata::bridges::opcua::" + b
         elif local(self.type) in dictionary.enums:
             enum = dictionary.enums[local(self.type)]
             if enum.get("LengthInBits") != "32" or enum.get("IsOptionSet") == "true":
                 sys.exit(f"{struct}.{self.name}: only 32-bit enumerations are supported")
-            self.cpp = "::strata::opcua::" + snake(local(self.type))
+            self.cpp = "::strata::bridges::opcua::" + snake(local(self.type))
         elif self.type != "opc:Bit":
-            self.cpp = "::strata::opcua::" + snake(local(self.type))
+            self.cpp = "::strata::bridges::opcua::" + snake(local(self.type))
         self.member = snake(self.name)
 
 
@@ -298,7 +298,7 @@ def write_samples(structs, enums, dictionary, sources):
              "// non-default value; for_each_generated_type(f) calls f(T{}) for each one.",
              "// The built-in overloads of sample() come from sample_builtin.hpp.",
              "#pragma once", "", '#include "sample_builtin.hpp"', "",
-             "namespace strata::opcua::test {", ""]
+             "namespace strata::bridges::opcua::test {", ""]
     for e in enums:
         last = dictionary.enums[e].findall("opc:EnumeratedValue", NS)[-1].get("Name")
         lines.append(f"inline void sample({snake(e)}& v, int) {{ v = {snake(e)}::{snake(last)}; }}")
@@ -335,7 +335,7 @@ def write_samples(structs, enums, dictionary, sources):
     lines.append("template <class F>")
     lines.append("void for_each_generated_type(F&& f) {")
     lines += [f"    f({snake(st)}{{}});" for st in structs]
-    lines += ["}", "", "}  // namespace strata::opcua::test", ""]
+    lines += ["}", "", "}  // namespace strata::bridges::opcua::test", ""]
     tests = pathlib.Path(__file__).resolve().parents[3] / "tests/opcua"
     (tests / "generated_samples.hpp").write_text("\n".join(lines))
 
@@ -365,9 +365,9 @@ def main():
            "#pragma once", "",
            '#include "bridges/opcua/binary.hpp"', "",
            "#include <cstdint>", "#include <optional>", "#include <string_view>", "#include <vector>", "",
-           "namespace strata::opcua {", ""]
+           "namespace strata::bridges::opcua {", ""]
     cpp = [HEADER.format(sources=sources), '#include "bridges/opcua/generated/types.hpp"', "",
-           "namespace strata::opcua {", ""]
+           "namespace strata::bridges::opcua {", ""]
     for e in enums:
         d, b = gen_enum(e, dictionary.enums[e])
         hpp += [d, ""]
@@ -381,13 +381,13 @@ def main():
             registered.append(snake(s))
     hpp += ["// Decoders for every structure above that has a binary encoding id.",
             "[[nodiscard]] const type_registry& standard_types();", "",
-            "}  // namespace strata::opcua", ""]
+            "}  // namespace strata::bridges::opcua", ""]
     cpp += ["const type_registry& standard_types() {",
             "    static const type_registry registry = [] {",
             "        type_registry r;"]
     cpp += [f"        r.add<{s}>();" for s in registered]
     cpp += ["        return r;", "    }();", "    return registry;", "}", "",
-            "}  // namespace strata::opcua", ""]
+            "}  // namespace strata::bridges::opcua", ""]
     (out / "types.hpp").write_text("\n".join(hpp))
     (out / "types.cpp").write_text("\n".join(cpp))
 
@@ -402,21 +402,21 @@ def main():
         "// Thread-safety: constant data.",
         "#pragma once", "",
         "#include <cstdint>", "#include <span>", "#include <string_view>", "",
-        "namespace strata::opcua::generated {", "",
+        "namespace strata::bridges::opcua::generated {", "",
         "struct status_entry {",
         "    std::uint32_t code;",
         "    std::string_view name;",
         "};", "",
         "[[nodiscard]] std::span<const status_entry> status_codes() noexcept;", "",
-        "}  // namespace strata::opcua::generated", ""]))
+        "}  // namespace strata::bridges::opcua::generated", ""]))
     (out / "status_codes.cpp").write_text("\n".join(
         [HEADER.format(sources=status_src), '#include "bridges/opcua/generated/status_codes.hpp"', "",
-         "namespace strata::opcua::generated {", "",
+         "namespace strata::bridges::opcua::generated {", "",
          "namespace {", "constexpr status_entry table[] = {"] +
         [f'    {{0x{code:08X}, "{name}"}},' for code, name in status] +
         ["};", "}  // namespace", "",
          "std::span<const status_entry> status_codes() noexcept { return table; }", "",
-         "}  // namespace strata::opcua::generated", ""]))
+         "}  // namespace strata::bridges::opcua::generated", ""]))
     print(f"{len(structs)} structures, {len(enums)} enumerations, {len(status)} status codes -> {out}")
 
 

@@ -5,7 +5,7 @@
 
 #include "bridges/opcua/generated/status_codes.hpp"
 
-namespace strata::opcua::generated {
+namespace strata::bridges::opcua::generated {
 
 namespace {
 constexpr status_entry table[] = {
@@ -288,4 +288,4 @@ constexpr status_entry table[] = {
 
 std::span<const status_entry> status_codes() noexcept { return table; }
 
-}  // namespace strata::opcua::generated
+}  // namespace strata::bridges::opcua::generated

@@ -12,7 +12,7 @@
 #include <span>
 #include <string_view>
 
-namespace strata::opcua::generated {
+namespace strata::bridges::opcua::generated {
 
 struct status_entry {
     std::uint32_t code;
@@ -21,4 +21,4 @@ struct status_entry {
 
 [[nodiscard]] std::span<const status_entry> status_codes() noexcept;
 
-}  // namespace strata::opcua::generated
+}  // namespace strata::bridges::opcua::generated

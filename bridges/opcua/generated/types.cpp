@@ -5,7 +5,7 @@
 
 #include "bridges/opcua/generated/types.hpp"
 
-namespace strata::opcua {
+namespace strata::bridges::opcua {
 
 std::string_view to_string(application_type v) noexcept {
     switch (v) {
@@ -1164,4 +1164,4 @@ const type_registry& standard_types() {
     return registry;
 }
 
-}  // namespace strata::opcua
+}  // namespace strata::bridges::opcua
