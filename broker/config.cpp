@@ -89,24 +89,6 @@ std::string split_bind(const std::string& bind, std::string& host, std::uint16_t
     return {};
 }
 
-// MQTT topic filter rules (3.1.1 / 5.0 section 4.7): non-empty, at most
-// 65535 bytes, no U+0000, '+' and '#' each a whole level, '#' only last.
-// Kept local so the config loader does not depend on the namespace library.
-bool valid_filter(std::string_view f) {
-    if (f.empty() || f.size() > 65535 || f.find('\0') != std::string_view::npos) return false;
-    std::size_t start = 0;
-    for (;;) {
-        const std::size_t slash = f.find('/', start);
-        const std::string_view level = f.substr(start, slash == std::string_view::npos ? f.npos : slash - start);
-        if (level.find_first_of("+#") != std::string_view::npos) {
-            if (level.size() != 1) return false;
-            if (level == "#" && slash != std::string_view::npos) return false;
-        }
-        if (slash == std::string_view::npos) return true;
-        start = slash + 1;
-    }
-}
-
 bool valid_listener_name(std::string_view name) {
     return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -254,7 +236,7 @@ void read_rule(const reader& r, const value_ref& item, std::span<const std::stri
         {"on",
          [&](const value_ref& x) {
              filter = r.read_string(x);
-             if (!valid_filter(filter))
+             if (!ns::valid_topic_filter(filter))
                  r.fail(x, "not a valid MQTT topic filter: '" + filter +
                                "' ('+' and '#' must be whole levels, '#' only last)");
          },
@@ -346,7 +328,7 @@ void read_auth(const reader& r, const value_ref& v, config& cfg) {
          [&](const value_ref& y) {
              r.read_list(y, [&](const value_ref& item, std::size_t) {
                  std::string f = r.read_nonempty_string(item);
-                 if (!valid_filter(f)) r.fail(item, "not a valid MQTT topic filter: '" + f + "'");
+                 if (!ns::valid_topic_filter(f)) r.fail(item, "not a valid MQTT topic filter: '" + f + "'");
                  cfg.policy.command_subtrees.push_back(std::move(f));
              });
          }},
@@ -653,7 +635,7 @@ void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
                      {"filter",
                       [&](const value_ref& y) {
                           rule.filter = r.read_nonempty_string(y);
-                          if (!valid_filter(rule.filter)) r.fail(y, "not a valid MQTT topic filter: '" + rule.filter + "'");
+                          if (!ns::valid_topic_filter(rule.filter)) r.fail(y, "not a valid MQTT topic filter: '" + rule.filter + "'");
                       },
                       true},
                      {"max_silence_s", [&](const value_ref& y) { rule.max_silence_s = r.read_uint<u32>(y, 1); }, true},
