@@ -18,10 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -780,19 +777,9 @@ config parse_config(const std::string& text, const std::string& name) {
 }
 
 config load_config(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) {
-        const int err = errno;
-        throw config_error("cannot read config file '" + path + "': " + std::strerror(err));
-    }
-    std::string text;
-    char buf[8192];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    const bool failed = std::ferror(f) != 0;
-    const int err = errno;  // e.g. EISDIR: fopen() succeeds on a directory, reading fails
-    std::fclose(f);
-    if (failed) throw config_error("cannot read config file '" + path + "': " + std::strerror(err));
+    std::string error;
+    const std::string text = ns::yaml::read_file(path, error);
+    if (!error.empty()) throw config_error("cannot read config file '" + path + "': " + error);
     return parse_config(text, path);
 }
 

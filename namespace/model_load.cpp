@@ -20,10 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -114,23 +111,6 @@ bool more_specific(std::string_view a, std::string_view b) {
         if (rx != ry) return rx > ry;
     }
     return x.size() > y.size();
-}
-
-std::string read_text_file(const std::string& path, std::string& error) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) {
-        error = std::strerror(errno);
-        return {};
-    }
-    std::string text;
-    char buf[8192];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-    const bool failed = std::ferror(f) != 0;
-    const int err = errno;
-    std::fclose(f);
-    if (failed) error = std::strerror(err);
-    return text;
 }
 
 // ---- YAML -> JSON for inline schemas -------------------------------------
@@ -441,7 +421,7 @@ private:
             std::string error;
             std::error_code ec;
             if (fs::is_directory(full, ec)) r_.fail(v, "schema file '" + full.string() + "' is a directory");
-            const std::string text = read_text_file(full.string(), error);
+            const std::string text = yaml::read_file(full.string(), error);
             if (!error.empty()) r_.fail(v, "cannot read schema file '" + full.string() + "': " + error);
             json doc;
             try {
@@ -528,7 +508,7 @@ private:
             namespace fs = std::filesystem;
             const fs::path full = fs::path(path).is_absolute() ? fs::path(path) : fs::path(dir) / path;
             std::string error;
-            const std::string text = read_text_file(full.string(), error);
+            const std::string text = yaml::read_file(full.string(), error);
             if (!error.empty()) throw schema_error("", "cannot read '" + full.string() + "': " + error);
             json doc = json::parse(text, nullptr, false);
             if (doc.is_discarded()) throw schema_error("", "'" + full.string() + "' is not valid JSON");
@@ -917,7 +897,7 @@ std::shared_ptr<const model> model::load(const std::string& path, std::shared_pt
     std::string error;
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) throw model_error("cannot read model file '" + path + "': is a directory");
-    const std::string text = read_text_file(path, error);
+    const std::string text = yaml::read_file(path, error);
     if (!error.empty()) throw model_error("cannot read model file '" + path + "': " + error);
     const std::string dir = std::filesystem::path(path).parent_path().string();
     return parse(text, path, dir.empty() ? "." : dir, std::move(stats));

@@ -3,8 +3,11 @@
 #include "namespace/suggest.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <utility>
 #include <vector>
@@ -129,6 +132,34 @@ void reader::guard(const std::function<void()>& read) const {
     } catch (const std::exception& e) {
         fail(YAML::Mark::null_mark(), "", e.what());
     }
+}
+
+std::string read_file(const std::string& path, std::string& error, std::size_t max_bytes) {
+    error.clear();
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        error = std::strerror(errno);
+        return {};
+    }
+    std::string text;
+    char buf[8192];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        if (text.size() + n > max_bytes) {
+            std::fclose(f);
+            error = "larger than " + std::to_string(max_bytes / (1024 * 1024)) + " MiB";
+            return {};
+        }
+        text.append(buf, n);
+    }
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;  // e.g. EISDIR: fopen() succeeds on a directory, reading fails
+    std::fclose(f);
+    if (failed) {
+        error = std::strerror(err);
+        return {};
+    }
+    return text;
 }
 
 void reader::count(const value_ref& v) const {

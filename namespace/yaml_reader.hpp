@@ -66,6 +66,13 @@ struct value_ref {
 // "a, b or c".
 [[nodiscard]] std::string one_of(std::span<const std::string_view> names);
 
+// The text of a hand-edited file (a config, a model, a schema), at most
+// `max_bytes`: a path that names /dev/zero or a huge log by mistake must
+// not fill memory. `error` is empty on success, else why it was not read.
+inline constexpr std::size_t max_file_bytes = 16 * 1024 * 1024;
+[[nodiscard]] std::string read_file(const std::string& path, std::string& error,
+                                    std::size_t max_bytes = max_file_bytes);
+
 class reader {
 public:
     static constexpr std::size_t max_values = 1'000'000;

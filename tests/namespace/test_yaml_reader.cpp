@@ -207,3 +207,16 @@ TEST_CASE("yaml reader: aliases cannot make a small document walk without bound"
     CHECK(error.starts_with("laughs.yaml:"));
     CHECK(leaves < yaml::reader::max_values);
 }
+
+TEST_CASE("yaml reader: files are read up to a bound", "[yaml]") {
+    std::string error;
+    // A path that names an endless file by mistake.
+    CHECK(yaml::read_file("/dev/zero", error, 1024 * 1024).empty());
+    CHECK(error == "larger than 1 MiB");
+    CHECK(yaml::read_file("/nonexistent/strata.yaml", error).empty());
+    CHECK(error == "No such file or directory");
+    CHECK(yaml::read_file("/", error).empty());
+    CHECK(error == "Is a directory");
+    CHECK(yaml::read_file(STRATA_SOURCE_DIR "/deploy/namespace/acme.yaml", error).size() > 0);
+    CHECK(error.empty());
+}
