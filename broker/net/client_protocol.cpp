@@ -13,10 +13,6 @@ namespace strata::broker::net {
 
 namespace {
 
-// Buffers larger than this are released once empty, so that a connection
-// that once moved a large message does not keep the memory while idle.
-constexpr std::size_t keep_capacity = 16 * 1024;
-
 core::refusal refusal_for(mqtt::reason_code code) {
     using mqtt::reason_code;
     switch (code) {
@@ -35,10 +31,6 @@ core::refusal refusal_for(mqtt::reason_code code) {
     default:
         return core::refusal::protocol;
     }
-}
-
-void trim(std::vector<std::uint8_t>& v) {
-    if (v.empty() && v.capacity() > keep_capacity) std::vector<std::uint8_t>().swap(v);
 }
 
 }  // namespace
@@ -67,7 +59,7 @@ void client_protocol::on_input(std::span<const std::uint8_t> bytes, time_point n
         in_.insert(in_.end(), data, data + n);
         const std::size_t used = consume(in_.data(), in_.size(), now);
         in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
-        trim(in_);
+        release_if_idle(in_);
     }
 }
 
@@ -75,7 +67,7 @@ void client_protocol::resume(time_point now) {
     if (!takes_input() || in_.empty()) return;
     const std::size_t used = consume(in_.data(), in_.size(), now);
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
-    trim(in_);
+    release_if_idle(in_);
 }
 
 std::size_t client_protocol::consume(const std::uint8_t* data, std::size_t size, time_point now) {

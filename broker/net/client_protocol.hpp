@@ -77,6 +77,13 @@ protected:
     ~protocol_io() = default;
 };
 
+// Buffers larger than this are released once empty, so that a connection
+// that once moved a large message does not keep the memory while idle.
+inline constexpr std::size_t keep_capacity = 16 * 1024;
+inline void release_if_idle(std::vector<std::uint8_t>& v) {
+    if (v.empty() && v.capacity() > keep_capacity) std::vector<std::uint8_t>().swap(v);
+}
+
 class client_protocol {
 public:
     client_protocol(core::client_services& core, protocol_io& io, std::string remote);

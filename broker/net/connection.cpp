@@ -24,9 +24,6 @@ constexpr std::uint16_t linger_bytes = 60 * 1024;
 // progress beyond which the connection stops reading.
 constexpr std::size_t max_pending_replies = 256 * 1024;
 constexpr std::size_t read_chunk = 64 * 1024;
-// Buffers larger than this are released once empty, so that a connection
-// that once moved a large message does not keep the memory while idle.
-constexpr std::size_t keep_capacity = 16 * 1024;
 
 std::string endpoint_text(connection::socket_type& s) {
     boost::system::error_code ec;
@@ -248,7 +245,7 @@ void connection::flush() {
     out_.clear();
     protocol_.drain(out_, core::steady_clock::now());
     if (out_.empty()) {
-        if (out_.capacity() > keep_capacity) std::vector<std::uint8_t>().swap(out_);
+        release_if_idle(out_);
         if (close_when_flushed_) {
             if (linger_) start_linger();
             else close_now();
