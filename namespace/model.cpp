@@ -582,7 +582,7 @@ private:
 // fed are read now), stored in the cache when the topic is free or reaches
 // a class. `counters` (check only) receives the subtree's counters when the
 // reading came from or went into the cache.
-verdict run_check(const model::impl& m, topic_walk& walk, std::string_view payload, bool retain,
+verdict run_check(const model::impl& m, topic_walk& walk, std::optional<std::string_view> payload, bool retain,
                   model_stats::subtree_counters** counters) {
     verdict v;
     const std::string_view topic = walk.topic();
@@ -610,11 +610,11 @@ verdict run_check(const model::impl& m, topic_walk& walk, std::string_view paylo
         }
         apply(m, topic, fresh, v);
     }
-    if (v.result == outcome::pass) check_message(*v.klass, payload, retain, v);
+    if (v.result == outcome::pass && payload) check_message(*v.klass, *payload, retain, v);
     return v;
 }
 
-verdict run_check(const model::impl& m, std::string_view topic, std::string_view payload, bool retain,
+verdict run_check(const model::impl& m, std::string_view topic, std::optional<std::string_view> payload, bool retain,
                   model_stats::subtree_counters** counters) {
     topic_walk walk(m, topic);
     return run_check(m, walk, payload, retain, counters);
@@ -642,6 +642,8 @@ verdict model::check(std::string_view topic, std::string_view payload, bool reta
 verdict model::evaluate(std::string_view topic, std::string_view payload, bool retain) const {
     return run_check(*impl_, topic, payload, retain, nullptr);
 }
+
+verdict model::read(std::string_view topic) const { return run_check(*impl_, topic, std::nullopt, false, nullptr); }
 
 verdict model::check(topic_walk& walk, std::string_view payload, bool retain) const {
     model_stats::subtree_counters* counters = nullptr;

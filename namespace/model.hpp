@@ -195,6 +195,12 @@ public:
     [[nodiscard]] verdict check(std::string_view topic, std::string_view payload, bool retain) const;
     // The same without counting (explain, tests, dry runs).
     [[nodiscard]] verdict evaluate(std::string_view topic, std::string_view payload, bool retain) const;
+    // The topic's reading alone (levels, class, subpath, mode), through the
+    // same per-thread cache: no payload or retain rule is checked and
+    // nothing is counted. For the grants and bridges that ask "which levels
+    // and class is this topic?". A topic the model cannot read is a
+    // violation whose spans hold the levels read before the problem.
+    [[nodiscard]] verdict read(std::string_view topic) const;
     // The same for a topic walked level by level by the caller (see
     // topic_walk): the levels' rules come from the walk (or from the
     // per-thread cache when the walk found the topic there); levels the
