@@ -216,9 +216,10 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
 }
 
 // One `{deny|allow: VERB, on: FILTER}` rule: exactly one verdict, a valid
-// filter. Used by `access:` and by the grants of `roles:`.
+// filter. Used by `access:` and (with `where` and `class` as `extra` keys,
+// `on` then optional) by the grants of `roles:`.
 void read_rule(const reader& r, const value_ref& item, std::span<const std::string_view> verbs, bool& deny,
-               std::string& what, std::string& filter) {
+               std::string& what, std::string& filter, std::vector<reader::key> extra = {}) {
     int verdicts = 0;
     const auto verdict = [&](bool d) {
         return [&, d](const value_ref& x) {
@@ -227,7 +228,8 @@ void read_rule(const reader& r, const value_ref& item, std::span<const std::stri
             what = r.read_choice(x, verbs);
         };
     };
-    r.read_map(item, {
+    const bool filter_required = extra.empty();
+    std::vector<reader::key> keys{
         {"deny", verdict(true)},
         {"allow", verdict(false)},
         {"on",
@@ -237,8 +239,10 @@ void read_rule(const reader& r, const value_ref& item, std::span<const std::stri
                  r.fail(x, "not a valid MQTT topic filter: '" + filter +
                                "' ('+' and '#' must be whole levels, '#' only last)");
          },
-         true},
-    });
+         filter_required},
+    };
+    keys.insert(keys.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
+    r.read_map(item, keys);
     if (verdicts != 1) r.fail(item, "needs exactly one of 'deny' or 'allow'");
 }
 
@@ -266,7 +270,38 @@ void read_named_lists(const reader& r, const value_ref& v, std::string_view what
     });
 }
 
-// `roles:`: name -> list of grants.
+// A list or a single string (`class: oee`, `class: [telemetry, state]`).
+std::vector<std::string> read_names(const reader& r, const value_ref& v) {
+    std::vector<std::string> out;
+    if (!v.node.IsSequence()) {
+        out.push_back(r.read_nonempty_string(v));
+        return out;
+    }
+    r.read_list(v, [&](const value_ref& item, std::size_t) { out.push_back(r.read_nonempty_string(item)); });
+    if (out.empty()) r.fail(v, "needs at least one name");
+    return out;
+}
+
+// `where: {LEVEL: NAME or [NAMES]}`: names hold no '/', '+' or '#'.
+std::vector<auth::level_condition> read_where(const reader& r, const value_ref& v) {
+    if (!v.node.IsMap()) r.fail(v, "expected a map of model levels to names, got " + describe(v.node));
+    std::vector<auth::level_condition> out;
+    r.read_entries(v, [&](const std::string& level, const YAML::Mark& mark, const value_ref& names) {
+        if (level.empty()) r.fail(mark, v.path, "level names must be non-empty strings");
+        auth::level_condition c{level, read_names(r, names)};
+        for (const auto& n : c.names) {
+            if (n.find_first_of("/+#") != std::string::npos)
+                r.fail(names, "'" + n + "' is not a level name ('/', '+' and '#' cannot appear; '*' matches any run)");
+        }
+        out.push_back(std::move(c));
+    });
+    if (out.empty()) r.fail(v, "needs at least one level");
+    return out;
+}
+
+// `roles:`: name -> list of grants. Level and class names are checked
+// against the model when the policy is built (core::security), which
+// reports them at `grant::at`.
 void read_roles(const reader& r, const value_ref& v, config& cfg) {
     static constexpr std::array<std::string_view, 4> verbs{"subscribe", "publish", "command", "admin"};
     read_named_lists(r, v, "role names to lists of grants", [&](const std::string& name, const value_ref& list) {
@@ -274,11 +309,19 @@ void read_roles(const reader& r, const value_ref& v, config& cfg) {
         r.read_list(list, [&](const value_ref& item, std::size_t) {
             auth::grant g;
             std::string what;
-            read_rule(r, item, verbs, g.deny, what, g.filter);
+            read_rule(r, item, verbs, g.deny, what, g.filter,
+                      {{"where", [&](const value_ref& x) { g.where = read_where(r, x); }},
+                       {"class", [&](const value_ref& x) { g.classes = read_names(r, x); }}});
+            if (g.filter.empty() && g.where.empty() && g.classes.empty())
+                r.fail(item, "needs 'on' (a topic filter), 'where' (model levels) or 'class' (model classes)");
             g.what = what == "subscribe" ? auth::verb::subscribe
                      : what == "publish" ? auth::verb::publish
                      : what == "command" ? auth::verb::command
                                          : auth::verb::admin;
+            if (g.what == auth::verb::admin && (!g.where.empty() || !g.classes.empty()))
+                r.fail(item, "an admin grant names admin API resources ('on'), not model levels or classes");
+            g.at = r.where(item.mark, item.path);
+            while (g.at.ends_with(' ') || g.at.ends_with(':')) g.at.pop_back();
             grants.push_back(std::move(g));
         });
     });

@@ -768,6 +768,9 @@ std::string model::quarantine_envelope(std::string_view topic, std::string_view 
 
 const std::vector<level_rule_info>& model::levels() const noexcept { return impl_->level_infos; }
 const std::vector<data_class>& model::classes() const noexcept { return impl_->classes; }
+bool model::level_accepts(std::size_t index, std::string_view name) const noexcept {
+    return index < impl_->levels.size() && impl_->levels[index].accepts(name);
+}
 const data_class* model::find_class(std::string_view name) const noexcept {
     const auto it = impl_->class_index.find(name);
     return it == impl_->class_index.end() ? nullptr : &impl_->classes[it->second];

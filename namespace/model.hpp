@@ -251,6 +251,9 @@ public:
 
     [[nodiscard]] const std::vector<level_rule_info>& levels() const noexcept;
     [[nodiscard]] const std::vector<data_class>& classes() const noexcept;
+    // Whether level `index` (into levels()) accepts `name` by its names,
+    // pattern or `any`. False for an empty name or an index out of range.
+    [[nodiscard]] bool level_accepts(std::size_t index, std::string_view name) const noexcept;
     [[nodiscard]] const data_class* find_class(std::string_view name) const noexcept;
     [[nodiscard]] const std::vector<std::string>& free_filters() const noexcept;
     [[nodiscard]] const std::vector<mode_override>& overrides() const noexcept;

@@ -37,7 +37,7 @@ std::string size_syntax() {
     return "expected a size: an integer, optionally followed by B, KiB, MiB, GiB, KB, MB or GB";
 }
 
-std::string unknown_key_message(const std::string& name, std::initializer_list<reader::key> keys) {
+std::string unknown_key_message(const std::string& name, std::span<const reader::key> keys) {
     std::string out = "unknown key '" + name + "'";
     std::vector<std::string_view> names;
     for (const reader::key& k : keys) names.push_back(k.name);
@@ -168,7 +168,7 @@ void reader::count(const value_ref& v) const {
                     " values in one document (YAML aliases that repeat a large part of it?)");
 }
 
-void reader::read_map(const value_ref& v, std::initializer_list<key> keys) const {
+void reader::read_map(const value_ref& v, std::span<const key> keys) const {
     if (v.node.IsNull()) {
         for (const key& k : keys)
             if (k.required) fail(v, "missing required key '" + std::string(k.name) + "'");

@@ -108,7 +108,10 @@ public:
     // mean"), duplicate keys and missing required keys fail. An empty value
     // means "all defaults" (a section written as `limits:` with nothing
     // under it).
-    void read_map(const value_ref& v, std::initializer_list<key> keys) const;
+    void read_map(const value_ref& v, std::initializer_list<key> keys) const {
+        read_map(v, std::span<const key>(keys.begin(), keys.size()));
+    }
+    void read_map(const value_ref& v, std::span<const key> keys) const;
 
     // A map whose keys are data (class names, filters, role names): each
     // entry with its key and the key's mark. Duplicate keys fail; an empty

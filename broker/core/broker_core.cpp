@@ -156,9 +156,64 @@ const ns::model* broker_core::model() const {
 }
 
 void broker_core::set_model(std::shared_ptr<const ns::model> m) {
-    std::lock_guard lock(model_mutex_);
-    model_ = std::move(m);
-    model_generation_.store(++model_generations, std::memory_order_release);
+    security_->bind(nullptr, m);
+    {
+        std::lock_guard lock(model_mutex_);
+        model_ = std::move(m);
+        model_generation_.store(++model_generations, std::memory_order_release);
+    }
+    apply_grants();
+}
+
+std::size_t broker_core::apply_grants() {
+    const auto policy = security_->policy();
+    std::vector<session_ptr> all;
+    {
+        std::lock_guard lock(registry_mutex_);
+        all.reserve(sessions_.size());
+        for (const auto& [id, s] : sessions_) all.push_back(s);
+    }
+    std::size_t revoked = 0;
+    for (const auto& s : all) {
+        const std::string identity = s->identity();
+        auto g = policy->compile(identity, s->client_id());
+        s->set_identity(identity, g);
+        if (auto owner = s->owner()) owner->regrant(g);
+        if (s->client_id().starts_with(own_client_prefix)) continue;  // configured, not granted
+        for (auto [filter, entry] : s->subscriptions()) {
+            ns::shared_filter shared;
+            const bool is_shared = ns::parse_shared(filter, shared) == ns::share_parse::shared;
+            const std::string_view plain = is_shared ? shared.filter : std::string_view(filter);
+            const auto v = g ? g->may_subscribe(plain) : auth::subscribe_verdict::full;
+            const bool filtered = v == auth::subscribe_verdict::checked ||
+                                  (v == auth::subscribe_verdict::partial && security_->filter_wide_subscriptions());
+            const bool keep = v == auth::subscribe_verdict::full || filtered;
+            if (keep && filtered == entry.filtered) continue;
+            if (!keep) {
+                if (is_shared) router_.unsubscribe_shared(s.get(), shared.group, shared.filter);
+                else router_.unsubscribe(s.get(), filter);
+                s->forget_subscription(filter);
+                ++revoked;
+                spdlog::info("client '{}' ({}): subscription '{}' revoked: the new grants do not allow it",
+                             s->client_id(), identity.empty() ? "anonymous" : identity, filter);
+                audit({.action = "subscribe",
+                       .outcome = "revoked",
+                       .identity = identity,
+                       .roles = g ? &g->roles() : nullptr,
+                       .client_id = s->client_id(),
+                       .address = {},
+                       .peer = {},
+                       .topic = filter,
+                       .reason = "roles or model reloaded: no longer granted"});
+                continue;
+            }
+            entry.filtered = filtered;
+            if (is_shared) router_.subscribe_shared(s.get(), shared.group, shared.filter, entry);
+            else router_.subscribe(s.get(), filter, entry);
+            s->remember_subscription(filter, entry);
+        }
+    }
+    return revoked;
 }
 
 namespace {
@@ -197,7 +252,7 @@ bool model_command(const ns::model& m, std::string_view topic) {
 }  // namespace
 
 bool broker_core::is_command(std::string_view topic) const {
-    if (security_->policy().is_command_subtree(topic)) return true;
+    if (security_->is_command_subtree(topic)) return true;
     const ns::model* m = model();
     return m != nullptr && model_command(*m, topic);
 }
@@ -223,30 +278,57 @@ admission broker_core::admit_will(const publisher& who, message_ptr& m) {
     return core::admit_will(*this, who, m);
 }
 
-bool broker_core::reload_model() {
-    const std::string& path = cfg_.namespace_model;
-    if (path.empty()) {
-        spdlog::warn("reload: no namespace model configured (namespace.model); nothing to reload");
-        return false;
+bool broker_core::reload_model_and_roles() {
+    std::optional<auth::policy_config> roles;
+    if (!cfg_.source_file.empty()) {
+        try {
+            roles = load_config(cfg_.source_file).policy;
+        } catch (const std::exception& e) {
+            // config_error, or anything a library threw while reading
+            spdlog::error("roles not reloaded, the old ones stay: {}", e.what());
+        }
     }
-    std::shared_ptr<ns::model_stats> stats;
     std::shared_ptr<const ns::model> loaded;
-    {
+    const std::string& path = cfg_.namespace_model;
+    if (!path.empty()) {
+        std::shared_ptr<ns::model_stats> stats;
+        {
+            std::lock_guard lock(model_mutex_);
+            if (model_) stats = model_->shared_stats();
+        }
+        try {
+            loaded = ns::model::load(path, std::move(stats));
+            for (const auto& w : loaded->warnings()) spdlog::warn("namespace model: {}", w);
+        } catch (const std::exception& e) {
+            // model_error, or anything else a library threw while loading
+            spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
+        }
+    }
+    if (!roles && !loaded) return false;
+    std::shared_ptr<const ns::model> model = loaded;
+    if (!model) {
         std::lock_guard lock(model_mutex_);
-        if (model_) stats = model_->shared_stats();
+        model = model_;
     }
     try {
-        auto m = ns::model::load(path, std::move(stats));
-        for (const auto& w : m->warnings()) spdlog::warn("namespace model: {}", w);
-        loaded = m;
-        set_model(std::move(m));
+        security_->bind(roles ? &*roles : nullptr, model);
     } catch (const std::exception& e) {
-        // model_error, or anything else a library threw while loading
-        spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
+        spdlog::error("{} not reloaded: {}", loaded ? (roles ? "namespace model and roles" : "namespace model") : "roles",
+                      e.what());
         return false;
     }
-    spdlog::info("namespace model reloaded from {}", path);
-    recheck_retained(*loaded, "reload");
+    if (loaded) {
+        {
+            std::lock_guard lock(model_mutex_);
+            model_ = loaded;
+            model_generation_.store(++model_generations, std::memory_order_release);
+        }
+        spdlog::info("namespace model reloaded from {}", path);
+        recheck_retained(*loaded, "reload");
+    }
+    const std::size_t revoked = apply_grants();
+    if (roles)
+        spdlog::info("roles and users reloaded from {} ({} subscription(s) revoked)", cfg_.source_file, revoked);
     return true;
 }
 

@@ -94,13 +94,26 @@ public:
     [[nodiscard]] bool open_to_publishers(std::string_view topic) const { return open_to_publishers(topic, model()); }
     // The same under `model`, the model() the caller already holds.
     [[nodiscard]] bool open_to_publishers(std::string_view topic, const ns::model* model) const;
-    // Installs a model (null: none). Any thread.
+    // Installs a model (null: none) and compiles the roles against it
+    // (grants naming levels and classes). Throws config_error, installing
+    // nothing, when a grant names a level or class the model lacks. Live
+    // sessions get grants under the new model (apply_grants). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
-    // SIGHUP: loads cfg().namespace_model again. On success swaps it in
-    // (keeping the counters), logs "namespace model reloaded" and re-checks
-    // the retained messages (recheck_retained); on model_error logs it and
-    // keeps the old model. Returns whether swapped.
-    bool reload_model();
+    // SIGHUP: loads cfg().namespace_model again, and `roles:` and `users:`
+    // from the config file, and puts in force together what loaded (a
+    // model whose level names changed can come with roles that use the new
+    // names). A part that does not load is logged and the old one stays;
+    // when the roles do not fit the model, neither changes. A new model
+    // keeps the counters, logs "namespace model reloaded" and re-checks the
+    // retained messages (recheck_retained); new or old, the sessions get
+    // their grants again (apply_grants). Returns whether anything changed.
+    bool reload_model_and_roles();
+    // Gives every session (live or offline) and its owner the grants of
+    // its identity under the roles in force: a subscription the new grants
+    // refuse is removed (audited "subscribe revoked"), one they narrow is
+    // filtered per message from now on. Returns how many subscriptions
+    // were revoked.
+    std::size_t apply_grants();
     // Applies `m` to every stored retained message (not '$' topics): what it
     // refuses is removed (reject), moved to the dead-letter tree
     // (quarantine) or kept (warn), and counted; one log line "namespace

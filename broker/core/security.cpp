@@ -31,24 +31,41 @@ auth::fair_queue::options check_options(const config& cfg) {
     return {.threads = threads, .per_key = p.per_address};
 }
 
-auth::policy make_policy(const config& cfg) {
+std::shared_ptr<const auth::policy> make_policy(const std::string& source, auth::policy_config roles,
+                                                std::shared_ptr<const ns::model> model) {
     try {
-        return auth::policy(cfg.policy);
+        return std::make_shared<const auth::policy>(std::move(roles), std::move(model));
     } catch (const auth::policy_error& e) {
-        throw config_error(cfg.source_file + ": " + e.what());
+        // Grants carry "file:line: path"; users' errors do not.
+        const std::string what = e.what();
+        throw config_error(what.starts_with(source) ? what : source + ": " + what);
     }
+}
+
+bool names_model(const auth::policy_config& roles) {
+    for (const auto& [name, grants] : roles.roles)
+        for (const auto& g : grants)
+            if (!g.where.empty() || !g.classes.empty()) return true;
+    return false;
 }
 
 }  // namespace
 
 security::security(const config& cfg)
-    : policy_(make_policy(cfg)),
+    : source_(cfg.source_file),
+      command_subtrees_(auth::policy_config{.roles = {}, .users = {}, .command_subtrees = cfg.policy.command_subtrees}),
       logins_(cfg.auth.login_backoff),
       allow_anonymous_(cfg.allow_anonymous),
       anonymous_loopback_only_(cfg.anonymous_loopback_only),
       filter_wide_(cfg.auth.filter_wide_subscriptions),
       cache_key_(auth::random_bytes(32)),
       checks_(check_options(cfg)) {
+    if (names_model(cfg.policy) && cfg.namespace_model.empty())
+        throw config_error(source_ + ": roles: grants with 'where' or 'class' name the namespace model's levels "
+                           "and classes; configure one (namespace.model)");
+    // Grants naming the model wait for it (bind_model); the others work now.
+    if (!names_model(cfg.policy)) policy_ = make_policy(source_, cfg.policy, nullptr);
+    else pending_roles_ = cfg.policy;
     password_path_ = cfg.auth.password_file;
     if (!password_path_.empty()) {
         try {
@@ -70,6 +87,34 @@ security::security(const config& cfg)
 }
 
 security::~security() { stop(); }
+
+std::shared_ptr<const auth::policy> security::policy() const {
+    std::lock_guard lock(policy_mutex_);
+    if (policy_) return policy_;
+    // Roles that wait for the model grant nothing until it is bound.
+    static const auto nothing = std::make_shared<const auth::policy>(auth::policy_config{.roles = {{"", {}}}, .users = {}, .command_subtrees = {}});
+    return nothing;
+}
+
+bool security::roles_active() const { return policy()->active(); }
+
+bool security::is_command_subtree(std::string_view topic) const noexcept {
+    return command_subtrees_.is_command_subtree(topic);
+}
+
+void security::bind(const auth::policy_config* roles, std::shared_ptr<const ns::model> model) {
+    auth::policy_config next;
+    if (roles != nullptr) {
+        next = *roles;
+        next.command_subtrees = command_subtrees_.config().command_subtrees;
+    } else {
+        std::lock_guard lock(policy_mutex_);
+        next = policy_ ? policy_->config() : pending_roles_;
+    }
+    auto p = make_policy(source_, std::move(next), model);
+    std::lock_guard lock(policy_mutex_);
+    policy_ = std::move(p);
+}
 
 bool security::anonymous_allowed(bool loopback_listener) const noexcept {
     return allow_anonymous_ && (!anonymous_loopback_only_ || loopback_listener);

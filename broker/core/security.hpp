@@ -20,8 +20,11 @@
 // only the same password matches it, and a different one (right or wrong)
 // takes the queue and the full hash. Failed attempts are never remembered.
 //
-// SIGHUP reloads the password file (reload_passwords()): a file that does
-// not load is logged and the old one stays. Roles are read at start-up only.
+// SIGHUP reloads the password file (reload_passwords()) and the roles and
+// users (set_policy()): a file that does not load is logged and the old one
+// stays. Grants that name model levels or classes are compiled against the
+// model (bind_model()) at start and whenever the model is reloaded.
+// auth.command_subtrees are read at start-up only.
 //
 // Thread-safety: every member may be called from any thread (the pieces
 // are immutable or synchronise themselves). stop() before the io_contexts
@@ -35,6 +38,7 @@
 #include "auth/password_file.hpp"
 #include "auth/policy.hpp"
 #include "broker/config.hpp"
+#include "namespace/model.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -52,7 +56,18 @@ public:
     explicit security(const config& cfg);
     ~security();
 
-    [[nodiscard]] const auth::policy& policy() const noexcept { return policy_; }
+    // The roles in force; compile() grants from it. Replaced by reloads:
+    // hold the pointer only as long as the call that uses it.
+    [[nodiscard]] std::shared_ptr<const auth::policy> policy() const;
+    [[nodiscard]] bool roles_active() const;
+    // auth.command_subtrees (from start-up; no lock).
+    [[nodiscard]] bool is_command_subtree(std::string_view topic) const noexcept;
+    // Compiles `roles` (null: the roles in force; from a reloaded config:
+    // its roles and users) against `model` (null: none) and makes the
+    // result the policy in force. Throws config_error, naming the grant,
+    // when a grant names a level or class the model lacks; then nothing
+    // changes.
+    void bind(const auth::policy_config* roles, std::shared_ptr<const ns::model> model);
     // The current password file; null when none is configured.
     [[nodiscard]] std::shared_ptr<const auth::password_file> passwords() const;
     // Loads the password file again; on success swaps it in and forgets the
@@ -95,7 +110,11 @@ private:
     // `password` is the one `user` last logged in with (constant time).
     [[nodiscard]] bool remembered(const std::string& user, const std::string& password);
 
-    auth::policy policy_;
+    std::string source_;  // the config file, for messages
+    auth::policy command_subtrees_;  // only its command subtrees are used
+    mutable std::mutex policy_mutex_;
+    std::shared_ptr<const auth::policy> policy_;       // guarded by policy_mutex_
+    auth::policy_config pending_roles_;  // roles naming the model, until bind_model()
     std::string password_path_;
     mutable std::mutex passwords_mutex_;
     std::shared_ptr<const auth::password_file> passwords_;  // guarded by passwords_mutex_

@@ -47,6 +47,11 @@ class broker_core;
 
 using subscription_ids = boost::container::small_vector<std::uint32_t, 2>;
 
+// Client ids of the broker's own sessions (a bridge's outbox, an OPC UA
+// source's inbox): no client may use them, and their subscriptions come
+// from the config, not from grants.
+inline constexpr std::string_view own_client_prefix = "$bridge/";
+
 // What the subscription trie stores per subscription.
 struct subscription_entry {
     mqtt::subscribe_options options;

@@ -7,6 +7,11 @@
 #include "broker/codec/packet.hpp"
 
 #include <cstdint>
+#include <memory>
+
+namespace strata::auth {
+class grants;
+}
 
 namespace strata::broker::core {
 
@@ -17,6 +22,9 @@ public:
     // Any thread: close with `code` unless `generation` says the owner was
     // already replaced (0: unconditionally). A bridge reconnects its link.
     virtual void kick(mqtt::reason_code code, std::uint64_t generation = 0) = 0;
+    // Any thread: the roles or the model were reloaded; what the owner
+    // publishes from now on is checked against `g` (null: no roles).
+    virtual void regrant(std::shared_ptr<const auth::grants> g) = 0;
 
 protected:
     ~session_owner() = default;

@@ -71,6 +71,8 @@ public:
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
+    // session_owner, any thread: the identity's grants after a reload.
+    void regrant(std::shared_ptr<const auth::grants> g) override;
 
 protected:
     // `client_id` is the source's session's (bridge_client_id). The
@@ -101,8 +103,10 @@ private:
     const std::string name_;
     const std::string identity_;
     const std::string client_id_;
-    const std::shared_ptr<const auth::grants> grants_;  // of identity_; null: no roles configured
+    [[nodiscard]] std::shared_ptr<const auth::grants> grants() const;
+
     mutable std::mutex mutex_;
+    std::shared_ptr<const auth::grants> grants_;  // of identity_; null: no roles configured; guarded by mutex_
     std::string last_error_;  // guarded by mutex_
 };
 

@@ -112,6 +112,10 @@ public:
     void drain(std::vector<std::uint8_t>& out, time_point now);
     // On this client's thread, for the session owner's kick().
     void kick(mqtt::reason_code code, std::uint64_t generation);
+    // On this client's thread, for the session owner's regrant(): the
+    // grants its next publishes and subscriptions are checked against
+    // (remembered decisions are forgotten).
+    void regrant(std::shared_ptr<const auth::grants> g);
     // An exception from handling this client's input: it is closed.
     void internal_error(const std::exception& e);
     // The connection is going away (closed or lingering): the session and

@@ -240,6 +240,13 @@ void connection::kick(mqtt::reason_code code, std::uint64_t generation) {
     });
 }
 
+void connection::regrant(std::shared_ptr<const auth::grants> g) {
+    asio::post(executor_, [self = shared_from_this(), g = std::move(g)]() mutable {
+        if (self->ended()) return;
+        self->protocol_.regrant(std::move(g));
+    });
+}
+
 void connection::flush() {
     if (writing_ || batching_ || ended()) return;
     out_.clear();

@@ -67,6 +67,8 @@ public:
     // DISCONNECT with it first), unless `generation` says it was already
     // replaced. generation 0 means unconditionally.
     void kick(mqtt::reason_code code, std::uint64_t generation = 0) override;
+    // Any thread: new grants for the client's publishes (on its thread).
+    void regrant(std::shared_ptr<const auth::grants> g) override;
 
     [[nodiscard]] executor_type executor() const override { return executor_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return protocol_.client_id(); }

@@ -302,7 +302,7 @@ bool client_protocol::take_will(mqtt::connect& c, core::message_ptr& will, std::
             return false;
         }
     }
-    grants_ = sec.policy().compile(identity_, client_id_);
+    grants_ = sec.policy()->compile(identity_, client_id_);
     return !will || check_will(will);
 }
 
@@ -318,7 +318,7 @@ bool client_protocol::open_session(mqtt::connect& c, std::uint32_t expiry, core:
     if (core_.cfg().auth.takeover == auth_config::takeover_policy::same_identity) {
         who.on_other = core::other_identity::refuse;
     } else {
-        who.on_other = core_.security().policy().active() ? core::other_identity::start_clean
+        who.on_other = core_.security().roles_active() ? core::other_identity::start_clean
                                                           : core::other_identity::resume;
     }
     opened = core_.open_session(client_id_, c.clean_start, io_.shared_owner(), &who);

@@ -16,6 +16,12 @@
 #include <spdlog/spdlog.h>
 
 namespace strata::broker::net {
+
+void client_protocol::regrant(std::shared_ptr<const auth::grants> g) {
+    if (!grants_ && !g) return;
+    grants_ = std::move(g);
+    extras().grant_decisions.decisions.clear();
+}
 core::publisher client_protocol::as_publisher() {
     core::publisher who;
     who.grants = grants_.get();

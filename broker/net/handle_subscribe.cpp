@@ -78,7 +78,8 @@ void client_protocol::handle_subscribe(mqtt::subscribe& s) {
         bool filtered = false;
         if (grants_) {
             const auto verdict = grants_->may_subscribe(filter);
-            filtered = verdict == auth::subscribe_verdict::partial && core_.security().filter_wide_subscriptions();
+            filtered = verdict == auth::subscribe_verdict::checked ||
+                       (verdict == auth::subscribe_verdict::partial && core_.security().filter_wide_subscriptions());
             if (verdict == auth::subscribe_verdict::refused || (verdict == auth::subscribe_verdict::partial && !filtered)) {
                 spdlog::debug("{} '{}': subscription to '{}' not granted", remote_, client_id_, req.filter);
                 audit("subscribe", "refused", req.filter, "not authorized");

@@ -387,7 +387,7 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
     }
     sec.logins().succeeded(who.address);
     std::string resource(path_of(req).substr(1));  // "api/v1/sessions"
-    const auto grants = sec.policy().compile(user, "");
+    const auto grants = sec.policy()->compile(user, "");
     if (grants == nullptr || !grants->may_admin(resource)) {
         spdlog::info("admin API refused to '{}' on listener '{}': no admin grant for {}", user, l.name, resource);
         refuse("refused", "no admin grant");

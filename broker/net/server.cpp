@@ -131,7 +131,7 @@ void server::reload() {
             spdlog::error("reload: {} failed, the previous one stays: {}", what, e.what());
         }
     };
-    if (!core_.cfg().namespace_model.empty()) step("namespace model", [&] { core_.reload_model(); });
+    step("namespace model and roles", [&] { core_.reload_model_and_roles(); });
     step("password file", [&] { core_.security().reload_passwords(); });
     step("TLS certificates", [&] { reload_tls(); });
 }

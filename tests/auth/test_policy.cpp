@@ -6,8 +6,8 @@ using namespace strata::auth;
 
 namespace {
 
-grant allow(verb v, std::string f) { return grant{false, v, std::move(f)}; }
-grant deny(verb v, std::string f) { return grant{true, v, std::move(f)}; }
+grant allow(verb v, std::string f) { return grant{.deny = false, .what = v, .filter = std::move(f)}; }
+grant deny(verb v, std::string f) { return grant{.deny = true, .what = v, .filter = std::move(f)}; }
 
 policy_config example() {
     policy_config c;

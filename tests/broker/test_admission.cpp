@@ -59,11 +59,11 @@ TEST_CASE("admission: where nobody but the broker may publish", "[admission]") {
 
 TEST_CASE("admission: the grants come before the rate and the model", "[admission]") {
     config cfg = plain();
-    cfg.policy.roles["line2"] = {{false, strata::auth::verb::publish, press + "/#"}};
+    cfg.policy.roles["line2"] = {{.deny = false, .what = strata::auth::verb::publish, .filter = press + "/#"}};
     cfg.policy.users["olga"] = {"line2"};
     broker_core core(cfg);
     use_acme(core);
-    const auto grants = core.security().policy().compile("olga", "olga-1");
+    const auto grants = core.security().policy()->compile("olga", "olga-1");
     REQUIRE(grants);
     strata::auth::identity_limits limits;
     limits.publish_rate = 1;  // one message, then the bucket is empty

@@ -25,9 +25,9 @@ config with_roles() {
     config c;
     c.persistence.enabled = false;
     // may publish in Leipzig, holds no command grant
-    c.policy.roles["integrator"] = {{false, strata::auth::verb::publish, "acme/leipzig/#"}};
-    c.policy.roles["commander"] = {{false, strata::auth::verb::publish, "acme/leipzig/#"},
-                                   {false, strata::auth::verb::command, "acme/leipzig/#"}};
+    c.policy.roles["integrator"] = {{.deny = false, .what = strata::auth::verb::publish, .filter = "acme/leipzig/#"}};
+    c.policy.roles["commander"] = {{.deny = false, .what = strata::auth::verb::publish, .filter = "acme/leipzig/#"},
+                                   {.deny = false, .what = strata::auth::verb::command, .filter = "acme/leipzig/#"}};
     c.policy.users["bridge-in"] = {"integrator"};
     c.policy.users["opcua-in"] = {"commander"};
     return c;
@@ -71,8 +71,8 @@ TEST_CASE("commands: the model's command classes, also where a topic does not fi
 TEST_CASE("commands: admission needs the command grant in warn mode too", "[commands]") {
     broker_core core{with_roles()};
     core.set_model(strata::ns::model::load(STRATA_SOURCE_DIR "/deploy/namespace/acme.yaml"));
-    const auto bridge = core.security().policy().compile("bridge-in", "$bridge/up");
-    const auto opcua = core.security().policy().compile("opcua-in", "opcua-in");
+    const auto bridge = core.security().policy()->compile("bridge-in", "$bridge/up");
+    const auto opcua = core.security().policy()->compile("opcua-in", "opcua-in");
     REQUIRE(bridge);
     REQUIRE(opcua);
     using outcome = admission::outcome;

@@ -57,6 +57,7 @@ public:
     // session_owner
     void notify() override { ++notified; }
     void kick(reason_code code, std::uint64_t generation) override { kicked.emplace_back(code, generation); }
+    void regrant(std::shared_ptr<const strata::auth::grants>) override {}
 
     boost::asio::io_context& ctx_;
     net::client_protocol protocol;

@@ -19,6 +19,7 @@ struct owner final : session_owner {
     int notified = 0;
     void notify() override { ++notified; }
     void kick(mqtt::reason_code, std::uint64_t) override {}
+    void regrant(std::shared_ptr<const auth::grants>) override {}
 };
 
 inline message_ptr make_message(const std::string& topic, const std::string& payload, bool retain = false,

@@ -516,10 +516,11 @@ struct environment {
         base.policy.roles["engineer"].push_back({false, verb::command, "plc-write/#"});
         base.policy.users["anonymous"] = {"guest"};
         base.policy.users["nobody"] = {};
-        policy_with_roles = sa::policy(base.policy);
 
         // The model as shipped (reject) and its other enforcement modes.
         models[1] = strata::ns::model::load((ns_dir / "acme.yaml").string());
+        // The roles name the model's levels and classes: the same in every mode.
+        policy_with_roles = sa::policy(base.policy, models[1]);
         std::ifstream in(ns_dir / "acme.yaml");
         std::stringstream text;
         text << in.rdbuf();
@@ -613,7 +614,10 @@ public:
             cfg.access.push_back({true, sb::access_rule::action::publish, "acme/leipzig/#"});
         }
         core_ = std::make_unique<sb::core::broker_core>(std::move(cfg));
-        core_->set_model(env_.models[(variant >> 5) & 3]);
+        // Roles that name levels and classes need a model: with them, "none" is the shipped one.
+        std::size_t model = (variant >> 5) & 3;
+        if (roles_ && model == 0) model = 1;
+        core_->set_model(env_.models[model]);
         core_->counters().bind_thread(0);
         acceptor_.open(asio::ip::tcp::v4());
         acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});

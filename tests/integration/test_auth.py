@@ -73,7 +73,8 @@ def example_overrides(tmp_path, **auth):
     # PyYAML reads the key `on` as YAML 1.1's boolean true (yaml-cpp, like YAML 1.2, as a string).
     for grants in ex["roles"].values():
         for g in grants:
-            g["on"] = g.pop(True)
+            if True in g:
+                g["on"] = g.pop(True)
     a = dict(ex["auth"])
     a["password_file"] = str(make_passwd(tmp_path))
     a.update(auth)
@@ -487,7 +488,7 @@ def test_publish_rate_and_bytes_limits(start, tmp_path, raw_clients):
 def test_subscription_limit_per_client(start, tmp_path, raw_clients):
     b = start(example_overrides(tmp_path, limits={"subscriptions": 2}))
     erik = login(raw_clients, b, "erik")
-    assert erik.subscribe([("acme/dresden/a", 0), ("acme/dresden/b", 0), ("acme/dresden/c", 0)]).reasons == \
+    assert erik.subscribe([(LINE1 + "/#", 0), (LINE2 + "/#", 0), ("acme/dresden/assembly/#", 0)]).reasons == \
         [0, 0, 0x97]
 
 
