@@ -39,6 +39,9 @@ std::string format_audit_line(const audit_event& e, std::chrono::system_clock::t
     j["roles"] = e.roles != nullptr ? nlohmann::ordered_json(*e.roles) : nlohmann::ordered_json::array();
     j["client_id"] = clip_field(e.client_id, max_field);
     j["address"] = e.address;
+    if (!e.origin_identity.empty() || !e.origin_broker.empty())
+        j["origin"] = {{"identity", clip_field(e.origin_identity, max_field)},
+                       {"broker", clip_field(e.origin_broker, max_field)}};
     j["action"] = e.action;
     if (!e.topic.empty()) j["topic"] = clip_field(e.topic, max_field);
     j["outcome"] = e.outcome;

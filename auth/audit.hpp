@@ -60,6 +60,10 @@ struct audit_event {
     std::string_view topic;     // empty: none
     std::string_view reason;    // empty: none
     std::uint64_t suppressed = 0;  // a summary line: the lines it stands for (0: not a summary)
+    // A command that came over a bridge: who sent it at the broker it came
+    // from, and that broker's id (empty: none).
+    std::string_view origin_identity{};
+    std::string_view origin_broker{};
 };
 
 inline constexpr std::size_t default_max_field_bytes = 256;

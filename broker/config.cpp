@@ -453,14 +453,26 @@ void read_remote(const reader& r, const value_ref& v, bridge_config& b) {
                       "')");
 }
 
+// A rule names filters (`local`, `remote`), model classes (`class`), or
+// both; with classes only, the filters are "#" on both sides. Class names
+// are checked against the model when the model is installed
+// (hosts::check_bridge_classes), which reports them at `bridge_route::at`.
 void read_routes(const reader& r, const value_ref& v, std::vector<bridge_route>& out) {
     r.read_list(v, [&](const value_ref& item, std::size_t) {
         bridge_route route;
         r.read_map(item, {
-            {"local", [&](const value_ref& x) { route.local = r.read_nonempty_string(x); }, true},
-            {"remote", [&](const value_ref& x) { route.remote = r.read_nonempty_string(x); }, true},
+            {"local", [&](const value_ref& x) { route.local = r.read_nonempty_string(x); }},
+            {"remote", [&](const value_ref& x) { route.remote = r.read_nonempty_string(x); }},
+            {"class", [&](const value_ref& x) { route.classes = read_names(r, x); }},
             {"qos", [&](const value_ref& x) { route.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
         });
+        if (route.classes.empty() && (route.local.empty() || route.remote.empty()))
+            r.fail(item, "needs 'local' and 'remote' (topic filters), or 'class' (model classes)");
+        if (route.local.empty() != route.remote.empty())
+            r.fail(item, "'local' and 'remote' go together (the same wildcard levels on both brokers)");
+        if (route.local.empty()) route.local = route.remote = "#";
+        route.at = r.where(item.mark, item.path);
+        while (route.at.ends_with(' ') || route.at.ends_with(':')) route.at.pop_back();
         try {
             const bridges::mqtt::topic_map check(route.local, route.remote);
         } catch (const std::invalid_argument& e) {

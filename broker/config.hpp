@@ -149,7 +149,12 @@ struct persistence_config {
 struct bridge_route {
     std::string local;   // topic filter on this broker
     std::string remote;  // the same wildcard levels on the remote broker
+    // Model classes (`class:`): only topics of these classes within the
+    // filters, as this broker's model reads them (optional levels present
+    // or not). Empty: every topic of the filters.
+    std::vector<std::string> classes;
     std::uint8_t qos = 1;
+    std::string at;      // "file:line: bridges[i].forward[j]", for errors about classes
 };
 
 struct bridge_config {

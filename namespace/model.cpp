@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <set>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -771,6 +772,40 @@ const std::vector<data_class>& model::classes() const noexcept { return impl_->c
 bool model::level_accepts(std::size_t index, std::string_view name) const noexcept {
     return index < impl_->levels.size() && impl_->levels[index].accepts(name);
 }
+std::vector<std::string> model::class_filters(std::string_view klass) const {
+    const data_class* c = find_class(klass);
+    if (c == nullptr) return {};
+    const auto& levels = impl_->level_infos;
+    const auto literal = [](const level_rule_info& l) {
+        return !l.any && l.pattern.empty() && l.names.size() == 1 ? std::string_view(l.names.front())
+                                                                  : std::string_view("+");
+    };
+    std::set<std::string> out;
+    for (const std::size_t last : c->under) {
+        // The optional levels before `last` (which is present: the class follows it).
+        std::vector<std::size_t> optional;
+        for (std::size_t i = 0; i < last; ++i)
+            if (levels[i].optional) optional.push_back(i);
+        // At most max_levels optional levels: 2^16 ways at worst; the
+        // filters differ only where a skipped level is written out.
+        for (std::uint32_t present = 0; present < (1u << optional.size()); ++present) {
+            std::string f;
+            std::size_t next_optional = 0;
+            for (std::size_t i = 0; i <= last; ++i) {
+                if (next_optional < optional.size() && optional[next_optional] == i) {
+                    if ((present & (1u << next_optional++)) == 0) continue;
+                }
+                f += literal(levels[i]);
+                f += '/';
+            }
+            f += c->name;
+            f += "/#";
+            out.insert(std::move(f));
+        }
+    }
+    return {out.begin(), out.end()};
+}
+
 const data_class* model::find_class(std::string_view name) const noexcept {
     const auto it = impl_->class_index.find(name);
     return it == impl_->class_index.end() ? nullptr : &impl_->classes[it->second];

@@ -255,6 +255,13 @@ public:
     // pattern or `any`. False for an empty name or an index out of range.
     [[nodiscard]] bool level_accepts(std::size_t index, std::string_view name) const noexcept;
     [[nodiscard]] const data_class* find_class(std::string_view name) const noexcept;
+    // Topic filters that together match every topic of class `klass` (one
+    // per way the levels before it may be present: optional levels present
+    // or skipped), e.g. "acme/+/+/+/+/cmd/#" and "acme/+/+/+/+/+/cmd/#". A
+    // level with a single name and no pattern is written out, the others are
+    // '+'. They may match topics of other classes too (a filter does not know
+    // patterns): read the topic to be exact. Empty for an unknown class.
+    [[nodiscard]] std::vector<std::string> class_filters(std::string_view klass) const;
     [[nodiscard]] const std::vector<std::string>& free_filters() const noexcept;
     [[nodiscard]] const std::vector<mode_override>& overrides() const noexcept;
     [[nodiscard]] enforcement default_mode() const noexcept;

@@ -15,6 +15,7 @@
 #include "namespace/topic.hpp"
 
 #include <cstddef>
+#include <vector>
 
 namespace strata::ns {
 namespace {
@@ -99,6 +100,46 @@ bool topic_matches(std::string_view filter, std::string_view topic) noexcept {
         if (f != "+" && f != t) return false;
     }
     return !topic_more;
+}
+
+std::optional<std::string> filter_intersection(std::string_view a, std::string_view b) {
+    const auto wild_first = [](std::string_view f) { return !f.empty() && (f.front() == '+' || f.front() == '#'); };
+    const auto dollar = [](std::string_view f) { return !f.empty() && f.front() == '$'; };
+    if ((dollar(a) && wild_first(b)) || (dollar(b) && wild_first(a))) return std::nullopt;
+    const auto split = [](std::string_view f) {
+        std::vector<std::string_view> levels;
+        std::size_t pos = 0;
+        bool more = true;
+        while (more) levels.push_back(take_level(f, pos, more));
+        return levels;
+    };
+    const auto la = split(a), lb = split(b);
+    std::string out;
+    std::size_t added = 0;
+    const auto add = [&](std::string_view level) {
+        if (added++ != 0) out += '/';
+        out += level;
+    };
+    // The rest of one filter from level i on, where the other has '#'.
+    const auto rest = [&](const std::vector<std::string_view>& l, std::size_t i) {
+        for (; i < l.size(); ++i) add(l[i]);
+        return out;
+    };
+    for (std::size_t i = 0;; ++i) {
+        const bool end_a = i == la.size(), end_b = i == lb.size();
+        if (end_a && end_b) return out;
+        // One ended: only a last '#' in the other matches its parent level.
+        if (end_a || end_b) {
+            const auto& l = end_a ? lb : la;
+            if (l[i] == "#") return out;
+            return std::nullopt;
+        }
+        if (la[i] == "#") return rest(lb, i);
+        if (lb[i] == "#") return rest(la, i);
+        if (la[i] == "+") add(lb[i]);
+        else if (lb[i] == "+" || la[i] == lb[i]) add(la[i]);
+        else return std::nullopt;
+    }
 }
 
 }  // namespace strata::ns

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace strata::ns {
@@ -33,5 +34,10 @@ enum class share_parse { not_shared, shared, invalid };
 
 // True when `filter` (valid) matches `topic` (valid), with the '$' rule.
 [[nodiscard]] bool topic_matches(std::string_view filter, std::string_view topic) noexcept;
+
+// The filter that matches exactly the topics both (valid) filters match, or
+// nullopt when no topic matches both: "acme/dresden/#" and "+/+/+/+/cmd/#"
+// give "acme/dresden/+/+/cmd/#"; "a/#" and "a" give "a".
+[[nodiscard]] std::optional<std::string> filter_intersection(std::string_view a, std::string_view b);
 
 }  // namespace strata::ns

@@ -24,7 +24,7 @@ bool may_publish_here(broker_core& core, const publisher& who, std::string_view 
     if (!who.topic_checked && !ns::valid_topic_name(topic)) return false;
     if (!core.open_to_publishers(topic, model)) return false;
     if (who.grants == nullptr) {
-        command = core.auditing() && core.is_command(topic);
+        command = (core.auditing() || who.stamp != nullptr) && core.is_command(topic);
         return true;
     }
     if (grant_memo* memo = who.memo) {
@@ -52,6 +52,8 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
         refuse(a, outcome::denied, reason_code::not_authorized, "not authorized to publish there");
         return a;
     }
+    if (a.command && who.stamp != nullptr)
+        stamp_origin(who.stamp->props, who.identity != nullptr ? *who.identity : std::string(), core.broker_id());
     if (m->qos > 0 && !core.store_healthy()) {
         refuse(a, outcome::store_down, reason_code::quota_exceeded, "the broker cannot store messages now");
         return a;

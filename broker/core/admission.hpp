@@ -53,6 +53,11 @@ struct publisher {
     // The topic name was checked where the message was decoded (a client's
     // PUBLISH, whose invalid topic is a protocol error, not a refusal).
     bool topic_checked = false;
+    // A client's message, not shared yet: when it is a command, admit()
+    // stamps the identity and the broker id on it (command_origin) before
+    // it is routed. Null: the message keeps the properties it came with
+    // (a bridge's: stamped where the command was sent).
+    message* stamp = nullptr;
 };
 
 struct admission {

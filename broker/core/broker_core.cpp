@@ -156,6 +156,7 @@ const ns::model* broker_core::model() const {
 }
 
 void broker_core::set_model(std::shared_ptr<const ns::model> m) {
+    for (const auto& check : model_checks_) check(m.get());
     security_->bind(nullptr, m);
     {
         std::lock_guard lock(model_mutex_);
@@ -311,6 +312,8 @@ bool broker_core::reload_model_and_roles() {
         model = model_;
     }
     try {
+        if (loaded)
+            for (const auto& check : model_checks_) check(loaded.get());
         security_->bind(roles ? &*roles : nullptr, model);
     } catch (const std::exception& e) {
         spdlog::error("{} not reloaded: {}", loaded ? (roles ? "namespace model and roles" : "namespace model") : "roles",

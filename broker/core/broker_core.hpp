@@ -20,11 +20,13 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace strata::broker::core {
 
@@ -99,6 +101,10 @@ public:
     // nothing, when a grant names a level or class the model lacks. Live
     // sessions get grants under the new model (apply_grants). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
+    // A check a model must pass before set_model or a reload installs it
+    // (e.g. the classes bridge rules name): it throws config_error to
+    // refuse the model. Added before serving.
+    void add_model_check(std::function<void(const ns::model*)> check) { model_checks_.push_back(std::move(check)); }
     // SIGHUP: loads cfg().namespace_model again, and `roles:` and `users:`
     // from the config file, and puts in force together what loaded (a
     // model whose level names changed can come with roles that use the new
@@ -288,6 +294,7 @@ private:
     persistence::store* store_ = nullptr;
 
     mutable std::mutex model_mutex_;
+    std::vector<std::function<void(const ns::model*)>> model_checks_;
     std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_
     // Globally unique per set_model() (0: never set), so that a thread's
     // cached copy can never be mistaken for another broker_core's.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace strata::broker::core {
 
@@ -39,5 +40,23 @@ struct message {
 };
 
 using message_ptr = std::shared_ptr<const message>;
+
+// Who sent a command (MQTT 5 user properties, README "Federation"): the
+// broker a client published it to stamps the client's identity and its own
+// broker id on it, and they travel with it over bridges, so the broker
+// that carries it out can audit both the bridge's identity and the
+// sender's. Only a broker sets them: a client's own are removed.
+inline constexpr std::string_view origin_identity_property = "strata-origin-identity";
+inline constexpr std::string_view origin_broker_property = "strata-origin-broker";
+
+struct command_origin {
+    std::string_view identity;  // empty: none given
+    std::string_view broker;
+};
+[[nodiscard]] command_origin origin_of(const mqtt::properties& props) noexcept;
+// Removes origin properties (a client's); then, with `identity` (empty:
+// anonymous), adds the broker's.
+void strip_origin(mqtt::properties& props);
+void stamp_origin(mqtt::properties& props, std::string_view identity, std::string_view broker_id);
 
 }  // namespace strata::broker::core

@@ -23,6 +23,38 @@ bool crossed(const mqtt::properties& props, std::string_view client_id) {
 
 }  // namespace
 
+void check_bridge_classes(const std::vector<bridge_config>& bridges, const ns::model* model) {
+    const auto check = [model](const std::vector<bridge_route>& rules) {
+        for (const auto& r : rules) {
+            if (r.classes.empty()) continue;
+            if (model == nullptr)
+                throw config_error(r.at + ": class: names the namespace model's classes; configure one (namespace.model)");
+            for (const auto& c : r.classes) {
+                if (model->find_class(c) != nullptr) continue;
+                std::string known;
+                for (const auto& k : model->classes()) known += (known.empty() ? "" : ", ") + k.name;
+                throw config_error(r.at + ": class: the model has no class '" + c + "' (its classes: " + known + ")");
+            }
+        }
+    };
+    for (const auto& b : bridges) {
+        check(b.forward);
+        check(b.receive);
+    }
+}
+
+std::vector<std::string> rule_filters(const bridge_route& r, const ns::model* model) {
+    if (r.classes.empty() || model == nullptr) return {r.local};
+    std::vector<std::string> out;
+    for (const auto& c : r.classes) {
+        for (const auto& f : model->class_filters(c)) {
+            auto both = ns::filter_intersection(r.local, f);
+            if (both && std::find(out.begin(), out.end(), *both) == out.end()) out.push_back(std::move(*both));
+        }
+    }
+    return out;
+}
+
 bool asks_broker_id(const mqtt::properties& connect_props) noexcept {
     return std::any_of(connect_props.user_properties.begin(), connect_props.user_properties.end(),
                        [](const mqtt::user_property& p) { return p.first == bridge_hello_property; });
@@ -37,6 +69,9 @@ bridge::bridge(core::broker_core& core, bridge_config cfg, asio::io_context::exe
 bridge::~bridge() = default;
 
 void bridge::start() {
+    const ns::model* model = core_.model();
+    forward_filters_.clear();
+    for (const auto& r : cfg_.forward) forward_filters_.push_back(rule_filters(r, model));
     auto opened = open_session(false, shared_from_this());
     outbox_ = opened.s;
     outbox_->set_expiry_interval(never_expires);
@@ -70,13 +105,17 @@ void bridge::start() {
     o.reconnect_min = std::chrono::milliseconds(cfg_.reconnect_min_ms);
     o.reconnect_max = std::chrono::milliseconds(cfg_.reconnect_max_ms);
     o.connect_user_properties.emplace_back(bridge_hello_property, cfg_.client_id);
-    for (std::size_t i = 0; i < cfg_.receive.size(); ++i) {
-        mqtt::subscription_request req;
-        req.filter = cfg_.receive[i].remote;
-        req.options.qos = cfg_.receive[i].qos;
-        req.options.no_local = true;             // not what this bridge forwarded there
-        req.options.retain_as_published = true;  // retained state stays retained here
-        o.subscriptions.push_back(std::move(req));
+    for (const auto& rule : cfg_.receive) {
+        // A rule with classes subscribes there to its filters here, mapped.
+        const bridges::mqtt::topic_map to_remote(rule.local, rule.remote);
+        for (const auto& f : rule_filters(rule, model)) {
+            mqtt::subscription_request req;
+            req.filter = rule.classes.empty() ? rule.remote : to_remote.map(f);
+            req.options.qos = rule.qos;
+            req.options.no_local = true;             // not what this bridge forwarded there
+            req.options.retain_as_published = true;  // retained state stays retained here
+            o.subscriptions.push_back(std::move(req));
+        }
     }
     link_options_ = std::move(o);
     std::lock_guard lock(mutex_);
@@ -89,8 +128,9 @@ void bridge::subscribe_forward_filters(bool fresh) {
     auto& routes = core_.routes();
     // Rules removed from the config since the outbox was made leave it.
     for (const auto& f : outbox_->subscription_filters()) {
-        const bool configured =
-            std::any_of(cfg_.forward.begin(), cfg_.forward.end(), [&](const bridge_route& r) { return r.local == f; });
+        const bool configured = std::any_of(forward_filters_.begin(), forward_filters_.end(), [&](const auto& fs) {
+            return std::find(fs.begin(), fs.end(), f) != fs.end();
+        });
         if (!configured) {
             routes.unsubscribe(outbox_.get(), f);
             outbox_->forget_subscription(f);
@@ -102,12 +142,14 @@ void bridge::subscribe_forward_filters(bool fresh) {
         e.options.no_local = true;             // not what this bridge received from the remote
         e.options.retain_as_published = true;  // retained state stays retained there
         e.identifier = static_cast<std::uint32_t>(i + 1);  // which rule: its mapping
-        const bool added = routes.subscribe(outbox_.get(), cfg_.forward[i].local, e);
-        outbox_->remember_subscription(cfg_.forward[i].local, e);
-        if (!added && !fresh) continue;
-        // A new rule forwards the current retained state of its subtree,
-        // paced by the outbox's room (session::replay_retained).
-        outbox_->replay_retained(cfg_.forward[i].local, e, true);
+        for (const auto& filter : forward_filters_[i]) {
+            const bool added = routes.subscribe(outbox_.get(), filter, e);
+            outbox_->remember_subscription(filter, e);
+            if (!added && !fresh) continue;
+            // A new rule forwards the current retained state of its subtree,
+            // paced by the outbox's room (session::replay_retained).
+            outbox_->replay_retained(filter, e, true);
+        }
     }
 }
 
@@ -174,15 +216,24 @@ void bridge::on_down(const std::string& why) {
     }
 }
 
-const bridges::mqtt::topic_map* bridge::forward_route(const core::delivery& d) const {
+std::optional<std::size_t> bridge::forward_route(const core::delivery& d) const {
     for (const auto id : d.sub_ids) {
-        if (id >= 1 && id <= forward_.size()) return &forward_[id - 1];
+        if (id >= 1 && id <= forward_.size()) return id - 1;
     }
     // Restored from a store written before the rule was numbered: by topic.
-    for (const auto& r : forward_) {
-        if (r.matches(d.msg->topic)) return &r;
+    for (std::size_t i = 0; i < forward_.size(); ++i) {
+        if (forward_[i].matches(d.msg->topic)) return i;
     }
-    return nullptr;
+    return std::nullopt;
+}
+
+bool bridge::of_rule_classes(const bridge_route& r, std::string_view topic) const {
+    if (r.classes.empty()) return true;
+    const ns::model* model = core_.model();
+    if (model == nullptr) return false;
+    const ns::verdict v = model->read(topic);
+    return !v.violation() && v.klass != nullptr &&
+           std::find(r.classes.begin(), r.classes.end(), v.klass->name) != r.classes.end();
 }
 
 void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t window) {
@@ -204,12 +255,15 @@ void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t wind
             if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
             continue;
         }
-        const auto* route = forward_route(o.d);
-        if (route == nullptr) {
-            // Its rule is gone from the config: nowhere to send it.
+        const auto rule = forward_route(o.d);
+        // Its rule is gone from the config (nowhere to send it), or the
+        // topic only looks like the rule's classes (a filter cannot tell
+        // every reading apart): not forwarded.
+        if (!rule || !of_rule_classes(cfg_.forward[*rule], m.topic)) {
             if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
             continue;
         }
+        const auto* route = &forward_[*rule];
         bridges::mqtt::outbound b;
         b.packet_id = o.packet_id;
         b.dup = o.dup;
@@ -265,14 +319,20 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
         spdlog::debug("bridge '{}': '{}' already crossed this bridge: dropped", cfg_.name, p.topic);
         return {reason_code::success, 0};
     }
-    const auto rule = std::find_if(receive_.begin(), receive_.end(),
-                                   [&](const bridges::mqtt::topic_map& r) { return r.matches(p.topic); });
-    if (rule == receive_.end()) {
+    // The first rule whose filter matches and whose classes (as this
+    // broker's model reads the topic here) take it.
+    std::optional<std::string> mapped;
+    for (std::size_t i = 0; i < receive_.size() && !mapped; ++i) {
+        if (!receive_[i].matches(p.topic)) continue;
+        std::string here = receive_[i].map(p.topic);
+        if (of_rule_classes(cfg_.receive[i], here)) mapped = std::move(here);
+    }
+    if (!mapped) {
         denied_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::debug("bridge '{}': '{}' matches no receive rule: dropped", cfg_.name, p.topic);
+        spdlog::debug("bridge '{}': '{}' matches no receive rule (filter and classes): dropped", cfg_.name, p.topic);
         return {reason_code::success, 0};
     }
-    const std::string topic = rule->map(p.topic);
+    const std::string& topic = *mapped;
 
     auto m = std::make_shared<core::message>();
     m->topic = topic;
@@ -320,6 +380,24 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
                           r.what == outcome::quarantined ? "quarantine" : "warn", topic, r.reason);
         received_.fetch_add(1, std::memory_order_relaxed);
         break;
+    }
+    if (r.command) {
+        // Both identities: the bridge's, whose grants decided here, and the
+        // sender's at the broker the command came from.
+        const auto origin = core::origin_of(m->props);
+        const auto g = grants();
+        const bool denied = r.what == outcome::denied;
+        core_.audit({.action = "command",
+                     .outcome = denied ? "refused" : "allowed",
+                     .identity = cfg_.identity,
+                     .roles = g ? &g->roles() : nullptr,
+                     .client_id = cfg_.client_id,
+                     .address = cfg_.remote,
+                     .peer = {},
+                     .topic = topic,
+                     .reason = denied ? std::string_view("not authorized") : std::string_view(r.reason),
+                     .origin_identity = origin.identity,
+                     .origin_broker = origin.broker});
     }
     return {r.code, r.passed() ? r.routed.ticket : 0};
 }

@@ -42,6 +42,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,16 @@ inline constexpr std::string_view broker_id_property = "strata-broker-id";
 inline constexpr std::string_view via_property = "strata-via";
 // Whether a CONNECT's properties ask for the broker id.
 [[nodiscard]] bool asks_broker_id(const mqtt::properties& connect_props) noexcept;
+
+// Rules with `class:` (README "Federation"): the classes must be the
+// model's. Throws config_error "file:line: bridges[i].forward[j]: class:
+// ..." when a class is unknown or no model is configured (`model` null).
+void check_bridge_classes(const std::vector<bridge_config>& bridges, const ns::model* model);
+// The topic filters on this broker that a rule subscribes to: its `local`
+// filter, or with classes that filter narrowed to each class's filters
+// (ns::model::class_filters): "acme/dresden/#" with class cmd gives
+// "acme/dresden/+/+/+/cmd/#" and "acme/dresden/+/+/+/+/cmd/#".
+[[nodiscard]] std::vector<std::string> rule_filters(const bridge_route& r, const ns::model* model);
 
 // A bridge's state for $SYS/broker/bridges/NAME/..., /metrics and the admin
 // API: what every source reports (connected and connects are its link's;
@@ -114,11 +125,16 @@ private:
     // its acknowledgement and the store ticket it waits for.
     std::pair<mqtt::reason_code, persistence::ticket> publish_here(mqtt::publish& p);
     void subscribe_forward_filters(bool fresh);
-    [[nodiscard]] const bridges::mqtt::topic_map* forward_route(const core::delivery& d) const;
+    // The forward rule a delivery came by (its index), or nullopt.
+    [[nodiscard]] std::optional<std::size_t> forward_route(const core::delivery& d) const;
+    // Whether `topic` (on this broker) is of one of the rule's classes, as
+    // the current model reads it; true for a rule without classes.
+    [[nodiscard]] bool of_rule_classes(const bridge_route& r, std::string_view topic) const;
 
     const bridge_config cfg_;
     asio::io_context::executor_type ex_;
     std::vector<bridges::mqtt::topic_map> forward_, receive_;
+    std::vector<std::vector<std::string>> forward_filters_;  // per forward rule: rule_filters(), set by start()
     core::session_ptr outbox_;
     bridges::mqtt::link_options link_options_;
     std::unique_ptr<bridges::mqtt::link> link_;

@@ -96,6 +96,9 @@ protected:
     // knows its own way (a bridge asks its link).
     void fill_status(source_status& s) const;
 
+    // The identity's grants in force (null: no roles configured).
+    [[nodiscard]] std::shared_ptr<const auth::grants> grants() const;
+
     core::broker_core& core_;
     std::atomic<std::uint64_t> denied_{0};  // which verdicts count as denied is the kind's to say
 
@@ -103,7 +106,6 @@ private:
     const std::string name_;
     const std::string identity_;
     const std::string client_id_;
-    [[nodiscard]] std::shared_ptr<const auth::grants> grants() const;
 
     mutable std::mutex mutex_;
     std::shared_ptr<const auth::grants> grants_;  // of identity_; null: no roles configured; guarded by mutex_

@@ -195,7 +195,7 @@ private:
     // audit and log lines, and the PUBACK/PUBREC once durable.
     void acknowledge(const mqtt::publish& p, const core::message& m, const core::admission& a, bool v5);
     // The message a PUBLISH carries (moves topic, payload and props out of `p`).
-    core::message_ptr to_message(mqtt::publish& p, bool v5);
+    std::shared_ptr<core::message> to_message(mqtt::publish& p, bool v5);
     // A QoS 1/2 PUBLISH while the store cannot write: 5.0 gets 0x97, a
     // 3.1.1 client is disconnected (it resends after reconnecting).
     void refuse_unstorable(const mqtt::publish& p, bool v5);

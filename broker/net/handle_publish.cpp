@@ -92,8 +92,10 @@ void client_protocol::handle_publish(mqtt::publish& p) {
 
     // The admission pipeline (admission.hpp) decides; this says what its
     // verdict means to the client.
-    const core::message_ptr m = to_message(p, v5);
-    acknowledge(p, *m, core_.admit(as_publisher(), m), v5);
+    const std::shared_ptr<core::message> m = to_message(p, v5);
+    core::publisher who = as_publisher();
+    who.stamp = m.get();
+    acknowledge(p, *m, core_.admit(who, m), v5);
 }
 
 void client_protocol::acknowledge(const mqtt::publish& p, const core::message& m, const core::admission& a,
@@ -211,7 +213,7 @@ void client_protocol::refuse_unstorable(const mqtt::publish& p, bool v5) {
     }
 }
 
-core::message_ptr client_protocol::to_message(mqtt::publish& p, bool v5) {
+std::shared_ptr<core::message> client_protocol::to_message(mqtt::publish& p, bool v5) {
     auto m = std::make_shared<core::message>();
     m->topic = std::move(p.topic);
     m->payload = std::move(p.payload);
@@ -225,6 +227,8 @@ core::message_ptr client_protocol::to_message(mqtt::publish& p, bool v5) {
         m->props = std::move(p.props);
         m->props.topic_alias.reset();
         m->props.subscription_identifiers.clear();
+        // Only a broker says where a command came from (admit() stamps it).
+        core::strip_origin(m->props);
         if (m->props.message_expiry_interval) {
             m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
         }

@@ -31,6 +31,8 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // its own locks (model, TLS contexts).
     http_.admin().reload = [this] { reload(); };
     http_.admin().bridges = &bridges_;
+    // Bridge rules that name classes need them in every model installed.
+    core_.add_model_check([this](const ns::model* m) { hosts::check_bridge_classes(core_.cfg().bridges, m); });
     if (core_.cfg().alerts.enabled) alerts_ = std::make_unique<ops::alerts>(core_, core_.cfg().alerts, metrics_.registry());
     unsigned n = core_.cfg().threads;
     // Default: one per core but one. The store's writer, RocksDB's

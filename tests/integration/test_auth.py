@@ -359,9 +359,44 @@ def test_engineer_commands_the_site_except_the_safety_gate(example, raw_clients)
     erik = login(raw_clients, example, "erik")
     assert erik.publish_acked(LINE1 + "/press-3/cmd", CMD, pid=1).reason in (0, 0x10)
     assert erik.publish_acked(LINE1 + "/safety-gate-1/cmd", CMD, pid=2).reason == NOT_AUTHORIZED
+    # under a cell too: the grant names the equipment level, not a position in the topic
+    assert erik.publish_acked(LINE1 + "/cell-4/safety-gate-12/cmd/reset", CMD, pid=5).reason == NOT_AUTHORIZED
     # a plain publish grant there is still fine for non-commands
     assert erik.publish_acked(LINE1 + "/safety-gate-1/telemetry/t", TELEMETRY, pid=3).reason in (0, 0x10)
     assert erik.publish_acked("acme/leipzig/assembly/line-1/robot-1/cmd", CMD, pid=4).reason == NOT_AUTHORIZED
+
+
+def test_sighup_reloads_roles_and_live_sessions_get_the_new_grants(example, raw_clients, tmp_path):
+    b = example
+    erik = login(raw_clients, b, "erik")
+    olga = login(raw_clients, b, "olga", client_id="olga-reload")
+    assert olga.subscribe([(LINE2 + "/#", 0)], pid=1).reasons == [0]
+    assert olga.publish_acked(LINE1 + "/press-3/cmd", CMD, pid=2).reason == NOT_AUTHORIZED
+
+    # The operator moves to line 1.
+    cfg = merge(b.config, {})
+    for g in cfg["roles"]["operator"]:
+        g["where"]["line"] = "line-1"
+    b.config_path.write_text(to_yaml(cfg))
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "roles and users reloaded" in b.stderr_text(), what="the reload log line")
+    assert "(1 subscription(s) revoked)" in b.stderr_text()
+    [line] = audit_lines(tmp_path / "audit.log", lambda j: j["action"] == "subscribe" and j["outcome"] == "revoked")
+    assert (line["identity"], line["client_id"], line["topic"]) == ("olga", "olga-reload", LINE2 + "/#")
+
+    # The live session: line 1 now, line 2 no longer (and its subscription delivers nothing).
+    assert olga.publish_acked(LINE1 + "/press-3/cmd", CMD, pid=3).reason in (0, 0x10)
+    assert olga.publish_acked(LINE2 + "/press-7/cmd", CMD, pid=4).reason == NOT_AUTHORIZED
+    assert erik.publish_acked(LINE2 + "/press-7/telemetry/t", TELEMETRY, pid=5).reason in (0, 0x10)
+    expect_no_publish(olga)
+
+    # Roles that do not fit the model are refused; the ones in force stay.
+    cfg["roles"]["operator"][0]["where"] = {"plant": "dresden"}
+    b.config_path.write_text(to_yaml(cfg))
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "the model has no level 'plant'" in b.stderr_text(), what="the refused reload log line")
+    assert olga.publish_acked(LINE1 + "/press-3/cmd", CMD, pid=6).reason in (0, 0x10)
+    olga.ping()
 
 
 def test_command_subtree_from_config(example, raw_clients):

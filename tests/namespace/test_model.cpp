@@ -15,6 +15,7 @@
 #include "namespace/model_impl.hpp"  // compiled_filter
 #include "namespace/model_stats.hpp"
 #include "namespace/topic.hpp"
+#include "namespace/topic.hpp"
 #include "model_cases.hpp"
 
 using namespace strata::ns;
@@ -86,6 +87,21 @@ TEST_CASE("valid topics: every class, with and without the optional cell", "[mod
         CHECK(v.code == reason_code::none);
         CHECK(v.reason.empty());
         CHECK(v.klass != nullptr);
+    }
+}
+
+TEST_CASE("class filters cover every topic of a class, with or without the optional cell", "[model]") {
+    const auto m = acme();
+    CHECK(m->class_filters("cmd") == std::vector<std::string>{"acme/+/+/+/+/+/cmd/#", "acme/+/+/+/+/cmd/#"});
+    CHECK(m->class_filters("oee") ==
+          std::vector<std::string>{"acme/+/+/+/+/+/oee/#", "acme/+/+/+/+/oee/#", "acme/+/+/+/oee/#"});
+    CHECK(m->class_filters("kpi").empty());
+    for (const std::string& t : acme_valid_topics()) {
+        INFO(t);
+        const verdict v = m->read(t);
+        REQUIRE(v.klass != nullptr);
+        const auto fs = m->class_filters(v.klass->name);
+        CHECK(std::any_of(fs.begin(), fs.end(), [&](const std::string& f) { return topic_matches(f, t); }));
     }
 }
 

@@ -189,3 +189,25 @@ TEST_CASE("shared subscription parsing", "[topic]") {
         }
     }
 }
+
+TEST_CASE("filter intersection", "[topic]") {
+    const auto both = [](std::string_view a, std::string_view b) {
+        const auto x = filter_intersection(a, b);
+        // Symmetric.
+        CHECK(filter_intersection(b, a) == x);
+        return x.value_or("(none)");
+    };
+    CHECK(both("acme/dresden/#", "+/+/+/+/cmd/#") == "acme/dresden/+/+/cmd/#");
+    CHECK(both("acme/+/press-shop/#", "acme/dresden/+/line-2") == "acme/dresden/press-shop/line-2");
+    CHECK(both("a/#", "a") == "a");
+    CHECK(both("a/#", "a/#") == "a/#");
+    CHECK(both("#", "a/+/c") == "a/+/c");
+    CHECK(both("a/+", "a/b/c") == "(none)");
+    CHECK(both("a/b", "a/c") == "(none)");
+    CHECK(both("a/+/#", "a") == "(none)");
+    CHECK(both("a//#", "a/+/x") == "a//x");
+    // '$' topics are not matched by a leading wildcard.
+    CHECK(both("#", "$SYS/#") == "(none)");
+    CHECK(both("+/x", "$SYS/x") == "(none)");
+    CHECK(both("$SYS/+", "$SYS/broker") == "$SYS/broker");
+}
