@@ -156,6 +156,7 @@ const ns::model* broker_core::model() const {
 }
 
 void broker_core::set_model(std::shared_ptr<const ns::model> m) {
+    if (m && model_check_) model_check_(*m);
     security_->bind(nullptr, m);
     {
         std::lock_guard lock(model_mutex_);
@@ -297,8 +298,10 @@ bool broker_core::reload_model_and_roles() {
             if (model_) stats = model_->shared_stats();
         }
         try {
-            loaded = ns::model::load(path, std::move(stats));
-            for (const auto& w : loaded->warnings()) spdlog::warn("namespace model: {}", w);
+            auto candidate = ns::model::load(path, std::move(stats));
+            for (const auto& w : candidate->warnings()) spdlog::warn("namespace model: {}", w);
+            if (model_check_) model_check_(*candidate);
+            loaded = std::move(candidate);
         } catch (const std::exception& e) {
             // model_error, or anything else a library threw while loading
             spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());

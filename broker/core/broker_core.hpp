@@ -20,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -94,15 +95,22 @@ public:
     [[nodiscard]] bool open_to_publishers(std::string_view topic) const { return open_to_publishers(topic, model()); }
     // The same under `model`, the model() the caller already holds.
     [[nodiscard]] bool open_to_publishers(std::string_view topic, const ns::model* model) const;
+    // What else a model must fit before it is put in force (what the OPC
+    // UA sources publish: hosts/opcua_check.hpp); it throws config_error
+    // when the model does not fit. Set once, before set_model().
+    using model_check = std::function<void(const ns::model&)>;
+    void set_model_check(model_check check) { model_check_ = std::move(check); }
     // Installs a model (null: none) and compiles the roles against it
     // (grants naming levels and classes). Throws config_error, installing
-    // nothing, when a grant names a level or class the model lacks. Live
+    // nothing, when a grant names a level or class the model lacks or the
+    // model check refuses it. Live
     // sessions get grants under the new model (apply_grants). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
     // SIGHUP: loads cfg().namespace_model again, and `roles:` and `users:`
     // from the config file, and puts in force together what loaded (a
     // model whose level names changed can come with roles that use the new
-    // names). A part that does not load is logged and the old one stays;
+    // names). A part that does not load (or a model the model check
+    // refuses) is logged and the old one stays;
     // when the roles do not fit the model, neither changes. A new model
     // keeps the counters, logs "namespace model reloaded" and re-checks the
     // retained messages (recheck_retained); new or old, the sessions get
@@ -287,6 +295,7 @@ private:
 
     persistence::store* store_ = nullptr;
 
+    model_check model_check_;  // empty: none
     mutable std::mutex model_mutex_;
     std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_
     // Globally unique per set_model() (0: never set), so that a thread's

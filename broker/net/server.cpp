@@ -1,5 +1,6 @@
 #include "broker/net/server.hpp"
 
+#include "broker/hosts/opcua_check.hpp"
 #include "broker/net/connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,6 +31,8 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // POST /api/v1/reload runs on a network thread; the reload itself takes
     // its own locks (model, TLS contexts).
     http_.admin().reload = [this] { reload(); };
+    // A model must fit what the OPC UA sources publish (at start and on reload).
+    core_.set_model_check([this](const ns::model& m) { hosts::check_opcua_fits_model(core_.cfg(), m); });
     http_.admin().bridges = &bridges_;
     if (core_.cfg().alerts.enabled) alerts_ = std::make_unique<ops::alerts>(core_, core_.cfg().alerts, metrics_.registry());
     unsigned n = core_.cfg().threads;
