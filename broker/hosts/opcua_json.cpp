@@ -203,7 +203,9 @@ namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-json templated(const ua::data_value& dv, const opcua_template& t, std::string_view unit, ua::date_time received) {
+// The template's keys in its order (an ordered_json object).
+nlohmann::ordered_json templated(const ua::data_value& dv, const opcua_template& t, std::string_view unit,
+                                 ua::date_time received) {
     using field = opcua_template::field;
     const ua::status_code status = dv.status.value_or(ua::status_code{});
     const auto time = [&](std::initializer_list<const std::optional<ua::date_time>*> order) {
@@ -212,10 +214,10 @@ json templated(const ua::data_value& dv, const opcua_template& t, std::string_vi
         }
         return received.to_iso8601();
     };
-    json j = json::object();
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
     for (const auto& k : t.keys) {
         switch (k.what) {
-        case field::value: j[k.name] = dv.value ? opcua_to_json(*dv.value) : json(nullptr); break;
+        case field::value: j[k.name] = nlohmann::ordered_json(dv.value ? opcua_to_json(*dv.value) : json(nullptr)); break;
         case field::source_ts: j[k.name] = time({&dv.source_timestamp, &dv.server_timestamp}); break;
         case field::server_ts: j[k.name] = time({&dv.server_timestamp}); break;
         case field::status: j[k.name] = k.names[status.bad() ? 2 : status.uncertain() ? 1 : 0]; break;
@@ -233,7 +235,7 @@ json templated(const ua::data_value& dv, const opcua_template& t, std::string_vi
 
 std::string opcua_payload(const ua::data_value& dv, const opcua_template* t, std::string_view unit,
                           ua::date_time received) {
-    if (t) return dump(templated(dv, *t, unit, received));
+    if (t) return templated(dv, *t, unit, received).dump(-1, ' ', false, json::error_handler_t::replace);
     const ua::status_code status = dv.status.value_or(ua::status_code{});
     json j{{"value", dv.value ? opcua_to_json(*dv.value) : json(nullptr)},
            {"source_ts", time_or_null(dv.source_timestamp)},
