@@ -74,8 +74,8 @@ Password file (README "Security"):
         removes USER (exit 1 when USER is not in FILE)
 
 Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reloads the namespace
-model and the password file (one that does not load is logged and the old
-one stays).
+model and the password file (one that does not load, or a model that does not
+fit what the OPC UA sources publish, is logged and the old one stays).
 
 Persistence (persistence: in the config): retained messages and persistent
 sessions are read back from the data directory before the listeners open, so
