@@ -593,10 +593,77 @@ void read_opcua_user(const reader& r, const value_ref& v, opcua_config& o) {
     });
 }
 
-void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o) {
+// "file:line: key.path", for problems found once the model is loaded.
+std::string position(const reader& r, const value_ref& v) {
+    std::string at = r.where(v.mark, v.path);
+    while (at.ends_with(' ') || at.ends_with(':')) at.pop_back();
+    return at;
+}
+
+// `template: {KEY: FIELD, ...}` (config.hpp, opcua_template). A status key
+// may name the severities: `quality: {status: {good: ok, bad: failed}}`.
+opcua_template read_opcua_template(const reader& r, const value_ref& v) {
+    using field = opcua_template::field;
+    static constexpr std::array<std::string_view, 7> fields{"value",  "source_ts",   "server_ts", "status",
+                                                            "status_name", "status_code", "unit"};
+    if (!v.node.IsMap())
+        r.fail(v, "expected a map of JSON keys to what each holds (" + one_of(fields) + "), got " + describe(v.node));
+    opcua_template t;
+    t.at = position(r, v);
+    r.read_entries(v, [&](const std::string& name, const YAML::Mark& mark, const value_ref& x) {
+        if (name.empty()) r.fail(mark, v.path, "JSON keys must be non-empty strings");
+        opcua_template::key k;
+        k.name = name;
+        if (x.node.IsMap()) {
+            r.read_map(x, {{"status",
+                            [&](const value_ref& y) {
+                                r.read_map(y, {
+                                    {"good", [&](const value_ref& z) { k.names[0] = r.read_nonempty_string(z); }},
+                                    {"uncertain", [&](const value_ref& z) { k.names[1] = r.read_nonempty_string(z); }},
+                                    {"bad", [&](const value_ref& z) { k.names[2] = r.read_nonempty_string(z); }},
+                                });
+                            },
+                            true}});
+            k.what = field::status;
+        } else {
+            const std::string what = r.read_choice(x, fields);
+            k.what = static_cast<field>(std::find(fields.begin(), fields.end(), what) - fields.begin());
+        }
+        t.keys.push_back(std::move(k));
+    });
+    if (!t.has(field::value)) r.fail(v, "a template needs a key that holds the value (such as `value: value`)");
+    return t;
+}
+
+// `value: parameters.value`: keys of nested JSON objects, joined by '.'.
+std::vector<std::string> read_json_path(const reader& r, const value_ref& v) {
+    const std::string text = r.read_nonempty_string(v);
+    std::vector<std::string> path;
+    std::size_t from = 0;
+    while (true) {
+        const std::size_t dot = text.find('.', from);
+        path.push_back(text.substr(from, dot == std::string::npos ? std::string::npos : dot - from));
+        if (path.back().empty())
+            r.fail(v, "expected keys joined by '.', such as parameters.value (got '" + text + "')");
+        if (dot == std::string::npos) break;
+        from = dot + 1;
+    }
+    return path;
+}
+
+// A mapping's `unit:` goes where its template has a `unit` key: checked
+// once the source's template is known (it may follow the mappings).
+struct unit_ref {
+    std::size_t mapping;
+    YAML::Mark mark;
+    std::string path;
+};
+
+void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o, std::vector<unit_ref>& units) {
     r.read_list(v, [&](const value_ref& item, std::size_t) {
         opcua_mapping m;
         std::string prefix;
+        m.at = position(r, item);
         r.read_map(item, {
             {"node", [&](const value_ref& x) { m.node = read_node_id(r, x); }},
             {"topic", [&](const value_ref& x) { m.topic = read_topic_name(r, x); }},
@@ -605,6 +672,12 @@ void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o) {
             {"sampling_ms", [&](const value_ref& x) { m.sampling_ms = r.read_uint<std::uint32_t>(x, 0, 3'600'000); }},
             {"queue_size", [&](const value_ref& x) { m.queue_size = r.read_uint<std::uint32_t>(x, 1, 10'000); }},
             {"deadband", [&](const value_ref& x) { m.deadband = r.read_number(x, 0, 1e300); }},
+            {"template", [&](const value_ref& x) { m.payload = read_opcua_template(r, x); }},
+            {"unit",
+             [&](const value_ref& x) {
+                 m.unit = r.read_nonempty_string(x);
+                 units.push_back({o.mappings.size(), x.mark, x.path});
+             }},
         });
         if (!m.node.empty() && (m.topic.empty() || !m.browse.empty() || !prefix.empty()))
             r.fail(item, "a node mapping is {node, topic}");
@@ -619,6 +692,7 @@ void read_opcua_mappings(const reader& r, const value_ref& v, opcua_config& o) {
 void read_opcua(const reader& r, const value_ref& v, config& cfg) {
     r.read_list(v, [&](const value_ref& item, std::size_t) {
         opcua_config o;
+        std::vector<unit_ref> units;
         YAML::Mark name_mark = item.mark;
         r.read_map(item, {
             {"name",
@@ -641,15 +715,31 @@ void read_opcua(const reader& r, const value_ref& v, config& cfg) {
             {"user", [&](const value_ref& x) { read_opcua_user(r, x, o); }},
             {"publish_interval_ms",
              [&](const value_ref& x) { o.publish_interval_ms = r.read_uint<std::uint32_t>(x, 10, 3'600'000); }},
-            {"mappings", [&](const value_ref& x) { read_opcua_mappings(r, x, o); }},
+            {"mappings", [&](const value_ref& x) { read_opcua_mappings(r, x, o, units); }},
+            {"template", [&](const value_ref& x) { o.payload = read_opcua_template(r, x); }},
             {"writes",
              [&](const value_ref& x) {
                  r.read_list(x, [&](const value_ref& w, std::size_t) {
                      opcua_write ow;
+                     ow.at = position(r, w);
+                     bool request_id = false;
                      r.read_map(w, {
                          {"topic", [&](const value_ref& y) { ow.topic = read_topic_name(r, y); }, true},
                          {"node", [&](const value_ref& y) { ow.node = read_node_id(r, y); }, true},
+                         {"value", [&](const value_ref& y) { ow.value_path = read_json_path(r, y); }},
+                         {"request_id",
+                          [&](const value_ref& y) {
+                              ow.request_id_path = read_json_path(r, y);
+                              request_id = true;
+                          }},
+                         {"reply_topic", [&](const value_ref& y) { ow.reply_topic = read_topic_name(r, y); }},
                      });
+                     if (request_id && !ow.command_shape())
+                         r.fail(w, "request_id is read from commands in the model's shape: it needs `value:` (the "
+                                   "path of the value in the command, such as parameters.value)");
+                     if (ow.reply_topic == ow.topic)
+                         r.fail(w, "reply_topic must differ from topic (replies would be read as commands)");
+                     if (ow.reply_topic.empty()) ow.reply_topic = ow.topic + "/reply";
                      o.writes.push_back(std::move(ow));
                  });
              }},
@@ -660,6 +750,17 @@ void read_opcua(const reader& r, const value_ref& v, config& cfg) {
             {"identity", [&](const value_ref& x) { o.identity = r.read_nonempty_string(x); }},
         });
         if (o.mappings.empty() && o.writes.empty()) r.fail(item, "an OPC UA source needs mappings or writes");
+        for (auto& m : o.mappings) {
+            if (!m.payload) m.payload = o.payload;
+        }
+        for (const auto& u : units) {
+            const auto& t = o.mappings[u.mapping].payload;
+            if (!t)
+                r.fail(u.mark, u.path, "a unit is published by a payload template with a key for it, such as "
+                                       "template: {value: value, ts: source_ts, unit: unit}");
+            if (!t->has(opcua_template::field::unit))
+                r.fail(u.mark, u.path, "the payload template (" + t->at + ") has no key for the unit (add one such as `unit: unit`)");
+        }
         if (o.identity.empty()) o.identity = o.name;
         for (const auto& other : cfg.opcua) {
             if (other.name == o.name)

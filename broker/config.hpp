@@ -9,6 +9,8 @@
 #include "auth/limits.hpp"
 #include "auth/policy.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -213,6 +215,37 @@ struct alerts_config {
 
 // `opcua:`: OPC UA servers (PLCs) whose variables are published into the
 // namespace, and command topics written back to them (README "OPC UA").
+
+// `template:` of a source or of one mapping: the JSON keys of a published
+// value and what each holds, in document order; nothing else is published.
+// `{value: value, ts: source_ts, quality: status}` fits a model whose
+// telemetry is {value, ts, quality: good|uncertain|bad}. In a templated
+// payload every timestamp is present: a missing one falls back as below.
+struct opcua_template {
+    enum class field : std::uint8_t {
+        value,        // the value as JSON (broker/hosts/opcua_json.hpp)
+        source_ts,    // RFC 3339: the source timestamp, else the server's, else when it was received
+        server_ts,    // RFC 3339: the server timestamp, else when it was received
+        status,       // the status code's severity, named by `names` (`quality: {status: {bad: ...}}`)
+        status_name,  // the status code's name: "Good", "BadSensorFailure"
+        status_code,  // the status code as a number
+        unit,         // the mapping's `unit:` (the key is left out when the mapping has none)
+    };
+    struct key {
+        std::string name;          // the JSON key
+        field what = field::value;
+        // status: the names of Good, Uncertain and Bad; default the
+        // quality enum of deploy/namespace/schemas/telemetry.json.
+        std::array<std::string, 3> names{"good", "uncertain", "bad"};
+    };
+    std::vector<key> keys;
+    std::string at;  // "file:line: opcua[0].template", for errors found later (against the model)
+
+    [[nodiscard]] bool has(field f) const noexcept {
+        return std::any_of(keys.begin(), keys.end(), [f](const key& k) { return k.what == f; });
+    }
+};
+
 struct opcua_mapping {
     std::string node;    // `node: "ns=2;s=PLC1.Line1.Counter"` with `topic:`, or
     std::string browse;  // `browse: "Objects/PLC1/Line1"` with `topic_prefix:`: every variable below
@@ -223,11 +256,31 @@ struct opcua_mapping {
     std::optional<std::uint32_t> sampling_ms;
     std::uint32_t queue_size = 1;
     double deadband = 0;
+    // The payload: the mapping's `template:`, else its source's; none (the
+    // default): {"value", "source_ts", "server_ts", "status"}.
+    std::optional<opcua_template> payload;
+    std::string unit;  // `unit: degC`, published where the template says `unit`
+    std::string at;    // "file:line: opcua[0].mappings[1]", for errors found against the model
 };
 
+// `writes:` entries. Without `value:` the payload is the value itself (or
+// {"value": ...}) and the reply {"status": "<OPC UA status>"[, "error"]}.
+// With `value: parameters.value` the payload is a command in the model's
+// shape ({"command", "request_id", "ts", "parameters": {"value": 55.5}}),
+// the value is read at that path, and the reply is in the model's reply
+// shape: {"request_id", "status": "ok"|"refused"|"failed",
+// "opcua_status", "detail", "ts"} (deploy/namespace/schemas/reply.json).
 struct opcua_write {
     std::string topic;  // a topic name (no wildcards); messages there become Writes
     std::string node;   // the node written, "ns=2;s=PLC1.Line1.Setpoint"
+    std::vector<std::string> value_path;  // `value: parameters.value`; empty (default): the payload
+    std::vector<std::string> request_id_path{"request_id"};  // `request_id:`, with `value:` only
+    // Where the reply goes when the command has no 5.0 Response Topic;
+    // default <topic>/reply.
+    std::string reply_topic;
+    std::string at;  // "file:line: opcua[0].writes[0]", for errors found against the model
+
+    [[nodiscard]] bool command_shape() const noexcept { return !value_path.empty(); }
 };
 
 struct opcua_config {
@@ -240,8 +293,9 @@ struct opcua_config {
     // `user: {username, password}`, or `user: anonymous` (default).
     std::optional<std::string> username, password;
     std::uint32_t publish_interval_ms = 1000;
-    std::vector<opcua_mapping> mappings;
+    std::vector<opcua_mapping> mappings;  // each with its template resolved (the source's unless its own)
     std::vector<opcua_write> writes;
+    std::optional<opcua_template> payload;  // `template:`, for every mapping without its own; default none
     // The client's certificate and the trusted server certificates
     // (own/, trusted/, rejected/); default <persistence.path>/opcua-pki.
     std::string pki;

@@ -3,6 +3,7 @@
 #include "auth/crypto.hpp"
 #include "auth/password_file.hpp"
 #include "broker/config.hpp"
+#include "broker/hosts/opcua_check.hpp"
 #include "broker/net/server.hpp"
 #include "namespace/model.hpp"
 #include "persistence/store.hpp"
@@ -29,7 +30,7 @@
 
 namespace {
 
-constexpr const char* usage = R"(Usage: strata [--config FILE] [--check-data]
+constexpr const char* usage = R"(Usage: strata [--config FILE] [--check-config | --check-data]
        strata namespace check MODEL
        strata namespace explain [--retain] MODEL TOPIC [PAYLOAD_FILE]
        strata passwd [--iterations N] FILE USER
@@ -41,6 +42,10 @@ A Unified Namespace MQTT broker (MQTT 3.1.1 and 5.0).
 Options:
   -c, --config FILE   configuration file (YAML); without it the built-in
                       defaults apply: one listener on 127.0.0.1:1883, data in ./data
+      --check-config  check the config and exit: the file, its namespace model
+                      and whether what the OPC UA sources publish fits the model
+                      (prints "FILE: ok", exit 0; or the error with file, line
+                      and key, exit 2); the broker need not be stopped
       --check-data    verify the data directory of the config (every record
                       decodes), print what it holds and exit (0: sound, 2: not);
                       run it while the broker is stopped
@@ -69,8 +74,8 @@ Password file (README "Security"):
         removes USER (exit 1 when USER is not in FILE)
 
 Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reloads the namespace
-model and the password file (one that does not load is logged and the old
-one stays).
+model and the password file (one that does not load, or a model that does not
+fit what the OPC UA sources publish, is logged and the old one stays).
 
 Persistence (persistence: in the config): retained messages and persistent
 sessions are read back from the data directory before the listeners open, so
@@ -158,6 +163,22 @@ int check_data(const strata::broker::config& cfg) {
     } catch (const strata::persistence::store_error& e) {
         return fail(e.what());
     }
+}
+
+int check_config(const strata::broker::config& cfg, const std::string& path) {
+    if (!cfg.namespace_model.empty()) {
+        try {
+            const auto model = strata::ns::model::load(cfg.namespace_model);
+            for (const auto& w : model->warnings()) std::printf("warning: %s\n", w.c_str());
+            strata::broker::hosts::check_opcua_fits_model(cfg, *model);
+        } catch (const strata::ns::model_error& e) {
+            return fail(e.what());
+        } catch (const strata::broker::config_error& e) {
+            return fail(e.what());
+        }
+    }
+    std::printf("%s: ok\n", path.empty() ? "<defaults>" : path.c_str());
+    return 0;
 }
 
 int namespace_command(int argc, char** argv) {
@@ -266,6 +287,7 @@ int strata_main(int argc, char** argv) {
 
     std::string config_path;
     bool check_only = false;
+    bool check_config_only = false;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "-h" || arg == "--help") {
@@ -281,6 +303,8 @@ int strata_main(int argc, char** argv) {
             config_path = argv[++i];
         } else if (arg == "--check-data") {
             check_only = true;
+        } else if (arg == "--check-config") {
+            check_config_only = true;
         } else if (arg.rfind("--config=", 0) == 0) {
             config_path = arg.substr(std::strlen("--config="));
         } else {
@@ -296,6 +320,8 @@ int strata_main(int argc, char** argv) {
         return fail(e.what());
     }
 
+    if (check_config_only && check_only) return fail("--check-config and --check-data are separate runs");
+    if (check_config_only) return check_config(cfg, config_path);
     if (check_only) {
         if (!cfg.persistence.enabled) return fail("persistence is disabled in the config (persistence.enabled: false)");
         return check_data(cfg);

@@ -98,17 +98,20 @@ public:
     [[nodiscard]] bool open_to_publishers(std::string_view topic, const ns::model* model) const;
     // Installs a model (null: none) and compiles the roles against it
     // (grants naming levels and classes). Throws config_error, installing
-    // nothing, when a grant names a level or class the model lacks. Live
+    // nothing, when a grant names a level or class the model lacks or a
+    // model check (add_model_check) refuses it. Live
     // sessions get grants under the new model (apply_grants). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
-    // A check a model must pass before set_model or a reload installs it
-    // (e.g. the classes bridge rules name): it throws config_error to
-    // refuse the model. Added before serving.
+    // A check a model (null: none) must pass before set_model or a reload
+    // installs it: the classes bridge rules name, what the OPC UA sources
+    // publish (hosts/opcua_check.hpp). It throws config_error to refuse
+    // the model. Added before set_model().
     void add_model_check(std::function<void(const ns::model*)> check) { model_checks_.push_back(std::move(check)); }
     // SIGHUP: loads cfg().namespace_model again, and `roles:` and `users:`
     // from the config file, and puts in force together what loaded (a
     // model whose level names changed can come with roles that use the new
-    // names). A part that does not load is logged and the old one stays;
+    // names). A part that does not load (or a model the model check
+    // refuses) is logged and the old one stays;
     // when the roles do not fit the model, neither changes. A new model
     // keeps the counters, logs "namespace model reloaded" and re-checks the
     // retained messages (recheck_retained); new or old, the sessions get

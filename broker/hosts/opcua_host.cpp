@@ -9,7 +9,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -82,7 +81,7 @@ void opcua_source::start() {
     };
     client_ = std::make_unique<bridges::opcua::client>(ex_, std::move(o), std::move(cb));
 
-    for (const auto& w : cfg_.writes) writes_[w.topic] = write_target{*bridges::opcua::node_id::parse(w.node), {}, false};
+    for (const auto& w : cfg_.writes) writes_[w.topic] = write_target{&w, *bridges::opcua::node_id::parse(w.node), {}, false};
     if (!cfg_.writes.empty()) {
         inbox_ = open_session(true, self).s;
         for (const auto& w : cfg_.writes) {
@@ -159,7 +158,7 @@ asio::awaitable<bool> opcua_source::monitor_all() {
                          nodes[i].second, r.value[i].status.name());
             continue;
         }
-        items_[r.value[i].handle] = item{nodes[i].second};
+        items_[r.value[i].handle] = item{nodes[i].second, from[i]};
     }
     n_items_.store(items_.size(), std::memory_order_relaxed);
     // Values that arrived before their handles were known (the first
@@ -221,7 +220,8 @@ void opcua_source::on_value(std::uint32_t handle, const bridges::opcua::data_val
     }
     auto m = std::make_shared<core::message>();
     m->topic = it->second.topic;
-    m->payload = opcua_payload(dv);
+    const opcua_mapping& from = *it->second.mapping;
+    m->payload = opcua_payload(dv, from.payload ? &*from.payload : nullptr, from.unit);
     m->qos = cfg_.qos;
     m->retain = cfg_.retain;
     m->origin = inbox_.get();
@@ -280,13 +280,13 @@ asio::awaitable<void> opcua_source::write(core::message_ptr m) {
     const auto it = writes_.find(m->topic);
     if (it == writes_.end()) co_return;
     write_target& t = it->second;
-    nlohmann::json j = nlohmann::json::parse(m->payload, nullptr, false);
-    if (j.is_discarded()) {
+    const opcua_write& w = *t.cfg;
+    const opcua_command c = opcua_read_command(m->payload, w);
+    if (!c.value) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
-        reply(*m, "BadTypeMismatch", "the payload is not JSON");
+        reply(*m, w, c.request_id, write_result::refused, w.command_shape() ? "" : "BadTypeMismatch", c.error);
         co_return;
     }
-    if (j.is_object() && j.contains("value")) j = j["value"];
     if (!t.type) {
         // The node's type, from its current value (read once).
         // (Vectors built before the co_await: GCC 12 cannot keep an
@@ -298,17 +298,18 @@ asio::awaitable<void> opcua_source::write(core::message_ptr m) {
             write_errors_.fetch_add(1, std::memory_order_relaxed);
             const std::string why = !r.ok() ? r.describe() : "the node has no value to take its type from";
             spdlog::warn("opcua '{}': write to {} ({}): {}", cfg_.name, t.node.to_string(), m->topic, why);
-            reply(*m, !r.ok() ? r.status.name() : "BadTypeMismatch", why);
+            reply(*m, w, c.request_id, write_result::failed, !r.ok() ? r.status.name() : "BadTypeMismatch", why);
             co_return;
         }
         t.type = r.value[0].value->type();
         t.array = r.value[0].value->is_array();
     }
     std::string error;
-    auto v = opcua_from_json(j, *t.type, t.array, error);
+    auto v = opcua_from_json(*c.value, *t.type, t.array, error);
     if (!v) {
         write_errors_.fetch_add(1, std::memory_order_relaxed);
-        reply(*m, "BadTypeMismatch", std::string(bridges::opcua::to_string(*t.type)) + (t.array ? "[]" : "") + ": " + error);
+        reply(*m, w, c.request_id, write_result::refused, "BadTypeMismatch",
+              std::string(bridges::opcua::to_string(*t.type)) + (t.array ? "[]" : "") + ": " + error);
         co_return;
     }
     bridges::opcua::write_value wv;
@@ -326,15 +327,15 @@ asio::awaitable<void> opcua_source::write(core::message_ptr m) {
     } else {
         writes_done_.fetch_add(1, std::memory_order_relaxed);
     }
-    reply(*m, status.name(), !r.ok() ? r.message : "");
+    const std::string detail = !r.ok() ? r.describe() : status.bad() ? "the server refused the write" : "";
+    reply(*m, w, c.request_id, status.bad() ? write_result::failed : write_result::ok, status.name(), detail);
 }
 
-void opcua_source::reply(const core::message& cmd, const std::string& status, const std::string& detail) {
+void opcua_source::reply(const core::message& cmd, const opcua_write& w, const std::optional<std::string>& request_id,
+                         write_result r, const std::string& status, const std::string& detail) {
     auto m = std::make_shared<core::message>();
-    m->topic = cmd.props.response_topic ? *cmd.props.response_topic : cmd.topic + "/reply";
-    nlohmann::json j{{"status", status}};
-    if (!detail.empty()) j["error"] = detail;
-    m->payload = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    m->topic = cmd.props.response_topic ? *cmd.props.response_topic : w.reply_topic;
+    m->payload = opcua_reply(w, request_id, r, status, detail);
     m->qos = 1;
     m->props.correlation_data = cmd.props.correlation_data;
     m->origin = inbox_.get();

@@ -10,10 +10,12 @@
 // name, a client identifier no client may use) subscribed to the `writes`
 // topics. A client's PUBLISH there passed the broker's command grants
 // before it is routed, so whatever reaches the session is allowed: its
-// payload (a JSON value or {"value": ...}) is converted to the type of the
-// node's current value (read once) and written; the result's status code
-// name is published on the 5.0 Response Topic (with its Correlation Data)
-// or else on <topic>/reply.
+// payload (a JSON value or {"value": ...}, or a command in the model's
+// shape with the value at the entry's `value:` path) is converted to the
+// type of the node's current value (read once) and written; the reply
+// (opcua_json.hpp, opcua_reply) is published under the source's identity
+// on the 5.0 Response Topic (with its Correlation Data) or else on the
+// entry's reply_topic (default <topic>/reply).
 //
 // A server that is down never blocks the broker: the client is
 // asynchronous, and nothing on a network thread waits for it.
@@ -32,6 +34,7 @@
 #include "broker/config.hpp"
 #include "broker/core/session.hpp"
 #include "broker/hosts/host.hpp"
+#include "broker/hosts/opcua_json.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -82,8 +85,10 @@ public:
 private:
     struct item {
         std::string topic;
+        const opcua_mapping* mapping = nullptr;  // in cfg_: its template and unit
     };
     struct write_target {
+        const opcua_write* cfg = nullptr;  // in cfg_
         bridges::opcua::node_id node;
         std::optional<bridges::opcua::builtin_type> type;  // of the node's value, read once
         bool array = false;
@@ -99,7 +104,8 @@ private:
     void on_value(std::uint32_t handle, const bridges::opcua::data_value& dv);
     // Published under the source's identity; false when refused.
     bool publish_checked(const core::message_ptr& m);
-    void reply(const core::message& cmd, const std::string& status, const std::string& detail);
+    void reply(const core::message& cmd, const opcua_write& w, const std::optional<std::string>& request_id,
+               write_result r, const std::string& status, const std::string& detail);
     void fail(const std::string& what);
 
     const opcua_config cfg_;

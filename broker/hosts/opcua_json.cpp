@@ -199,14 +199,121 @@ json opcua_to_json(const ua::variant& v) {
     return out;
 }
 
-std::string opcua_payload(const ua::data_value& dv) {
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// The template's keys in its order (an ordered_json object).
+nlohmann::ordered_json templated(const ua::data_value& dv, const opcua_template& t, std::string_view unit,
+                                 ua::date_time received) {
+    using field = opcua_template::field;
+    const ua::status_code status = dv.status.value_or(ua::status_code{});
+    const auto time = [&](std::initializer_list<const std::optional<ua::date_time>*> order) {
+        for (const auto* o : order) {
+            if (*o && o->value().ticks != 0) return o->value().to_iso8601();
+        }
+        return received.to_iso8601();
+    };
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const auto& k : t.keys) {
+        switch (k.what) {
+        case field::value: j[k.name] = nlohmann::ordered_json(dv.value ? opcua_to_json(*dv.value) : json(nullptr)); break;
+        case field::source_ts: j[k.name] = time({&dv.source_timestamp, &dv.server_timestamp}); break;
+        case field::server_ts: j[k.name] = time({&dv.server_timestamp}); break;
+        case field::status: j[k.name] = k.names[status.bad() ? 2 : status.uncertain() ? 1 : 0]; break;
+        case field::status_name: j[k.name] = status.name(); break;
+        case field::status_code: j[k.name] = status.value; break;
+        case field::unit:
+            if (!unit.empty()) j[k.name] = unit;
+            break;
+        }
+    }
+    return j;
+}
+
+}  // namespace
+
+std::string opcua_payload(const ua::data_value& dv, const opcua_template* t, std::string_view unit,
+                          ua::date_time received) {
+    if (t) return templated(dv, *t, unit, received).dump(-1, ' ', false, json::error_handler_t::replace);
     const ua::status_code status = dv.status.value_or(ua::status_code{});
     json j{{"value", dv.value ? opcua_to_json(*dv.value) : json(nullptr)},
            {"source_ts", time_or_null(dv.source_timestamp)},
            {"server_ts", time_or_null(dv.server_timestamp)},
            {"status", status.name()}};
     if (status.value != 0) j["status_code"] = status.value;
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    return dump(j);
+}
+
+namespace {
+
+std::string joined(const std::vector<std::string>& path) {
+    std::string out;
+    for (const auto& p : path) out += (out.empty() ? "" : ".") + p;
+    return out;
+}
+
+// The value at `path` in `j`, or null when a step is missing or not an object.
+const json* at_path(const json& j, const std::vector<std::string>& path) {
+    const json* at = &j;
+    for (const auto& key : path) {
+        if (!at->is_object()) return nullptr;
+        const auto it = at->find(key);
+        if (it == at->end()) return nullptr;
+        at = &*it;
+    }
+    return at;
+}
+
+}  // namespace
+
+opcua_command opcua_read_command(std::string_view payload, const opcua_write& w) {
+    opcua_command c;
+    json j = json::parse(payload, nullptr, false);
+    if (j.is_discarded()) {
+        c.error = "the payload is not JSON";
+        return c;
+    }
+    if (!w.command_shape()) {
+        // A bare value, or {"value": ...}.
+        if (j.is_object() && j.contains("value")) j = j["value"];
+        c.value = std::move(j);
+        return c;
+    }
+    if (!j.is_object()) {
+        c.error = "expected a command object with the value at " + joined(w.value_path);
+        return c;
+    }
+    if (const json* id = at_path(j, w.request_id_path); id && id->is_string()) c.request_id = id->get<std::string>();
+    const json* v = at_path(j, w.value_path);
+    if (!v) c.error = "the command has no " + joined(w.value_path);
+    else c.value = *v;
+    return c;
+}
+
+std::string_view to_string(write_result r) noexcept {
+    switch (r) {
+    case write_result::ok: return "ok";
+    case write_result::refused: return "refused";
+    case write_result::failed: return "failed";
+    }
+    return "failed";
+}
+
+std::string opcua_reply(const opcua_write& w, const std::optional<std::string>& request_id, write_result r,
+                        std::string_view opcua_status, std::string_view detail, ua::date_time now) {
+    json j = json::object();
+    if (!w.command_shape()) {
+        j["status"] = opcua_status.empty() ? std::string_view("BadTypeMismatch") : opcua_status;
+        if (!detail.empty()) j["error"] = detail;
+        return dump(j);
+    }
+    if (request_id) j["request_id"] = *request_id;
+    j["status"] = to_string(r);
+    if (!opcua_status.empty()) j["opcua_status"] = opcua_status;
+    if (!detail.empty()) j["detail"] = detail;
+    j["ts"] = now.to_iso8601();
+    return dump(j);
 }
 
 std::optional<ua::variant> opcua_from_json(const json& j, ua::builtin_type type, bool array, std::string& error) {

@@ -1,5 +1,6 @@
 #include "broker/net/server.hpp"
 
+#include "broker/hosts/opcua_check.hpp"
 #include "broker/net/connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,6 +31,10 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // POST /api/v1/reload runs on a network thread; the reload itself takes
     // its own locks (model, TLS contexts).
     http_.admin().reload = [this] { reload(); };
+    // A model must fit what the OPC UA sources publish (at start and on reload).
+    core_.add_model_check([this](const ns::model* m) {
+        if (m != nullptr) hosts::check_opcua_fits_model(core_.cfg(), *m);
+    });
     http_.admin().bridges = &bridges_;
     // Bridge rules that name classes need them in every model installed.
     core_.add_model_check([this](const ns::model* m) { hosts::check_bridge_classes(core_.cfg().bridges, m); });

@@ -134,7 +134,7 @@ TEST_CASE("grants are compiled against the model") {
     bad_class.roles["analyst"].push_back(of_class(verb::subscribe, {"kpi"}));
     CHECK_THROWS_WITH(policy(bad_class, acme()),
                       "strata.yaml:1: roles.x[0]: class: the model has no class 'kpi' (its classes: telemetry, "
-                      "state, oee, alarm, cmd)");
+                      "state, oee, alarm, cmd, reply)");
     CHECK_THROWS_AS(policy(story(), nullptr), policy_error);
     CHECK(policy(story(), acme()).uses_model());
 }

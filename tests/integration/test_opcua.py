@@ -486,9 +486,177 @@ def test_the_deploy_examples_are_valid_configs(broker_factory, clients, peers, t
     d = start_broker(broker_factory, *demo)
     sub = clients(d)
     sub.subscribe(PREFIX + "/#")
-    assert values(sub, PREFIX + "/telemetry/Counter", 2)
-    sub.publish(PREFIX + "/cmd/setpoint", "55.5", qos=1)
-    assert values(sub, PREFIX + "/cmd/setpoint/reply", 1) == [{"status": "Good"}]
+    assert values(sub, PREFIX + "/telemetry/count", 2)
+    sub.publish(PREFIX + "/cmd/setpoint", json.dumps(command(55.5, "req-demo-0001")), qos=1)
+    reply = values(sub, PREFIX + "/reply/setpoint", 1)[0]
+    assert (reply["request_id"], reply["status"], reply["opcua_status"]) == ("req-demo-0001", "ok", "Good")
+
+
+# ------------------------------------------------------------------ the namespace model
+
+ACME = str(pathlib.Path(__file__).resolve().parents[2] / "deploy" / "namespace" / "acme.yaml")
+TELEMETRY_KEYS = {"value", "ts", "unit", "quality"}
+
+
+def command(value, request_id, parameters=None):
+    """A command in the shape of deploy/namespace/schemas/cmd.json."""
+    return {"command": "set", "request_id": request_id, "ts": "2026-01-01T08:00:00Z",
+            "parameters": {"value": value} if parameters is None else parameters}
+
+
+def demo_source(peer, tmp_path):
+    src = deploy_example("demo.yaml")["opcua"][0]
+    src["endpoint"] = peer.endpoint
+    src["pki"] = str(tmp_path / "demo-pki")
+    src["publish_interval_ms"] = 200
+    return src
+
+
+def test_shipped_examples_pass_the_model_in_reject_mode(broker_factory, clients, peers, tmp_path):
+    """deploy/opcua/demo.yaml under deploy/namespace/acme.yaml (reject in the press shop):
+    every value the PLC publishes arrives in the telemetry shape, commands in the cmd shape
+    are written and answered on the reply topic, and the model refuses nothing."""
+    from test_http import scrape, start_http_broker
+    peer = peers()
+    b = start_http_broker(broker_factory, namespace={"model": ACME}, opcua=[demo_source(peer, tmp_path)],
+                          sys={"interval": 1})
+    sub = clients(b)
+    sub.subscribe(PREFIX + "/#")
+    want = {"count", "temperature", "running", "setpoint", "axis/Position", "axis/Enabled"}
+    seen = {}
+    deadline = time.monotonic() + VALUE_TIMEOUT
+    while not want <= set(seen) and time.monotonic() < deadline:
+        m = sub.get(timeout=max(0.05, deadline - time.monotonic()))
+        assert m.topic.startswith(PREFIX + "/telemetry/"), m.topic
+        seen[m.topic[len(PREFIX + "/telemetry/"):]] = json.loads(m.payload)
+    assert want <= set(seen), sorted(seen)
+    for name, v in seen.items():
+        assert set(v) <= TELEMETRY_KEYS and {"value", "ts", "quality"} <= set(v), (name, v)
+        assert v["quality"] == "good" and v["ts"].endswith("Z"), (name, v)
+    assert seen["temperature"]["unit"] == "degC" and "unit" not in seen["count"]
+    assert seen["running"]["value"] is True and isinstance(seen["axis/Position"]["value"], float)
+    assert seen["setpoint"]["value"] == 42.0
+
+    # A command in the model's shape: written, answered with its request_id.
+    op = clients(b)
+    op.subscribe(PREFIX + "/reply/#")
+    op.publish(PREFIX + "/cmd/setpoint", json.dumps(command(55.5, "req-00000001")), qos=1)
+    r = op.get(timeout=VALUE_TIMEOUT)
+    assert r.topic == PREFIX + "/reply/setpoint" and not r.retain
+    reply = json.loads(r.payload)
+    assert reply["request_id"] == "req-00000001" and reply["status"] == "ok" and reply["opcua_status"] == "Good"
+    assert set(reply) == {"request_id", "status", "opcua_status", "ts"}, reply
+    values_ = [v["value"] for v in values(sub, PREFIX + "/telemetry/setpoint", 1)]
+    while values_[-1] != 55.5:
+        values_ += [v["value"] for v in values(sub, PREFIX + "/telemetry/setpoint", 1)]
+
+    # Commands the model takes but that do not say what to write: refused, with a detail.
+    op.publish(PREFIX + "/cmd/setpoint", json.dumps(command(None, "req-00000002", parameters={"val": 1})), qos=1)
+    reply = json.loads(op.get(timeout=VALUE_TIMEOUT).payload)
+    assert reply["request_id"] == "req-00000002" and reply["status"] == "refused", reply
+    assert reply["detail"] == "the command has no parameters.value", reply
+    op.publish(PREFIX + "/cmd/setpoint", json.dumps(command("fast", "req-00000003")), qos=1)
+    reply = json.loads(op.get(timeout=VALUE_TIMEOUT).payload)
+    assert (reply["request_id"], reply["status"], reply["opcua_status"]) == ("req-00000003", "refused",
+                                                                            "BadTypeMismatch"), reply
+    assert "Double" in reply["detail"], reply
+
+    # 5.0: a Response Topic and Correlation Data still win (here a topic of the reply class).
+    op.publish(PREFIX + "/cmd/setpoint", json.dumps(command(12.5, "req-00000004")), qos=1,
+               properties=props(PacketTypes.PUBLISH, ResponseTopic=PREFIX + "/reply/ops-1",
+                                CorrelationData=b"c-4"))
+    r = op.get(timeout=VALUE_TIMEOUT)
+    assert r.topic == PREFIX + "/reply/ops-1" and r.properties.CorrelationData == b"c-4"
+    assert json.loads(r.payload)["status"] == "ok"
+
+    # Nothing was refused: not by the model, not by the source's grants.
+    assert int(wait_sys(clients, b, "test-plc", "writes", lambda v: int(v) >= 2)) == 2
+    assert int(wait_sys(clients, b, "test-plc", "write_errors", lambda v: int(v) >= 2)) == 2
+    assert wait_sys(clients, b, "test-plc", "denied", lambda v: True) == "0"
+    samples, _ = scrape(b)
+    namespace = {k: v for k, v in samples.items() if k[0] == "strata_namespace_messages_total"}
+    assert sum(v for k, v in namespace.items() if ("outcome", "pass") in k[1]) > 0, namespace
+    assert sum(v for k, v in namespace.items() if ("outcome", "pass") not in k[1]
+               and ("outcome", "free") not in k[1]) == 0, namespace
+
+
+def write_config(tmp_path, name, template, writes=""):
+    """A config in block style (so that its lines say something): one source with `template`
+    (YAML flow text) and a telemetry mapping, under the example model."""
+    path = tmp_path / (name + ".yaml")
+    path.write_text(
+        "listeners: [{name: default, protocol: mqtt, bind: \"127.0.0.1:0\"}]\n"
+        "persistence: {path: \"%s\"}\n"
+        "namespace:\n"
+        "  model: \"%s\"\n"
+        "opcua:\n"
+        "  - name: plc1\n"
+        "    endpoint: \"opc.tcp://127.0.0.1:4840\"\n"
+        "    template: %s\n"
+        "    mappings:\n"
+        "      - {node: \"ns=2;s=PLC1.Line1.Counter\", topic: \"%s/telemetry/count\"}\n"
+        "%s" % (tmp_path / ("data-" + name), ACME, template, PREFIX, writes))
+    return path
+
+
+def test_a_template_that_never_fits_stops_the_start(tmp_path):
+    from conftest import STRATA_BIN
+    path = write_config(tmp_path, "no-ts", "{value: value, quality: status}")  # telemetry requires ts
+    r = subprocess.run([STRATA_BIN, "--config", str(path)], capture_output=True, timeout=30)
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert "strata: %s:10: opcua[0].mappings[0]: " % path in err, err
+    assert "refuses every value published on '%s/telemetry/count'" % PREFIX in err, err
+    assert "missing required property 'ts'" in err, err
+    assert "the payload template is at %s:8: opcua[0].template" % path in err, err
+    assert "strata listening" not in r.stdout.decode()
+
+    # `strata --check-config` says the same without starting; a fitting config is ok.
+    c = subprocess.run([STRATA_BIN, "--config", str(path), "--check-config"], capture_output=True, timeout=30)
+    assert c.returncode == 2 and "missing required property 'ts'" in c.stderr.decode(), c.stderr.decode()
+    good = write_config(tmp_path, "fits", "{value: value, ts: source_ts, quality: status}")
+    c = subprocess.run([STRATA_BIN, "--config", str(good), "--check-config"], capture_output=True, timeout=30)
+    assert (c.returncode, c.stdout.decode()) == (0, "%s: ok\n" % good), c.stderr.decode()
+
+    # Replies inside the cmd class (the default <topic>/reply) never fit either.
+    path = write_config(tmp_path, "replies", "{value: value, ts: source_ts, quality: status}",
+                        "    writes:\n"
+                        "      - {topic: \"%s/cmd/setpoint\", node: \"ns=2;s=PLC1.Line1.Setpoint\",\n"
+                        "         value: parameters.value}\n" % PREFIX)
+    r = subprocess.run([STRATA_BIN, "--config", str(path)], capture_output=True, timeout=30)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "%s:12: opcua[0].writes[0]: " % path in err, err
+    assert "refuses the replies published on '%s/cmd/setpoint/reply'" % PREFIX in err, err
+    assert "set reply_topic" in err, err
+
+
+def test_a_reloaded_model_that_does_not_fit_is_not_installed(broker_factory, clients, tmp_path):
+    """SIGHUP with a model whose telemetry now needs a key the template does not publish:
+    the reload is refused with the reason and the old model stays in force."""
+    model = tmp_path / "model"
+    shutil.copytree(os.path.dirname(ACME), model)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = {"name": "plc1", "endpoint": "opc.tcp://127.0.0.1:%d" % port, "pki": str(tmp_path / "pki"),
+           "template": {"value": "value", "ts": "source_ts", "quality": "status"},
+           "mappings": [{"node": "ns=2;s=PLC1.Line1.Counter", "topic": PREFIX + "/telemetry/count"}]}
+    b = start_broker(broker_factory, src, namespace={"model": str(model / "acme.yaml")})
+    schema = model / "schemas" / "telemetry.json"
+    t = json.loads(schema.read_text())
+    t["required"].append("unit")
+    schema.write_text(json.dumps(t))
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "namespace model not reloaded, the old one stays" in b.stderr_text(),
+               what="the refused reload in the log")
+    line = [l for l in b.stderr_text().splitlines() if "namespace model not reloaded" in l][0]
+    assert "opcua[0].mappings[0]" in line and "unit" in line, line
+    assert "namespace model reloaded" not in b.stderr_text()
+    # The old model is in force: telemetry without a unit still passes.
+    c = clients(b)
+    c.subscribe(PREFIX + "/telemetry/x")
+    c.publish(PREFIX + "/telemetry/x", json.dumps({"value": 1, "ts": "2026-01-01T00:00:00Z"}), qos=1)
+    assert json.loads(c.get().payload)["value"] == 1
 
 
 

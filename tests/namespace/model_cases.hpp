@@ -48,13 +48,13 @@ inline const std::vector<acme_bad_topic>& acme_invalid_topics() {
         // a data class could follow it too.
         {"acme/dresden/press-shop/line-2/cell-1/press/state",
          "level 'equipment' or data class: 'press' is not accepted (equipment: does not match "
-         "'[a-z]+(-[a-z]+)*-[0-9]{1,3}'; data classes here: telemetry, state, oee, alarm, cmd)"},
+         "'[a-z]+(-[a-z]+)*-[0-9]{1,3}'; data classes here: telemetry, state, oee, alarm, cmd, reply)"},
         {"acme/dresden/press-shop/line-2/cell-1/robot-7/press/state",
-         "after equipment 'robot-7': 'press' is not a data class (expected telemetry, state, oee, alarm, cmd)"},
+         "after equipment 'robot-7': 'press' is not a data class (expected telemetry, state, oee, alarm, cmd, reply)"},
         {"acme/dresden/press-shop/line-2/cell-1/press-7/temprature",
-         "after equipment 'press-7': 'temprature' is not a data class (expected telemetry, state, oee, alarm, cmd)"},
+         "after equipment 'press-7': 'temprature' is not a data class (expected telemetry, state, oee, alarm, cmd, reply)"},
         {"acme/dresden/press-shop/line-2/press-7/telemetri",
-         "after equipment 'press-7': 'telemetri' is not a data class (expected telemetry, state, oee, alarm, cmd) "
+         "after equipment 'press-7': 'telemetri' is not a data class (expected telemetry, state, oee, alarm, cmd, reply) "
          "(did you mean 'telemetry'?)"},
         // Incomplete topics, at every level.
         {"acme", "incomplete topic: ends after enterprise 'acme'; expected level 'site'"},
@@ -64,12 +64,12 @@ inline const std::vector<acme_bad_topic>& acme_invalid_topics() {
          "incomplete topic: ends after line 'line-2'; expected level 'cell' or 'equipment', or a data class (oee)"},
         {"acme/dresden/press-shop/line-2/cell-1",
          "incomplete topic: ends after cell 'cell-1'; expected level 'equipment', or a data class (telemetry, state, "
-         "oee, alarm, cmd)"},
+         "oee, alarm, cmd, reply)"},
         {"acme/dresden/press-shop/line-2/cell-12",
          "incomplete topic: ends after cell 'cell-12'; expected level 'equipment', or a data class (telemetry, state, "
-         "oee, alarm, cmd)"},
+         "oee, alarm, cmd, reply)"},
         {"acme/dresden/press-shop/line-2/cell-1/press-7",
-         "incomplete topic: ends after equipment 'press-7'; expected a data class (telemetry, state, oee, alarm, cmd)"},
+         "incomplete topic: ends after equipment 'press-7'; expected a data class (telemetry, state, oee, alarm, cmd, reply)"},
         // Empty levels.
         {"/acme/dresden", "empty first level"},
         {"acme//press-shop", "empty level after enterprise 'acme'"},

@@ -62,9 +62,11 @@ TEST_CASE("the example model loads without warnings", "[model]") {
     REQUIRE(m->levels().size() == 6);
     CHECK(m->levels()[4].name == "cell");
     CHECK(m->levels()[4].optional);
-    REQUIRE(m->classes().size() == 5);
+    REQUIRE(m->classes().size() == 6);
     CHECK(m->find_class("cmd")->command);
     CHECK(m->find_class("cmd")->retain == retain_rule::forbidden);
+    CHECK_FALSE(m->find_class("reply")->command);
+    CHECK(m->find_class("reply")->retain == retain_rule::forbidden);
     CHECK(m->find_class("state")->retain == retain_rule::required);
     CHECK(m->find_class("telemetry")->expected_period == std::chrono::seconds(10));
     CHECK(m->find_class("oee")->expected_period == std::chrono::minutes(1));
