@@ -298,8 +298,11 @@ bool broker_core::reload_model_and_roles() {
             if (model_) stats = model_->shared_stats();
         }
         try {
-            loaded = ns::model::load(path, std::move(stats));
-            for (const auto& w : loaded->warnings()) spdlog::warn("namespace model: {}", w);
+            auto candidate = ns::model::load(path, std::move(stats));
+            for (const auto& w : candidate->warnings()) spdlog::warn("namespace model: {}", w);
+            // What else must fit it (bridge classes, OPC UA payloads).
+            for (const auto& check : model_checks_) check(candidate.get());
+            loaded = std::move(candidate);
         } catch (const std::exception& e) {
             // model_error, or anything else a library threw while loading
             spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
@@ -312,8 +315,6 @@ bool broker_core::reload_model_and_roles() {
         model = model_;
     }
     try {
-        if (loaded)
-            for (const auto& check : model_checks_) check(loaded.get());
         security_->bind(roles ? &*roles : nullptr, model);
     } catch (const std::exception& e) {
         spdlog::error("{} not reloaded: {}", loaded ? (roles ? "namespace model and roles" : "namespace model") : "roles",

@@ -92,7 +92,7 @@ def test_unknown_class_in_a_bridge_rule_stops_the_start(tmp_path):
     from conftest import DEFAULT_CONFIG, STRATA_BIN, merge, to_yaml
     cases = [
         ({"namespace": {"model": ACME}}, {"class": "kpi", "local": "acme/#", "remote": "acme/#"},
-         "class: the model has no class 'kpi' (its classes: telemetry, state, oee, alarm, cmd)"),
+         "class: the model has no class 'kpi' (its classes: telemetry, state, oee, alarm, cmd, reply)"),
         ({}, {"class": "telemetry"}, "class: names the namespace model's classes; configure one (namespace.model)"),
         ({"namespace": {"model": ACME}}, {"class": "oee", "local": "acme/#"}, "'local' and 'remote' go together"),
     ]
