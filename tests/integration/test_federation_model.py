@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 
-from conftest import IS_MOSQUITTO, PacketTypes, props, uid, wait_until
+from conftest import IS_MOSQUITTO, PacketTypes, props, uid
 from test_bridges import bridge_cfg, plant_with, wait_connected, wait_sys
-from test_auth import passwd
+from test_auth import audit_lines, passwd
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="bridges are Strata's")
 
@@ -33,16 +33,6 @@ def telemetry(v):
 
 def cmd(command="stop", request_id=None):
     return json.dumps({"command": command, "request_id": request_id or uid("req"), "ts": TS})
-
-
-def audit_lines(path, predicate):
-    def found():
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            hits = [j for j in (json.loads(l) for l in f if l.strip()) if predicate(j)]
-        return hits or None
-    return wait_until(found, what="audit lines in %s" % path)
 
 
 def class_rules():
