@@ -5,7 +5,8 @@
 
 namespace strata::auth {
 
-fair_queue::fair_queue(options o) : per_key_(std::max<std::size_t>(o.per_key, 1)) {
+fair_queue::fair_queue(options o)
+    : per_key_(std::max<std::size_t>(o.per_key, 1)), total_(std::max<std::size_t>(o.total, 1)) {
     const std::size_t n = std::max<std::size_t>(o.threads, 1);
     threads_.reserve(n);
     for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
@@ -17,12 +18,14 @@ bool fair_queue::post(const std::string& key, std::function<void()>&& job) {
     {
         std::lock_guard lock(mutex_);
         if (stopping_) return false;
-        auto& k = keys_[key];
-        if (k.outstanding >= per_key_) {
+        const auto found = keys_.find(key);
+        if (outstanding_ >= total_ || (found != keys_.end() && found->second.outstanding >= per_key_)) {
             ++refused_;
             return false;
         }
+        auto& k = found != keys_.end() ? found->second : keys_[key];
         ++k.outstanding;
+        ++outstanding_;
         ++queued_;
         if (k.waiting.empty()) turn_.push_back(key);
         k.waiting.push_back(std::move(job));
@@ -50,6 +53,7 @@ void fair_queue::stop() {
         dropped.swap(keys_);
         turn_.clear();
         queued_ = 0;
+        outstanding_ = 0;
     }
 }
 
@@ -87,6 +91,7 @@ void fair_queue::run() {
         }
         job = nullptr;  // whatever it holds goes before the slot is freed
         lock.lock();
+        --outstanding_;
         if (--k.outstanding == 0 && k.waiting.empty()) keys_.erase(key);
     }
 }
