@@ -284,11 +284,18 @@ def test_admin_api_with_client_certificates(broker_factory, tmp_path):
     status, _, body = get(target, "/api/v1/subscriptions", context=admin)
     assert [(s["client_id"], s["filter"], s["qos"]) for s in json.loads(body)] == [(c.client_id, "plant/#", 1)]
 
+    # no roles configured: an admin identity sees every retained message
     status, _, body = get(target, "/api/v1/state?filter=plant%2F%2B%2Fstate", context=admin)
     assert status == 200
-    state = {m["topic"]: m for m in json.loads(body)}
-    assert set(state) == {"plant/a/state", "plant/b/state"}
+    page = json.loads(body)
+    assert page["next_cursor"] is None
+    assert [m["topic"] for m in page["messages"]] == ["plant/a/state", "plant/b/state"]
+    state = {m["topic"]: m for m in page["messages"]}
     assert state["plant/a/state"]["payload"] == "running" and state["plant/a/state"]["qos"] == 1
+    assert state["plant/a/state"]["payload_encoding"] == "utf-8"
+    assert (state["plant/b/state"]["payload"], state["plant/b/state"]["payload_encoding"]) == ("//4=", "base64")
+    # a certificate that is not an admin identity gets no state without roles
+    assert get(target, "/api/v1/state?filter=%23", context=pki.client_context(analyst_cert, analyst_key))[0] == 403
     assert get(target, "/api/v1/state", context=admin)[0] == 400
     assert get(target, "/api/v1/state?filter=a/%23/b", context=admin)[0] == 400
     assert get(target, "/api/v1/state?filter=%zz", context=admin)[0] == 400
@@ -330,7 +337,7 @@ def test_admin_listener_config_errors(tmp_path):
 ADMIN_PASSWORDS = {"ops": "ops-pw-1", "ana": "ana-pw-2"}
 ADMIN_ROLES = {
     "roles": {
-        "admin": [{"allow": "admin", "on": "#"}],
+        "admin": [{"allow": "admin", "on": "#"}, {"allow": "subscribe", "on": "#"}],
         "viewer": [{"allow": "subscribe", "on": "plant/#"}, {"allow": "publish", "on": "plant/#"}],
         "anyone": [{"allow": "subscribe", "on": "#"}, {"allow": "publish", "on": "#"}],
     },
@@ -478,9 +485,9 @@ def test_admin_endpoints(broker_factory, tmp_path):
     online.get()
     after = int(time.time() * 1000)
     status, _, body = api("/api/v1/state?filter=plant/%23")
-    assert status == 200 and len(body) == 1
-    m = body[0]
-    assert (m["topic"], m["payload"], m["qos"]) == ("plant/line/state", "running", 1)
+    assert status == 200 and len(body["messages"]) == 1 and body["next_cursor"] is None
+    m = body["messages"][0]
+    assert (m["topic"], m["payload"], m["qos"], m["retain"]) == ("plant/line/state", "running", 1, True)
     assert before - 5 <= m["received_ms"] <= after + 5
     assert m["received"].endswith("Z") and m["received"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(before / 1000)))
 
@@ -555,5 +562,5 @@ def test_state_of_recovered_retained_messages_has_the_recovery_time(broker_facto
     b.assert_clean_exit()
     b = start_basic_broker(broker_factory, tmp_path, persistence={"path": data})
     status, _, body = request(b.web, "/api/v1/state?filter=kept/%23", headers={"Authorization": basic("ops", "ops-pw-1")})
-    assert status == 200 and [m["topic"] for m in body] == ["kept/value"]
-    assert body[0]["received_ms"] >= published
+    assert status == 200 and [m["topic"] for m in body["messages"]] == ["kept/value"]
+    assert body["messages"][0]["received_ms"] >= published
