@@ -146,7 +146,7 @@ namespace {
 
 // Runs `work` on `queue` under `key` and resumes the calling coroutine on
 // its executor with the result; nullopt when the queue refused the job
-// (`key`'s share or the total is taken) or dropped it unrun.
+// (`key`'s share or the total is taken) or `work` threw (logged).
 template <class T>
 asio::awaitable<std::optional<T>> run_on(auth::fair_queue& queue, const std::string& key, std::function<T()> work) {
     using result = std::optional<T>;
@@ -232,15 +232,20 @@ asio::awaitable<admin_api::response> admin_api::read_state(const net::http_reque
     // (bounded by the page), then the JSON.
     const core::router& routes = core_.routes();
     std::function<response()> work = [&routes, filter = *filter, after = std::move(after), limit, grants, v] {
-        const auto visible = [&grants](std::string_view topic) { return !grants || grants->may_receive(topic); };
-        const auto page = routes.read_retained_page(filter, after ? &*after : nullptr, limit, page_scan_limit,
-                                                    page_bytes, visible);
-        json messages = json::array();
-        for (const auto& m : page.messages) messages.push_back(state_json(*m));
-        return json_response(http::status::ok,
-                             {{"messages", std::move(messages)},
-                              {"next_cursor", page.next ? json(encode_cursor(*page.next)) : json(nullptr)}},
-                             v);
+        try {
+            const auto visible = [&grants](std::string_view topic) { return !grants || grants->may_receive(topic); };
+            const auto page = routes.read_retained_page(filter, after ? &*after : nullptr, limit, page_scan_limit,
+                                                        page_bytes, visible);
+            json messages = json::array();
+            for (const auto& m : page.messages) messages.push_back(state_json(*m));
+            return json_response(http::status::ok,
+                                 {{"messages", std::move(messages)},
+                                  {"next_cursor", page.next ? json(encode_cursor(*page.next)) : json(nullptr)}},
+                                 v);
+        } catch (const std::bad_alloc&) {
+            spdlog::error("admin API: out of memory reading the state of '{}'", filter);
+            return error_response(http::status::internal_server_error, "out of memory reading the state", v);
+        }
     };
     auto answer = co_await run_on(*reads_, who.identity, std::move(work));
     if (!answer) {
