@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace strata::auth {
@@ -33,6 +34,8 @@ public:
         std::size_t threads = 1;  // worker threads (at least 1)
         std::size_t per_key = 8;  // jobs queued or running per key (at least 1)
         std::size_t total = SIZE_MAX;  // jobs queued or running over all keys (at least 1)
+        int nice = 0;  // added to the workers' niceness (Linux, per thread): > 0 yields the CPU to the
+                       // process's other threads; 0: as the thread that constructs the queue
     };
 
     explicit fair_queue(options o);
@@ -45,6 +48,11 @@ public:
     // `key` already has per_key jobs queued or running, when `total` jobs
     // are, or after stop().
     [[nodiscard]] bool post(const std::string& key, std::function<void()>&& job);
+    // The same, and `then` runs on the worker once the job's slot is free
+    // again: a completion that lets its caller post the next job at once
+    // (a caller that waits for each job is then never refused by its own
+    // last one). Both are left untouched when post() says no.
+    [[nodiscard]] bool post(const std::string& key, std::function<void()>&& job, std::function<void()>&& then);
 
     // Waits for the jobs running now, drops the queued ones (unrun) and
     // joins the threads. Idempotent.
@@ -56,7 +64,7 @@ public:
 
 private:
     struct per_key {
-        std::deque<std::function<void()>> waiting;
+        std::deque<std::pair<std::function<void()>, std::function<void()>>> waiting;  // job, then
         std::size_t outstanding = 0;  // waiting + running
     };
     void run();

@@ -154,16 +154,21 @@ asio::awaitable<std::optional<T>> run_on(auth::fair_queue& queue, const std::str
     co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(result)>(
         [&queue, &key, ex](auto handler, std::function<T()> w) {
             auto h = std::make_shared<decltype(handler)>(std::move(handler));
-            std::function<void()> job = [h, ex, w = std::move(w)] {
-                result r;
+            auto r = std::make_shared<result>();
+            std::function<void()> job = [r, w = std::move(w)] {
                 try {
-                    r = w();
+                    *r = w();
                 } catch (const std::exception& e) {
                     spdlog::error("admin API: a state read failed: {}", e.what());
                 }
-                asio::post(ex, [h, r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
             };
-            if (!queue.post(key, std::move(job))) asio::post(ex, [h]() mutable { std::move(*h)(result()); });
+            // Resumed once the job's slot is free: the caller's next read
+            // is never refused by this one.
+            std::function<void()> then = [h, r, ex] {
+                asio::post(ex, [h, r]() mutable { std::move(*h)(std::move(*r)); });
+            };
+            if (!queue.post(key, std::move(job), std::move(then)))
+                asio::post(ex, [h]() mutable { std::move(*h)(result()); });
         },
         asio::use_awaitable, std::move(work));
 }
@@ -173,7 +178,10 @@ asio::awaitable<std::optional<T>> run_on(auth::fair_queue& queue, const std::str
 admin_api::admin_api(core::broker_core& core)
     : core_(core),
       reads_(std::make_unique<auth::fair_queue>(auth::fair_queue::options{
-          .threads = state_threads, .per_key = max_state_reads_per_caller, .total = max_state_reads})) {}
+          .threads = state_threads,
+          .per_key = max_state_reads_per_caller,
+          .total = max_state_reads,
+          .nice = state_nice})) {}
 
 admin_api::~admin_api() { stop(); }
 

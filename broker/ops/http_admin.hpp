@@ -22,8 +22,8 @@
 // only the topics they may receive are shown. Without roles configured
 // every retained message is shown.
 //
-// The state is read on threads of its own (state_threads), never on the
-// network thread that serves the request: the walk holds the retained
+// The state is read on threads of its own (state_threads, at a lower CPU
+// priority: state_nice), never on the network thread that serves the request: the walk holds the retained
 // store's read lock for at most a page and builds the JSON there. At most
 // max_state_reads reads are queued or running (max_state_reads_per_caller
 // per identity); one more gets 503 with Retry-After.
@@ -81,6 +81,9 @@ public:
     static constexpr std::size_t state_threads = 2;
     static constexpr std::size_t max_state_reads = 4;
     static constexpr std::size_t max_state_reads_per_caller = 2;
+    // The state threads' niceness above the network threads': when the
+    // cores are busy, MQTT traffic gets the CPU first.
+    static constexpr int state_nice = 10;
 
     explicit admin_api(core::broker_core& core);
     ~admin_api();

@@ -292,6 +292,16 @@ TEST_CASE("fair queue: a total bound over every key") {
     q.stop();
 }
 
+TEST_CASE("fair queue: `then` runs once the job's slot is free") {
+    fair_queue q({.threads = 1, .per_key = 1, .total = 1});
+    std::promise<bool> again;
+    std::atomic<int> ran{0};
+    REQUIRE(q.post("a", [&] { ++ran; }, [&] { again.set_value(q.post("a", [&] { ++ran; })); }));
+    // The caller's next job, posted from the completion, finds its slot free.
+    CHECK(again.get_future().get());
+    q.stop();
+}
+
 TEST_CASE("audit: long fields are cut at a character boundary and marked") {
     CHECK(clip_field("short", 8) == "short");
     CHECK(clip_field(std::string(10, 'a'), 4) == "aaaa...[truncated, 10 bytes]");
