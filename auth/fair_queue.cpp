@@ -3,29 +3,52 @@
 #include <algorithm>
 #include <exception>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace strata::auth {
 
-fair_queue::fair_queue(options o) : per_key_(std::max<std::size_t>(o.per_key, 1)) {
+fair_queue::fair_queue(options o)
+    : per_key_(std::max<std::size_t>(o.per_key, 1)), total_(std::max<std::size_t>(o.total, 1)) {
     const std::size_t n = std::max<std::size_t>(o.threads, 1);
     threads_.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) threads_.emplace_back([this] { run(); });
+    for (std::size_t i = 0; i < n; ++i) {
+        threads_.emplace_back([this, nice = o.nice] {
+            if (nice != 0) {
+                // On Linux a thread has a niceness of its own. Failing to
+                // change it leaves the worker as it was: ignored on purpose.
+                const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+                const int now = ::getpriority(PRIO_PROCESS, tid);
+                (void)::setpriority(PRIO_PROCESS, tid, std::min(now + nice, 19));
+            }
+            run();
+        });
+    }
 }
 
 fair_queue::~fair_queue() { stop(); }
 
 bool fair_queue::post(const std::string& key, std::function<void()>&& job) {
+    std::function<void()> nothing;
+    return post(key, std::move(job), std::move(nothing));
+}
+
+bool fair_queue::post(const std::string& key, std::function<void()>&& job, std::function<void()>&& then) {
     {
         std::lock_guard lock(mutex_);
         if (stopping_) return false;
-        auto& k = keys_[key];
-        if (k.outstanding >= per_key_) {
+        const auto found = keys_.find(key);
+        if (outstanding_ >= total_ || (found != keys_.end() && found->second.outstanding >= per_key_)) {
             ++refused_;
             return false;
         }
+        auto& k = found != keys_.end() ? found->second : keys_[key];
         ++k.outstanding;
+        ++outstanding_;
         ++queued_;
         if (k.waiting.empty()) turn_.push_back(key);
-        k.waiting.push_back(std::move(job));
+        k.waiting.emplace_back(std::move(job), std::move(then));
     }
     wake_.notify_one();
     return true;
@@ -50,6 +73,7 @@ void fair_queue::stop() {
         dropped.swap(keys_);
         turn_.clear();
         queued_ = 0;
+        outstanding_ = 0;
     }
 }
 
@@ -73,7 +97,7 @@ void fair_queue::run() {
         // keys_ is node-based: `k` stays valid while its job counts as
         // outstanding, whatever other keys come and go meanwhile.
         auto& k = keys_.at(key);
-        std::function<void()> job = std::move(k.waiting.front());
+        auto [job, then] = std::move(k.waiting.front());
         k.waiting.pop_front();
         --queued_;
         // Back of the line: every other key with a job waiting goes first.
@@ -87,7 +111,18 @@ void fair_queue::run() {
         }
         job = nullptr;  // whatever it holds goes before the slot is freed
         lock.lock();
+        --outstanding_;
         if (--k.outstanding == 0 && k.waiting.empty()) keys_.erase(key);
+        if (then) {
+            lock.unlock();
+            try {
+                then();
+            } catch (...) {
+                // As for the job.
+            }
+            then = nullptr;
+            lock.lock();
+        }
     }
 }
 

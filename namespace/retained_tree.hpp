@@ -24,6 +24,7 @@
 // assert in debug builds.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -164,6 +165,77 @@ public:
         }
         for (std::size_t i = 0, n = cur->size(); i < n; ++i)
             if ((*cur)[i]->value) f(static_cast<const Value&>(*(*cur)[i]->value));
+    }
+
+    // Calls f(std::string_view topic, const Value&) for the stored topics
+    // that `filter` matches and that come after `after` (nullptr: from the
+    // first), in topic order, until f returns false. Topic order compares
+    // level by level, each level bytewise ("a" < "a/b" < "a-b"), so a walk can stop anywhere and go on later from the
+    // last topic it saw: every topic stored throughout is seen exactly once,
+    // whatever is set or erased between the calls. The topic view is only
+    // valid during the call; f must not modify the tree.
+    //
+    // Cost: the matching subtree's nodes in order, plus sorting the
+    // children of each node on the way (only those after `after` on its
+    // path), so a walk that stops after k topics costs about k node visits
+    // and one sort per level of fan-out it crossed.
+    template <class F>
+    void match_ordered(std::string_view filter, const std::string_view* after, F&& f) const {
+        assert(valid_topic_filter(filter));
+        if (!root_) return;
+        std::vector<std::string_view> want;  // the filter's levels
+        for (detail::level_reader r{filter}; r.more;) want.push_back(r.next());
+        std::vector<std::string_view> from;  // the levels of `after`
+        if (after)
+            for (detail::level_reader r{*after}; r.more;) from.push_back(r.next());
+        struct item {
+            const node* n;
+            std::size_t depth;       // levels from the root to n
+            std::size_t parent_len;  // of the path before n's level
+            bool on_after;           // n's levels so far equal `after`'s
+            bool below_hash;         // a '#' of the filter matched above n: its whole subtree matches
+        };
+        std::vector<item> stack{{root_, 0, 0, after != nullptr, false}};
+        std::vector<const node*> children;
+        std::string path;
+        while (!stack.empty()) {
+            const item it = stack.back();
+            stack.pop_back();
+            path.resize(it.parent_len);
+            if (it.depth > 1) path += '/';
+            if (it.depth > 0) path += detail::key_of(it.n);
+            const bool hash_here = !it.below_hash && it.depth < want.size() && want[it.depth] == "#";
+            const bool matches = it.below_hash || hash_here || it.depth == want.size();
+            // On `after`'s path, n is `after` itself or a level above it:
+            // both were seen already.
+            if (it.n->value && matches && !it.on_after && it.depth > 0 &&
+                !f(std::string_view(path), static_cast<const Value&>(*it.n->value)))
+                return;
+            // Which children the filter lets in.
+            children.clear();
+            const bool skip_dollar = it.depth == 0;
+            if (it.below_hash || hash_here || (it.depth < want.size() && want[it.depth] == "+")) {
+                it.n->children.for_each([&](const node* c) {
+                    if (!(skip_dollar && is_dollar(c))) children.push_back(c);
+                });
+            } else if (it.depth < want.size()) {
+                const std::string_view level = want[it.depth];
+                if (const node* c = it.n->children.find(level, detail::level_hash(level, seed_))) children.push_back(c);
+            }
+            // Of those, the ones not before `after`.
+            const bool bounded = it.on_after && it.depth < from.size();
+            if (bounded) {
+                const std::string_view bound = from[it.depth];
+                std::erase_if(children, [&](const node* c) { return detail::key_of(c) < bound; });
+            }
+            std::sort(children.begin(), children.end(),
+                      [](const node* a, const node* b) { return detail::key_of(a) > detail::key_of(b); });
+            const bool below = it.below_hash || hash_here;
+            for (const node* c : children) {
+                const bool on = bounded && detail::key_of(c) == from[it.depth];
+                stack.push_back({c, it.depth + 1, path.size(), on, below});
+            }
+        }
     }
 
     // Calls f(std::string_view topic, const Value&) for every stored topic.

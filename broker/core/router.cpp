@@ -268,6 +268,32 @@ void router::for_each_retained(std::string_view filter,
     for (const auto& m : found) f(m);
 }
 
+router::retained_page router::read_retained_page(std::string_view filter, const std::string* after, std::size_t limit,
+                                                 std::size_t scan, std::size_t max_bytes,
+                                                 const std::function<bool(std::string_view)>& visible) const {
+    const auto now = steady_clock::now();
+    retained_page page;
+    std::size_t looked = 0, bytes = 0;
+    const std::string_view from = after ? std::string_view(*after) : std::string_view();
+    std::shared_lock lock(retained_mutex_);
+    retained_.match_ordered(filter, after ? &from : nullptr, [&](std::string_view topic, const retained_ref& slot) {
+        const message_ptr& m = slot->msg;
+        if (!m->expired(now) && visible(topic)) {
+            if (page.messages.size() == limit || bytes >= max_bytes) {
+                // One more exists: the page is full and has a successor.
+                page.next = page.messages.back()->topic;
+                return false;
+            }
+            page.messages.push_back(m);
+            bytes += m->weight();
+        }
+        if (++looked < scan) return true;
+        page.next = std::string(topic);
+        return false;
+    });
+    return page;
+}
+
 std::vector<retained_ref> router::retained_snapshot(std::string_view filter) const {
     std::vector<retained_ref> out;
     std::shared_lock lock(retained_mutex_);

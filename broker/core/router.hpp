@@ -122,6 +122,23 @@ public:
     // Calls f for each unexpired retained message matching `filter`.
     void for_each_retained(std::string_view filter, const std::function<void(const message_ptr&)>& f) const;
 
+    // One page of the unexpired retained messages matching `filter`, in
+    // topic order (ns::retained_tree::match_ordered: level by level), after
+    // the topic `after` (null: from the first). `visible(topic)` says
+    // whether the caller may see a message (false: skipped). The page ends
+    // after `limit` messages, once their weight() reaches `max_bytes`, or
+    // after `scan` topics were looked at (so that the read lock is held for
+    // a bounded time however few the caller may see); `next` is then the
+    // topic the next page starts after, and empty when the walk reached the
+    // end.
+    struct retained_page {
+        std::vector<message_ptr> messages;
+        std::optional<std::string> next;
+    };
+    [[nodiscard]] retained_page read_retained_page(std::string_view filter, const std::string* after,
+                                                   std::size_t limit, std::size_t scan, std::size_t max_bytes,
+                                                   const std::function<bool(std::string_view)>& visible) const;
+
     // The slots of every retained topic matching `filter` now (16 bytes
     // each: no message is copied). current() reads their values later.
     [[nodiscard]] std::vector<retained_ref> retained_snapshot(std::string_view filter) const;

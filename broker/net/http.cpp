@@ -323,36 +323,53 @@ http_server::response unauthorized(std::string_view why, unsigned version) {
 asio::awaitable<http_server::response> http_server::admin_request(const http_request& req, const listener_config& l,
                                                                   const caller& who) const {
     const unsigned v = req.version();
+    auto& sec = core_.security();
+    // GET /api/v1/state answers by subscribe grants (http_admin.hpp): with
+    // roles configured any authenticated identity may ask.
+    const bool state = path_of(req) == "/api/v1/state";
+    auto caller_of = [&](std::string identity) {
+        auto grants = sec.policy()->compile(identity, "");
+        return ops::admin_caller{std::move(identity), who.address, std::move(grants)};
+    };
+    auto audit_refusal = [&](std::string_view identity, std::string_view outcome, std::string_view why) {
+        if (!core_.auditing()) return;
+        auth::audit_event e;
+        e.action = "admin-login";
+        e.outcome = outcome;
+        e.identity = identity;
+        e.address = who.address;
+        e.topic = path_of(req);
+        e.reason = why;
+        core_.audit(e);
+    };
     for (const auto& id : who.identities) {
-        if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end())
-            co_return admin_.respond(req, id);
+        if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end()) {
+            auto answer = co_await admin_.respond(req, caller_of(id));
+            co_return answer;
+        }
+    }
+    const bool has_authorization = req.find(http::field::authorization) != req.end();
+    if (state && !has_authorization && !who.identities.empty() && sec.roles_active()) {
+        auto answer = co_await admin_.respond(req, caller_of(who.identities.front()));
+        co_return answer;
     }
     auto creds = basic_credentials(req);
     if (!creds) {
-        if (req.find(http::field::authorization) != req.end())
+        if (has_authorization)
             co_return unauthorized("malformed Authorization header: expected Basic with base64 of user:password", v);
         if (!who.identities.empty()) {
             spdlog::info("admin API refused to '{}' on listener '{}'", who.identities.front(), l.name);
+            audit_refusal(who.identities.front(), "refused", "client certificate not an admin identity");
             co_return ops::error_response(http::status::forbidden, "this client certificate is not an admin identity", v);
         }
         co_return unauthorized("the admin API needs credentials (HTTP Basic or a client certificate)", v);
     }
     std::string user = std::move(creds->first);
     std::string password = std::move(creds->second);
-    auto& sec = core_.security();
-    auto refuse = [&](std::string_view outcome, std::string_view why) {
-        if (!core_.auditing()) return;
-        auth::audit_event e;
-        e.action = "admin-login";
-        e.outcome = outcome;
-        e.identity = user;
-        e.address = who.address;
-        e.topic = path_of(req);
-        e.reason = why;
-        core_.audit(e);
-    };
+    auto refuse = [&](std::string_view outcome, std::string_view why) { audit_refusal(user, outcome, why); };
     if (!l.tls && !l.admin_over_plain_http && !who.over_loopback) {
         auth::cleanse(password);
+        refuse("refused", "HTTP Basic over plain http from a remote address");
         co_return ops::error_response(http::status::forbidden,
                                  "HTTP Basic over plain http is accepted on loopback listeners only; use https "
                                  "(or set admin_over_plain_http: true on this listener)",
@@ -387,14 +404,19 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
     }
     sec.logins().succeeded(who.address);
     std::string resource(path_of(req).substr(1));  // "api/v1/sessions"
-    const auto grants = sec.policy()->compile(user, "");
-    if (grants == nullptr || !grants->may_admin(resource)) {
+    auto caller = caller_of(user);
+    if (state && caller.grants != nullptr) {
+        auto answer = co_await admin_.respond(req, caller);
+        co_return answer;
+    }
+    if (caller.grants == nullptr || !caller.grants->may_admin(resource)) {
         spdlog::info("admin API refused to '{}' on listener '{}': no admin grant for {}", user, l.name, resource);
         refuse("refused", "no admin grant");
         co_return ops::json_response(http::status::forbidden,
                                 {{"error", "this identity has no admin grant for " + resource}, {"identity", user}}, v);
     }
-    co_return admin_.respond(req, user);
+    auto answer = co_await admin_.respond(req, caller);
+    co_return answer;
 }
 
 }  // namespace strata::broker::net

@@ -16,6 +16,12 @@
 //                  has its share of password checks queued. On
 //                  a plain `http` listener Basic is accepted only over
 //                  loopback unless admin_over_plain_http is set.
+//                  GET /api/v1/state is answered by the caller's subscribe
+//                  grants instead (http_admin.hpp): with roles configured
+//                  any authenticated identity (Basic, or the first name of
+//                  a verified client certificate) may ask, no admin grant
+//                  needed; without roles it needs admin access as above.
+//                  Refusals are audited as "admin-login".
 // Anything else gets a JSON error (404, 405, 426). Bad input (oversized
 // headers or body, a malformed request, a bad upgrade, a stalled client)
 // closes that HTTP connection only.
@@ -67,7 +73,7 @@ public:
         bool over_loopback = false;           // the connection arrived on a loopback address
     };
     // The answer to a request for /api/...: authenticates (see above), then
-    // admin().respond(). Runs on the connection's thread.
+    // awaits admin().respond(). Runs on the connection's thread.
     [[nodiscard]] asio::awaitable<response> admin_request(const http_request& req, const listener_config& l,
                                                           const caller& who) const;
 

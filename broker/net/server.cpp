@@ -30,7 +30,7 @@ struct server::listener {
 server::server(config cfg) : core_(std::move(cfg)) {
     // POST /api/v1/reload runs on a network thread; the reload itself takes
     // its own locks (model, TLS contexts).
-    http_.admin().reload = [this] { reload(); };
+    http_.admin().reload = [this] { return reload(); };
     // A model must fit what the OPC UA sources publish (at start and on reload).
     core_.add_model_check([this](const ns::model* m) {
         if (m != nullptr) hosts::check_opcua_fits_model(core_.cfg(), *m);
@@ -49,7 +49,11 @@ server::server(config cfg) : core_(std::move(cfg)) {
     for (unsigned i = 0; i < n; ++i) ios_.push_back(std::make_unique<asio::io_context>(1));
 }
 
-server::~server() { core_.release_io(); }
+server::~server() {
+    // The state reads' completions post to the io_contexts.
+    http_.admin().stop();
+    core_.release_io();
+}
 
 void server::listen() {
     auto& io = *ios_.front();
@@ -127,20 +131,23 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
     asio::post(ex, [c] { c->start(); });
 }
 
-void server::reload() {
+std::vector<std::string> server::reload() {
     // Each part reloads on its own: one that fails is logged, keeps what it
     // had, and does not keep the others from reloading. Nothing thrown here
     // may reach the network thread that runs the reload.
-    const auto step = [](const char* what, auto&& f) {
+    std::vector<std::string> failed;
+    const auto step = [&failed](const char* what, auto&& f) {
         try {
             f();
         } catch (const std::exception& e) {
             spdlog::error("reload: {} failed, the previous one stays: {}", what, e.what());
+            failed.emplace_back(what);
         }
     };
     step("namespace model and roles", [&] { core_.reload_model_and_roles(); });
     step("password file", [&] { core_.security().reload_passwords(); });
     step("TLS certificates", [&] { reload_tls(); });
+    return failed;
 }
 
 void server::run_network_thread(std::size_t index) {
@@ -225,7 +232,7 @@ int server::run() {
             if (ec) return;
             spdlog::info("signal {} received", sig);
             if (sig == SIGHUP) {
-                reload();
+                (void)reload();  // what failed is logged
                 if (!stopping_) wait_signal();
                 return;
             }

@@ -58,8 +58,8 @@ private:
     // Hands an accepted socket to what its listener serves.
     void serve(listener& l, tcp_socket socket, std::size_t thread_index);
     // SIGHUP and POST /api/v1/reload: the namespace model (if configured)
-    // and the TLS certificates.
-    void reload();
+    // and the TLS certificates. Returns the parts that failed (logged).
+    [[nodiscard]] std::vector<std::string> reload();
     // New TLS handshakes use the certificates on disk now.
     void reload_tls();
     void begin_shutdown();

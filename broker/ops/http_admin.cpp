@@ -2,10 +2,16 @@
 #include "broker/ops/http_admin.hpp"
 
 #include "broker/hosts/bridge_host.hpp"
+#include "broker/codec/codec.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/net/connection.hpp"
+#include "broker/ops/state_page.hpp"
 #include "namespace/topic.hpp"
 
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +21,7 @@
 
 namespace strata::broker::ops {
 
+namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using nlohmann::json;
 
@@ -135,7 +142,130 @@ admin_api::response error_response(http::status status, std::string_view message
     return json_response(status, {{"error", message}}, version);
 }
 
-admin_api::response admin_api::respond(const net::http_request& req, std::string_view who) const {
+namespace {
+
+// Runs `work` on `queue` under `key` and resumes the calling coroutine on
+// its executor with the result; nullopt when the queue refused the job
+// (`key`'s share or the total is taken) or `work` threw (logged).
+template <class T>
+asio::awaitable<std::optional<T>> run_on(auth::fair_queue& queue, const std::string& key, std::function<T()> work) {
+    using result = std::optional<T>;
+    const auto ex = co_await asio::this_coro::executor;
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(result)>(
+        [&queue, &key, ex](auto handler, std::function<T()> w) {
+            auto h = std::make_shared<decltype(handler)>(std::move(handler));
+            auto r = std::make_shared<result>();
+            std::function<void()> job = [r, w = std::move(w)] {
+                try {
+                    *r = w();
+                } catch (const std::exception& e) {
+                    spdlog::error("admin API: a state read failed: {}", e.what());
+                }
+            };
+            // Resumed once the job's slot is free: the caller's next read
+            // is never refused by this one.
+            std::function<void()> then = [h, r, ex] {
+                asio::post(ex, [h, r]() mutable { std::move(*h)(std::move(*r)); });
+            };
+            if (!queue.post(key, std::move(job), std::move(then)))
+                asio::post(ex, [h]() mutable { std::move(*h)(result()); });
+        },
+        asio::use_awaitable, std::move(work));
+}
+
+}  // namespace
+
+admin_api::admin_api(core::broker_core& core)
+    : core_(core),
+      reads_(std::make_unique<auth::fair_queue>(auth::fair_queue::options{
+          .threads = state_threads,
+          .per_key = max_state_reads_per_caller,
+          .total = max_state_reads,
+          .nice = state_nice})) {}
+
+admin_api::~admin_api() { stop(); }
+
+void admin_api::stop() { reads_->stop(); }
+
+void admin_api::audit(const admin_caller& who, std::string_view action, std::string_view outcome,
+                      std::string_view target, std::string_view client_id, std::string_view reason) const {
+    if (!core_.auditing()) return;
+    auth::audit_event e;
+    e.action = action;
+    e.outcome = outcome;
+    e.identity = who.identity;
+    e.roles = who.grants ? &who.grants->roles() : nullptr;
+    e.address = who.address;
+    e.client_id = client_id;
+    e.topic = target;
+    e.reason = reason;
+    core_.audit(e);
+}
+
+asio::awaitable<admin_api::response> admin_api::read_state(const net::http_request& req, const admin_caller& who) const {
+    const std::string_view target = req.target();
+    const unsigned v = req.version();
+    auto bad = [&](std::string message) { return error_response(http::status::bad_request, message, v); };
+    const auto filter = query_param(target, "filter");
+    if (!filter || filter->empty()) co_return bad("missing ?filter=TOPIC-FILTER");
+    if (!ns::valid_topic_filter(*filter) || !mqtt::valid_utf8(*filter))
+        co_return bad("not a valid MQTT topic filter: " + *filter);
+    std::size_t limit = default_limit;
+    if (const auto text = query_param(target, "limit")) {
+        const auto n = parse_limit(*text);
+        if (!n) co_return bad("limit must be a whole number from 1 to " + std::to_string(max_limit));
+        limit = *n;
+    }
+    std::optional<std::string> after;
+    if (const auto text = query_param(target, "cursor")) {
+        after = decode_cursor(*text);
+        if (!after) co_return bad("not a cursor of this API: pass next_cursor of the previous page as it is");
+    }
+    auto grants = who.grants;
+    if (grants) {
+        const auto verdict = grants->may_subscribe(*filter);
+        if (verdict == auth::subscribe_verdict::refused) {
+            spdlog::info("admin API: state of '{}' refused to '{}': no subscribe grant", *filter, who.identity);
+            audit(who, "admin-state", "refused", *filter, {}, "no subscribe grant covers this filter");
+            co_return json_response(http::status::forbidden,
+                                    {{"error", "this identity may not subscribe to this filter"},
+                                     {"identity", who.identity},
+                                     {"filter", *filter}},
+                                    v);
+        }
+        // Granted in full: every topic of the filter may be received.
+        if (verdict == auth::subscribe_verdict::full) grants = nullptr;
+    }
+    // On a state thread: the walk under the retained store's read lock
+    // (bounded by the page), then the JSON.
+    const core::router& routes = core_.routes();
+    std::function<response()> work = [&routes, filter = *filter, after = std::move(after), limit, grants, v] {
+        try {
+            const auto visible = [&grants](std::string_view topic) { return !grants || grants->may_receive(topic); };
+            const auto page = routes.read_retained_page(filter, after ? &*after : nullptr, limit, page_scan_limit,
+                                                        page_bytes, visible);
+            json messages = json::array();
+            for (const auto& m : page.messages) messages.push_back(state_json(*m));
+            return json_response(http::status::ok,
+                                 {{"messages", std::move(messages)},
+                                  {"next_cursor", page.next ? json(encode_cursor(*page.next)) : json(nullptr)}},
+                                 v);
+        } catch (const std::bad_alloc&) {
+            spdlog::error("admin API: out of memory reading the state of '{}'", filter);
+            return error_response(http::status::internal_server_error, "out of memory reading the state", v);
+        }
+    };
+    auto answer = co_await run_on(*reads_, who.identity, std::move(work));
+    if (!answer) {
+        auto res = error_response(http::status::service_unavailable,
+                                  "too many state reads in progress; retry in 1 s", v);
+        res.set(http::field::retry_after, "1");
+        co_return res;
+    }
+    co_return std::move(*answer);
+}
+
+asio::awaitable<admin_api::response> admin_api::respond(const net::http_request& req, const admin_caller& who) const {
     const std::string_view target = req.target();
     const std::string_view path = target.substr(0, target.find('?'));
     const unsigned v = req.version();
@@ -146,24 +276,24 @@ admin_api::response admin_api::respond(const net::http_request& req, std::string
     };
 
     if (path == "/api/v1/sessions") {
-        if (!get) return wrong_method("GET");
+        if (!get) co_return wrong_method("GET");
         json out = json::array();
         for (const auto& s : core_.all_sessions()) out.push_back(session_json(*s));
-        return json_response(http::status::ok, out, v);
+        co_return json_response(http::status::ok, out, v);
     }
     if (path == "/api/v1/clients") {
-        if (!get) return wrong_method("GET");
+        if (!get) co_return wrong_method("GET");
         json out = json::array();
         for (const auto& s : core_.all_sessions())
             if (s->connected()) out.push_back(session_json(*s));
-        return json_response(http::status::ok, out, v);
+        co_return json_response(http::status::ok, out, v);
     }
     if (path == "/api/v1/subscriptions") {
-        if (!get) return wrong_method("GET");
+        if (!get) co_return wrong_method("GET");
         std::optional<std::string> only;
         if (target.find('?') != std::string_view::npos) {
             only = query_param(target, "client_id");
-            if (!only) return error_response(http::status::bad_request, "malformed or unknown query; use ?client_id=ID", v);
+            if (!only) co_return error_response(http::status::bad_request, "malformed or unknown query; use ?client_id=ID", v);
         }
         json out = json::array();
         for (const auto& s : core_.all_sessions()) {
@@ -172,54 +302,48 @@ admin_api::response admin_api::respond(const net::http_request& req, std::string
             std::sort(subs.begin(), subs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
             for (const auto& [filter, e] : subs) out.push_back(subscription_json(s->client_id(), filter, e));
         }
-        return json_response(http::status::ok, out, v);
+        co_return json_response(http::status::ok, out, v);
     }
     if (path == "/api/v1/bridges") {
-        if (!get) return wrong_method("GET");
+        if (!get) co_return wrong_method("GET");
         json out = json::array();
         if (bridges != nullptr)
             for (const auto& b : bridges->status()) out.push_back(bridge_json(b));
-        return json_response(http::status::ok, out, v);
+        co_return json_response(http::status::ok, out, v);
     }
     if (path == "/api/v1/state") {
-        if (!get) return wrong_method("GET");
-        const auto filter = query_param(target, "filter");
-        if (!filter || filter->empty()) return error_response(http::status::bad_request, "missing ?filter=TOPIC-FILTER", v);
-        if (!ns::valid_topic_filter(*filter))
-            return error_response(http::status::bad_request, "not a valid MQTT topic filter: " + *filter, v);
-        json out = json::array();
-        core_.routes().for_each_retained(*filter, [&out](const core::message_ptr& m) {
-            out.push_back({{"topic", m->topic},
-                           {"payload", m->payload},
-                           {"qos", m->qos},
-                           {"received", time_json(m->received_ms)},
-                           {"received_ms", m->received_ms == 0 ? json(nullptr) : json(m->received_ms)}});
-        });
-        return json_response(http::status::ok, out, v);
+        if (!get) co_return wrong_method("GET");
+        auto answer = co_await read_state(req, who);
+        co_return answer;
     }
     if (path == "/api/v1/reload") {
-        if (!post) return wrong_method("POST");
-        spdlog::info("admin API: '{}' asks for a reload", who);
-        if (reload) reload();
-        return json_response(http::status::ok, {{"reloaded", true}}, v);
+        if (!post) co_return wrong_method("POST");
+        spdlog::info("admin API: '{}' asks for a reload", who.identity);
+        std::vector<std::string> failed;
+        if (reload) failed = reload();
+        std::string reason;
+        for (const auto& part : failed) reason += (reason.empty() ? "failed to reload: " : ", ") + part;
+        audit(who, "admin-reload", "allowed", path, {}, reason);
+        co_return json_response(http::status::ok, {{"reloaded", failed.empty()}, {"failed", failed}}, v);
     }
     constexpr std::string_view clients = "/api/v1/clients/";
     constexpr std::string_view disconnect = "/disconnect";
     if (path.starts_with(clients) && path.ends_with(disconnect) && path.size() > clients.size() + disconnect.size()) {
-        if (!post) return wrong_method("POST");
+        if (!post) co_return wrong_method("POST");
         const auto id = url_decode(path.substr(clients.size(), path.size() - clients.size() - disconnect.size()), false);
-        if (!id) return error_response(http::status::bad_request, "malformed client id", v);
+        if (!id) co_return error_response(http::status::bad_request, "malformed client id", v);
         for (const auto& s : core_.all_sessions()) {
             if (s->client_id() != *id) continue;
             if (auto c = s->owner()) {
-                spdlog::info("admin API: '{}' disconnects client '{}'", who, *id);
+                spdlog::info("admin API: '{}' disconnects client '{}'", who.identity, *id);
                 c->kick(mqtt::reason_code::administrative_action);
-                return json_response(http::status::accepted, {{"disconnected", *id}}, v);
+                audit(who, "admin-disconnect", "allowed", path, *id, {});
+                co_return json_response(http::status::accepted, {{"disconnected", *id}}, v);
             }
         }
-        return json_response(http::status::not_found, {{"error", "no connected client with this id"}, {"client_id", *id}}, v);
+        co_return json_response(http::status::not_found, {{"error", "no connected client with this id"}, {"client_id", *id}}, v);
     }
-    return json_response(http::status::not_found, {{"error", "no such admin endpoint"}, {"path", std::string(path)}}, v);
+    co_return json_response(http::status::not_found, {{"error", "no such admin endpoint"}, {"path", std::string(path)}}, v);
 }
 
 }  // namespace strata::broker::ops

@@ -5,21 +5,45 @@
 //   GET  /api/v1/subscriptions[?client_id=C] every session's subscriptions (or
 //                                            C's): filter, options, identifier,
 //                                            shared group
-//   GET  /api/v1/state?filter=F              retained messages matching F, with
-//                                            the time the broker received them
+//   GET  /api/v1/state?filter=F[&limit=N][&cursor=C]
+//                                            retained messages matching F that
+//                                            the caller may receive, in pages
+//                                            (state_page.hpp)
 //   GET  /api/v1/bridges                     each bridge's state
 //   POST /api/v1/clients/{id}/disconnect     DISCONNECT 0x98 (administrative action)
 //   POST /api/v1/reload                      what SIGHUP does
 //
 // Who may call it is decided by the HTTP listener before respond() runs
 // (http.hpp: a client certificate listed in the listener's
-// admin_identities, or HTTP Basic for a user with an `admin` grant).
+// admin_identities, or HTTP Basic for a user with an `admin` grant; for
+// the state, any authenticated identity when roles are configured). The
+// state answers by the caller's subscribe grants: a filter they may not
+// subscribe to gets 403, and of a filter they may subscribe to in part
+// only the topics they may receive are shown. Without roles configured
+// every retained message is shown.
+//
+// The state is read on threads of its own (state_threads, at a lower CPU
+// priority: state_nice), never on the network thread that serves the request: the walk holds the retained
+// store's read lock for at most a page and builds the JSON there. At most
+// max_state_reads reads are queued or running (max_state_reads_per_caller
+// per identity); one more gets 503 with Retry-After.
+//
+// Disconnects and reloads are audited ("admin-disconnect",
+// "admin-reload", outcome "allowed"); a state read refused by the grants
+// is audited as "admin-state", "refused".
+//
 // Bad requests get a 4xx with {"error": ...}.
 //
 // Thread-safety: respond() may run on any network thread concurrently.
+// stop() before the io_contexts are destroyed.
 #pragma once
 
 #include "broker/net/transport.hpp"
+
+#include "auth/fair_queue.hpp"
+#include "auth/policy.hpp"
+
+#include <boost/asio/awaitable.hpp>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -28,8 +52,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace strata::broker::core {
 class broker_core;
@@ -41,24 +67,49 @@ class bridge_host;
 
 namespace strata::broker::ops {
 
+// Who calls, once authenticated.
+struct admin_caller {
+    std::string identity;                        // certificate identity or user name
+    std::string address;                         // the client's IP
+    std::shared_ptr<const auth::grants> grants;  // null: no roles configured
+};
+
 class admin_api {
 public:
     using response = boost::beast::http::response<boost::beast::http::string_body>;
 
-    explicit admin_api(core::broker_core& core) : core_(core) {}
+    static constexpr std::size_t state_threads = 2;
+    static constexpr std::size_t max_state_reads = 4;
+    static constexpr std::size_t max_state_reads_per_caller = 2;
+    // The state threads' niceness above the network threads': when the
+    // cores are busy, MQTT traffic gets the CPU first.
+    static constexpr int state_nice = 10;
 
-    // Run by POST /api/v1/reload (the server's SIGHUP handler); set once
-    // before serving.
-    std::function<void()> reload;
+    explicit admin_api(core::broker_core& core);
+    ~admin_api();
+
+    // Run by POST /api/v1/reload (the server's SIGHUP handler); returns the
+    // parts that failed to reload (empty: all reloaded). Set once before
+    // serving.
+    std::function<std::vector<std::string>()> reload;
     // The bridges whose state GET /api/v1/bridges shows (null: none); set
     // once before serving.
     const hosts::bridge_host* bridges = nullptr;
 
-    // `who`: the authenticated caller (for the log).
-    [[nodiscard]] response respond(const net::http_request& req, std::string_view who) const;
+    // The answer to `req` for `who`. Runs on the connection's thread; the
+    // state is read elsewhere and awaited.
+    [[nodiscard]] boost::asio::awaitable<response> respond(const net::http_request& req, const admin_caller& who) const;
+
+    // Drops the state reads still queued and joins their threads.
+    void stop();
 
 private:
+    [[nodiscard]] boost::asio::awaitable<response> read_state(const net::http_request& req, const admin_caller& who) const;
+    void audit(const admin_caller& who, std::string_view action, std::string_view outcome, std::string_view target,
+               std::string_view client_id, std::string_view reason) const;
+
     core::broker_core& core_;
+    std::unique_ptr<auth::fair_queue> reads_;
 };
 
 // A JSON response ({"error": message} for errors). Invalid UTF-8 in strings

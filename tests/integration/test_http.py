@@ -284,11 +284,18 @@ def test_admin_api_with_client_certificates(broker_factory, tmp_path):
     status, _, body = get(target, "/api/v1/subscriptions", context=admin)
     assert [(s["client_id"], s["filter"], s["qos"]) for s in json.loads(body)] == [(c.client_id, "plant/#", 1)]
 
+    # no roles configured: an admin identity sees every retained message
     status, _, body = get(target, "/api/v1/state?filter=plant%2F%2B%2Fstate", context=admin)
     assert status == 200
-    state = {m["topic"]: m for m in json.loads(body)}
-    assert set(state) == {"plant/a/state", "plant/b/state"}
+    page = json.loads(body)
+    assert page["next_cursor"] is None
+    assert [m["topic"] for m in page["messages"]] == ["plant/a/state", "plant/b/state"]
+    state = {m["topic"]: m for m in page["messages"]}
     assert state["plant/a/state"]["payload"] == "running" and state["plant/a/state"]["qos"] == 1
+    assert state["plant/a/state"]["payload_encoding"] == "utf-8"
+    assert (state["plant/b/state"]["payload"], state["plant/b/state"]["payload_encoding"]) == ("//4=", "base64")
+    # a certificate that is not an admin identity gets no state without roles
+    assert get(target, "/api/v1/state?filter=%23", context=pki.client_context(analyst_cert, analyst_key))[0] == 403
     assert get(target, "/api/v1/state", context=admin)[0] == 400
     assert get(target, "/api/v1/state?filter=a/%23/b", context=admin)[0] == 400
     assert get(target, "/api/v1/state?filter=%zz", context=admin)[0] == 400
@@ -330,7 +337,7 @@ def test_admin_listener_config_errors(tmp_path):
 ADMIN_PASSWORDS = {"ops": "ops-pw-1", "ana": "ana-pw-2"}
 ADMIN_ROLES = {
     "roles": {
-        "admin": [{"allow": "admin", "on": "#"}],
+        "admin": [{"allow": "admin", "on": "#"}, {"allow": "subscribe", "on": "#"}],
         "viewer": [{"allow": "subscribe", "on": "plant/#"}, {"allow": "publish", "on": "plant/#"}],
         "anyone": [{"allow": "subscribe", "on": "#"}, {"allow": "publish", "on": "#"}],
     },
@@ -478,9 +485,9 @@ def test_admin_endpoints(broker_factory, tmp_path):
     online.get()
     after = int(time.time() * 1000)
     status, _, body = api("/api/v1/state?filter=plant/%23")
-    assert status == 200 and len(body) == 1
-    m = body[0]
-    assert (m["topic"], m["payload"], m["qos"]) == ("plant/line/state", "running", 1)
+    assert status == 200 and len(body["messages"]) == 1 and body["next_cursor"] is None
+    m = body["messages"][0]
+    assert (m["topic"], m["payload"], m["qos"], m["retain"]) == ("plant/line/state", "running", 1, True)
     assert before - 5 <= m["received_ms"] <= after + 5
     assert m["received"].endswith("Z") and m["received"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(before / 1000)))
 
@@ -555,5 +562,206 @@ def test_state_of_recovered_retained_messages_has_the_recovery_time(broker_facto
     b.assert_clean_exit()
     b = start_basic_broker(broker_factory, tmp_path, persistence={"path": data})
     status, _, body = request(b.web, "/api/v1/state?filter=kept/%23", headers={"Authorization": basic("ops", "ops-pw-1")})
-    assert status == 200 and [m["topic"] for m in body] == ["kept/value"]
-    assert body[0]["received_ms"] >= published
+    assert status == 200 and [m["topic"] for m in body["messages"]] == ["kept/value"]
+    assert body["messages"][0]["received_ms"] >= published
+
+
+# ---------------------------------------------------------------- the state API
+
+def state_pages(target, filt, limit, headers=None, context=None, between=None):
+    """Every page of GET /api/v1/state for `filt` (percent-encoded), following
+    next_cursor; `between(i)` runs after page i."""
+    import urllib.parse
+    pages, cursor = [], None
+    while True:
+        path = "/api/v1/state?filter=%s&limit=%d" % (urllib.parse.quote(filt, safe=""), limit)
+        if cursor is not None:
+            path += "&cursor=" + cursor
+        status, _, body = request(target, path, headers=headers, context=context)
+        assert status == 200, body
+        pages.append(body["messages"])
+        assert len(body["messages"]) <= limit
+        if between:
+            between(len(pages))
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor), cursor
+
+
+def level_key(topic):
+    return topic.split("/")
+
+
+def test_state_follows_the_subscribe_grants(broker_factory, tmp_path):
+    """With roles configured the state answers by subscribe grants: an analyst
+    granted the model's `oee` class sees only OEE topics, a viewer with a
+    subtree minus a denied machine sees the rest; a filter they may not
+    subscribe to gets 403; no admin grant is needed, and admin endpoints still
+    need one. A client certificate (not an admin identity) reads by its grants too."""
+    pki = Pki(tmp_path / "pki")
+    ana_cert, ana_key = pki.ca.issue("ana-cert", "ana", client=True)
+    b = start_http_broker(
+        broker_factory,
+        namespace={"model": str(REPO / "deploy/namespace/acme.yaml")},
+        auth={"allow_anonymous": True, "password_file": str(make_passwd(
+            tmp_path, {"ana": "ana-pw-2", "vic": "vic-pw-3"}))},
+        access=[],
+        roles={
+            "analyst": [{"allow": "subscribe", "class": "oee"}],
+            "viewer": [{"allow": "subscribe", "on": "acme/dresden/#"},
+                       {"deny": "subscribe", "on": "acme/dresden/press-shop/line-2/press-7/#"}],
+            "feeder": [{"allow": "publish", "on": "#"}],
+        },
+        users={"ana": ["analyst"], "vic": ["viewer"], "anonymous": ["feeder"]},
+        more_listeners=[{"name": "webs", "protocol": "https", "bind": "127.0.0.1:0",
+                         "tls": pki.tls_config(require_client_cert=False), "admin_identities": ["ops-console"]}])
+    ts = "2026-01-01T00:00:00Z"
+    oee = json.dumps({"availability": 0.9, "performance": 0.8, "quality": 0.99, "oee": 0.71, "ts": ts}).encode()
+    state = json.dumps({"state": "running", "ts": ts}).encode()
+    retained = {
+        "acme/dresden/press-shop/line-2/press-7/state": state,
+        "acme/dresden/press-shop/line-2/press-7/oee": oee,
+        "acme/dresden/press-shop/line-2/oee": oee,
+        "acme/dresden/press-shop/line-1/press-3/state": state,
+        "acme/leipzig/assembly/line-1/oee": oee,
+    }
+    feeder = Client(b, version=5).connect()
+    for topic, payload in retained.items():
+        feeder.publish(topic, payload, qos=1, retain=True)  # acknowledged once stored
+    ana = {"Authorization": basic("ana", "ana-pw-2")}
+    vic = {"Authorization": basic("vic", "vic-pw-3")}
+
+    got = [m["topic"] for page in state_pages(b.web, "acme/#", 1000, headers=ana) for m in page]
+    assert got == ["acme/dresden/press-shop/line-2/oee", "acme/dresden/press-shop/line-2/press-7/oee",
+                   "acme/leipzig/assembly/line-1/oee"]
+    got = [m["topic"] for page in state_pages(b.web, "acme/#", 1000, headers=vic) for m in page]
+    assert got == ["acme/dresden/press-shop/line-1/press-3/state", "acme/dresden/press-shop/line-2/oee"]
+
+    status, _, body = request(b.web, "/api/v1/state?filter=acme/dresden/press-shop/line-2/press-7/state", headers=ana)
+    assert status == 403 and body["filter"] == "acme/dresden/press-shop/line-2/press-7/state"
+    assert "may not subscribe" in body["error"] and body["identity"] == "ana"
+    assert request(b.web, "/api/v1/state?filter=acme/leipzig/%23", headers=vic)[0] == 403
+    assert request(b.web, "/api/v1/state?filter=acme/dresden/press-shop/line-2/press-7/%23", headers=vic)[0] == 403
+    # the other endpoints still need the admin grant
+    status, _, body = request(b.web, "/api/v1/sessions", headers=ana)
+    assert status == 403 and "admin grant" in body["error"]
+    # no credentials at all
+    assert request(b.web, "/api/v1/state?filter=acme/%23")[0] == 401
+
+    host, port = b.listeners["webs"]
+    webs = types.SimpleNamespace(host=host, port=port)
+    by_cert = pki.client_context(ana_cert, ana_key)
+    got = [m["topic"] for page in state_pages(webs, "acme/#", 2, context=by_cert) for m in page]
+    assert got == ["acme/dresden/press-shop/line-2/oee", "acme/dresden/press-shop/line-2/press-7/oee",
+                   "acme/leipzig/assembly/line-1/oee"]
+    assert request(webs, "/api/v1/sessions", context=by_cert)[0] == 403
+    feeder.disconnect()
+    b.assert_alive()
+
+
+def test_state_pages_return_each_message_once_while_others_are_published(broker_factory, tmp_path):
+    b = start_basic_broker(broker_factory, tmp_path)
+    auth = {"Authorization": basic("ops", "ops-pw-1")}
+    pub = Client(b, version=5).connect()
+    topics = ["site/a%d/line-%d/m%d" % (a, l, m) for a in range(3) for l in range(4) for m in range(12)]
+    topics += ["site/a1", "site/a1/", "site/a1-b/x", "site//x", "elsewhere/x"]
+    for t in topics:
+        pub.publish(t, t.encode(), qos=1, retain=True)
+    expected = sorted((t for t in topics if t.startswith("site/")), key=level_key)
+
+    added = []
+
+    def publish_more(i):
+        # new topics before and after the cursor, and a change to one already returned
+        for t in ("site/a0/new-%d" % i, "site/a2/line-9/new-%d" % i):
+            pub.publish(t, b"new", qos=1, retain=True)
+            added.append(t)
+        pub.publish(expected[0], b"changed-%d" % i, qos=1, retain=True)
+
+    pages = state_pages(b.web, "site/#", 25, headers=auth, between=publish_more)
+    assert len(pages) >= len(expected) // 25
+    got = [m["topic"] for page in pages for m in page]
+    assert got == sorted(got, key=level_key) and len(got) == len(set(got))
+    assert [t for t in got if t not in added] == expected
+    assert set(got) - set(expected) <= set(added)
+    for page in pages:
+        for m in page:
+            if m["topic"] not in added and m["topic"] != expected[0]:
+                assert m["payload"] == m["topic"]
+
+    # the largest limit is allowed, and returns everything at once
+    status, _, body = request(b.web, "/api/v1/state?filter=site/%23&limit=10000", headers=auth)
+    assert status == 200 and body["next_cursor"] is None
+    assert len(body["messages"]) == len(expected) + len(added)
+
+    # bad limits and cursors: 400 with a clear error
+    for query in ("limit=0", "limit=10001", "limit=abc", "limit=-1", "limit=", "limit=1e3", "limit=99999999999999999999",
+                  "cursor=", "cursor=%21%21", "cursor=abc", "cursor=eHNpdGUvYQ", "cursor=dHNpdGUvIw",
+                  "cursor=" + "A" * 5000):
+        status, _, body = request(b.web, "/api/v1/state?filter=site/%23&" + query, headers=auth)
+        assert status == 400 and ("limit" in body["error"] or "cursor" in body["error"]), (query, status, body)
+    pub.disconnect()
+    b.assert_alive()
+
+
+def test_state_binary_payload_and_properties(broker_factory, tmp_path):
+    import base64
+    b = start_basic_broker(broker_factory, tmp_path)
+    auth = {"Authorization": basic("ops", "ops-pw-1")}
+    pub = Client(b, version=5).connect()
+    raw = bytes(range(256))
+    pub.publish("bin/blob", raw, qos=1, retain=True,
+                properties=props(PacketTypes.PUBLISH, ContentType="application/octet-stream",
+                                 PayloadFormatIndicator=0, UserProperty=[("line", "2"), ("line", "3")],
+                                 CorrelationData=b"\x00\x01"))
+    pub.publish("bin/nul", b"a\x00b", qos=1, retain=True)
+    pub.publish("bin/text", "Grüße".encode(), qos=0, retain=True,
+                properties=props(PacketTypes.PUBLISH, PayloadFormatIndicator=1))
+    wait_until(lambda: len(request(b.web, "/api/v1/state?filter=bin/%23", headers=auth)[2]["messages"]) == 3)
+    status, _, body = request(b.web, "/api/v1/state?filter=bin/%23", headers=auth)
+    m = {x["topic"]: x for x in body["messages"]}
+    assert m["bin/blob"]["payload_encoding"] == "base64"
+    assert base64.b64decode(m["bin/blob"]["payload"]) == raw
+    assert m["bin/blob"]["properties"] == {
+        "content_type": "application/octet-stream", "payload_format_indicator": 0,
+        "user_properties": [["line", "2"], ["line", "3"]], "correlation_data": "AAE="}
+    assert (m["bin/nul"]["payload_encoding"], base64.b64decode(m["bin/nul"]["payload"])) == ("base64", b"a\x00b")
+    assert (m["bin/text"]["payload_encoding"], m["bin/text"]["payload"]) == ("utf-8", "Grüße")
+    assert m["bin/text"]["properties"] == {"payload_format_indicator": 1}
+    assert m["bin/text"]["qos"] == 0 and "properties" not in m["bin/nul"]
+    pub.disconnect()
+
+
+def test_admin_actions_and_refusals_are_audited(broker_factory, tmp_path):
+    log = tmp_path / "audit.log"
+    b = start_basic_broker(broker_factory, tmp_path, audit={"file": str(log)})
+    ops = {"Authorization": basic("ops", "ops-pw-1")}
+    ana = {"Authorization": basic("ana", "ana-pw-2")}
+    c = Client(b, client_id=uid("kicked"), version=5).connect()
+    assert request(b.web, "/api/v1/clients/%s/disconnect" % c.client_id, "POST", headers=ops)[0] == 202
+    assert c.disconnected.wait(TIMEOUT)
+    c.close()
+    assert request(b.web, "/api/v1/reload", "POST", headers=ops)[0] == 200
+    assert request(b.web, "/api/v1/reload", "POST", headers=ana)[0] == 403
+    assert request(b.web, "/api/v1/state?filter=other/%23", headers=ana)[0] == 403
+
+    def lines():
+        if not log.exists():
+            return []
+        return [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+
+    def find(action):
+        return [l for l in lines() if l["action"] == action]
+
+    wait_until(lambda: find("admin-disconnect") and find("admin-reload") and find("admin-state")
+               and [l for l in find("admin-login") if l["outcome"] == "refused"], what="audit lines")
+    kick, = find("admin-disconnect")
+    assert (kick["identity"], kick["outcome"], kick["client_id"]) == ("ops", "allowed", c.client_id)
+    assert kick["roles"] == ["admin"] and kick["address"] == "127.0.0.1"
+    reload, = find("admin-reload")
+    assert (reload["identity"], reload["outcome"], reload["topic"]) == ("ops", "allowed", "/api/v1/reload")
+    refused, = [l for l in find("admin-login") if l["outcome"] == "refused"]
+    assert (refused["identity"], refused["topic"], refused["reason"]) == ("ana", "/api/v1/reload", "no admin grant")
+    state, = find("admin-state")
+    assert (state["identity"], state["outcome"], state["topic"]) == ("ana", "refused", "other/#")

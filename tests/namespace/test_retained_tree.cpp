@@ -1,10 +1,11 @@
 // The retained-message tree: set/replace/erase/prune, find, wildcard match
-// with the '$' rule, for_each, and a randomized comparison against
-// brute-force topic_matches.
+// with the '$' rule, for_each, the ordered walk in pages, and randomized
+// comparisons against brute-force topic_matches.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <set>
@@ -27,7 +28,106 @@ std::vector<std::string> matched(const retained_tree<std::string>& t, std::strin
 
 using V = std::vector<std::string>;
 
+// Topic order as match_ordered walks it: level by level.
+bool level_order(const std::string& a, const std::string& b) {
+    std::vector<std::string_view> la, lb;
+    for (detail::level_reader r{a}; r.more;) la.push_back(r.next());
+    for (detail::level_reader r{b}; r.more;) lb.push_back(r.next());
+    return std::lexicographical_compare(la.begin(), la.end(), lb.begin(), lb.end());
+}
+
+// Every topic match_ordered gives for `filter`, walked in pages of `page`
+// topics, each page starting after the last topic of the one before.
+V ordered(const retained_tree<std::string>& t, std::string_view filter, std::size_t page) {
+    V out;
+    std::optional<std::string> cursor;
+    for (;;) {
+        std::size_t n = 0;
+        std::string last;
+        const std::string_view after = cursor ? std::string_view(*cursor) : std::string_view();
+        t.match_ordered(filter, cursor ? &after : nullptr, [&](std::string_view topic, const std::string&) {
+            out.emplace_back(topic);
+            last = topic;
+            return ++n < page;
+        });
+        if (n < page) return out;
+        cursor = last;
+    }
+}
+
 }  // namespace
+
+TEST_CASE("retained: match_ordered walks in level order and resumes after a topic", "[retained]") {
+    retained_tree<std::string> t;
+    for (const char* topic : {"a-b", "a/b", "a", "a/b/c", "a/a", "b", "$SYS/x", "/", "a/"}) t.set(topic, topic);
+    CHECK(ordered(t, "#", 100) == V{"/", "a", "a/", "a/a", "a/b", "a/b/c", "a-b", "b"});
+    CHECK(ordered(t, "#", 1) == V{"/", "a", "a/", "a/a", "a/b", "a/b/c", "a-b", "b"});
+    CHECK(ordered(t, "a/#", 2) == V{"a", "a/", "a/a", "a/b", "a/b/c"});
+    CHECK(ordered(t, "+/+", 1) == V{"/", "a/", "a/a", "a/b"});
+    CHECK(ordered(t, "$SYS/#", 1) == V{"$SYS/x"});
+    // After a topic that is not stored (erased meanwhile, or never there).
+    V after;
+    const std::string_view from = "a/aa";
+    t.match_ordered("#", &from, [&](std::string_view topic, const std::string&) {
+        after.emplace_back(topic);
+        return true;
+    });
+    CHECK(after == V{"a/b", "a/b/c", "a-b", "b"});
+}
+
+TEST_CASE("retained: match_ordered in pages, randomized, while the tree changes", "[retained][random]") {
+    std::mt19937 rng(11);
+    const std::vector<std::string> words{"a", "b", "c", "", "$SYS", "a-b", "line-2"};
+    auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+    auto random_topic = [&] {
+        std::string t;
+        for (std::size_t i = 0, levels = 1 + pick(4); i < levels; ++i) t += (i ? "/" : "") + words[pick(words.size())];
+        return t.empty() ? std::string("/") : t;
+    };
+    retained_tree<std::string> t;
+    std::set<std::string> stored;
+    for (int k = 0; k < 600; ++k) {
+        const std::string topic = random_topic();
+        t.set(topic, topic);
+        stored.insert(topic);
+    }
+    for (const std::string filter : {"#", "a/#", "+/+", "+/b/#", "a/+/c", "$SYS/#"}) {
+        INFO("filter " << filter);
+        // Topics stored throughout the walk are seen exactly once, in order;
+        // topics set or erased between pages may or may not be.
+        const std::set<std::string> before = stored;
+        std::set<std::string> touched;
+        V seen;
+        std::optional<std::string> cursor;
+        for (bool more = true; more;) {
+            std::size_t n = 0;
+            const std::string_view after = cursor ? std::string_view(*cursor) : std::string_view();
+            t.match_ordered(filter, cursor ? &after : nullptr, [&](std::string_view topic, const std::string&) {
+                seen.emplace_back(topic);
+                cursor = std::string(topic);
+                return ++n < 7;
+            });
+            more = n == 7;
+            for (int k = 0; k < 3; ++k) {
+                const std::string topic = random_topic();
+                touched.insert(topic);
+                if (pick(2) == 0) {
+                    t.set(topic, topic);
+                    stored.insert(topic);
+                } else {
+                    t.erase(topic);
+                    stored.erase(topic);
+                }
+            }
+        }
+        CHECK(std::is_sorted(seen.begin(), seen.end(), level_order));
+        CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());
+        for (const auto& topic : before)
+            if (topic_matches(filter, topic) && !touched.count(topic))
+                CHECK(std::count(seen.begin(), seen.end(), topic) == 1);
+        for (const auto& topic : seen) CHECK(topic_matches(filter, topic));
+    }
+}
 
 TEST_CASE("retained: set, replace, find, erase, prune", "[retained]") {
     retained_tree<std::string> t;
