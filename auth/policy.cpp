@@ -14,10 +14,12 @@ namespace detail {
 // The reading of one topic, made when a LEVELS/CLASSES grant first needs it.
 class lazy_reading {
 public:
-    lazy_reading(const ns::model* m, std::string_view topic) noexcept : model_(m), topic_(topic) {}
+    lazy_reading(const ns::model* m, std::string_view topic, const ns::verdict* known = nullptr) noexcept
+        : model_(m), topic_(topic), known_(known) {}
     // Null when there is no model to read with.
     const ns::verdict* get() {
         if (model_ == nullptr) return nullptr;
+        if (known_ != nullptr) return known_;
         if (!v_) v_.emplace(model_->read(topic_));
         return &*v_;
     }
@@ -25,6 +27,7 @@ public:
 private:
     const ns::model* model_;
     std::string_view topic_;
+    const ns::verdict* known_;  // made by model_ already
     std::optional<ns::verdict> v_;
 };
 
@@ -113,7 +116,9 @@ bool has_class(const detail::modelled_rule& r, std::size_t index) noexcept {
 bool rule_holds(const detail::modelled_rule& r, const ns::verdict* v, bool deny) noexcept {
     if (v == nullptr) return deny;  // no model: a deny stays on the safe side
     if (v->result == ns::outcome::free) return false;
-    const bool complete = !v->violation() && v->klass != nullptr;
+    // The topic was read to a class (a publish's verdict may still refuse
+    // its payload or retain flag: that is not the grants' business).
+    const bool complete = v->klass != nullptr && v->code != ns::reason_code::topic_invalid;
     if (!complete && !deny) return false;
     for (const auto& w : r.where) {
         const std::string_view name = v->level(w.level);
@@ -375,6 +380,11 @@ bool grants::may_publish(std::string_view topic, bool command) const noexcept {
 bool grants::may_receive(std::string_view topic) const noexcept {
     lazy_reading reading(model_.get(), topic);
     return allowed(by_verb_[static_cast<std::size_t>(verb::subscribe)], topic, &reading);
+}
+
+bool grants::may_receive(std::string_view topic, const ns::model* model, const ns::verdict* reading) const noexcept {
+    lazy_reading r(model_.get(), topic, model == model_.get() ? reading : nullptr);
+    return allowed(by_verb_[static_cast<std::size_t>(verb::subscribe)], topic, &r);
 }
 
 bool grants::may_admin(std::string_view resource) const noexcept {

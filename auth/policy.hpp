@@ -66,6 +66,7 @@
 
 namespace strata::ns {
 class model;
+struct verdict;
 }  // namespace strata::ns
 
 namespace strata::auth {
@@ -136,6 +137,11 @@ public:
     [[nodiscard]] subscribe_verdict may_subscribe(std::string_view filter) const noexcept;
     // May a message on `topic` be delivered to this session?
     [[nodiscard]] bool may_receive(std::string_view topic) const noexcept;
+    // The same with the topic's reading already made by `model` (the
+    // routing walk's verdict, `reading`): taken as is when `model` is the
+    // one these grants were compiled against, read again otherwise.
+    [[nodiscard]] bool may_receive(std::string_view topic, const ns::model* model,
+                                   const ns::verdict* reading) const noexcept;
     [[nodiscard]] bool may_admin(std::string_view resource) const noexcept;
     [[nodiscard]] const std::vector<std::string>& roles() const noexcept { return roles_; }
 

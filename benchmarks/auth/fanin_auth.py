@@ -13,6 +13,11 @@ delivered rate and broker CPU per message of each:
   roles-filter  --bin, as `roles` but the subscriber may only read acme/plant1/#
                 and auth.wide_subscriptions is `filter`: its acme/# subscription
                 is accepted and every message is checked before delivery too
+  model-filters --bin with the namespace model benchmarks/models/fanin.yaml and
+                the grants of `roles-filter` (topic filters)
+  model-levels  --bin, the same model and the same grants written with the
+                model's levels and classes (`class: temp`, `where: {site:
+                plant1}`, ...): read from each topic by the model
 
   benchmarks/auth/fanin_auth.py --bin build-release/broker/strata \\
       --bench build-release/benchmarks/load/strata-bench [--base-bin OTHER/strata] [--rounds 3]
@@ -43,27 +48,45 @@ users:
   anonymous: [bench]
 """
 
-# name -> (which binary, roles and users, auth.wide_subscriptions)
+# The same grants in the model's terms (benchmarks/models/fanin.yaml).
+LEVEL_ROLES = """roles:
+  bench:
+    - {allow: publish, class: temp}
+    - {allow: subscribe, where: {site: plant1}}
+    - {deny: publish, where: {equipment: "safety*"}}
+    - {deny: subscribe, on: "sandbox/private/#"}
+    - {allow: publish, on: "sandbox/{client_id}/#"}
+    - {deny: publish, where: {area: area99}}
+users:
+  anonymous: [bench]
+"""
+
+MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "fanin.yaml")
+
+# name -> (which binary, roles and users, auth.wide_subscriptions, with the model)
 VARIANTS = {
-    "base": ("base", "", "refuse"),
-    "no-roles": ("bin", "", "refuse"),
-    "roles": ("bin", ROLES % "acme/#", "refuse"),
-    "roles-filter": ("bin", ROLES % "acme/plant1/#", "filter"),
+    "base": ("base", "", "refuse", False),
+    "no-roles": ("bin", "", "refuse", False),
+    "roles": ("bin", ROLES % "acme/#", "refuse", False),
+    "roles-filter": ("bin", ROLES % "acme/plant1/#", "filter", False),
+    "model-filters": ("bin", ROLES % "acme/plant1/#", "filter", True),
+    "model-levels": ("bin", LEVEL_ROLES, "filter", True),
 }
 
 
-def config_text(data, roles, wide):
+def config_text(data, roles, wide, model):
     # The base binary may predate auth.wide_subscriptions: only written when needed.
     wide_line = "  wide_subscriptions: filter\n" if wide == "filter" else ""
+    model_lines = f"namespace:\n  model: \"{MODEL}\"\n" if model else ""
     return ("listeners:\n  - name: bench\n    protocol: mqtt\n    bind: \"127.0.0.1:0\"\n"
-            f"persistence:\n  path: \"{data}\"\n"
+            f"persistence:\n  path: \"{data}\"\n" + model_lines +
             "auth:\n  allow_anonymous: true\n" + wide_line + roles)
 
 
-def start(exe, workdir, tag, roles, wide):
+def start(exe, workdir, tag, roles, wide, model):
     conf = os.path.join(workdir, f"{tag}.yaml")
     with open(conf, "w") as f:
-        f.write(config_text(os.path.join(workdir, f"data-{tag}"), roles, wide))
+        f.write(config_text(os.path.join(workdir, f"data-{tag}"), roles, wide, model))
     err = open(os.path.join(workdir, f"{tag}.log"), "w")
     p = subprocess.Popen([exe, "--config", conf], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
     err.close()
@@ -96,17 +119,22 @@ def main():
     ap.add_argument("--base-bin")
     ap.add_argument("--bench", required=True)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     ap.add_argument("--duration", type=float, default=8)
     ap.add_argument("--warmup", type=float, default=2)
     args = ap.parse_args()
-    variants = [v for v in VARIANTS if v != "base" or args.base_bin]
+    variants = [v for v in args.variants.split(",") if v != "base" or args.base_bin]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error("unknown variant(s): " + ", ".join(unknown))
     results = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="strata-auth-bench-") as work:
         for rnd in range(args.rounds):
             for v in variants:
-                which, roles, wide = VARIANTS[v]
+                which, roles, wide, model = VARIANTS[v]
                 exe = args.base_bin if which == "base" else args.bin
-                p, port = start(exe, work, f"{v}-r{rnd}", roles, wide)
+                p, port = start(exe, work, f"{v}-r{rnd}", roles, wide, model)
                 try:
                     cmd = [args.bench, "fanin", "--qos", "0", "--pubs", "10", "--payload", "16",
                            "--duration", str(args.duration), "--warmup", str(args.warmup),

@@ -74,7 +74,7 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
     }
 
     for (const trie::shared_group* g : groups)
-        if (const auto d = deliver_to_group(*g, m, ops)) count(*d);
+        if (const auto d = deliver_to_group(*g, m, ops, model, verdict)) count(*d);
     if (matches.size() > 1) {
         // Overlapping subscriptions of one session: one delivery at the
         // highest QoS with every identifier.
@@ -96,7 +96,8 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
         matches.resize(out);
     }
     for (auto& mt : matches) {
-        if (mt.filtered && !mt.s->may_receive(m->topic)) continue;
+        // The grants read the topic as the routing walk did (its verdict).
+        if (mt.filtered && !mt.s->may_receive(m->topic, model, verdict)) continue;
         const std::uint8_t qos = std::min(m->qos, mt.qos);
         count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, ops));
     }
@@ -104,7 +105,8 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
 }
 
 std::optional<deliver_result> router::deliver_to_group(const trie::shared_group& group, const message_ptr& m,
-                                                      store_ops* ops) {
+                                                      store_ops* ops, const ns::model* model,
+                                                      const ns::verdict* verdict) {
     const auto& members = group.members();
     if (members.empty()) return std::nullopt;
     // Round robin, preferring a member whose client is connected, among the
@@ -115,7 +117,7 @@ std::optional<deliver_result> router::deliver_to_group(const trie::shared_group&
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t k = (start + i) % n;
         const auto& member = members[k];
-        if (member.data.filtered && !member.subscriber->may_receive(m->topic)) continue;
+        if (member.data.filtered && !member.subscriber->may_receive(m->topic, model, verdict)) continue;
         if (pick == n) pick = k;
         if (member.subscriber->connected()) {
             pick = k;

@@ -158,8 +158,9 @@ public:
 private:
     using trie = ns::subscription_trie<session*, subscription_entry>;
     // One member of a matching shared group, or nullopt when none may take it.
+    // `model` and `verdict`: the topic's reading for the members' grants (null: none).
     std::optional<deliver_result> deliver_to_group(const trie::shared_group& group, const message_ptr& m,
-                                                   store_ops* ops);
+                                                   store_ops* ops, const ns::model* model, const ns::verdict* verdict);
 
     mutable thread_rwlock subs_mutex_;
     trie subs_;

@@ -231,6 +231,11 @@ bool session::may_receive(std::string_view topic) const {
     return grants_ != nullptr && grants_->may_receive(topic);
 }
 
+bool session::may_receive(std::string_view topic, const ns::model* model, const ns::verdict* reading) const {
+    std::lock_guard lock(mutex_);
+    return grants_ != nullptr && grants_->may_receive(topic, model, reading);
+}
+
 void session::notify_locked() {
     if (conn_) conn_->notify();
 }

@@ -221,6 +221,8 @@ public:
     void set_identity(std::string identity, std::shared_ptr<const auth::grants> g);
     [[nodiscard]] std::string identity() const;
     [[nodiscard]] bool may_receive(std::string_view topic) const;
+    // The same with the routing walk's reading of the topic by `model`.
+    [[nodiscard]] bool may_receive(std::string_view topic, const ns::model* model, const ns::verdict* reading) const;
 
     // Session Expiry Interval in seconds (0xFFFFFFFF: never).
     void set_expiry_interval(std::uint32_t s);

@@ -66,6 +66,29 @@ TEST_CASE("a class grant reaches its class at every level it may follow") {
     CHECK_FALSE(ana->may_publish("acme/dresden/press-shop/line-2/press-7/cmd/setpoint", true));
 }
 
+TEST_CASE("a delivery check takes the routing walk's reading of the topic") {
+    const policy p(story(), acme());
+    const auto ana = p.compile("ana", "ana-1");
+    const auto m = acme();
+    const auto same = [&](const std::string& topic, std::string_view payload) {
+        const ns::verdict v = m->evaluate(topic, payload, true);
+        INFO(topic << " " << v.reason);
+        CHECK(ana->may_receive(topic, m.get(), &v) == ana->may_receive(topic));
+        return ana->may_receive(topic, m.get(), &v);
+    };
+    const std::string oee = R"({"availability": 0.9, "performance": 0.9, "quality": 0.9, "oee": 0.73, "ts": "2026-12-07T10:00:00Z"})";
+    CHECK(same("acme/dresden/press-shop/line-2/oee", oee));
+    // A payload the model refuses (delivered in warn mode) leaves the reading of its topic whole.
+    CHECK(same("acme/leipzig/assembly/line-1/oee", "not json"));
+    CHECK_FALSE(same("acme/dresden/press-shop/line-2/press-7/telemetry/temp", "{}"));
+    CHECK_FALSE(same("acme/berlin/press-shop/line-2/oee", oee));
+    CHECK_FALSE(same("sandbox/oee", oee));
+    // A reading by another model (a reload in between) is not taken: the topic is read again.
+    const auto other = ns::model::parse("levels: [{name: a, any: true}]\nclasses: {oee: {}}\n", "other.yaml", ".");
+    const ns::verdict foreign = other->evaluate("x/oee", "", false);
+    CHECK_FALSE(ana->may_receive("sandbox/oee", other.get(), &foreign));
+}
+
 TEST_CASE("a where grant holds whether or not an optional level is present") {
     const policy p(story(), acme());
     const auto olga = p.compile("olga", "olga-1");
