@@ -29,7 +29,7 @@ std::string format_audit_line(const audit_event& e, std::chrono::system_clock::t
     const std::time_t secs = static_cast<std::time_t>(ms / 1000);
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    char when[40];
+    char when[80];  // room for any int the fields could hold (-Wformat-truncation)
     std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
     nlohmann::ordered_json j;

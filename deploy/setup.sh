@@ -33,17 +33,17 @@ install_missing() {
 }
 
 # The node-opcua server the OPC UA tests run against, from the npm registry,
-# pinned by tests/opcua/peer/package-lock.json. Node.js 20 and its npm come
-# with the machine (not Debian's nodejs 18 / npm packages, which would
-# conflict with it). Installed again only when the lock file changed.
+# pinned by tests/opcua/peer/package-lock.json. A Node.js that brings its own
+# npm (e.g. Node.js 20 from NodeSource) is used as it is; without npm,
+# Debian's nodejs (18) and npm are installed. Installed again only when the
+# lock file changed.
 install_opcua_peer() {
     local peer=tests/opcua/peer
     if [[ -d $peer/node_modules && ! $peer/package-lock.json -nt $peer/node_modules/.package-lock.json ]]; then
         return 0
     fi
     if ! command -v npm >/dev/null; then
-        echo "setup: npm is missing; the OPC UA tests need Node.js 20 with npm" >&2
-        exit 1
+        install_missing nodejs npm
     fi
     echo "setup: installing the OPC UA test peer (node-opcua) in $peer" >&2
     if [[ -f $peer/package-lock.json ]]; then

@@ -826,7 +826,7 @@ bool parse_payload(std::string_view payload, json& doc, std::string* why) {
         }
         // Parsed again, with exceptions, only to say why.
         try {
-            (void)json::parse(payload.begin(), payload.end());
+            [[maybe_unused]] const json parsed = json::parse(payload.begin(), payload.end());
             *why = "not JSON";
         } catch (const json::exception& e) {
             *why = "not JSON: " + json_error_text(e);

@@ -290,6 +290,8 @@ void add_opcua(family_builder& b, const std::vector<hosts::opcua_status>& all) {
 }
 
 void add_process(family_builder& b) {
+    b.gauge("strata_build_info", "The broker's version (label `version`; the value is always 1)");
+    b.value(1, {{"version", STRATA_VERSION}});
     const auto p = sample_process();
     b.counter("strata_process_cpu_seconds_total", "User and system CPU time of the broker process").value(p.cpu_seconds);
     b.gauge("strata_process_resident_memory_bytes", "Resident memory of the broker process").value(p.resident_bytes);

@@ -9,13 +9,14 @@ import pathlib
 import re
 import socket
 import ssl
+import subprocess
 import types
 
 import pytest
 
 import mqtt_raw
 from certs import Pki
-from conftest import IS_MOSQUITTO, TIMEOUT, Client, PacketTypes, SubscribeOptions, props, uid, wait_until
+from conftest import IS_MOSQUITTO, STRATA_BIN, TIMEOUT, Client, PacketTypes, SubscribeOptions, props, uid, wait_until
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Strata listener configuration")
 
@@ -121,6 +122,8 @@ def test_metrics_after_known_traffic(broker_factory):
     assert value(samples, "strata_process_resident_memory_bytes") > 1e6
     assert value(samples, "strata_process_open_fds") >= 5
     assert value(samples, "strata_process_cpu_seconds_total") > 0
+    version = subprocess.run([STRATA_BIN, "--version"], capture_output=True, check=True).stdout.decode().split()[1]
+    assert value(samples, "strata_build_info", version=version) == 1
     for name, kind in kinds.items():
         assert name.startswith("strata_"), name
         assert name.endswith("_total") == (kind == "counter"), (name, kind)

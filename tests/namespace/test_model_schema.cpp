@@ -30,7 +30,7 @@ namespace {
 bool has_duplicate_key(const std::string& text) {
     std::vector<std::vector<std::string>> open;
     bool dup = false;
-    (void)json::parse(text, [&](int, json::parse_event_t e, json& parsed) {
+    [[maybe_unused]] const json whole = json::parse(text, [&](int, json::parse_event_t e, json& parsed) {
         if (e == json::parse_event_t::object_start) open.emplace_back();
         if (e == json::parse_event_t::object_end && !open.empty()) open.pop_back();
         if (e == json::parse_event_t::key && !open.empty()) {

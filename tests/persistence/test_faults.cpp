@@ -193,7 +193,7 @@ TEST_CASE("a corrupt value: check() and load() report it, naming path and record
     make_store(dir.data(), 3);
     {
         auto st = store::open(make_options(dir.data()));
-        REQUIRE(submit_and_wait(*st, {put_session{stored_session{"client-9", 60, 0, {}, 0}}}));
+        REQUIRE(submit_and_wait(*st, {put_session{stored_session{"client-9", 60, 0, {}, 0, {}}}}));
     }
     { raw_db(dir.data()).put("deliveries", std::string("client-9\0", 9) + std::string(8, '\0'), "\x01\x00"); }
     auto s = store::open(make_options(dir.data()));
@@ -243,7 +243,7 @@ TEST_CASE("failed writes: ok=false, unhealthy, kept, retried, recovered", "[faul
         s->inject_write_failures(3);
 
         std::atomic<int> first{-1};
-        auto t = s->submit({put_retained{message("during", "1")}, put_session{stored_session{"c", 60, 0, {}, 0}},
+        auto t = s->submit({put_retained{message("during", "1")}, put_session{stored_session{"c", 60, 0, {}, 0, {}}},
                             put_delivery{stored_delivery{"c", 1, message("q", "x"), 1, false, {}, 0, false}}});
         s->when_durable(t, [&](bool ok) { first = ok; });
         REQUIRE(eventually([&] { return first.load() != -1; }));
