@@ -2,7 +2,9 @@
 // libraries together; everything else lives in the libraries.
 #include "auth/crypto.hpp"
 #include "auth/password_file.hpp"
+#include "auth/policy.hpp"
 #include "broker/config.hpp"
+#include "broker/hosts/bridge_host.hpp"
 #include "broker/hosts/opcua_check.hpp"
 #include "broker/net/server.hpp"
 #include "namespace/model.hpp"
@@ -166,16 +168,23 @@ int check_data(const strata::broker::config& cfg) {
 }
 
 int check_config(const strata::broker::config& cfg, const std::string& path) {
-    if (!cfg.namespace_model.empty()) {
-        try {
-            const auto model = strata::ns::model::load(cfg.namespace_model);
+    try {
+        std::shared_ptr<const strata::ns::model> model;
+        if (!cfg.namespace_model.empty()) {
+            model = strata::ns::model::load(cfg.namespace_model);
             for (const auto& w : model->warnings()) std::printf("warning: %s\n", w.c_str());
             strata::broker::hosts::check_opcua_fits_model(cfg, *model);
-        } catch (const strata::ns::model_error& e) {
-            return fail(e.what());
-        } catch (const strata::broker::config_error& e) {
-            return fail(e.what());
         }
+        // What the broker checks against the model when it installs it:
+        // grants that name levels and classes, bridge rules that name classes.
+        const strata::auth::policy roles(cfg.policy, model);
+        strata::broker::hosts::check_bridge_classes(cfg.bridges, model.get());
+    } catch (const strata::ns::model_error& e) {
+        return fail(e.what());
+    } catch (const strata::broker::config_error& e) {
+        return fail(e.what());
+    } catch (const strata::auth::policy_error& e) {
+        return fail(e.what());
     }
     std::printf("%s: ok\n", path.empty() ? "<defaults>" : path.c_str());
     return 0;

@@ -92,12 +92,14 @@ def test_unknown_class_in_a_bridge_rule_stops_the_start(tmp_path):
         cfg["persistence"]["path"] = str(tmp_path / ("d%d" % i))
         path = tmp_path / ("bad%d.yaml" % i)
         path.write_text(to_yaml(cfg))
-        r = subprocess.run([STRATA_BIN, "--config", str(path)], capture_output=True, timeout=30)
-        err = r.stderr.decode()
-        assert r.returncode != 0, err
-        assert needle in err, err
-        # Where: the file and line of the rule.
-        assert "%s:" % path in err and "bridges[0].forward[0]" in err, err
+        # The broker refuses to start, and --check-config says the same.
+        for extra_args in ([], ["--check-config"]):
+            r = subprocess.run([STRATA_BIN, "--config", str(path)] + extra_args, capture_output=True, timeout=30)
+            err = r.stderr.decode()
+            assert r.returncode == 2, err
+            assert needle in err, err
+            # Where: the file and line of the rule.
+            assert "%s:" % path in err and "bridges[0].forward[0]" in err, err
 
 
 def test_a_command_carries_its_origin_and_both_ends_audit_it(broker_factory, clients, tmp_path):
@@ -152,3 +154,17 @@ def test_a_command_carries_its_origin_and_both_ends_audit_it(broker_factory, cli
     assert p["origin"] == {"identity": "olga", "broker": "enterprise-hq"}
     local.expect_none(0.3)
     assert int(wait_sys(clients, plant, "$SYS/broker/bridges/up/messages/denied", lambda v: int(v) >= 1)) == 1
+
+
+def test_check_config_compiles_the_grants_against_the_model(tmp_path):
+    from conftest import DEFAULT_CONFIG, STRATA_BIN, merge, to_yaml
+    cfg = merge(DEFAULT_CONFIG, {"namespace": {"model": ACME},
+                                 "roles": {"operator": [{"allow": "command", "where": {"plant": "dresden"}}]},
+                                 "users": {"olga": ["operator"]}})
+    cfg["persistence"]["path"] = str(tmp_path / "data")
+    path = tmp_path / "roles.yaml"
+    path.write_text(to_yaml(cfg))
+    r = subprocess.run([STRATA_BIN, "--config", str(path), "--check-config"], capture_output=True, timeout=30)
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert "%s:" % path in err and "roles.operator[0]: where: the model has no level 'plant'" in err, err
