@@ -152,6 +152,17 @@ void add_broker(family_builder& b, core::broker_core& core) {
     b.gauge("strata_tls_handshakes_waiting", "TLS connections whose first bytes arrived, waiting for a handshake slot")
         .value(static_cast<double>(core.handshakes().waiting()));
     auto& sec = core.security();
+    auto& logins = sec.logins();
+    b.counter("strata_login_failures_total", "Logins refused for wrong credentials (MQTT and HTTP Basic)")
+        .value(static_cast<double>(logins.failures()));
+    b.counter("strata_logins_blocked_total", "Logins refused unchecked: their address was blocked by the back-off")
+        .value(static_cast<double>(logins.refused()));
+    b.gauge("strata_blocked_addresses", "Addresses the login back-off blocks now")
+        .value(static_cast<double>(logins.blocked_addresses(core::steady_clock::now())));
+    b.counter("strata_publishes_refused_total",
+              "Publishes refused by the grants or access rules (not_authorized) or an identity's rate (rate_limited)");
+    b.value(static_cast<double>(t.publish_refused), {{"reason", "not_authorized"}});
+    b.value(static_cast<double>(t.publish_rate_limited), {{"reason", "rate_limited"}});
     b.gauge("strata_password_checks_queued", "Password checks (MQTT logins, HTTP Basic) waiting for a worker")
         .value(static_cast<double>(sec.checks_queued()));
     b.counter("strata_password_checks_refused_total",

@@ -80,6 +80,40 @@ def value(samples, name, **labels):
     return samples[(name, frozenset(labels.items()))]
 
 
+def test_every_metric_the_grafana_dashboard_uses_exists(broker_factory):
+    """deploy/grafana/strata-dashboard.json queries only metrics /metrics serves (with a
+    bridge and the alerts configured, so that their families are there too)."""
+    with open(pathlib.Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "strata-dashboard.json") as f:
+        dashboard = json.load(f)
+    exprs = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("expr", "query", "definition") and isinstance(v, str):
+                    exprs.append(v)
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(dashboard)
+    used = set()
+    for e in exprs:
+        used.update(re.findall(r"\b(strata_[a-z0-9_]+)", e))
+    assert len(used) >= 20, sorted(used)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    b = start_http_broker(broker_factory, alerts={"enabled": True},
+                          bridges=[{"name": "up", "remote": "mqtt://127.0.0.1:%d" % closed,
+                                    "forward": [{"local": "a/#", "remote": "a/#"}]}])
+    samples, kinds = scrape(b)
+    served = {name for name, _ in samples} | set(kinds)
+    # Histograms and summaries are queried by their _bucket/_sum/_count series.
+    missing = sorted(m for m in used if m not in served and re.sub(r"_(bucket|sum|count)$", "", m) not in kinds)
+    assert not missing, "the dashboard queries metrics /metrics does not serve: %s" % missing
+
+
 def test_metrics_after_known_traffic(broker_factory):
     b = start_http_broker(broker_factory)
     sub = Client(b, version=5).connect()
@@ -124,6 +158,11 @@ def test_metrics_after_known_traffic(broker_factory):
     assert value(samples, "strata_process_cpu_seconds_total") > 0
     version = subprocess.run([STRATA_BIN, "--version"], capture_output=True, check=True).stdout.decode().split()[1]
     assert value(samples, "strata_build_info", version=version) == 1
+    assert value(samples, "strata_login_failures_total") == 0
+    assert value(samples, "strata_logins_blocked_total") == 0
+    assert value(samples, "strata_blocked_addresses") == 0
+    assert value(samples, "strata_publishes_refused_total", reason="not_authorized") == 0
+    assert value(samples, "strata_publishes_refused_total", reason="rate_limited") == 0
     for name, kind in kinds.items():
         assert name.startswith("strata_"), name
         assert name.endswith("_total") == (kind == "counter"), (name, kind)
