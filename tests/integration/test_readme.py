@@ -31,7 +31,6 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -44,6 +43,11 @@ REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 STRATA_IN_README = "build/broker/strata"
 COMMAND_KINDS = {"setup", "tour", "example"}
+
+# The commands talk to 127.0.0.1 only: no proxy in between (curl would use one).
+ENV = {k: v for k, v in os.environ.items()
+       if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 strata_only = pytest.mark.skipif(IS_MOSQUITTO, reason="runs the README's own broker commands")
 
@@ -122,7 +126,7 @@ class Process:
     def __init__(self, command, cwd):
         self.command = command
         self.proc = subprocess.Popen(["bash", "-c", "exec stdbuf -oL " + command], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self._lines = []
         self._lock = threading.Lock()
@@ -208,7 +212,7 @@ class Tour:
 
     # the broker's metrics ----------------------------------------------
     def metric(self, name):
-        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http_port,
+        body = LOCAL.open("http://127.0.0.1:%d/metrics" % self.http_port,
                                       timeout=TIMEOUT).read().decode()
         m = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
         return float(m.group(1)) if m else 0.0
@@ -249,7 +253,7 @@ class Tour:
     def run(self, command, expected_exit, as_written=True):
         if as_written:
             command = self.command(command)
-        r = subprocess.run(["bash", "-c", command], cwd=self.cwd, stdout=subprocess.PIPE,
+        r = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=ENV, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=3 * TIMEOUT)
         out = r.stdout.decode("utf-8", "replace")
         assert r.returncode == expected_exit, "%s: exit %d, expected %d\n%s" % (
@@ -338,7 +342,7 @@ def test_examples(tmp_path):
         cwd = workdir(tmp_path / ("example%d" % n))
         for c in cmds:
             assert not is_server(shlex.split(c)), "an example that runs until stopped: " + c
-            r = subprocess.run(["bash", "-c", c], cwd=cwd, stdout=subprocess.PIPE,
+            r = subprocess.run(["bash", "-c", c], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, timeout=3 * TIMEOUT)
             out = [l.rstrip() for l in r.stdout.decode("utf-8", "replace").splitlines()]
             assert r.returncode == expected_exit, "%s: exit %d, expected %d\n%s" % (
