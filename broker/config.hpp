@@ -188,7 +188,7 @@ struct bridge_config {
     std::uint16_t inflight = 256;
 };
 
-// `alerts:` (broker/ops/alerts.hpp, docs/operations.md "Monitoring"): rates per subtree
+// `alerts:` (broker/ops/alerts.hpp, docs/operations.md "Alerts"): rates per subtree
 // against their baseline, stale data, reconnect loops.
 struct stale_rule {
     std::string filter;              // topic filter
