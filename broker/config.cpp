@@ -560,7 +560,7 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
-// `opcua:` (README "OPC UA"). Node ids and topics are checked here so that
+// `opcua:` (docs/opcua.md). Node ids and topics are checked here so that
 // a typo stops the broker at start instead of leaving a tag unpublished.
 std::string read_node_id(const reader& r, const value_ref& v) {
     std::string s = r.read_nonempty_string(v);

@@ -90,7 +90,7 @@ struct access_rule {
     std::string filter;    // a topic filter; wildcards allowed
 };
 
-// `auth:` identities and their limits (README "Security").
+// `auth:` identities and their limits (docs/security.md).
 struct auth_config {
     // Password file (auth/password_file.hpp), resolved against the config
     // file's directory. Empty (default): no password logins.
@@ -147,7 +147,7 @@ struct persistence_config {
     std::uint32_t batch_interval_ms = 5; // batch: longest wait before a group commit
 };
 
-// `bridges:`: outbound links to other brokers (README "Federation").
+// `bridges:`: outbound links to other brokers (docs/federation.md).
 struct bridge_route {
     std::string local;   // topic filter on this broker
     std::string remote;  // the same wildcard levels on the remote broker
@@ -188,7 +188,7 @@ struct bridge_config {
     std::uint16_t inflight = 256;
 };
 
-// `alerts:` (broker/ops/alerts.hpp, README "Monitoring"): rates per subtree
+// `alerts:` (broker/ops/alerts.hpp, docs/operations.md "Alerts"): rates per subtree
 // against their baseline, stale data, reconnect loops.
 struct stale_rule {
     std::string filter;              // topic filter
@@ -214,7 +214,7 @@ struct alerts_config {
 };
 
 // `opcua:`: OPC UA servers (PLCs) whose variables are published into the
-// namespace, and command topics written back to them (README "OPC UA").
+// namespace, and command topics written back to them (docs/opcua.md).
 
 // `template:` of a source or of one mapping: the JSON keys of a published
 // value and what each holds, in document order; nothing else is published.

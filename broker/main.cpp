@@ -65,7 +65,7 @@ Namespace model (deploy/namespace/README.md):
         would pass; 1: it would be refused (rejected, warned or quarantined);
         2: bad model or unreadable payload file
 
-Password file (README "Security"):
+Password file (docs/security.md):
   passwd [--iterations N] FILE USER
         adds USER to FILE (created when missing) or replaces its password.
         The password is read from the terminal without echo (asked twice),

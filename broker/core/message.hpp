@@ -41,7 +41,7 @@ struct message {
 
 using message_ptr = std::shared_ptr<const message>;
 
-// Who sent a command (MQTT 5 user properties, README "Federation"): the
+// Who sent a command (MQTT 5 user properties, docs/federation.md): the
 // broker a client published it to stamps the client's identity and its own
 // broker id on it, and they travel with it over bridges, so the broker
 // that carries it out can audit both the bridge's identity and the

@@ -46,7 +46,7 @@
 namespace strata::broker::core {
 
 // Bounds of the retained store, set from the config by the broker core
-// (README "Limits"). Default: none. 0 in a per-identity field: no share.
+// (docs/operations.md "Limits"). Default: none. 0 in a per-identity field: no share.
 struct retained_limits {
     std::uint64_t max_messages = UINT64_MAX;  // limits.max_retained_messages
     std::uint64_t max_bytes = UINT64_MAX;     // limits.max_retained_bytes (topic + payload)

@@ -1,5 +1,5 @@
-// The broker's side of its bridges (config `bridges:`, README
-// "Federation").
+// The broker's side of its bridges (config `bridges:`,
+// docs/federation.md).
 //
 // Each bridge has an outbox: a persistent session of the broker ("$bridge/"
 // + name, a client identifier no client may use) subscribed to the forward
@@ -61,7 +61,7 @@ inline constexpr std::string_view via_property = "strata-via";
 // Whether a CONNECT's properties ask for the broker id.
 [[nodiscard]] bool asks_broker_id(const mqtt::properties& connect_props) noexcept;
 
-// Rules with `class:` (README "Federation"): the classes must be the
+// Rules with `class:` (docs/federation.md): the classes must be the
 // model's. Throws config_error "file:line: bridges[i].forward[j]: class:
 // ..." when a class is unknown or no model is configured (`model` null).
 void check_bridge_classes(const std::vector<bridge_config>& bridges, const ns::model* model);

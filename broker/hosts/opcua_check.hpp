@@ -1,5 +1,5 @@
 // Whether what the OPC UA sources publish fits the namespace model (config
-// `opcua:` with `namespace: {model: ...}`, README "OPC UA"), checked before
+// `opcua:` with `namespace: {model: ...}`, docs/opcua.md), checked before
 // a model is put in force: at start, on reload (a model that does not fit
 // is not installed, the old one stays) and by `strata --check-config`.
 //

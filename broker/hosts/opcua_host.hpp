@@ -1,4 +1,4 @@
-// The broker's side of OPC UA ingestion (config `opcua:`, README "OPC UA").
+// The broker's side of OPC UA ingestion (config `opcua:`, docs/opcua.md).
 //
 // One opcua_source per configured server: an bridges::opcua::client (reconnecting on
 // its own) whose monitored items are the mapped nodes and every variable

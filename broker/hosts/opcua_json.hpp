@@ -1,4 +1,4 @@
-// OPC UA values as JSON, both ways (README "OPC UA").
+// OPC UA values as JSON, both ways (docs/opcua.md).
 //
 // Out: a DataValue becomes {"value", "source_ts", "server_ts", "status"}:
 // arrays stay arrays, matrices become nested arrays, DateTime is ISO 8601,

@@ -1,4 +1,4 @@
-// Alerts (config `alerts:`, README "Monitoring"): what an operator wants to
+// Alerts (config `alerts:`, docs/operations.md "Alerts"): what an operator wants to
 // hear about without watching a dashboard.
 //
 //   spike           a subtree's message rate above spike_factor x its baseline

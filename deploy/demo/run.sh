@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end demo on one machine (README "One namespace, end to end"):
+# The end-to-end demo on one machine (docs/end-to-end.md):
 # the OPC UA test PLC (opc.tcp://127.0.0.1:4840), the enterprise broker
 # (enterprise.yaml, port 1893) and the Dresden edge broker (edge.yaml, port
 # 1883) with its OPC UA source and its bridge to the enterprise.

@@ -1,4 +1,4 @@
-"""Alerts (README "Monitoring"): a rate spike in a subtree, a silent publisher (stale,
+"""Alerts (docs/operations.md "Alerts"): a rate spike in a subtree, a silent publisher (stale,
 under a configured filter or past its data class's expected period in the namespace
 model, also across a model reload), a client reconnecting in a loop, messages that
 arrive over a bridge; each a retained JSON message under

@@ -1,4 +1,4 @@
-"""Identities, roles and audit (README "Security"): password logins with the right
+"""Identities, roles and audit (docs/security.md): password logins with the right
 reason codes (3.1.1 and 5.0, raw, paho and mosquitto clients), `strata passwd`, the
 analyst/operator/engineer example of deploy/auth/strata.yaml, wildcard
 subscriptions narrowed to the grants (live, retained, shared, wills), `$SYS`,

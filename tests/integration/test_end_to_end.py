@@ -1,4 +1,4 @@
-"""One namespace, end to end (README "One namespace, end to end"; deploy/demo/).
+"""One namespace, end to end (docs/end-to-end.md; deploy/demo/).
 
 The shipped demo set-up, on loopback with ports of the test's choosing: the OPC UA test
 PLC (node-opcua), the Dresden edge broker (deploy/demo/edge.yaml: the ACME model in

@@ -1,5 +1,5 @@
 """Federation in the model's terms: bridge rules that name classes, and commands that
-carry their origin across a bridge (README "Federation").
+carry their origin across a bridge (docs/federation.md).
 
 A plant and an enterprise broker on loopback, both on the shipped ACME model
 (deploy/namespace/acme.yaml). The plant's bridge forwards the data classes up and takes
