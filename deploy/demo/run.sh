@@ -23,7 +23,7 @@ if [[ ! -x $strata ]]; then
     exit 1
 fi
 if [[ ! -d $peer/node_modules/node-opcua ]]; then
-    echo "demo: the test PLC is not installed: run deploy/setup.sh test (or: cd $peer && npm ci)" >&2
+    echo "demo: the test PLC is not installed: (cd $peer && npm ci), or deploy/setup.sh test" >&2
     exit 1
 fi
 mkdir -p "$work"
