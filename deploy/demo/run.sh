@@ -4,8 +4,8 @@
 # (enterprise.yaml, port 1893) and the Dresden edge broker (edge.yaml, port
 # 1883) with its OPC UA source and its bridge to the enterprise.
 #
-#   deploy/setup.sh build        # the broker (build/broker/strata)
-#   deploy/setup.sh test         # once: installs the test PLC (node-opcua) too
+#   deploy/setup.sh build              # the broker (build/broker/strata)
+#   (cd tests/opcua/peer && npm ci)    # once: the test PLC (node-opcua); deploy/setup.sh test does it too
 #   deploy/demo/run.sh           # Ctrl-C stops everything it started
 #
 # STRATA_BIN overrides the broker binary. Data directories and logs go to
