@@ -82,7 +82,7 @@ def value(samples, name, **labels):
 
 def test_every_metric_the_grafana_dashboard_uses_exists(broker_factory):
     """deploy/grafana/strata-dashboard.json queries only metrics /metrics serves (with a
-    bridge and the alerts configured, so that their families are there too)."""
+    model, a bridge and the alerts configured, so that their families are there too)."""
     with open(pathlib.Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "strata-dashboard.json") as f:
         dashboard = json.load(f)
     exprs = []
@@ -104,7 +104,8 @@ def test_every_metric_the_grafana_dashboard_uses_exists(broker_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    b = start_http_broker(broker_factory, alerts={"enabled": True},
+    acme = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "namespace" / "acme.yaml"
+    b = start_http_broker(broker_factory, alerts={"enabled": True}, namespace={"model": str(acme)},
                           bridges=[{"name": "up", "remote": "mqtt://127.0.0.1:%d" % closed,
                                     "forward": [{"local": "a/#", "remote": "a/#"}]}])
     samples, kinds = scrape(b)
