@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set-up on a Debian 12 machine, in one command each:
-#   deploy/setup.sh run    install what is missing, build, run the broker on deploy/strata.yaml
-#   deploy/setup.sh test   install what is missing, build the test build (ASan+UBSan), run every test
-#   deploy/setup.sh build  install what is missing and build the release binary only
+#   deploy/setup.sh run      install what is missing, build, run the broker on deploy/strata.yaml
+#   deploy/setup.sh test     install what is missing, build the test build (ASan+UBSan), run every test
+#   deploy/setup.sh build    install what is missing and build the release binary only
+#   deploy/setup.sh package  build the release binary, then build/strata_VERSION_amd64.deb
 # Idempotent; incremental builds (and ccache) keep repeated runs fast.
 set -euo pipefail
 
@@ -65,6 +66,10 @@ case "${1:-}" in
     build)
         build_release
         ;;
+    package)
+        build_release
+        deploy/package/build-deb.sh --binary build/broker/strata --out build
+        ;;
     run)
         build_release
         mkdir -p data
@@ -88,7 +93,7 @@ case "${1:-}" in
         ctest --test-dir build-test --output-on-failure -j "$jobs" --timeout 600
         ;;
     *)
-        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

@@ -146,10 +146,10 @@ class Broker:
             self._start_strata()
         return self
 
-    def _spawn(self, argv):
+    def _spawn(self, argv, cwd=None):
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     stdin=subprocess.DEVNULL, cwd=str(self.dir))
+                                     stdin=subprocess.DEVNULL, cwd=str(cwd or self.dir))
         threading.Thread(target=self._read_stdout, daemon=True).start()
 
     def _read_stdout(self):
@@ -161,6 +161,10 @@ class Broker:
         self.config_path = self.dir / "strata.yaml"
         self.config_path.write_text(to_yaml(self.config))
         self._spawn([STRATA_BIN, "--config", str(self.config_path)])
+        self._wait_ready()
+
+    def _wait_ready(self):
+        """Reads stdout up to "strata ready", noting each listener's address."""
         deadline = time.monotonic() + START_TIMEOUT
         listening = re.compile(r"^strata listening (\S+) (\S+) (\S+):(\d+)$")
         seen = []
