@@ -339,7 +339,7 @@ grants::grants(std::vector<std::string> roles, const std::vector<const detail::c
                 if (holds("{user}", user) || holds("{client_id}", client_id) ||
                     !substitute(name, user, client_id, value)) {
                     safe = false;
-                    value = "*";
+                    value.assign(1, '*');  // (not = "*": GCC 12 -O3 misreads that copy, -Wrestrict)
                 }
                 m.names.push_back(std::move(value));
             }
