@@ -14,7 +14,9 @@ build_packages=(g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev librocksdb-dev nlohmann-json3-dev catch2 prometheus-cpp-dev
   libyaml-cpp-dev libspdlog-dev libvalijson-dev libbenchmark-dev)
 test_packages=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3 python3-paho-mqtt
-  python3-pytest python3-yaml openssl json-schema-test-suite)
+  python3-pytest python3-yaml openssl json-schema-test-suite dpkg-dev)
+# The Debian package's Depends come from dpkg-shlibdeps (dpkg-dev).
+package_packages=(dpkg-dev)
 
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
@@ -67,6 +69,7 @@ case "${1:-}" in
         build_release
         ;;
     package)
+        install_missing "${package_packages[@]}"
         build_release
         deploy/package/build-deb.sh --binary build/broker/strata --out build
         ;;
