@@ -14,7 +14,7 @@ build_packages=(g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev librocksdb-dev nlohmann-json3-dev catch2 prometheus-cpp-dev
   libyaml-cpp-dev libspdlog-dev libvalijson-dev libbenchmark-dev)
 test_packages=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3 python3-paho-mqtt
-  python3-pytest python3-yaml openssl json-schema-test-suite dpkg-dev)
+  python3-pytest python3-yaml openssl json-schema-test-suite dpkg-dev curl)
 # The Debian package's Depends come from dpkg-shlibdeps (dpkg-dev).
 package_packages=(dpkg-dev)
 
