@@ -212,6 +212,20 @@ void read_limits(const reader& r, const value_ref& v, limits_config& l) {
         {"max_retained_messages", [&](const value_ref& x) { l.max_retained_messages = r.read_uint<u64>(x, 1); }},
         {"max_retained_bytes", [&](const value_ref& x) { l.max_retained_bytes = r.read_size<u64>(x, 1024); }},
         {"max_handshakes", [&](const value_ref& x) { l.max_handshakes = r.read_uint<u32>(x, 1, 1'000'000); }},
+        {"slow_consumer",
+         [&](const value_ref& x) {
+             static constexpr std::array<std::string_view, 2> actions{"disconnect", "drop"};
+             auto& sc = l.slow_consumer;
+             r.read_map(x, {
+                 {"after_ms", [&](const value_ref& y) { sc.after_ms = r.read_uint<u32>(y, 100, 3'600'000); }},
+                 {"action",
+                  [&](const value_ref& y) {
+                      sc.action = r.read_choice(y, actions) == "drop"
+                                      ? limits_config::slow_consumer_config::action_kind::drop
+                                      : limits_config::slow_consumer_config::action_kind::disconnect;
+                  }},
+             });
+         }},
     });
 }
 

@@ -79,6 +79,17 @@ struct limits_config {
     // TLS handshakes in progress at once (mqtt+tls and https listeners);
     // beyond it a connection whose first bytes arrived waits for one to end.
     std::uint32_t max_handshakes = 256;
+    // `limits.slow_consumer`: an online subscriber whose queue is full holds
+    // back the publishers that feed it (their input is not read until it
+    // drains). One that stays full for `after_ms` is dealt with by `action`:
+    // disconnected (0x97; a persistent session keeps its queue), or its
+    // messages dropped while it stays full (counted), releasing the
+    // publishers either way.
+    struct slow_consumer_config {
+        enum class action_kind : std::uint8_t { disconnect, drop };
+        std::uint32_t after_ms = 5000;
+        action_kind action = action_kind::disconnect;
+    } slow_consumer;
 };
 
 // An access rule that applies to every client. The auth issue grows this

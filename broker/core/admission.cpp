@@ -72,7 +72,7 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
     // Steps 5 and 6 as the message is routed: a message the model's verdict
     // refuses is neither retained nor delivered.
     if (model == nullptr) {
-        a.routed = core.publish(m, nullptr, nullptr, who.identity);
+        a.routed = core.publish(m, nullptr, nullptr, who.identity, who.gate);
         if (a.routed.admitted && a.routed.retained != retain_verdict::stored) {
             refuse(a, outcome::over_limit, reason_code::quota_exceeded,
                    broker_core::retained_refusal_reason(a.routed.retained));
@@ -80,7 +80,7 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
         return a;
     }
     ns::verdict v;
-    a.routed = core.publish(m, model, &v, who.identity);
+    a.routed = core.publish(m, model, &v, who.identity, who.gate);
     if (a.routed.admitted) {
         if (a.routed.retained != retain_verdict::stored) {
             refuse(a, outcome::over_limit, reason_code::quota_exceeded,
@@ -101,7 +101,7 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
     // same retained limits.
     a.copy = quarantine_copy(*model, m->topic, m->payload, m->qos, m->retain, v, m->origin);
     a.reason = std::move(v.reason);
-    a.routed = core.publish(a.copy, nullptr, nullptr, who.identity);
+    a.routed = core.publish(a.copy, nullptr, nullptr, who.identity, who.gate);
     if (a.routed.retained != retain_verdict::stored) {
         refuse(a, outcome::over_limit, reason_code::quota_exceeded,
                broker_core::retained_refusal_reason(a.routed.retained));

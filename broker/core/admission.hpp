@@ -58,6 +58,9 @@ struct publisher {
     // it is routed. Null: the message keeps the properties it came with
     // (a bridge's: stamped where the command was sent).
     message* stamp = nullptr;
+    // A client's flow gate (flow_gate.hpp): a full subscriber queue holds
+    // it. Null: the message is dropped where it does not fit.
+    flow_gate* gate = nullptr;
 };
 
 struct admission {

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <unordered_set>
 #include <unistd.h>
 
 namespace strata::broker::core {
@@ -499,11 +500,11 @@ void broker_core::publish_will(const message_ptr& will) {
 }
 
 broker_core::publish_result broker_core::publish(const message_ptr& m, const ns::model* model, ns::verdict* verdict,
-                                                 const std::string* identity) {
+                                                 const std::string* identity, flow_gate* gate) {
     publish_result r;
     store_ops ops;
     // The router keeps the retained value in memory (if admitted).
-    const auto routed = router_.publish(m, store_ ? &ops : nullptr, model, verdict, identity);
+    const auto routed = router_.publish(m, store_ ? &ops : nullptr, model, verdict, identity, gate);
     r.delivered = routed.delivered;
     r.matched = routed.matched();
     r.refused = routed.refused;
@@ -528,6 +529,66 @@ broker_core::publish_result broker_core::publish(const message_ptr& m, const ns:
     }
     if (!ops.empty()) r.ticket = store_->submit(std::move(ops));
     return r;
+}
+
+void broker_core::watch_slow_consumer(std::weak_ptr<session> s) {
+    std::lock_guard lock(slow_mutex_);
+    slow_watch_.push_back(std::move(s));
+}
+
+void broker_core::check_slow_consumers(steady_clock::time_point now) {
+    std::vector<std::weak_ptr<session>> watched;
+    {
+        std::lock_guard lock(slow_mutex_);
+        if (slow_watch_.empty()) return;
+        watched.swap(slow_watch_);
+    }
+    const auto& sc = cfg_.limits.slow_consumer;
+    const bool disconnect = sc.action == limits_config::slow_consumer_config::action_kind::disconnect;
+    auto& counters = stats_.local();
+    std::vector<std::weak_ptr<session>> still;
+    std::vector<slow_consumer_event> events;
+    std::unordered_set<const session*> seen;  // a session held again may be listed twice
+    for (auto& w : watched) {
+        const auto s = w.lock();
+        if (!s || !seen.insert(s.get()).second) continue;
+        const auto action = s->check_slow(now, std::chrono::milliseconds(sc.after_ms), disconnect);
+        if (action != slow_action::none)
+            events.push_back({s->client_id(), action == slow_action::disconnected, s->queued_messages(), now});
+        switch (action) {
+        case slow_action::disconnected:
+            bump(counters.slow_consumer_disconnects);
+            spdlog::warn("client '{}' is a slow consumer: its queue stayed full for {} ms; disconnected (0x97)",
+                         s->client_id(), sc.after_ms);
+            break;
+        case slow_action::dropping:
+            bump(counters.slow_consumer_drops);
+            spdlog::warn("client '{}' is a slow consumer: its queue stayed full for {} ms; its messages are "
+                         "dropped until it catches up", s->client_id(), sc.after_ms);
+            break;
+        case slow_action::none:
+            break;
+        }
+        // Watched again by its next hold once it let go.
+        if (s->pressing()) still.push_back(std::move(w));
+    }
+    std::lock_guard lock(slow_mutex_);
+    slow_watch_.insert(slow_watch_.end(), std::make_move_iterator(still.begin()), std::make_move_iterator(still.end()));
+    for (auto& e : events) {
+        if (slow_events_.size() == max_slow_events) slow_events_.pop_front();
+        slow_events_.push_back(std::move(e));
+    }
+}
+
+std::vector<broker_core::slow_consumer_event> broker_core::slow_consumers_since(steady_clock::time_point since) const {
+    std::vector<slow_consumer_event> out;
+    std::lock_guard lock(slow_mutex_);
+    // Newest first, one per client id.
+    for (auto it = slow_events_.rbegin(); it != slow_events_.rend() && it->at >= since; ++it) {
+        if (std::none_of(out.begin(), out.end(), [&](const auto& e) { return e.client_id == it->client_id; }))
+            out.push_back(*it);
+    }
+    return out;
 }
 
 const char* broker_core::retained_refusal_reason(retain_verdict v) noexcept {
@@ -791,6 +852,13 @@ void broker_core::publish_sys() {
         put("$SYS/broker/sessions/most_dropped", top.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     put("$SYS/broker/subscriptions/count", std::to_string(router_.subscription_count()));
+    // Back-pressure: publishers held for full subscriber queues, and the
+    // slow-consumer policy's actions (limits.slow_consumer).
+    put("$SYS/broker/publishers/waiting", std::to_string(stats_.publishers_waiting.load()));
+    put("$SYS/broker/publishers/holds", std::to_string(t.publisher_holds));
+    put("$SYS/broker/slow consumers/disconnected", std::to_string(t.slow_consumer_disconnects));
+    put("$SYS/broker/slow consumers/dropping", std::to_string(t.slow_consumer_drops));
+    put("$SYS/broker/slow consumers/dropped", std::to_string(t.dropped_slow_consumer));
     auto& logins = security_->logins();
     put("$SYS/broker/auth/login_failures", std::to_string(logins.failures()));
     put("$SYS/broker/auth/logins_refused_blocked", std::to_string(logins.refused()));

@@ -20,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -171,8 +172,28 @@ public:
     // unless the verdict admits it. Counts it for the alerts when admitted.
     // `identity`: the client identity whose retained share it counts
     // against (null: the broker's own; see router::publish).
+    // `gate`: the publisher's flow gate (flow_gate.hpp; null: the broker's
+    // own messages).
     publish_result publish(const message_ptr& m, const ns::model* model = nullptr, ns::verdict* verdict = nullptr,
-                           const std::string* identity = nullptr);
+                           const std::string* identity = nullptr, flow_gate* gate = nullptr);
+    // ---- slow consumers (flow_gate.hpp) -----------------------------------
+    //
+    // A session that started holding publishers (session::hold_locked).
+    void watch_slow_consumer(std::weak_ptr<session> s);
+    // Applies limits.slow_consumer to the sessions watched (from a timer):
+    // one that held publishers for after_ms is disconnected or drops.
+    void check_slow_consumers(steady_clock::time_point now);
+    // What the slow-consumer policy did lately (the alerts' `slow_consumer`):
+    // the latest action per client id at or after `since`, of the last
+    // max_slow_events actions.
+    struct slow_consumer_event {
+        std::string client_id;
+        bool disconnected = false;  // else: dropping
+        std::size_t queued = 0;     // messages in its queue then
+        steady_clock::time_point at{};
+    };
+    static constexpr std::size_t max_slow_events = 256;
+    [[nodiscard]] std::vector<slow_consumer_event> slow_consumers_since(steady_clock::time_point since) const;
     // The broker's own state: `value` retained on the '$SYS/...' `topic`
     // (no checks; '$SYS' values are not stored, they are made afresh).
     void publish_sys_value(std::string topic, std::string value);
@@ -265,6 +286,7 @@ private:
         queue_limits l;
         l.max_messages = cfg_.limits.max_queued_messages;
         l.max_bytes = cfg_.limits.max_queued_bytes;
+        l.hold_publishers = true;
         return l;
     }
     void end_session_locked(const session_ptr& s);
@@ -288,6 +310,11 @@ private:
 
     mutable std::mutex connections_mutex_;
     std::unordered_map<const session_owner*, std::weak_ptr<session_owner>> connections_;
+
+    // Sessions holding publishers (watch_slow_consumer); few at a time.
+    mutable std::mutex slow_mutex_;
+    std::vector<std::weak_ptr<session>> slow_watch_;
+    std::deque<slow_consumer_event> slow_events_;  // oldest first
 
     std::atomic<std::uint64_t> next_assigned_id_{0};
     std::atomic<bool> listening_{false};

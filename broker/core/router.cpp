@@ -28,7 +28,7 @@ struct match {
 }  // namespace
 
 router::result router::publish(const message_ptr& m, store_ops* ops, const ns::model* model, ns::verdict* verdict,
-                               const std::string* identity) {
+                               const std::string* identity, flow_gate* gate) {
     // Reused per thread: matching allocates nothing once warmed up.
     thread_local std::vector<match> matches;
     thread_local std::vector<const trie::shared_group*> groups;
@@ -74,7 +74,7 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
     }
 
     for (const trie::shared_group* g : groups)
-        if (const auto d = deliver_to_group(*g, m, ops, model, verdict)) count(*d);
+        if (const auto d = deliver_to_group(*g, m, ops, model, verdict, gate)) count(*d);
     if (matches.size() > 1) {
         // Overlapping subscriptions of one session: one delivery at the
         // highest QoS with every identifier.
@@ -99,14 +99,14 @@ router::result router::publish(const message_ptr& m, store_ops* ops, const ns::m
         // The grants read the topic as the routing walk did (its verdict).
         if (mt.filtered && !mt.s->may_receive(m->topic, model, verdict)) continue;
         const std::uint8_t qos = std::min(m->qos, mt.qos);
-        count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, ops));
+        count(mt.s->deliver(m, qos, mt.retain_as_published && m->retain, mt.ids, ops, gate));
     }
     return r;
 }
 
 std::optional<deliver_result> router::deliver_to_group(const trie::shared_group& group, const message_ptr& m,
                                                       store_ops* ops, const ns::model* model,
-                                                      const ns::verdict* verdict) {
+                                                      const ns::verdict* verdict, flow_gate* gate) {
     const auto& members = group.members();
     if (members.empty()) return std::nullopt;
     // Round robin, preferring a member whose client is connected, among the
@@ -131,7 +131,7 @@ std::optional<deliver_result> router::deliver_to_group(const trie::shared_group&
     subscription_ids ids;
     if (e.identifier != 0) ids.push_back(e.identifier);
     const std::uint8_t qos = std::min(m->qos, e.options.qos);
-    return s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, ops);
+    return s->deliver(m, qos, e.options.retain_as_published && m->retain, ids, ops, gate);
 }
 
 void router::set_retained_limits(const retained_limits& l) {

@@ -93,8 +93,10 @@ public:
         // Some subscription matched (whatever became of the message there).
         [[nodiscard]] std::size_t matched() const noexcept { return delivered + dropped + refused; }
     };
+    // `gate`: the publisher's flow gate, which a full subscriber queue may
+    // hold (session::deliver).
     result publish(const message_ptr& m, store_ops* ops = nullptr, const ns::model* model = nullptr,
-                   ns::verdict* verdict = nullptr, const std::string* identity = nullptr);
+                   ns::verdict* verdict = nullptr, const std::string* identity = nullptr, flow_gate* gate = nullptr);
 
     void set_retained_limits(const retained_limits& l);
 
@@ -160,7 +162,8 @@ private:
     // One member of a matching shared group, or nullopt when none may take it.
     // `model` and `verdict`: the topic's reading for the members' grants (null: none).
     std::optional<deliver_result> deliver_to_group(const trie::shared_group& group, const message_ptr& m,
-                                                   store_ops* ops, const ns::model* model, const ns::verdict* verdict);
+                                                   store_ops* ops, const ns::model* model, const ns::verdict* verdict,
+                                                   flow_gate* gate);
 
     mutable thread_rwlock subs_mutex_;
     trie subs_;

@@ -23,7 +23,7 @@ std::uint16_t packet_id_of(std::uint64_t seq) noexcept {
 }  // namespace
 
 deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                                std::span<const std::uint32_t> sub_ids, store_ops* ops) {
+                                std::span<const std::uint32_t> sub_ids, store_ops* ops, flow_gate* gate) {
     std::lock_guard lock(mutex_);
     auto& slot = core_.counters().local();
     if (!conn_ && qos == 0) {
@@ -35,6 +35,22 @@ deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool ret
     const std::size_t w = m->weight();
     if (outbox_ && limits_.latest_only_retained && retain) supersede_locked(m);
     if (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes) {
+        if (limits_.hold_publishers && qos > 0 && conn_) {
+            if (pressure_ && pressure_->dropping) {
+                // A slow consumer under action `drop`: it alone loses.
+                ++pressure_->slow_dropped;
+                bump(slot.dropped_slow_consumer);
+                ++dropped_;
+                return deliver_result::dropped;
+            }
+            if (gate != nullptr) {
+                // Queued over the limit; the publisher waits for room.
+                hold_locked(*gate);
+                enqueue_locked(m, qos, retain, sub_ids, ops);
+                notify_locked();
+                return deliver_result::queued;
+            }
+        }
         if (limits_.policy == when_full::refuse) {
             if (outbox_) ++outbox_->refused;
             bump(slot.refused_queue_full);
@@ -240,6 +256,63 @@ void session::notify_locked() {
     if (conn_) conn_->notify();
 }
 
+void session::hold_locked(flow_gate& gate) {
+    if (!pressure_) pressure_ = std::make_unique<pressure_state>();
+    auto& p = *pressure_;
+    for (const auto& g : p.gates)
+        if (g.get() == &gate) return;
+    if (p.gates.empty() && !p.slow) {
+        p.since = steady_clock::now();
+        core_.watch_slow_consumer(weak_from_this());
+    }
+    gate.hold();
+    p.gates.push_back(gate.shared_from_this());
+    bump(core_.counters().local().publisher_holds);
+}
+
+void session::release_gates_locked(bool drained) {
+    auto& p = *pressure_;
+    // Each release may post the publisher's wake-up; nothing calls back here.
+    for (const auto& g : p.gates) g->release();
+    p.gates.clear();
+    if (drained) {
+        p.slow = false;
+        p.dropping = false;
+    }
+}
+
+bool session::at_resume_mark_locked() const noexcept {
+    return queue_.size() <= limits_.max_messages - limits_.max_messages / 4 &&
+           queued_bytes_ <= limits_.max_bytes - limits_.max_bytes / 4;
+}
+
+slow_action session::check_slow(steady_clock::time_point now, steady_clock::duration after, bool disconnect) {
+    std::lock_guard lock(mutex_);
+    if (!pressure_ || pressure_->gates.empty() || pressure_->slow || now - pressure_->since < after)
+        return slow_action::none;
+    auto& p = *pressure_;
+    p.slow = true;
+    // No more holds until it drained: the publishers go on at once.
+    p.dropping = true;
+    release_gates_locked(false);
+    if (disconnect && conn_) {
+        conn_->kick(mqtt::reason_code::quota_exceeded);
+        return slow_action::disconnected;
+    }
+    return slow_action::dropping;
+}
+
+bool session::pressing() const {
+    std::lock_guard lock(mutex_);
+    return pressure_ && (!pressure_->gates.empty() || pressure_->dropping);
+}
+
+session::pressure_info session::pressure() const {
+    std::lock_guard lock(mutex_);
+    if (!pressure_) return {};
+    return {pressure_->gates.size(), pressure_->slow, pressure_->slow_dropped};
+}
+
 std::uint64_t session::attach(const std::shared_ptr<session_owner>& c, bool resend_inflight) {
     std::lock_guard lock(mutex_);
     conn_ = c;
@@ -254,6 +327,8 @@ bool session::detach(const session_owner* c) {
     std::lock_guard lock(mutex_);
     if (conn_.get() != c) return false;
     conn_.reset();
+    // Offline, it holds nobody: its queue keeps its limits and policy.
+    if (pressure_) release_gates_locked(true);
     // Messages that were in flight are resent on the next connection.
     return true;
 }
@@ -433,6 +508,8 @@ void session::collect(const session_owner* c, std::vector<outgoing>& out, std::s
         inflight_.push_back(inflight{id, false, d});
         out.push_back(outgoing{outgoing::kind::publish, id, dup, std::move(d)});
     }
+    if (pressure_ && (!pressure_->gates.empty() || pressure_->dropping) && at_resume_mark_locked())
+        release_gates_locked(true);
 }
 
 bool session::on_puback(std::uint16_t id) {
@@ -659,6 +736,7 @@ void session::clear() {
     inbound_qos2_.clear();
     subscriptions_.clear();
     replay_.reset();
+    if (pressure_) release_gates_locked(true);
     will_.reset();
     persistent_ = false;  // the core erased the stored session
     ++generation_;  // disarms pending timers

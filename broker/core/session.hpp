@@ -20,6 +20,7 @@
 
 #include "auth/policy.hpp"
 #include "broker/codec/packet.hpp"
+#include "broker/core/flow_gate.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/router_fwd.hpp"
 #include "broker/core/session_owner.hpp"
@@ -107,7 +108,14 @@ struct queue_limits {
     // topic (a bridge's backlog of state topics).
     bool latest_only_retained = false;
     std::uint64_t max_bytes = 16u << 20;
+    // drop_new only (client sessions): while the client is online, a QoS 1/2
+    // message that does not fit is queued anyway and holds its publisher's
+    // flow gate (flow_gate.hpp) instead of being dropped.
+    bool hold_publishers = false;
 };
+
+// What the slow-consumer check (session::check_slow) did.
+enum class slow_action : std::uint8_t { none, disconnected, dropping };
 
 // What deliver() did with a message.
 enum class deliver_result : std::uint8_t { queued, dropped, refused };
@@ -129,8 +137,31 @@ public:
     // QoS 0 message for an offline client, refused when the queue was full
     // under the refuse policy. Drops are counted (dropped()).
     // A persistent session appends the delivery to `ops` (QoS 1/2 only).
+    // `gate`: the publisher's flow gate (null: the broker's own messages,
+    // which are dropped when they do not fit): with hold_publishers, a QoS
+    // 1/2 message for an online client whose queue is full is queued over
+    // the limit and the gate held until the queue drains to its resume mark
+    // (three quarters of each limit).
     deliver_result deliver(const message_ptr& m, std::uint8_t qos, bool retain,
-                           std::span<const std::uint32_t> sub_ids, store_ops* ops = nullptr);
+                           std::span<const std::uint32_t> sub_ids, store_ops* ops = nullptr,
+                           flow_gate* gate = nullptr);
+
+    // --- Slow consumers (flow_gate.hpp) -----------------------------------
+
+    // Called periodically for a session that holds publishers: once it has
+    // held them for `after` without draining to its resume mark, it is a
+    // slow consumer. `disconnect`: its client is disconnected with 0x97
+    // (Quota exceeded); otherwise its messages are dropped while it stays
+    // full. Either way the publishers are released. Returns what it did.
+    slow_action check_slow(steady_clock::time_point now, steady_clock::duration after, bool disconnect);
+    // Whether it holds publishers or drops as a slow consumer now.
+    [[nodiscard]] bool pressing() const;
+    struct pressure_info {
+        std::size_t publishers_held = 0;  // publishers it holds now
+        bool slow = false;                // dropping, or disconnected, as a slow consumer
+        std::uint64_t slow_dropped = 0;   // messages dropped as a slow consumer since the session began
+    };
+    [[nodiscard]] pressure_info pressure() const;
 
     // Sends the retained messages matching `filter` (a subscription's,
     // with its options `e`), paced as the top of this file says. A filter
@@ -280,6 +311,13 @@ private:
     // queue waits.
     [[nodiscard]] bool packet_id_free_locked(std::uint64_t seq) const;
     void notify_locked();
+    // Holds `gate` (once); the first hold starts the full period and puts
+    // the session on the core's slow-consumer watch.
+    void hold_locked(flow_gate& gate);
+    // Releases every gate held; `drained`: the queue reached its resume
+    // mark, which also ends dropping as a slow consumer.
+    void release_gates_locked(bool drained);
+    [[nodiscard]] bool at_resume_mark_locked() const noexcept;
     // Completed or dropped: removes it from the store.
     void forget_stored_locked(std::uint64_t seq);
     void submit_locked(persistence::operation op);
@@ -341,6 +379,15 @@ private:
         bool matching = false;             // a feed is matching the front job's filter (lock released)
     };
     std::unique_ptr<replay_state> replay_;
+    // Back-pressure (null until the queue first filled while online).
+    struct pressure_state {
+        std::vector<std::shared_ptr<flow_gate>> gates;  // held now
+        steady_clock::time_point since{};               // full since (the first hold)
+        bool slow = false;                              // the slow-consumer action was taken
+        bool dropping = false;                          // action drop: over the limit, messages are dropped
+        std::uint64_t slow_dropped = 0;
+    };
+    std::unique_ptr<pressure_state> pressure_;
     std::uint64_t dropped_ = 0;
 
     boost::container::deque<inflight> inflight_;  // in send order

@@ -40,6 +40,10 @@ stats::totals stats::sum() const noexcept {
         for (std::size_t r = 0; r < t.retained_refused.size(); ++r)
             t.retained_refused[r] += s.retained_refused[r].load(std::memory_order_relaxed);
         t.retained_replay_skipped += s.retained_replay_skipped.load(std::memory_order_relaxed);
+        t.publisher_holds += s.publisher_holds.load(std::memory_order_relaxed);
+        t.slow_consumer_disconnects += s.slow_consumer_disconnects.load(std::memory_order_relaxed);
+        t.slow_consumer_drops += s.slow_consumer_drops.load(std::memory_order_relaxed);
+        t.dropped_slow_consumer += s.dropped_slow_consumer.load(std::memory_order_relaxed);
     }
     for (std::size_t q = 0; q < 3; ++q) {
         t.publish_received += t.publish_received_qos[q];

@@ -41,6 +41,12 @@ struct alignas(64) counter_slot {
     // Retained messages a replay on SUBSCRIBE skipped: cleared or expired
     // before the subscriber's turn came.
     std::atomic<std::uint64_t> retained_replay_skipped{0};
+    // Back-pressure (flow_gate.hpp): a publisher held by a full subscriber
+    // queue; slow consumers disconnected or dropping, and what they dropped.
+    std::atomic<std::uint64_t> publisher_holds{0};
+    std::atomic<std::uint64_t> slow_consumer_disconnects{0};
+    std::atomic<std::uint64_t> slow_consumer_drops{0};
+    std::atomic<std::uint64_t> dropped_slow_consumer{0};
 };
 
 // Labels of counter_slot::connections_refused (Prometheus `reason`).
@@ -77,17 +83,22 @@ public:
         std::uint64_t internal_errors = 0;
         std::array<std::uint64_t, 4> retained_refused{};
         std::uint64_t retained_replay_skipped = 0;
+        std::uint64_t publisher_holds = 0, slow_consumer_disconnects = 0, slow_consumer_drops = 0,
+                      dropped_slow_consumer = 0;
         [[nodiscard]] std::uint64_t retained_refused_total() const noexcept {
             return retained_refused[0] + retained_refused[1] + retained_refused[2] + retained_refused[3];
         }
         [[nodiscard]] std::uint64_t dropped() const noexcept {
-            return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0;
+            return dropped_queue_full + dropped_expired + dropped_too_large + dropped_offline_qos0 +
+                   dropped_slow_consumer;
         }
     };
     [[nodiscard]] totals sum() const noexcept;
 
     std::atomic<std::int64_t> clients_connected{0};
     std::atomic<std::int64_t> sessions{0};
+    // Publishers whose input is not read now: a subscriber's queue is full.
+    std::atomic<std::int64_t> publishers_waiting{0};
 
 private:
     std::array<counter_slot, max_slots> slots_{};

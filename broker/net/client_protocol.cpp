@@ -152,6 +152,8 @@ void client_protocol::on_timer(time_point now) {
         return;
     case state::connected:
         if (keep_alive_ == 0) return;
+        // Its input is not read while it waits for room: it is not silent.
+        if (waiting_for_room_) last_rx_ = now;
         if (now >= last_rx_ + std::chrono::milliseconds(keep_alive_ * 1500u)) {
             fail(mqtt::reason_code::keep_alive_timeout, "keep alive timeout");
             return;
@@ -422,6 +424,7 @@ void client_protocol::close_now() {
 void client_protocol::release() {
     state_ = state::closed;
     inbound_closed_ = true;
+    stop_waiting();
     identity_state_.reset();  // the identity's connection count
     if (connected_) {
         connected_ = false;

@@ -126,8 +126,9 @@ public:
 
     // Whether input is handled now (not while a password is checked, not
     // after the protocol ended its input).
+    // Nor while a subscriber's full queue holds this publisher (flow_gate.hpp).
     [[nodiscard]] bool takes_input() const noexcept {
-        return !inbound_closed_ && state_ != state::verifying && state_ != state::closed;
+        return !inbound_closed_ && !waiting_for_room_ && state_ != state::verifying && state_ != state::closed;
     }
     // Bytes of replies encoded and not yet drained, and of acknowledgements
     // held for the store: the I/O stops reading while they pile up.
@@ -209,6 +210,13 @@ private:
     // connection was refused; may drop the will (3.1.1 cannot be told) or
     // replace it with its dead-letter copy.
     bool check_will(core::message_ptr& will);
+    // This client's flow gate, made on its first QoS 1/2 PUBLISH.
+    core::flow_gate* flow_gate();
+    // After a PUBLISH was routed: input stops while the gate is held.
+    void wait_if_held();
+    // The gate opened (on this client's thread): input resumes.
+    void room_opened();
+    void stop_waiting();
     void handle_puback(const mqtt::puback& p);
     void handle_pubrec(const mqtt::pubrec& p);
     void handle_pubrel(const mqtt::pubrel& p);
@@ -276,6 +284,7 @@ private:
     // ask for them, so what it forwarded here does not go back.
     bool bridge_client_ = false;
     bool loopback_ = false;
+    bool waiting_for_room_ = false;  // a subscriber's full queue holds this publisher
     bool request_problem_info_ = true;
     mqtt::decode_limits decode_limits_;
     std::string client_id_;
@@ -296,6 +305,7 @@ private:
         persistence::ticket waiting_for = 0;  // registered with when_durable
     };
     std::unique_ptr<held_acks> held_;
+    std::shared_ptr<core::flow_gate> gate_;  // null until the first QoS 1/2 PUBLISH
 
     // Negotiated with the client (5.0 CONNECT properties).
     std::uint32_t client_max_packet_size_ = 268'435'460;

@@ -95,7 +95,39 @@ void client_protocol::handle_publish(mqtt::publish& p) {
     const std::shared_ptr<core::message> m = to_message(p, v5);
     core::publisher who = as_publisher();
     who.stamp = m.get();
+    if (p.qos > 0) who.gate = flow_gate();
     acknowledge(p, *m, core_.admit(who, m), v5);
+    if (p.qos > 0) wait_if_held();
+}
+
+core::flow_gate* client_protocol::flow_gate() {
+    if (!gate_) {
+        gate_ = std::make_shared<core::flow_gate>([later = later()] {
+            later([](client_protocol& self) { self.room_opened(); });
+        });
+    }
+    return gate_.get();
+}
+
+void client_protocol::wait_if_held() {
+    if (waiting_for_room_ || !gate_->held() || state_ != state::connected) return;
+    // What the client sent after this message waits in its buffer (and in
+    // TCP) until the subscribers have room; acknowledgements still go out.
+    waiting_for_room_ = true;
+    core_.counters().publishers_waiting.fetch_add(1, std::memory_order_relaxed);
+}
+
+void client_protocol::room_opened() {
+    // A release that raced with this publisher's next hold: still held.
+    if (!waiting_for_room_ || gate_->held()) return;
+    stop_waiting();
+    io_.resume_input();
+}
+
+void client_protocol::stop_waiting() {
+    if (!waiting_for_room_) return;
+    waiting_for_room_ = false;
+    core_.counters().publishers_waiting.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void client_protocol::acknowledge(const mqtt::publish& p, const core::message& m, const core::admission& a,

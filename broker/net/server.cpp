@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <functional>
@@ -270,6 +271,23 @@ int server::run() {
         });
     };
     housekeeping();
+
+    // Slow consumers: sessions that hold publishers are looked at four times
+    // per limits.slow_consumer.after_ms (between 50 ms and 1 s).
+    asio::steady_timer slow_timer(*ios_.front());
+    std::function<void()> slow_tick;
+    const auto slow_every = std::clamp<std::chrono::milliseconds>(
+        std::chrono::milliseconds(core_.cfg().limits.slow_consumer.after_ms / 4), std::chrono::milliseconds(50),
+        std::chrono::milliseconds(1000));
+    slow_tick = [&] {
+        slow_timer.expires_after(slow_every);
+        slow_timer.async_wait([&](boost::system::error_code ec) {
+            if (ec || stopping_) return;
+            core_.check_slow_consumers(core::steady_clock::now());
+            slow_tick();
+        });
+    };
+    slow_tick();
 
     // Alerts: counted from now on, evaluated every second.
     asio::steady_timer alerts_timer(*ios_.front());

@@ -91,6 +91,7 @@ std::string_view alerts::to_string(kind k) noexcept {
     case kind::drop: return "drop";
     case kind::stale: return "stale";
     case kind::reconnect_loop: return "reconnect_loop";
+    case kind::slow_consumer: return "slow_consumer";
     }
     return "?";
 }
@@ -101,7 +102,7 @@ alerts::alerts(core::broker_core& core, const alerts_config& cfg, prometheus::Re
       generation_(++generations),
       raised_family_(prometheus::BuildCounter()
                          .Name("strata_alerts_total")
-                         .Help("Alerts raised, by kind (spike, drop, stale, reconnect_loop)")
+                         .Help("Alerts raised, by kind (spike, drop, stale, reconnect_loop, slow_consumer)")
                          .Register(registry)),
       active_gauge_(prometheus::BuildGauge()
                         .Name("strata_alerts_active")
@@ -250,6 +251,21 @@ void alerts::tick(core::steady_clock::time_point now) {
     if (seconds > 0) check_rates(seconds, per_subtree);
     check_stale(ms, silent);
     check_reconnects(now);
+    check_slow_consumers(now);
+}
+
+void alerts::check_slow_consumers(std::chrono::steady_clock::time_point now) {
+    // value: the messages in its queue when it was acted on; threshold: the queue limit.
+    const auto events = core_.slow_consumers_since(now - slow_consumer_hold);
+    const double limit = core_.cfg().limits.max_queued_messages;
+    for (const auto& e : events) set(kind::slow_consumer, e.client_id, true, static_cast<double>(e.queued), limit);
+    std::vector<std::string> cleared;
+    for (const auto& [key, a] : active_) {
+        if (key.first != kind::slow_consumer) continue;
+        if (std::none_of(events.begin(), events.end(), [&](const auto& e) { return e.client_id == key.second; }))
+            cleared.push_back(key.second);
+    }
+    for (const auto& id : cleared) set(kind::slow_consumer, id, false, 0, limit);
 }
 
 void alerts::scan(std::int64_t now, std::vector<std::uint64_t>& per_subtree,

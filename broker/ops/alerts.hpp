@@ -10,6 +10,9 @@
 //                   it matches, or else stale_factor x the expected period of
 //                   its data class in the namespace model
 //   reconnect_loop  one client id connecting `count` times within window_s
+//   slow_consumer   a subscriber the slow-consumer policy acted on
+//                   (limits.slow_consumer): active for slow_consumer_hold
+//                   after the latest action on it
 //
 // A subtree is the first `levels` levels of a topic ("acme/dresden"). Its
 // baseline is an exponentially weighted moving average of the per-second
@@ -70,8 +73,10 @@ namespace strata::broker::ops {
 
 class alerts final : public core::message_observer {
 public:
-    enum class kind : std::uint8_t { spike, drop, stale, reconnect_loop };
-    static constexpr std::size_t kind_count = 4;
+    enum class kind : std::uint8_t { spike, drop, stale, reconnect_loop, slow_consumer };
+    static constexpr std::size_t kind_count = 5;
+    // How long a slow_consumer alert stays active after the latest action.
+    static constexpr std::chrono::seconds slow_consumer_hold{60};
     [[nodiscard]] static std::string_view to_string(kind k) noexcept;
 
     // Distinct subtrees counted; messages of further subtrees are not.
@@ -141,6 +146,7 @@ private:
     void check_rates(double seconds, const std::vector<std::uint64_t>& per_subtree);
     void check_stale(std::int64_t now, std::map<std::string, stale_topic>& silent);
     void check_reconnects(std::chrono::steady_clock::time_point now);
+    void check_slow_consumers(std::chrono::steady_clock::time_point now);
     // Raises (or, with active false, clears) the alert; a no-op when it is
     // already in that state.
     void set(kind k, const std::string& subject, bool active, double value, double reference,

@@ -74,12 +74,18 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 }
 
 json session_json(const core::session& s) {
+    const auto pressure = s.pressure();
     return {{"client_id", s.client_id()},
             {"identity", s.identity()},
             {"connected", s.connected()},
             {"queued", s.queued_messages()},
             {"inflight", s.inflight_messages()},
             {"dropped", s.dropped()},
+            // Back-pressure: publishers its full queue holds now; whether the
+            // slow-consumer policy acted on it, and what it dropped as one.
+            {"publishers_held", pressure.publishers_held},
+            {"slow_consumer", pressure.slow},
+            {"slow_consumer_dropped", pressure.slow_dropped},
             {"retained_pending", s.replay_pending()},
             {"subscriptions", s.subscription_count()},
             {"expiry_interval", s.expiry_interval()}};

@@ -119,7 +119,17 @@ void add_broker(family_builder& b, core::broker_core& core) {
         .value(static_cast<double>(t.dropped_queue_full), {{"reason", "queue_full"}})
         .value(static_cast<double>(t.dropped_expired), {{"reason", "expired"}})
         .value(static_cast<double>(t.dropped_too_large), {{"reason", "too_large"}})
-        .value(static_cast<double>(t.dropped_offline_qos0), {{"reason", "offline_qos0"}});
+        .value(static_cast<double>(t.dropped_offline_qos0), {{"reason", "offline_qos0"}})
+        .value(static_cast<double>(t.dropped_slow_consumer), {{"reason", "slow_consumer"}});
+    b.counter("strata_publisher_holds_total",
+              "Times a publisher's input was held because a subscriber's queue was full (back-pressure)")
+        .value(static_cast<double>(t.publisher_holds));
+    b.gauge("strata_publishers_waiting", "Publishers whose input is held now for a subscriber's full queue")
+        .value(static_cast<double>(core.counters().publishers_waiting.load(std::memory_order_relaxed)));
+    b.counter("strata_slow_consumer_actions_total",
+              "Subscribers whose queue stayed full for limits.slow_consumer.after_ms, by the action taken")
+        .value(static_cast<double>(t.slow_consumer_disconnects), {{"action", "disconnect"}})
+        .value(static_cast<double>(t.slow_consumer_drops), {{"action", "drop"}});
     b.gauge("strata_queued_messages", "Messages waiting in session queues")
         .value(static_cast<double>(core.queued_messages()));
     b.gauge("strata_retained_messages", "Retained messages stored").value(static_cast<double>(core.routes().retained_count()));

@@ -17,8 +17,13 @@ using core::session_owner;
 
 struct owner final : session_owner {
     int notified = 0;
+    int kicked = 0;
+    mqtt::reason_code kicked_with = mqtt::reason_code::success;
     void notify() override { ++notified; }
-    void kick(mqtt::reason_code, std::uint64_t) override {}
+    void kick(mqtt::reason_code code, std::uint64_t) override {
+        ++kicked;
+        kicked_with = code;
+    }
     void regrant(std::shared_ptr<const auth::grants>) override {}
 };
 
