@@ -40,20 +40,44 @@ Measurement:
   latency = receive time - send time into a log-linear histogram (1.6 %
   resolution). Only messages received after --warmup count towards the rate
   and the latency; after --duration publishing stops and the tool waits up to
-  --drain-timeout for everything still in flight. lost = expected deliveries
-  - unique deliveries received.
+  --drain-timeout until every QoS 1/2 exchange has ended and every expected
+  message has arrived.
+
+  expected = the messages each subscriber must receive, summed over the
+             subscribers: every message of each publisher it subscribes to;
+             for QoS 1/2 only the acknowledged ones (a broker that refused a
+             message, or had not acknowledged it when the drain ended, need
+             not deliver it; one it acknowledged it must).
+  unique   = first deliveries of expected messages (per subscriber).
+  lost     = expected - unique: acknowledged (QoS 0: published) messages a
+             subscriber never got.
+  A refused or unacknowledged message that arrives anyway is counted in
+  unacknowledged_received, not in unique.
+
+QoS 1 and 2 (--qos for the publishers, --sub-qos for the subscriptions):
+  QoS 1: PUBLISH -> PUBACK. QoS 2: PUBLISH -> PUBREC, the tool sends PUBREL
+  -> PUBCOMP. acknowledged = PUBACK < 0x80 or PUBCOMP after a PUBREC < 0x80;
+  refused = PUBACK or PUBREC >= 0x80 (5.0 only; this ends the exchange too).
+  A publisher has at most --inflight exchanges open (and no more than the
+  broker's Receive Maximum under MQTT 5). Subscribers answer a QoS 1 PUBLISH
+  with PUBACK, a QoS 2 one with PUBREC and its PUBREL with PUBCOMP; a QoS 2
+  message counts when its PUBLISH arrives, and a resend (DUP) whose PUBREL
+  has not come yet is not counted again.
 
 Flow control ("as fast as possible" without loss):
   A publisher may have at most --window messages "in flight", where in flight
-  = messages it published - deliveries of its messages seen by the subscribers
-  / number of subscribers that receive them. This closes the loop from the
-  subscribers back to the publishers like a TCP window: the broker's queues
-  never hold more than P x window messages for one subscriber, so neither
-  broker has to drop (both Strata's and Mosquitto's default per-client limit
-  is 1000 queued messages), and the measured rate is the sustainable
-  delivered rate. The default window keeps that total near 512. QoS 1 publishers
-  are additionally limited to --inflight unacknowledged PUBLISHes (and to the
-  broker's Receive Maximum under MQTT 5). --window 0 disables pacing (blast).
+  = messages it published (less those the broker refused) - deliveries of its
+  messages seen by the subscribers / number of subscribers that receive them.
+  This closes the loop from the subscribers back to the publishers like a
+  TCP window: the broker's queues never hold more than P x window messages
+  for one subscriber, so neither broker has to drop (both Strata's and
+  Mosquitto's default per-client limit is 1000 queued messages), and the
+  measured rate is the sustainable delivered rate. The default window keeps
+  that total near 512. QoS 1/2 publishers are additionally limited to
+  --inflight open exchanges (and to the broker's Receive Maximum under
+  MQTT 5). --window 0 disables pacing (blast: QoS 1/2 publishers then go as
+  fast as the acknowledgements come, and a broker that acknowledges faster
+  than its subscriber reads must queue, push back or lose).
   With --rate R the P publishers together send R msg/s (token bucket on a
   --tick-us timer, staggered), still limited by the windows.
 
@@ -63,8 +87,8 @@ Options:
   --sub-port N           subscribers connect to this port instead (a second
                          broker, e.g. the far side of a bridge) [= --port]
   --mqtt V               3 (3.1.1) or 5 (5.0)                [3]
-  --qos N                publish QoS 0 or 1                  [0]
-  --sub-qos N            subscription QoS      [= --qos; retained: 0]
+  --qos N                publish QoS 0, 1 or 2               [0]
+  --sub-qos N            subscription QoS 0, 1 or 2  [= --qos; retained: 0]
   --pubs N, --subs N     publishers, subscribers
   --pairs N              pairs: N publishers and N subscribers
   --conns N              conns: connections to hold          [1000]
@@ -82,7 +106,7 @@ Options:
   --rate R               total msg/s; 0 = as fast as allowed [0]
   --window N             per-publisher pacing window; 0 = off [auto: 512 /
                          publishers per subscriber, within 8..256]
-  --inflight N           QoS 1 unacknowledged per publisher  [32]
+  --inflight N           QoS 1/2 open exchanges per publisher [32]
   --batch N              packets per publisher per loop turn [64]
   --tick-us N            timer tick for --rate/--sub-rate    [250]
   --sub-rate R           each subscriber reads <= R msg/s    [0 = unlimited]
@@ -97,8 +121,11 @@ Options:
   -h, --help             this text
 
 Output fields (JSON, one line): scenario, label, mqtt, qos, pubs, subs,
-payload, method, published, expected, received, unique, lost, duplicates,
-out_of_order, msgs_per_s (deliveries/s at the subscribers over the measured
+payload, method, published, acknowledged, refused, unsettled (QoS 1/2
+exchanges still open after the drain), expected, received (PUBLISH packets),
+unique, unacknowledged_received, lost, duplicates, gap_events (a sequence
+number skipped ahead), out_of_order (a skipped one that came later), foreign,
+msgs_per_s (deliveries/s at the subscribers over the measured
 window), latency_us {p50,p90,p99,p999,max,mean,count}, broker_cpu_s and
 broker_cpu_us_per_msg (same window), tool_cpu_s, machine_busy (all cores,
 0..1), broker_rss_kib, rss_per_conn_bytes (conns), retained_* fields,
@@ -215,8 +242,8 @@ options parse_options(int argc, char** argv) {
             else if (v == "5" || v == "5.0") o.level = 5;
             else die("--mqtt: expected 3 or 5, got '" + v + "'");
         }
-        else if (a == "--qos") o.qos = static_cast<int>(to_long(a, v, 0, 1));
-        else if (a == "--sub-qos") o.sub_qos = static_cast<int>(to_long(a, v, 0, 1));
+        else if (a == "--qos") o.qos = static_cast<int>(to_long(a, v, 0, 2));
+        else if (a == "--sub-qos") o.sub_qos = static_cast<int>(to_long(a, v, 0, 2));
         else if (a == "--pubs") o.pubs = static_cast<int>(to_long(a, v, 0, 100000));
         else if (a == "--subs") o.subs = static_cast<int>(to_long(a, v, 0, 100000));
         else if (a == "--pairs") o.pubs = o.subs = static_cast<int>(to_long(a, v, 1, 100000));

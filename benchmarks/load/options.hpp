@@ -16,8 +16,8 @@ struct options {
     std::uint16_t port = 1883;
     std::uint16_t sub_port = 0;  // 0: subscribers use `port` too
     std::uint8_t level = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0
-    int qos = 0;             // publish QoS
-    int sub_qos = -1;        // subscription QoS; -1: same as qos
+    int qos = 0;             // publish QoS 0..2
+    int sub_qos = -1;        // subscription QoS 0..2; -1: same as qos
     int pubs = -1;           // -1: scenario default
     int subs = -1;
     int conns = 1000;
@@ -31,7 +31,7 @@ struct options {
     double rate = 0.0;       // total publish rate msg/s; 0: as fast as the window allows
     int window = -1;         // per-publisher pacing window (messages published, not yet delivered);
                              // 0: none; -1: auto = clamp(512 / publishers per subscriber, 8, 256)
-    int inflight = 32;       // QoS 1/2: outstanding PUBACKs per publisher
+    int inflight = 32;       // QoS 1/2: open exchanges per publisher (until PUBACK / PUBCOMP)
     int batch = 64;          // most packets one publisher appends per loop iteration
     int tick_us = 250;       // timer tick for fixed-rate publishing and slow subscribers
     double sub_rate = 0.0;   // > 0: each subscriber reads at most this many msg/s (slow consumer)

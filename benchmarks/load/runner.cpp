@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -49,6 +50,13 @@ struct connection {
     double read_budget = 0;    // slow subscriber: bytes it may still read
 };
 
+// A QoS 1/2 PUBLISH the broker has not finished acknowledging.
+struct exchange {
+    std::uint16_t pid = 0;
+    bool released = false;  // QoS 2: PUBREC < 0x80 came, PUBREL sent, PUBCOMP awaited
+    std::uint32_t seq = 0;
+};
+
 struct publisher {
     std::uint32_t conn = 0;
     std::uint32_t id = 0;
@@ -56,18 +64,33 @@ struct publisher {
     std::uint64_t published = 0;
     std::uint64_t delivered = 0;  // deliveries of its messages seen by any subscriber
     std::uint32_t receivers = 1;  // subscribers that get each of its messages
-    std::uint32_t unacked = 0;
     std::uint32_t inflight_limit = 0;
     std::uint16_t next_pid = 1;
-    std::vector<std::uint64_t> pid_used;  // 65536-bit set, QoS 1 only
+    std::vector<std::uint64_t> pid_used;  // 65536-bit set of the open exchanges' ids, QoS 1/2 only
+    std::deque<exchange> open;            // QoS 1/2, in send order (brokers acknowledge in that order)
+    std::vector<std::uint32_t> refused;   // sequence numbers the broker refused, ascending
     double rate = 0;                      // msg/s, fixed-rate mode
     double phase = 0;                     // stagger, in messages
+};
+
+struct seq_range {
+    std::uint32_t first = 0;
+    std::uint32_t end = 0;  // exclusive
+};
+
+// What one subscriber got from one publisher: every sequence number below
+// `next` except those in `gaps` (skipped and not arrived since).
+struct stream {
+    std::uint32_t next = 0;
+    std::uint64_t missing = 0;    // sequence numbers in gaps
+    std::vector<seq_range> gaps;  // ascending, disjoint
 };
 
 struct subscriber {
     std::uint32_t conn = 0;
     std::string filter;
-    std::vector<std::uint32_t> next_seq;  // per publisher id
+    std::vector<stream> from;  // per publisher id
+    std::vector<std::uint64_t> awaiting_pubrel;  // 65536-bit set: QoS 2 packet ids received, PUBREL not yet
     std::uint64_t received = 0;
 };
 
@@ -360,7 +383,18 @@ private:
         switch (first >> 4) {
             case 3: on_publish(id, first, p, len); break;
             case 4:  // PUBACK
-                if (len >= 2 && c.kind == role::publisher) on_puback(publishers_[c.index], read_u16(p));
+                if (len >= 2 && c.kind == role::publisher)
+                    on_puback(publishers_[c.index], read_u16(p), ack_reason(p, len));
+                break;
+            case 5:  // PUBREC
+                if (len >= 2 && c.kind == role::publisher)
+                    on_pubrec(publishers_[c.index], read_u16(p), ack_reason(p, len));
+                break;
+            case 6:  // PUBREL
+                if (len >= 2) on_pubrel(id, read_u16(p));
+                break;
+            case 7:  // PUBCOMP
+                if (len >= 2 && c.kind == role::publisher) on_pubcomp(publishers_[c.index], read_u16(p));
                 break;
             case 2: on_connack(id, p, len); break;
             case 9: on_suback(id, p, len); break;
@@ -442,19 +476,77 @@ private:
         }
     }
 
-    void on_puback(publisher& pb, std::uint16_t pid) {
-        if (pb.pid_used.empty()) return;
-        std::uint64_t& w = pb.pid_used[pid >> 6];
-        const std::uint64_t bit = 1ull << (pid & 63);
-        if (w & bit) {
-            w &= ~bit;
-            --pb.unacked;
-        } else {
-            ++res_.stray_acks;
-        }
+    // ---- QoS 1/2 exchanges of the publishers --------------------------------
+    //
+    // QoS 1: PUBLISH -> PUBACK. QoS 2: PUBLISH -> PUBREC -> PUBREL -> PUBCOMP.
+    // A message is "acknowledged" when the broker took it (PUBACK < 0x80, or
+    // PUBCOMP after a PUBREC < 0x80) and "refused" on a negative PUBACK or
+    // PUBREC; either ends the exchange and frees its --inflight slot.
+
+    // The open exchange with this packet id, or open.end(). Brokers
+    // acknowledge in the order they received the PUBLISHes, so it is
+    // normally among the first.
+    std::deque<exchange>::iterator find_open(publisher& pb, std::uint16_t pid) {
+        if (pb.pid_used.empty() || !(pb.pid_used[pid >> 6] & (1ull << (pid & 63)))) return pb.open.end();
+        return std::find_if(pb.open.begin(), pb.open.end(), [pid](const exchange& e) { return e.pid == pid; });
     }
 
-    std::uint16_t alloc_pid(publisher& pb) {
+    void close_exchange(publisher& pb, std::deque<exchange>::iterator it, bool accepted) {
+        if (accepted) {
+            ++res_.acknowledged;
+        } else {
+            ++res_.refused;
+            pb.refused.insert(std::upper_bound(pb.refused.begin(), pb.refused.end(), it->seq), it->seq);
+            // It will not be delivered: settle it for the pacing window with
+            // the subscribers that have not skipped past it already.
+            for (std::uint32_t i = 0; i < subscribers_.size(); ++i)
+                if (receives(i, pb.id) && subscribers_[i].from[pb.id].next <= it->seq) ++pb.delivered;
+        }
+        pb.pid_used[it->pid >> 6] &= ~(1ull << (it->pid & 63));
+        pb.open.erase(it);
+    }
+
+    // Whether subscriber i gets publisher p's messages.
+    bool receives(std::uint32_t i, std::uint32_t p) const { return opts_.kind != scenario::pairs || i == p; }
+
+    void on_puback(publisher& pb, std::uint16_t pid, std::uint8_t reason) {
+        const auto it = opts_.qos == 1 ? find_open(pb, pid) : pb.open.end();
+        if (it == pb.open.end()) {
+            ++res_.stray_acks;
+            return;
+        }
+        close_exchange(pb, it, reason < 0x80);
+    }
+
+    void on_pubrec(publisher& pb, std::uint16_t pid, std::uint8_t reason) {
+        const auto it = opts_.qos == 2 ? find_open(pb, pid) : pb.open.end();
+        if (it == pb.open.end() || (it->released && reason >= 0x80)) {
+            ++res_.stray_acks;
+            return;
+        }
+        if (reason >= 0x80) {
+            close_exchange(pb, it, false);
+            return;
+        }
+        // A repeated PUBREC is answered again: the broker may not have the PUBREL.
+        it->released = true;
+        append_ack(conns_[pb.conn].out, pubrel_byte, pid);
+        mark_dirty(pb.conn);
+    }
+
+    void on_pubcomp(publisher& pb, std::uint16_t pid) {
+        const auto it = opts_.qos == 2 ? find_open(pb, pid) : pb.open.end();
+        if (it == pb.open.end() || !it->released) {
+            ++res_.stray_acks;
+            return;
+        }
+        // The PUBREC accepted the message; the PUBCOMP's reason code (5.0:
+        // 0x92, packet id not found) concerns only the id.
+        close_exchange(pb, it, true);
+    }
+
+    // Opens an exchange for the message with sequence number `seq`.
+    std::uint16_t alloc_pid(publisher& pb, std::uint32_t seq) {
         for (int tries = 0; tries < 65536; ++tries) {
             const std::uint16_t pid = pb.next_pid;
             pb.next_pid = static_cast<std::uint16_t>(pb.next_pid == 65535 ? 1 : pb.next_pid + 1);
@@ -462,11 +554,63 @@ private:
             const std::uint64_t bit = 1ull << (pid & 63);
             if (!(w & bit)) {
                 w |= bit;
-                ++pb.unacked;
+                pb.open.push_back(exchange{pid, false, seq});
                 return pid;
             }
         }
         throw run_error("no free packet id");  // cannot happen: inflight < 65535
+    }
+
+    // ---- what the subscribers receive -----------------------------------------
+
+    // QoS 2: a PUBREL ends the exchange the subscriber's PUBREC began.
+    void on_pubrel(std::uint32_t id, std::uint16_t pid) {
+        connection& c = conns_[id];
+        if (c.kind == role::subscriber) {
+            std::vector<std::uint64_t>& awaiting = subscribers_[c.index].awaiting_pubrel;
+            if (!awaiting.empty()) awaiting[pid >> 6] &= ~(1ull << (pid & 63));
+        }
+        append_ack(c.out, pubcomp_byte, pid);
+        mark_dirty(id);
+    }
+
+    // QoS 2: remembers a received packet id until its PUBREL; false when it
+    // was remembered already.
+    static bool await_pubrel(subscriber& s, std::uint16_t pid) {
+        if (s.awaiting_pubrel.empty()) s.awaiting_pubrel.assign(1024, 0);
+        std::uint64_t& w = s.awaiting_pubrel[pid >> 6];
+        const std::uint64_t bit = 1ull << (pid & 63);
+        const bool fresh = !(w & bit);
+        w |= bit;
+        return fresh;
+    }
+
+    // The gap holding `seq`, or gaps.end().
+    template <class Gaps>
+    static auto gap_of(Gaps& gaps, std::uint32_t seq) {
+        const auto it = std::upper_bound(gaps.begin(), gaps.end(), seq,
+                                         [](std::uint32_t v, const seq_range& r) { return v < r.first; });
+        return it != gaps.begin() && seq < (it - 1)->end ? it - 1 : gaps.end();
+    }
+
+    // A message that arrived after a later one of its publisher: true when
+    // `seq` was in a gap (it is removed from there).
+    static bool fill_gap(stream& st, std::uint32_t seq) {
+        const auto it = gap_of(st.gaps, seq);
+        if (it == st.gaps.end()) return false;
+        --st.missing;
+        if (seq == it->first) {
+            ++it->first;
+        } else if (seq + 1 == it->end) {
+            --it->end;
+        } else {
+            const seq_range tail{seq + 1, it->end};
+            it->end = seq;
+            st.gaps.insert(it + 1, tail);
+            return true;
+        }
+        if (it->first == it->end) st.gaps.erase(it);
+        return true;
     }
 
     void on_publish(std::uint32_t id, std::uint8_t first, const std::uint8_t* p, std::uint32_t len) {
@@ -487,8 +631,14 @@ private:
             off += static_cast<std::size_t>(vs) + plen;
         }
         if (qos == 1) {
-            append_puback(c.out, pid);
+            append_ack(c.out, puback_byte, pid);
             mark_dirty(id);
+        } else if (qos == 2) {
+            append_ack(c.out, pubrec_byte, pid);
+            mark_dirty(id);
+            // A resend (DUP) of a message whose PUBREL has not come yet was
+            // counted when it first arrived.
+            if (c.kind == role::subscriber && !await_pubrel(subscribers_[c.index], pid) && (first & 0x08)) return;
         }
         if (c.kind != role::subscriber) return;
         if (off + payload_header_size > len) {
@@ -503,26 +653,34 @@ private:
             on_retained(h.seq);
             return;
         }
-        if (h.publisher >= publishers_.size()) {
+        if (h.publisher >= s.from.size()) {
             ++res_.foreign;
             return;
         }
-        std::uint32_t& next = s.next_seq[h.publisher];
-        if (h.seq == next) {
-            ++next;
-        } else if (h.seq > next) {
+        stream& st = s.from[h.publisher];
+        publisher& pb = publishers_[h.publisher];
+        if (h.seq == st.next) {
+            ++st.next;
+            ++pb.delivered;
+        } else if (h.seq > st.next) {
             if (opts_.verbose && res_.gap_events < 20)
                 std::fprintf(stderr, "strata-bench: gap: subscriber %u publisher %u expected seq %u got %u (t=%.3f s)\n",
-                             c.index, h.publisher, next, h.seq, static_cast<double>(now_ - pub_start_ns_) / 1e9);
+                             c.index, h.publisher, st.next, h.seq, static_cast<double>(now_ - pub_start_ns_) / 1e9);
             ++res_.gap_events;
+            st.gaps.push_back(seq_range{st.next, h.seq});
+            st.missing += h.seq - st.next;
             // Messages are delivered in order per publisher, so the skipped ones
-            // will not come: settle them, or the pacing window would shrink.
-            publishers_[h.publisher].delivered += h.seq - next;
-            next = h.seq + 1;
+            // will not come: settle them (refused ones are settled already), or
+            // the pacing window would shrink.
+            const auto refused_skipped = std::lower_bound(pb.refused.begin(), pb.refused.end(), h.seq) -
+                                         std::lower_bound(pb.refused.begin(), pb.refused.end(), st.next);
+            pb.delivered += h.seq - st.next - static_cast<std::uint64_t>(refused_skipped) + 1;
+            st.next = h.seq + 1;
+        } else if (fill_gap(st, h.seq)) {
+            ++res_.out_of_order;  // settled for pacing when its gap opened
         } else {
             ++res_.duplicates;
         }
-        ++publishers_[h.publisher].delivered;
         if (now_ >= window_start_ns_ && now_ < window_end_ns_) {
             ++res_.window_deliveries;
             res_.latency.record(now_ > h.sent_ns ? now_ - h.sent_ns : 0);
@@ -697,7 +855,8 @@ private:
                 credit = std::min<std::int64_t>(credit, opts_.window - in_flight);
             }
             if (opts_.qos > 0)
-                credit = std::min<std::int64_t>(credit, static_cast<std::int64_t>(pb.inflight_limit) - pb.unacked);
+                credit = std::min<std::int64_t>(credit, static_cast<std::int64_t>(pb.inflight_limit) -
+                                                            static_cast<std::int64_t>(pb.open.size()));
             if (opts_.rate > 0) {
                 const double due_total = std::floor(pb.rate * elapsed + pb.phase);
                 const std::int64_t due = static_cast<std::int64_t>(due_total) - static_cast<std::int64_t>(pb.published);
@@ -725,7 +884,7 @@ private:
         for (std::size_t k = 0; k < count; ++k, d += sz) {
             std::memcpy(d, pb.tpl.packet.data(), sz);
             if (pb.tpl.packet_id_offset) {
-                const std::uint16_t pid = alloc_pid(pb);
+                const std::uint16_t pid = alloc_pid(pb, h.seq);
                 d[pb.tpl.packet_id_offset] = static_cast<std::uint8_t>(pid >> 8);
                 d[pb.tpl.packet_id_offset + 1] = static_cast<std::uint8_t>(pid & 0xff);
             }
@@ -753,7 +912,7 @@ private:
         for (int i = 0; i < S; ++i) {
             subscriber& s = subscribers_[static_cast<std::size_t>(i)];
             s.conn = add_connection(role::subscriber, static_cast<std::uint32_t>(i));
-            s.next_seq.assign(static_cast<std::size_t>(P), 0);
+            s.from.resize(static_cast<std::size_t>(P));
             switch (opts_.kind) {
                 case scenario::fanin: s.filter = opts_.prefix + "/#"; break;
                 case scenario::fanout: s.filter = fanout_topic; break;
@@ -841,16 +1000,52 @@ private:
         if (mj1.total > mj0.total)
             res_.machine_busy = static_cast<double>(mj1.busy - mj0.busy) / static_cast<double>(mj1.total - mj0.total);
 
-        // Drain: wait for what is still in flight.
-        for (const publisher& pb : publishers_) res_.expected += pb.published * pb.receivers;
+        // Drain: wait until every QoS 1/2 exchange has ended and every
+        // expected message has arrived.
         const std::uint64_t drain_deadline = t_end + sec_ns(opts_.drain_timeout);
         for (;;) {
-            if (res_.received - res_.duplicates >= res_.expected) break;
+            const bool settled = std::all_of(publishers_.begin(), publishers_.end(),
+                                             [](const publisher& pb) { return pb.open.empty(); });
+            if (settled) {
+                tally();
+                if (res_.lost == 0) break;
+            }
             if (mono_ns() >= drain_deadline) break;
             poll(timeout_until(drain_deadline, 20));
             flush_dirty();
         }
         res_.drain_s = static_cast<double>(mono_ns() - t_end) / 1e9;
+        tally();
+    }
+
+    // Counts what the subscribers received against what they had to: every
+    // message of each publisher they subscribe to, except (QoS 1/2) those
+    // the broker refused or had not acknowledged when the drain ended.
+    void tally() {
+        res_.expected = res_.unique = res_.unacknowledged_received = res_.unsettled = 0;
+        std::vector<std::uint32_t> excused;  // sequence numbers that need not arrive
+        for (std::uint32_t p = 0; p < publishers_.size(); ++p) {
+            const publisher& pb = publishers_[p];
+            excused = pb.refused;
+            for (const exchange& e : pb.open) excused.push_back(e.seq);
+            std::inplace_merge(excused.begin(), excused.begin() + static_cast<std::ptrdiff_t>(pb.refused.size()),
+                               excused.end());
+            res_.unsettled += pb.open.size();
+            res_.expected += (pb.published - excused.size()) * pb.receivers;
+            for (std::uint32_t i = 0; i < subscribers_.size(); ++i) {
+                if (!receives(i, p)) continue;
+                const stream& st = subscribers_[i].from[p];
+                std::uint64_t got_excused = 0;
+                for (const std::uint32_t seq : excused) {
+                    if (seq >= st.next) break;
+                    if (gap_of(st.gaps, seq) == st.gaps.end()) ++got_excused;
+                }
+                const std::uint64_t got = st.next - st.missing;
+                res_.unique += got - got_excused;
+                res_.unacknowledged_received += got_excused;
+            }
+        }
+        res_.lost = res_.expected > res_.unique ? res_.expected - res_.unique : 0;
     }
 
     void run_conns() {
@@ -908,12 +1103,12 @@ private:
                 if (c.fd < 0 || c.out_off < c.out.size()) continue;
                 int n = 0;
                 int& k = next_k[static_cast<std::size_t>(i)];
-                while (k < R && n < opts_.batch && (opts_.qos == 0 || pb.unacked < pb.inflight_limit)) {
+                while (k < R && n < opts_.batch && (opts_.qos == 0 || pb.open.size() < pb.inflight_limit)) {
                     publish_template t = make_publish(opts_.level, retained_topic(opts_.prefix, k),
                                                       static_cast<std::size_t>(opts_.payload),
                                                       static_cast<std::uint8_t>(opts_.qos), true);
                     if (t.packet_id_offset) {
-                        const std::uint16_t pid = alloc_pid(pb);
+                        const std::uint16_t pid = alloc_pid(pb, static_cast<std::uint32_t>(k));
                         t.packet[t.packet_id_offset] = static_cast<std::uint8_t>(pid >> 8);
                         t.packet[t.packet_id_offset + 1] = static_cast<std::uint8_t>(pid & 0xff);
                     }
@@ -933,7 +1128,7 @@ private:
             bool all_sent = true, all_acked = true;
             for (int i = 0; i < P; ++i) {
                 if (next_k[static_cast<std::size_t>(i)] < R) all_sent = false;
-                if (publishers_[static_cast<std::size_t>(i)].unacked) all_acked = false;
+                if (!publishers_[static_cast<std::size_t>(i)].open.empty()) all_acked = false;
             }
             if (all_sent && all_acked) break;
             if (mono_ns() > deadline) throw run_error("retained: timed out storing (" + std::to_string(sent) + " sent)");
@@ -963,8 +1158,9 @@ private:
         }
         if (opts_.broker_pid > 0) res_.rss_after_store_kib = process_rss_kib(opts_.broker_pid);
 
-        // Fetch: a fresh subscriber on '#', timed from its SUBSCRIBE.
-        res_.expected = static_cast<std::uint64_t>(R);
+        // Fetch: a fresh subscriber on '#', timed from its SUBSCRIBE. A refused
+        // message need not be stored.
+        res_.expected = opts_.qos > 0 ? res_.acknowledged : static_cast<std::uint64_t>(R);
         subscribers_.resize(1);
         subscriber& s = subscribers_[0];
         s.filter = "#";
@@ -1133,7 +1329,10 @@ std::string method_text(const options& o) {
         m += "; pacing window " + std::to_string(o.window) + " msgs/publisher (published - delivered/receivers)";
     else
         m += "; no pacing window";
-    if (o.qos > 0) m += "; QoS 1 inflight " + std::to_string(o.inflight) + "/publisher";
+    if (o.qos > 0)
+        m += "; QoS " + std::to_string(o.qos) + " inflight " + std::to_string(o.inflight) + "/publisher (until " +
+             (o.qos == 1 ? "PUBACK" : "PUBCOMP") + ")";
+    m += o.qos > 0 ? "; expected = acknowledged x subscribers" : "; expected = published x subscribers";
     if (o.sub_rate > 0) {
         char b[64];
         std::snprintf(b, sizeof b, "; slow subscribers %.0f msg/s", o.sub_rate);
@@ -1166,14 +1365,18 @@ std::string to_json(const options& o, const result& r) {
     j.boolean("ok", r.ok);
     if (!r.ok) j.str("error", r.error);
     if (traffic) {
-        const std::uint64_t unique = r.received - std::min(r.received, r.duplicates + r.foreign);
         j.integer("published", static_cast<long long>(r.published))
+            .integer("acknowledged", static_cast<long long>(r.acknowledged))
+            .integer("refused", static_cast<long long>(r.refused))
+            .integer("unsettled", static_cast<long long>(r.unsettled))
             .integer("expected", static_cast<long long>(r.expected))
             .integer("received", static_cast<long long>(r.received))
-            .integer("unique", static_cast<long long>(unique))
-            .integer("lost", static_cast<long long>(r.expected > unique ? r.expected - unique : 0))
+            .integer("unique", static_cast<long long>(r.unique))
+            .integer("unacknowledged_received", static_cast<long long>(r.unacknowledged_received))
+            .integer("lost", static_cast<long long>(r.lost))
             .integer("duplicates", static_cast<long long>(r.duplicates))
             .integer("gap_events", static_cast<long long>(r.gap_events))
+            .integer("out_of_order", static_cast<long long>(r.out_of_order))
             .integer("foreign", static_cast<long long>(r.foreign));
         j.num("window_s", r.window_s).num("drain_s", r.drain_s);
         j.integer("window_deliveries", static_cast<long long>(r.window_deliveries));
@@ -1205,6 +1408,10 @@ std::string to_json(const options& o, const result& r) {
     }
     if (o.kind == scenario::retained) {
         j.integer("published", static_cast<long long>(r.published));
+        if (o.qos > 0) {
+            j.integer("acknowledged", static_cast<long long>(r.acknowledged));
+            j.integer("refused", static_cast<long long>(r.refused));
+        }
         j.integer("retained_got", static_cast<long long>(r.retained_got));
         j.integer("lost", static_cast<long long>(r.expected > r.retained_got ? r.expected - r.retained_got : 0));
         j.integer("duplicates", static_cast<long long>(r.duplicates)).integer("foreign", static_cast<long long>(r.foreign));

@@ -21,10 +21,17 @@ struct result {
 
     // traffic
     std::uint64_t published = 0;
-    std::uint64_t expected = 0;      // deliveries the subscriptions call for
+    std::uint64_t acknowledged = 0;  // QoS 1: PUBACK < 0x80; QoS 2: PUBCOMP after a PUBREC < 0x80
+    std::uint64_t refused = 0;       // QoS 1: PUBACK >= 0x80; QoS 2: PUBREC >= 0x80
+    std::uint64_t unsettled = 0;     // QoS 1/2 exchanges still open when the drain ended
+    std::uint64_t expected = 0;      // deliveries the subscriptions call for (QoS 1/2: of acknowledged messages)
     std::uint64_t received = 0;      // PUBLISH packets the subscribers got
-    std::uint64_t duplicates = 0;    // sequence number older than the next expected one
+    std::uint64_t unique = 0;        // first deliveries of expected messages
+    std::uint64_t unacknowledged_received = 0;  // first deliveries of refused or unsettled messages
+    std::uint64_t lost = 0;          // expected - unique
+    std::uint64_t duplicates = 0;    // a message delivered again to the same subscriber
     std::uint64_t gap_events = 0;    // sequence number ahead of the next expected one
+    std::uint64_t out_of_order = 0;  // a message that arrived after a later one of its publisher
     std::uint64_t foreign = 0;       // payloads not from this run
     std::uint64_t window_deliveries = 0;
     double window_s = 0;             // the measured window (after warm-up, until publishing stops)

@@ -1,8 +1,9 @@
 // strata-bench: the little MQTT the load generator needs, hand-rolled.
 //
-// Only the client side of CONNECT, SUBSCRIBE, PUBLISH, PUBACK, PINGREQ and
-// DISCONNECT is encoded, and only the fixed header plus the few fields the
-// tool reads are decoded (CONNACK, SUBACK, PUBLISH, PUBACK). Publish packets
+// Only the client side of CONNECT, SUBSCRIBE, PUBLISH, the QoS 1/2
+// acknowledgements, PINGREQ and DISCONNECT is encoded, and only the fixed
+// header plus the few fields the tool reads are decoded (CONNACK, SUBACK,
+// PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP). Publish packets
 // are built once per publisher; the hot path patches the packet id and the
 // payload header in place.
 #pragma once
@@ -140,10 +141,25 @@ inline publish_template make_publish(std::uint8_t level, std::string_view topic,
     return t;
 }
 
-inline void append_puback(bytes& out, std::uint16_t packet_id) {
-    const std::uint8_t p[4] = {0x40, 0x02, static_cast<std::uint8_t>(packet_id >> 8),
+// First bytes of the acknowledgement packets (PUBREL has the flags 0010).
+inline constexpr std::uint8_t puback_byte = 0x40;
+inline constexpr std::uint8_t pubrec_byte = 0x50;
+inline constexpr std::uint8_t pubrel_byte = 0x62;
+inline constexpr std::uint8_t pubcomp_byte = 0x70;
+
+// PUBACK, PUBREC, PUBREL or PUBCOMP with success: the same four bytes in
+// 3.1.1 and 5.0 (5.0 omits the reason code when it is 0 and there are no
+// properties).
+inline void append_ack(bytes& out, std::uint8_t first, std::uint16_t packet_id) {
+    const std::uint8_t p[4] = {first, 0x02, static_cast<std::uint8_t>(packet_id >> 8),
                                static_cast<std::uint8_t>(packet_id & 0xff)};
     out.insert(out.end(), p, p + 4);
+}
+
+// The reason code of a received PUBACK, PUBREC, PUBREL or PUBCOMP body of
+// `len` bytes: absent (3.1.1, or 5.0's short form) means success.
+inline std::uint8_t ack_reason(const std::uint8_t* p, std::uint32_t len) noexcept {
+    return len >= 3 ? p[2] : 0;
 }
 
 inline void append_pingreq(bytes& out) {
