@@ -134,6 +134,7 @@ class Broker:
         self.listeners = {}  # name -> (host, port), from the "strata listening" lines
         self.proc = None
         self.stdout_lines = queue.Queue()
+        self.startup_lines = []  # stdout up to "strata ready"
         self.stopped_rc = None
         self.stderr_path = tmpdir / "broker.stderr"
         self.limits = self.config["limits"]
@@ -146,10 +147,10 @@ class Broker:
             self._start_strata()
         return self
 
-    def _spawn(self, argv, cwd=None):
+    def _spawn(self, argv, cwd=None, env=None):
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     stdin=subprocess.DEVNULL, cwd=str(cwd or self.dir))
+                                     stdin=subprocess.DEVNULL, cwd=str(cwd or self.dir), env=env)
         threading.Thread(target=self._read_stdout, daemon=True).start()
 
     def _read_stdout(self):
@@ -167,7 +168,7 @@ class Broker:
         """Reads stdout up to "strata ready", noting each listener's address."""
         deadline = time.monotonic() + START_TIMEOUT
         listening = re.compile(r"^strata listening (\S+) (\S+) (\S+):(\d+)$")
-        seen = []
+        seen = self.startup_lines
         while True:
             remaining = deadline - time.monotonic()
             try:
