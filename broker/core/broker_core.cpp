@@ -798,18 +798,23 @@ std::size_t broker_core::queued_messages() const {
 
 broker_core::drop_summary broker_core::session_drops(std::size_t top) const {
     drop_summary d;
+    // Kept sorted, most first; a small list (top is about 10).
+    const auto keep = [top](std::vector<std::pair<std::string, std::uint64_t>>& list, const session& s,
+                            std::uint64_t n) {
+        if (n == 0 || top == 0) return;
+        const auto pos = std::find_if(list.begin(), list.end(), [n](const auto& e) { return e.second < n; });
+        if (list.size() < top || pos != list.end()) {
+            list.insert(pos, {s.client_id(), n});
+            if (list.size() > top) list.pop_back();
+        }
+    };
     for (const auto& s : all_sessions()) {
         d.replay_pending += s->replay_pending();
+        keep(d.most_queued, *s, s->queued_messages());
         const std::uint64_t n = s->dropped();
         if (n == 0) continue;
         ++d.sessions;
-        if (top == 0) continue;
-        // Kept sorted, most first; a small list (top is about 10).
-        const auto pos = std::find_if(d.top.begin(), d.top.end(), [n](const auto& e) { return e.second < n; });
-        if (d.top.size() < top || pos != d.top.end()) {
-            d.top.insert(pos, {s->client_id(), n});
-            if (d.top.size() > top) d.top.pop_back();
-        }
+        keep(d.top, *s, n);
     }
     return d;
 }
@@ -850,6 +855,10 @@ void broker_core::publish_sys() {
         nlohmann::json top = nlohmann::json::array();
         for (const auto& [id, n] : drops.top) top.push_back({{"client_id", id}, {"dropped", n}});
         put("$SYS/broker/sessions/most_dropped", top.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        // The deepest queues: {"client_id", "queued"}, most first.
+        nlohmann::json queued = nlohmann::json::array();
+        for (const auto& [id, n] : drops.most_queued) queued.push_back({{"client_id", id}, {"queued", n}});
+        put("$SYS/broker/sessions/most_queued", queued.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     put("$SYS/broker/subscriptions/count", std::to_string(router_.subscription_count()));
     // Back-pressure: publishers held for full subscriber queues, and the

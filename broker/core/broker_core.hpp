@@ -257,6 +257,8 @@ public:
         std::size_t sessions = 0;
         std::vector<std::pair<std::string, std::uint64_t>> top;
         std::size_t replay_pending = 0;  // retained messages pending in replays, every session
+        // The `top` sessions with the most messages queued (none queued: not listed).
+        std::vector<std::pair<std::string, std::uint64_t>> most_queued;
     };
     [[nodiscard]] drop_summary session_drops(std::size_t top) const;
     // Every session (online and offline), for the admin API and metrics.

@@ -154,6 +154,10 @@ void add_broker(family_builder& b, core::broker_core& core) {
                   "large); the 10 sessions with the most");
         for (const auto& [id, n] : drops.top) b.value(static_cast<double>(n), {{"client_id", id}});
     }
+    if (!drops.most_queued.empty()) {
+        b.gauge("strata_session_queued_messages", "Messages queued for one session's client; the 10 deepest queues");
+        for (const auto& [id, n] : drops.most_queued) b.value(static_cast<double>(n), {{"client_id", id}});
+    }
     b.gauge("strata_subscriptions", "Subscriptions").value(static_cast<double>(core.routes().subscription_count()));
     b.gauge("strata_sessions", "Sessions (online and offline)").value(static_cast<double>(core.session_count()));
     b.gauge("strata_tls_handshakes_in_progress",

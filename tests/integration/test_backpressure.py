@@ -224,5 +224,7 @@ def test_drop_action_drops_for_the_slow_subscriber_alone(broker_factory):
     # Still connected: it is dropped for, not disconnected.
     assert value(samples, "strata_slow_consumer_actions_total", action="disconnect") == 0
     assert value(samples, "strata_session_dropped_messages_total", client_id=cid) > 0
+    # Its queue is the deepest, at its limit.
+    assert value(samples, "strata_session_queued_messages", client_id=cid) >= QUEUE * 3 // 4
     stuck.close()
     fast.c.disconnect()
