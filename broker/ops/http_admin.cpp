@@ -319,12 +319,20 @@ asio::awaitable<admin_api::response> admin_api::respond(const net::http_request&
     if (path == "/api/v1/reload") {
         if (!post) co_return wrong_method("POST");
         spdlog::info("admin API: '{}' asks for a reload", who.identity);
-        std::vector<std::string> failed;
-        if (reload) failed = reload();
-        std::string reason;
-        for (const auto& part : failed) reason += (reason.empty() ? "failed to reload: " : ", ") + part;
+        reload_report r;
+        if (reload) r = co_await reload();
+        std::string reason = r.error.empty() ? "" : "config not reloaded: " + r.error;
+        for (const auto& part : r.failed) reason += (reason.empty() ? "failed to reload: " : ", ") + part;
         audit(who, "admin-reload", "allowed", path, {}, reason);
-        co_return json_response(http::status::ok, {{"reloaded", failed.empty()}, {"failed", failed}}, v);
+        nlohmann::json changed = nlohmann::json::object();
+        for (const auto& [section, what] : r.changes.live) changed[section] = what;
+        nlohmann::json body{{"reloaded", r.reloaded()},
+                            {"failed", r.failed},
+                            {"changed", std::move(changed)},
+                            {"needs_restart", r.changes.needs_restart}};
+        if (!r.error.empty()) body["error"] = r.error;
+        // A config that does not load is the request's to fix: 422.
+        co_return json_response(r.error.empty() ? http::status::ok : http::status::unprocessable_entity, body, v);
     }
     constexpr std::string_view clients = "/api/v1/clients/";
     constexpr std::string_view disconnect = "/disconnect";

@@ -11,7 +11,9 @@
 //                                            (state_page.hpp)
 //   GET  /api/v1/bridges                     each bridge's state
 //   POST /api/v1/clients/{id}/disconnect     DISCONNECT 0x98 (administrative action)
-//   POST /api/v1/reload                      what SIGHUP does
+//   POST /api/v1/reload                      what SIGHUP does: the config
+//                                            read again, what changed per
+//                                            section, what needs a restart
 //
 // Who may call it is decided by the HTTP listener before respond() runs
 // (http.hpp: a client certificate listed in the listener's
@@ -38,6 +40,7 @@
 // stop() before the io_contexts are destroyed.
 #pragma once
 
+#include "broker/config_diff.hpp"
 #include "broker/net/transport.hpp"
 
 #include "auth/fair_queue.hpp"
@@ -88,10 +91,9 @@ public:
     explicit admin_api(core::broker_core& core);
     ~admin_api();
 
-    // Run by POST /api/v1/reload (the server's SIGHUP handler); returns the
-    // parts that failed to reload (empty: all reloaded). Set once before
-    // serving.
-    std::function<std::vector<std::string>()> reload;
+    // Run by POST /api/v1/reload (what SIGHUP does); returns what it did.
+    // Set once before serving.
+    std::function<boost::asio::awaitable<reload_report>()> reload;
     // The bridges whose state GET /api/v1/bridges shows (null: none); set
     // once before serving.
     const hosts::bridge_host* bridges = nullptr;
