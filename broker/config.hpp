@@ -352,6 +352,15 @@ struct config {
 
     std::vector<bridge_config> bridges;
     std::vector<opcua_config> opcua;
+    // `sources_file: FILE`: where the admin API keeps the bridges and OPC UA
+    // sources it adds or changes (PUT/DELETE /api/v1/bridges/NAME and
+    // /api/v1/opcua/NAME), a JSON document {"bridges": [...], "opcua":
+    // [...]} with entries as under `bridges:` and `opcua:`. Resolved against
+    // the config file's directory; read after it (a missing file: none),
+    // its entries appended to this file's (names unique across both), its
+    // paths relative to the config file's directory. Empty (default): the
+    // admin API cannot change them.
+    std::string sources_file;
     alerts_config alerts;
     // This broker's name among federated brokers (loop prevention: bridges
     // mark the messages they forward with it). Default (empty): the host

@@ -232,6 +232,11 @@ config_changes reconcile(const config& running, config& next) {
         s.key("model", running.namespace_model, next.namespace_model);
         report(c, "namespace", s);
     }
+    {
+        section s;
+        s.key("sources_file", running.sources_file, next.sources_file);
+        report(c, "sources_file", s);
+    }
     if (const auto b = compare_named(running.bridges, next.bridges); !b.empty()) c.live.emplace_back("bridges", b.describe());
     if (const auto o = compare_named(running.opcua, next.opcua); !o.empty()) c.live.emplace_back("opcua", o.describe());
     {

@@ -31,9 +31,14 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // POST /api/v1/reload: the reload runs on the first network thread, as
     // SIGHUP's does (one at a time, in step with the alerts' tick and the
     // $SYS timer); the request's coroutine waits for it.
-    http_.admin().reload = [this]() -> asio::awaitable<reload_report> {
-        co_return co_await asio::co_spawn(
-            ios_.front()->get_executor(), [this]() -> asio::awaitable<reload_report> { co_return reload(); },
+    // (Not a coroutine itself: GCC 12 destroys a coroutine lambda's
+    // by-value parameters twice once they were moved from.)
+    http_.admin().reload = [this](std::function<void()> edit, std::function<void()> undo) {
+        return asio::co_spawn(
+            ios_.front()->get_executor(),
+            [this, edit = std::move(edit), undo = std::move(undo)]() -> asio::awaitable<reload_report> {
+                co_return reload(edit, undo);
+            },
             asio::use_awaitable);
     };
     // A model must fit what the OPC UA sources publish (at start and on reload).
@@ -41,6 +46,7 @@ server::server(config cfg) : core_(std::move(cfg)) {
         if (m != nullptr) hosts::check_opcua_fits_model(c, *m);
     });
     http_.admin().bridges = &bridges_;
+    http_.admin().opcua = &opcua_;
     // Bridge rules that name classes need them in every model installed.
     core_.add_model_check([](const config& c, const ns::model* m) { hosts::check_bridge_classes(c.bridges, m); });
     // What a reload replaced stays until every network thread has run a
@@ -142,8 +148,30 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
     asio::post(ex, [c] { c->start(); });
 }
 
-reload_report server::reload() {
+reload_report server::reload(const std::function<void()>& edit, const std::function<void()>& undo) {
     // Nothing thrown here may reach the network thread that runs the reload.
+    reload_report r;
+    if (edit) {
+        try {
+            edit();
+        } catch (const std::exception& e) {
+            r.error = e.what();
+            spdlog::error("reload: {}", r.error);
+            return r;
+        }
+    }
+    r = reload_config();
+    if (!r.error.empty() && undo) {
+        try {
+            undo();
+        } catch (const std::exception& e) {
+            spdlog::error("reload: undoing the edit failed: {}", e.what());
+        }
+    }
+    return r;
+}
+
+reload_report server::reload_config() {
     reload_report r;
     const config& running = core_.cfg();  // valid to the end of this handler (live.hpp)
     const bool alerts_were = running.alerts.enabled;
@@ -283,7 +311,7 @@ int server::run() {
             if (ec) return;
             spdlog::info("signal {} received", sig);
             if (sig == SIGHUP) {
-                (void)reload();  // what changed and what failed is logged
+                (void)reload({}, {});  // what changed and what failed is logged
                 if (!stopping_) wait_signal();
                 return;
             }

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -64,7 +65,11 @@ private:
     // the alerts, the TLS files, the log level); what needs a restart is
     // reported and left as it runs (config_diff.hpp). A config that does
     // not load or fit changes nothing. Logs what it did and returns it.
-    [[nodiscard]] reload_report reload();
+    // `edit` runs first (the admin API writes the sources file; what it
+    // throws is the report's error), `undo` after a reload that changed
+    // nothing (may be empty).
+    [[nodiscard]] reload_report reload(const std::function<void()>& edit, const std::function<void()>& undo);
+    [[nodiscard]] reload_report reload_config();
     // The alerts as the config in force says (created when first enabled).
     void reconfigure_alerts(bool were_enabled);
     // New TLS handshakes use the certificate files the config names now;

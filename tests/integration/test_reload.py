@@ -340,3 +340,72 @@ def test_a_broken_config_changes_nothing(start, clients, broken):
     sub.subscribe("more/1")
     sub.subscribe("more/2")
     assert_still_receiving(pub, sub, "plant/x")
+
+
+# ------------------------------------------------------------------ sources through the admin API
+
+def put(b, path, entry):
+    status, _, body = request(b.web, path, "PUT", headers=dict(OPS, **{"Content-Type": "application/json"}),
+                              body=json.dumps(entry))
+    return status, body
+
+
+def test_admin_api_adds_changes_and_removes_a_bridge_kept_in_the_sources_file(broker_factory, start, clients, tmp_path):
+    enterprise = broker_factory()
+    up = clients(enterprise)
+    up.subscribe("acme/dresden/#", qos=1)
+    sources = tmp_path / "sources.json"
+    plant = start(sources_file=str(sources))
+    pub = clients(plant)
+
+    status, r = put(plant, "/api/v1/bridges/up", bridge_cfg(enterprise.port))
+    assert status == 200 and r["changed"]["bridges"] == "added up", r
+    assert json.loads(sources.read_text())["bridges"][0]["name"] == "up"
+    pub.publish("acme/dresden/press-7/count", "via-api", qos=1)
+    up.until(b"via-api")
+    status, _, got = request(plant.web, "/api/v1/bridges/up", headers=OPS)
+    assert status == 200 and got["config"]["remote"] == "mqtt://127.0.0.1:%d" % enterprise.port, got
+    assert got["kept_by"].startswith("admin API")
+
+    # A change the config refuses changes nothing, the file included.
+    kept = sources.read_text()
+    status, r = put(plant, "/api/v1/bridges/up", bridge_cfg(enterprise.port, forward=[{"local": "a/#/b", "remote": "a/#"}]))
+    assert status == 422 and "sources.json" in r["error"] and "forward[0]: 'a/#/b' is not a valid topic filter" in r["error"], r
+    assert sources.read_text() == kept
+    # The one in the main config cannot be changed here.
+    status, r = put(plant, "/api/v1/bridges/other", bridge_cfg(enterprise.port, name="other"))
+    assert status == 200, r
+    b2 = start(sources_file=str(tmp_path / "none-yet.json"), bridges=[bridge_cfg(enterprise.port, name="fixed")])
+    status, _, r = request(b2.web, "/api/v1/bridges/fixed", "DELETE", headers=OPS)
+    assert status == 409 and "strata.yaml" in r["error"], r
+
+    # Kept across a restart: the plant comes back with both bridges.
+    plant.stop()
+    again = start(sources_file=str(sources), persistence={"path": plant.config["persistence"]["path"]})
+    status, _, listed = request(again.web, "/api/v1/bridges", headers=OPS)
+    assert sorted(b["name"] for b in listed) == ["other", "up"], listed
+    status, _, r = request(again.web, "/api/v1/bridges/other", "DELETE", headers=OPS)
+    assert status == 200 and r["changed"]["bridges"] == "removed other", r
+    assert [b["name"] for b in json.loads(sources.read_text())["bridges"]] == ["up"]
+
+
+def test_admin_api_adds_and_removes_an_opcua_source(start, clients, peers, tmp_path):
+    peer = peers()
+    sources = tmp_path / "sources.json"
+    b = start(sources_file=str(sources), audit={"file": str(tmp_path / "audit.log")})
+    sub = clients(b)
+    sub.subscribe(PREFIX + "/telemetry/#")
+    status, r = put(b, "/api/v1/opcua/plc1", source(peer, trusted_pki(tmp_path, peer), writes=[]))
+    assert status == 200 and r["changed"]["opcua"] == "added plc1", r
+    assert values(sub, PREFIX + "/telemetry/count", 2)
+    status, _, listed = request(b.web, "/api/v1/opcua", headers=OPS)
+    assert [o["name"] for o in listed] == ["plc1"], listed
+    status, _, r = request(b.web, "/api/v1/opcua/plc1", "DELETE", headers=OPS)
+    assert status == 200 and r["changed"]["opcua"] == "removed plc1", r
+
+    def changes():
+        lines = [json.loads(x) for x in (tmp_path / "audit.log").read_text().splitlines()]
+        return [(a["action"], a["outcome"], a["reason"]) for a in lines if a["action"] == "admin-opcua"]
+
+    wait_until(lambda: len(changes()) == 2, what="the audit lines")
+    assert changes() == [("admin-opcua", "allowed", "added"), ("admin-opcua", "allowed", "removed")]
