@@ -51,26 +51,27 @@ std::string format_audit_line(const audit_event& e, std::chrono::system_clock::t
     return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-void audit_limiter::refill(bucket& b, clock::time_point now) const {
+void audit_limiter::refill(bucket& b, double rate, clock::time_point now) const {
     const double dt = std::chrono::duration<double>(now - b.last).count();
     if (dt > 0) {
-        b.tokens = std::min<double>(rate_, b.tokens + dt * rate_);
+        b.tokens = std::min<double>(rate, b.tokens + dt * rate);
         b.last = now;
     }
 }
 
 bool audit_limiter::admit(const audit_subject& who, clock::time_point now) {
-    if (rate_ == 0) return true;
+    const std::uint32_t rate = per_second();
+    if (rate == 0) return true;
     std::string key = who.identity.empty() ? "a:" + who.address : "i:" + who.identity;
     std::lock_guard lock(mutex_);
     auto [it, fresh] = buckets_.try_emplace(std::move(key));
     bucket& b = it->second;
     if (fresh) {
         b.who = who;
-        b.tokens = rate_;
+        b.tokens = rate;
         b.last = now;
     }
-    refill(b, now);
+    refill(b, rate, now);
     if (b.tokens >= 1.0) {
         b.tokens -= 1.0;
         return true;
@@ -82,6 +83,7 @@ bool audit_limiter::admit(const audit_subject& who, clock::time_point now) {
 
 std::vector<audit_limiter::summary> audit_limiter::take_summaries(clock::time_point now) {
     std::vector<summary> out;
+    const double rate = per_second();
     std::lock_guard lock(mutex_);
     for (auto it = buckets_.begin(); it != buckets_.end();) {
         bucket& b = it->second;
@@ -89,9 +91,9 @@ std::vector<audit_limiter::summary> audit_limiter::take_summaries(clock::time_po
             out.push_back({b.who, b.suppressed});
             b.suppressed = 0;
         }
-        refill(b, now);
+        refill(b, rate, now);
         // A full bucket with nothing to report is what a new one would be.
-        if (b.tokens >= rate_) it = buckets_.erase(it);
+        if (b.tokens >= rate) it = buckets_.erase(it);
         else ++it;
     }
     return out;

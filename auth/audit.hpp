@@ -107,7 +107,9 @@ public:
     [[nodiscard]] std::vector<summary> take_summaries(clock::time_point now);
 
     [[nodiscard]] std::uint64_t suppressed_total() const;
-    [[nodiscard]] std::uint32_t per_second() const noexcept { return rate_; }
+    [[nodiscard]] std::uint32_t per_second() const noexcept { return rate_.load(std::memory_order_relaxed); }
+    // A new rate (a reload); 0: unlimited.
+    void set_per_second(std::uint32_t per_second) noexcept { rate_.store(per_second, std::memory_order_relaxed); }
 
 private:
     struct bucket {
@@ -116,9 +118,9 @@ private:
         clock::time_point last{};
         std::uint64_t suppressed = 0;
     };
-    void refill(bucket& b, clock::time_point now) const;
+    void refill(bucket& b, double rate, clock::time_point now) const;
 
-    const std::uint32_t rate_;
+    std::atomic<std::uint32_t> rate_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, bucket> buckets_;  // by "i:" identity or "a:" address
     std::uint64_t suppressed_total_ = 0;

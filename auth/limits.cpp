@@ -14,14 +14,23 @@ identity_state::identity_state(identity_registry& owner, std::string identity, c
     : owner_(owner),
       identity_(std::move(identity)),
       limits_(limits),
+      rated_(limits.any_rate()),
       messages_(limits.publish_rate),
       bytes_(static_cast<double>(limits.publish_bytes_rate)),
       last_(steady_clock::now()) {}
 
 identity_state::~identity_state() = default;
 
+void identity_state::set_limits(const identity_limits& limits) {
+    std::lock_guard lock(mutex_);
+    limits_ = limits;
+    messages_ = std::min<double>(messages_, limits.publish_rate);
+    bytes_ = std::min<double>(bytes_, static_cast<double>(limits.publish_bytes_rate));
+    rated_.store(limits.any_rate(), std::memory_order_relaxed);
+}
+
 rate_verdict identity_state::admit(std::size_t bytes, steady_clock::time_point now) {
-    if (!limits_.any_rate()) return rate_verdict::ok;
+    if (!rated()) return rate_verdict::ok;
     std::lock_guard lock(mutex_);
     const double dt = std::chrono::duration<double>(now - last_).count();
     last_ = std::max(last_, now);
@@ -54,6 +63,18 @@ std::shared_ptr<identity_state> identity_registry::acquire(std::string_view iden
         release(s);
         shared.reset();
     });
+}
+
+identity_limits identity_registry::limits() const {
+    std::lock_guard lock(mutex_);
+    return limits_;
+}
+
+void identity_registry::set_limits(const identity_limits& limits) {
+    std::lock_guard lock(mutex_);
+    limits_ = limits;
+    for (const auto& [name, weak] : identities_)
+        if (const auto s = weak.lock()) s->set_limits(limits);
 }
 
 void identity_registry::release(identity_state* s) {
@@ -93,6 +114,11 @@ void login_guard::failed(std::string_view address, steady_clock::time_point now)
         const std::uint64_t ms = std::min<std::uint64_t>(std::uint64_t{cfg_.initial_ms} << doublings, cfg_.max_ms);
         e.blocked_until = now + std::chrono::milliseconds(ms);
     }
+}
+
+void login_guard::set_config(backoff_config cfg) {
+    std::lock_guard lock(mutex_);
+    cfg_ = cfg;
 }
 
 void login_guard::succeeded(std::string_view address) {

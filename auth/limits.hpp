@@ -16,6 +16,7 @@
 // connect, never per message.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,7 @@ struct identity_limits {
     std::uint64_t retained = 100'000;
     std::uint64_t retained_bytes = 256ull << 20;
     [[nodiscard]] bool any_rate() const noexcept { return publish_rate != 0 || publish_bytes_rate != 0; }
+    bool operator==(const identity_limits&) const = default;
 };
 
 enum class rate_verdict : std::uint8_t { ok, too_many_messages, too_many_bytes };
@@ -52,15 +54,21 @@ public:
     identity_state(const identity_state&) = delete;
     identity_state& operator=(const identity_state&) = delete;
 
+    // Whether a rate applies (admit() can refuse); no lock.
+    [[nodiscard]] bool rated() const noexcept { return rated_.load(std::memory_order_relaxed); }
     // Takes one message of `bytes` from the buckets, or says which is empty.
     [[nodiscard]] rate_verdict admit(std::size_t bytes, steady_clock::time_point now);
 
 private:
     friend class identity_registry;
+    // New rates (a reload): the buckets keep what they hold, up to the new burst.
+    void set_limits(const identity_limits& limits);
+
     identity_registry& owner_;
     std::string identity_;
-    const identity_limits limits_;
     std::mutex mutex_;
+    identity_limits limits_;  // guarded by mutex_
+    std::atomic<bool> rated_;
     double messages_ = 0;
     double bytes_ = 0;
     steady_clock::time_point last_{};
@@ -73,7 +81,10 @@ public:
     identity_registry(const identity_registry&) = delete;
     identity_registry& operator=(const identity_registry&) = delete;
 
-    [[nodiscard]] const identity_limits& limits() const noexcept { return limits_; }
+    [[nodiscard]] identity_limits limits() const;
+    // New limits (a reload): the rates apply to the connected identities at
+    // once; a lower connection limit refuses further connections only.
+    void set_limits(const identity_limits& limits);
 
     // A handle for one more connection of `identity` (empty: anonymous), or
     // null when the identity is at its connection limit. The connection is
@@ -84,8 +95,8 @@ private:
     friend class identity_state;
     void release(identity_state* s);
 
-    identity_limits limits_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
+    identity_limits limits_;  // guarded by mutex_
     std::unordered_map<std::string, std::weak_ptr<identity_state>> identities_;
 };
 
@@ -93,11 +104,15 @@ struct backoff_config {
     std::uint32_t free_attempts = 3;        // failures per address that block it (0 acts as 1)
     std::uint32_t initial_ms = 1'000;       // first block
     std::uint32_t max_ms = 60'000;          // longest block
+    bool operator==(const backoff_config&) const = default;
 };
 
 class login_guard {
 public:
     explicit login_guard(backoff_config cfg) : cfg_(cfg) {}
+    // New settings (a reload) for the failures from now on; blocks in
+    // force run out as they were set.
+    void set_config(backoff_config cfg);
 
     // How long `address` must still wait before trying again (0: it may);
     // a nonzero answer counts as a refused attempt.
@@ -119,8 +134,8 @@ private:
     };
     void prune_locked(steady_clock::time_point now);
 
-    backoff_config cfg_;
     mutable std::mutex mutex_;
+    backoff_config cfg_;  // guarded by mutex_
     std::unordered_map<std::string, entry> by_address_;
     std::uint64_t failures_ = 0;
     std::uint64_t refused_ = 0;

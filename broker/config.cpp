@@ -883,6 +883,7 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
         {"opcua", [&](const value_ref& x) { read_opcua(r, x, cfg); }},
         {"alerts", [&](const value_ref& x) { read_alerts(r, x, cfg.alerts); }},
         {"broker_id", [&](const value_ref& x) { cfg.broker_id = r.read_nonempty_string(x); }},
+        {"sources_file", [&](const value_ref& x) { cfg.sources_file = r.read_nonempty_string(x); }},
         {"namespace",
          [&](const value_ref& x) {
              // `namespace:` with nothing under it: no model, as when absent.
@@ -895,6 +896,30 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
     for (const auto& ref : role_refs) {
         if (!cfg.policy.roles.contains(ref.role))
             r.fail(ref.mark, ref.path, "unknown role '" + ref.role + "' (not defined under roles:)");
+    }
+}
+
+// The bridges and OPC UA sources of `sources_file` (config.hpp), after
+// the config file's own. A file not written yet holds none.
+void read_sources_file(config& cfg) {
+    const std::string& path = cfg.sources_file;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return;
+    std::string error;
+    const std::string text = ns::yaml::read_file(path, error);
+    if (!error.empty()) throw config_error(cfg.source_file + ": sources_file: cannot read '" + path + "': " + error);
+    const reader r(path);
+    try {
+        const std::optional<value_ref> root = r.load(text);
+        if (!root) return;
+        r.guard([&] {
+            r.read_map(*root, {
+                {"bridges", [&](const value_ref& x) { read_bridges(r, x, cfg); }},
+                {"opcua", [&](const value_ref& x) { read_opcua(r, x, cfg); }},
+            });
+        });
+    } catch (const ns::yaml::error& e) {
+        throw config_error(e.what());
     }
 }
 
@@ -925,6 +950,10 @@ config parse_config(const std::string& text, const std::string& name) {
         const std::filesystem::path p(file);
         if (!file.empty() && p.is_relative() && !dir.empty()) file = (dir / p).lexically_normal().string();
     };
+    if (!cfg.sources_file.empty()) {
+        resolve(cfg.sources_file);
+        read_sources_file(cfg);
+    }
     resolve(cfg.namespace_model);
     resolve(cfg.auth.password_file);
     resolve(cfg.audit.file);

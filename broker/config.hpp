@@ -30,6 +30,7 @@ enum class tls_identity : std::uint8_t { cn, san_uri, san_dns };
 // A listener's `tls:` section (required for mqtt+tls and https). Paths are
 // resolved against the config file's directory.
 struct tls_config {
+    bool operator==(const tls_config&) const = default;
     std::string cert;                  // PEM certificate chain (required)
     std::string key;                   // PEM private key (required)
     std::string client_ca;             // PEM CA bundle; set: clients present certificates signed by it (mTLS)
@@ -95,6 +96,7 @@ struct limits_config {
 // An access rule that applies to every client. The auth issue grows this
 // into roles bound to namespace levels.
 struct access_rule {
+    bool operator==(const access_rule&) const = default;
     enum class action : std::uint8_t { subscribe, publish };
     bool deny = true;      // `deny:` or `allow:`
     action what = action::subscribe;
@@ -125,6 +127,7 @@ struct auth_config {
     // `auth.password_checks`: the slow password hashes of MQTT logins and
     // HTTP Basic, run off the network threads (broker/core/security.hpp).
     struct password_checks_config {
+        bool operator==(const password_checks_config&) const = default;
         unsigned threads = 0;          // worker threads; 0: min(2, CPU cores)
         std::uint32_t per_address = 8; // checks queued or running per source address; beyond: refused at once
     } password_checks;
@@ -132,6 +135,7 @@ struct auth_config {
 
 // `audit:`: one JSON line per login, refusal and command.
 struct audit_config {
+    bool operator==(const audit_config&) const = default;
     std::string file;   // resolved against the config file's directory; empty (default): no audit log
     std::string topic;  // also published there (QoS 0, not retained); empty (default): not published
     std::uint64_t max_bytes = 100ull << 20;  // the file is rotated before it grows beyond this; 0: never
@@ -144,6 +148,7 @@ struct audit_config {
 };
 
 struct redirect_config {
+    bool operator==(const redirect_config&) const = default;
     std::string server_reference;  // sent as Server Reference (5.0)
     bool permanent = false;        // 0x9D Server moved instead of 0x9C Use another server
 };
@@ -151,6 +156,7 @@ struct redirect_config {
 // `persistence:`: the RocksDB store of retained messages and persistent
 // sessions (persistence/store.hpp says what each durability mode promises).
 struct persistence_config {
+    bool operator==(const persistence_config&) const = default;
     enum class mode : std::uint8_t { always, batch, none };
     bool enabled = true;                 // false: nothing is stored, a restart forgets everything
     std::string path = "./data";         // relative to the working directory, as given
@@ -160,6 +166,7 @@ struct persistence_config {
 
 // `bridges:`: outbound links to other brokers (docs/federation.md).
 struct bridge_route {
+    bool operator==(const bridge_route&) const = default;
     std::string local;   // topic filter on this broker
     std::string remote;  // the same wildcard levels on the remote broker
     // Model classes (`class:`): only topics of these classes within the
@@ -171,6 +178,7 @@ struct bridge_route {
 };
 
 struct bridge_config {
+    bool operator==(const bridge_config&) const = default;
     std::string name;                  // for logs, $SYS and metrics; unique
     std::string remote;                // "mqtt://host:port" or "mqtts://host:port" (default ports 1883 / 8883)
     // Derived from `remote` by load_config().
@@ -202,11 +210,13 @@ struct bridge_config {
 // `alerts:` (broker/ops/alerts.hpp, docs/operations.md "Alerts"): rates per subtree
 // against their baseline, stale data, reconnect loops.
 struct stale_rule {
+    bool operator==(const stale_rule&) const = default;
     std::string filter;              // topic filter
     std::uint32_t max_silence_s = 0; // a topic seen under it, silent longer than this, is stale
 };
 
 struct alerts_config {
+    bool operator==(const alerts_config&) const = default;
     bool enabled = true;
     std::uint32_t levels = 2;        // topic levels that make a subtree (2: enterprise/site)
     std::uint32_t window_s = 300;    // EWMA time constant of the baseline; also its warm-up
@@ -233,6 +243,7 @@ struct alerts_config {
 // telemetry is {value, ts, quality: good|uncertain|bad}. In a templated
 // payload every timestamp is present: a missing one falls back as below.
 struct opcua_template {
+    bool operator==(const opcua_template&) const = default;
     enum class field : std::uint8_t {
         value,        // the value as JSON (broker/hosts/opcua_json.hpp)
         source_ts,    // RFC 3339: the source timestamp, else the server's, else when it was received
@@ -243,6 +254,7 @@ struct opcua_template {
         unit,         // the mapping's `unit:` (the key is left out when the mapping has none)
     };
     struct key {
+        bool operator==(const key&) const = default;
         std::string name;          // the JSON key
         field what = field::value;
         // status: the names of Good, Uncertain and Bad; default the
@@ -258,6 +270,7 @@ struct opcua_template {
 };
 
 struct opcua_mapping {
+    bool operator==(const opcua_mapping&) const = default;
     std::string node;    // `node: "ns=2;s=PLC1.Line1.Counter"` with `topic:`, or
     std::string browse;  // `browse: "Objects/PLC1/Line1"` with `topic_prefix:`: every variable below
     std::string topic;   // the topic, or the prefix of the browse path's topics
@@ -282,6 +295,7 @@ struct opcua_mapping {
 // shape: {"request_id", "status": "ok"|"refused"|"failed",
 // "opcua_status", "detail", "ts"} (deploy/namespace/schemas/reply.json).
 struct opcua_write {
+    bool operator==(const opcua_write&) const = default;
     std::string topic;  // a topic name (no wildcards); messages there become Writes
     std::string node;   // the node written, "ns=2;s=PLC1.Line1.Setpoint"
     std::vector<std::string> value_path;  // `value: parameters.value`; empty (default): the payload
@@ -295,6 +309,7 @@ struct opcua_write {
 };
 
 struct opcua_config {
+    bool operator==(const opcua_config&) const = default;
     std::string name;      // for logs, $SYS and metrics; unique
     std::string endpoint;  // "opc.tcp://host:port[/path]"
     // `security: {policy, mode}`: None (default), Basic256Sha256 or
@@ -348,6 +363,15 @@ struct config {
 
     std::vector<bridge_config> bridges;
     std::vector<opcua_config> opcua;
+    // `sources_file: FILE`: where the admin API keeps the bridges and OPC UA
+    // sources it adds or changes (PUT/DELETE /api/v1/bridges/NAME and
+    // /api/v1/opcua/NAME), a JSON document {"bridges": [...], "opcua":
+    // [...]} with entries as under `bridges:` and `opcua:`. Resolved against
+    // the config file's directory; read after it (a missing file: none),
+    // its entries appended to this file's (names unique across both), its
+    // paths relative to the config file's directory. Empty (default): the
+    // admin API cannot change them.
+    std::string sources_file;
     alerts_config alerts;
     // This broker's name among federated brokers (loop prevention: bridges
     // mark the messages they forward with it). Default (empty): the host

@@ -75,9 +75,16 @@ Password file (docs/security.md):
   passwd --delete FILE USER
         removes USER (exit 1 when USER is not in FILE)
 
-Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reloads the namespace
-model and the password file (one that does not load, or a model that does not
-fit what the OPC UA sources publish, is logged and the old one stays).
+Signals: SIGINT/SIGTERM shut down gracefully; SIGHUP reads the config file
+again and applies what can change live, without dropping clients: limits,
+access rules, auth (identity limits, password file), roles and users with the
+namespace model, audit, alerts, bridges and OPC UA sources (added, removed,
+changed; a bridge keeps its backlog), TLS certificate files, the log level.
+What needs a restart (listeners, persistence, threads, broker_id,
+auth.password_checks, auth.command_subtrees) is logged as "needs restart: KEY"
+and left as it runs. A config that does not load or fit changes nothing (the
+error is logged); a model or password file that does not load keeps the old
+one. POST /api/v1/reload does the same (docs/operations.md, Live reload).
 
 Persistence (persistence: in the config): retained messages and persistent
 sessions are read back from the data directory before the listeners open, so

@@ -58,7 +58,7 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
         refuse(a, outcome::store_down, reason_code::quota_exceeded, "the broker cannot store messages now");
         return a;
     }
-    if (who.limits != nullptr) {
+    if (who.limits != nullptr && who.limits->rated()) {
         const auto rate = who.limits->admit(m->topic.size() + m->payload.size(), steady_clock::now());
         if (rate != auth::rate_verdict::ok) {
             // 0x97 Quota exceeded: 0x96 Message rate too high is a DISCONNECT

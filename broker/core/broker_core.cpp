@@ -64,21 +64,33 @@ std::string default_broker_id(const config& cfg) {
 
 }  // namespace
 
+std::shared_ptr<const broker_core::settings> broker_core::make_settings(config cfg) {
+    auto s = std::make_shared<settings>();
+    s->access = auth::access_policy(to_rules(cfg.access));
+    s->auditing = !cfg.audit.file.empty() || !cfg.audit.topic.empty();
+    s->cfg = std::move(cfg);
+    return s;
+}
+
 broker_core::broker_core(config cfg)
-    : cfg_(std::move(cfg)),
-      broker_id_(cfg_.broker_id.empty() ? default_broker_id(cfg_) : cfg_.broker_id),
-      access_(to_rules(cfg_.access)),
-      security_(std::make_unique<class security>(cfg_)),
-      auditing_(!cfg_.audit.file.empty() || !cfg_.audit.topic.empty()),
-      handshakes_(cfg_.limits.max_handshakes) {
+    : settings_(make_settings(std::move(cfg))),
+      broker_id_(this->cfg().broker_id.empty() ? default_broker_id(this->cfg()) : this->cfg().broker_id),
+      security_(std::make_unique<class security>(this->cfg())),
+      audit_limiter_(this->cfg().audit.refusals_per_second),
+      handshakes_(this->cfg().limits.max_handshakes) {
+    apply_bounds();
+}
+
+void broker_core::apply_bounds() {
+    const config& c = cfg();
     retained_limits l;
-    l.max_messages = cfg_.limits.max_retained_messages;
-    l.max_bytes = cfg_.limits.max_retained_bytes;
-    l.identity_messages = cfg_.auth.limits.retained;
-    l.identity_bytes = cfg_.auth.limits.retained_bytes;
+    l.max_messages = c.limits.max_retained_messages;
+    l.max_bytes = c.limits.max_retained_bytes;
+    l.identity_messages = c.auth.limits.retained;
+    l.identity_bytes = c.auth.limits.retained_bytes;
     router_.set_retained_limits(l);
-    if (auditing_ && cfg_.audit.refusals_per_second != 0)
-        audit_limiter_ = std::make_unique<auth::audit_limiter>(cfg_.audit.refusals_per_second);
+    handshakes_.set_limit(c.limits.max_handshakes);
+    audit_limiter_.set_per_second(c.audit.refusals_per_second);
 }
 
 namespace {
@@ -95,75 +107,52 @@ auth::audit_subject audit_subject_of(const auth::audit_event& e) {
 }  // namespace
 
 void broker_core::audit(const auth::audit_event& e) {
-    if (!auditing_) return;
-    if (audit_limiter_ && e.outcome != "allowed" && !audit_limiter_->admit(audit_subject_of(e), steady_clock::now()))
-        return;
-    write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg_.audit.max_field_bytes));
+    if (!auditing()) return;
+    if (e.outcome != "allowed" && !audit_limiter_.admit(audit_subject_of(e), steady_clock::now())) return;
+    write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg().audit.max_field_bytes));
 }
 
 void broker_core::audit_summaries(steady_clock::time_point now) {
-    if (!audit_limiter_) return;
-    for (const auto& s : audit_limiter_->take_summaries(now)) {
+    for (const auto& s : audit_limiter_.take_summaries(now)) {
         auth::audit_event e;
         e.action = "audit";
         e.outcome = "suppressed";
         e.identity = s.who.identity;
         e.address = s.who.address;
         const std::string reason = std::to_string(s.suppressed) + " more refusal lines suppressed (over " +
-                                   std::to_string(audit_limiter_->per_second()) + " a second from this " +
+                                   std::to_string(audit_limiter_.per_second()) + " a second from this " +
                                    (s.who.identity.empty() ? "address" : "identity") + ")";
         e.reason = reason;
         e.suppressed = s.suppressed;
-        write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg_.audit.max_field_bytes));
+        write_audit(auth::format_audit_line(e, std::chrono::system_clock::now(), cfg().audit.max_field_bytes));
     }
 }
 
-std::uint64_t broker_core::audit_suppressed() const {
-    return audit_limiter_ ? audit_limiter_->suppressed_total() : 0;
-}
+std::uint64_t broker_core::audit_suppressed() const { return audit_limiter_.suppressed_total(); }
 
 void broker_core::write_audit(std::string line) {
-    if (!cfg_.audit.topic.empty()) {
+    if (const std::string& topic = cfg().audit.topic; !topic.empty()) {
         auto m = std::make_shared<message>();
-        m->topic = cfg_.audit.topic;
+        m->topic = topic;
         m->payload = line;
         m->props.payload_format_indicator = 1;
         m->props.content_type = "application/json";
         publish(m);
     }
-    if (auto* f = security_->audit_file()) f->write(std::move(line));
+    if (const auto f = security_->audit_file()) f->write(std::move(line));
 }
 
 broker_core::~broker_core() { release_io(); }
 
-namespace {
-std::atomic<std::uint64_t> model_generations{0};
-
-struct model_cache {
-    std::uint64_t generation = 0;
-    std::shared_ptr<const ns::model> model;
-};
-thread_local model_cache cached_model;
-}  // namespace
-
-const ns::model* broker_core::model() const {
-    const std::uint64_t g = model_generation_.load(std::memory_order_acquire);
-    if (cached_model.generation != g) {
-        std::lock_guard lock(model_mutex_);
-        cached_model.model = model_;
-        cached_model.generation = model_generation_.load(std::memory_order_relaxed);
-    }
-    return cached_model.model.get();
+std::uint64_t next_live_generation() noexcept {
+    static std::atomic<std::uint64_t> generations{0};
+    return generations.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 void broker_core::set_model(std::shared_ptr<const ns::model> m) {
-    for (const auto& check : model_checks_) check(m.get());
+    for (const auto& check : model_checks_) check(cfg(), m.get());
     security_->bind(nullptr, m);
-    {
-        std::lock_guard lock(model_mutex_);
-        model_ = std::move(m);
-        model_generation_.store(++model_generations, std::memory_order_release);
-    }
+    retire(model_.install(std::move(m)));
     apply_grants();
 }
 
@@ -268,7 +257,7 @@ void broker_core::publish_sys_value(std::string topic, std::string value) {
 }
 
 bool broker_core::open_to_publishers(std::string_view topic, const ns::model* model) const {
-    if (topic.empty() || topic.front() == '$' || !access_.may_publish(topic)) return false;
+    if (topic.empty() || topic.front() == '$' || !access().may_publish(topic)) return false;
     return model == nullptr || !under_prefix(topic, model->dead_letter_prefix());
 }
 
@@ -280,61 +269,58 @@ admission broker_core::admit_will(const publisher& who, message_ptr& m) {
     return core::admit_will(*this, who, m);
 }
 
-bool broker_core::reload_model_and_roles() {
-    std::optional<auth::policy_config> roles;
-    if (!cfg_.source_file.empty()) {
-        try {
-            roles = load_config(cfg_.source_file).policy;
-        } catch (const std::exception& e) {
-            // config_error, or anything a library threw while reading
-            spdlog::error("roles not reloaded, the old ones stay: {}", e.what());
-        }
-    }
+void broker_core::reload(std::shared_ptr<const config> next, std::vector<std::string>& failed) {
+    // Everything that can refuse the new config is tried first, while
+    // nothing has changed yet.
+    const std::shared_ptr<const ns::model> current = model_.load();
     std::shared_ptr<const ns::model> loaded;
-    const std::string& path = cfg_.namespace_model;
+    const std::string& path = next->namespace_model;
     if (!path.empty()) {
-        std::shared_ptr<ns::model_stats> stats;
-        {
-            std::lock_guard lock(model_mutex_);
-            if (model_) stats = model_->shared_stats();
-        }
         try {
+            // Same file: the counters go on (a moved file starts afresh).
+            std::shared_ptr<ns::model_stats> stats;
+            if (current && path == cfg().namespace_model) stats = current->shared_stats();
             auto candidate = ns::model::load(path, std::move(stats));
             for (const auto& w : candidate->warnings()) spdlog::warn("namespace model: {}", w);
             // What else must fit it (bridge classes, OPC UA payloads).
-            for (const auto& check : model_checks_) check(candidate.get());
+            for (const auto& check : model_checks_) check(*next, candidate.get());
             loaded = std::move(candidate);
         } catch (const std::exception& e) {
-            // model_error, or anything else a library threw while loading
+            // model_error, config_error of a check, or anything else a
+            // library threw while loading
             spdlog::error("namespace model not reloaded, the old one stays: {}", e.what());
+            failed.emplace_back("namespace model");
         }
     }
-    if (!roles && !loaded) return false;
-    std::shared_ptr<const ns::model> model = loaded;
-    if (!model) {
-        std::lock_guard lock(model_mutex_);
-        model = model_;
-    }
-    try {
-        security_->bind(roles ? &*roles : nullptr, model);
-    } catch (const std::exception& e) {
-        spdlog::error("{} not reloaded: {}", loaded ? (roles ? "namespace model and roles" : "namespace model") : "roles",
-                      e.what());
-        return false;
-    }
-    if (loaded) {
-        {
-            std::lock_guard lock(model_mutex_);
-            model_ = loaded;
-            model_generation_.store(++model_generations, std::memory_order_release);
+    // namespace.model removed from the config: no model from now on.
+    const bool dropped = path.empty() && current != nullptr;
+    const std::shared_ptr<const ns::model> model = loaded ? loaded : dropped ? nullptr : current;
+    if (!loaded)
+        for (const auto& check : model_checks_) check(*next, model.get());
+    auto policy = security_->compile(next->policy, model);
+    auto audit_file = security_->open_audit(next->audit);
+
+    // Nothing below refuses the config.
+    security_->set_policy(std::move(policy));
+    if (loaded || dropped) {
+        retire(model_.install(model));
+        if (loaded) {
+            spdlog::info("namespace model reloaded from {}", path);
+            recheck_retained(*loaded, "reload");
+        } else {
+            spdlog::info("namespace model removed from the config: no model is enforced");
         }
-        spdlog::info("namespace model reloaded from {}", path);
-        recheck_retained(*loaded, "reload");
     }
+    security_->reconfigure(*next, std::move(audit_file));
+    retire(settings_.install(make_settings(*next)));
+    apply_bounds();
+    // The client sessions' queues, live ones too (bridges and OPC UA
+    // sources keep their own).
+    for (const auto& s : all_sessions())
+        if (!s->client_id().starts_with(own_client_prefix)) s->set_queue_limits(client_queue_limits());
     const std::size_t revoked = apply_grants();
-    if (roles)
-        spdlog::info("roles and users reloaded from {} ({} subscription(s) revoked)", cfg_.source_file, revoked);
-    return true;
+    spdlog::info("roles and users reloaded from {} ({} subscription(s) revoked)", next->source_file, revoked);
+    if (!next->auth.password_file.empty() && !security_->reload_passwords()) failed.emplace_back("password file");
 }
 
 void broker_core::release_io() {
@@ -543,7 +529,7 @@ void broker_core::check_slow_consumers(steady_clock::time_point now) {
         if (slow_watch_.empty()) return;
         watched.swap(slow_watch_);
     }
-    const auto& sc = cfg_.limits.slow_consumer;
+    const auto& sc = cfg().limits.slow_consumer;
     const bool disconnect = sc.action == limits_config::slow_consumer_config::action_kind::disconnect;
     auto& counters = stats_.local();
     std::vector<std::weak_ptr<session>> still;
@@ -717,10 +703,10 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     rc.loaded = loaded.loaded;
     rc.purged = loaded.purged;
     if (const auto t = router_.retained_totals();
-        t.messages > cfg_.limits.max_retained_messages || t.bytes > cfg_.limits.max_retained_bytes) {
+        t.messages > cfg().limits.max_retained_messages || t.bytes > cfg().limits.max_retained_bytes) {
         spdlog::warn("the store holds {} retained messages ({} bytes), over limits.max_retained_messages {} or "
                      "limits.max_retained_bytes {}: all loaded; new retained topics are refused until enough are cleared",
-                     t.messages, t.bytes, cfg_.limits.max_retained_messages, cfg_.limits.max_retained_bytes);
+                     t.messages, t.bytes, cfg().limits.max_retained_messages, cfg().limits.max_retained_bytes);
     }
 
     for (const auto& s : recovered) {
@@ -876,8 +862,8 @@ void broker_core::publish_sys() {
     put("$SYS/broker/auth/password_checks_refused", std::to_string(security_->checks_refused()));
     put("$SYS/broker/auth/publish_refused", std::to_string(t.publish_refused));
     put("$SYS/broker/auth/publish_rate_limited", std::to_string(t.publish_rate_limited));
-    if (auto* f = security_->audit_file()) put("$SYS/broker/auth/audit_dropped", std::to_string(f->dropped()));
-    if (audit_limiter_) put("$SYS/broker/auth/audit_suppressed", std::to_string(audit_suppressed()));
+    if (const auto f = security_->audit_file()) put("$SYS/broker/auth/audit_dropped", std::to_string(f->dropped()));
+    if (auditing()) put("$SYS/broker/auth/audit_suppressed", std::to_string(audit_suppressed()));
 }
 
 }  // namespace strata::broker::core

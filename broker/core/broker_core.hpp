@@ -9,6 +9,7 @@
 #include "broker/config.hpp"
 #include "broker/core/client_services.hpp"
 #include "broker/core/handshake_gate.hpp"
+#include "broker/core/live.hpp"
 #include "broker/core/message.hpp"
 #include "broker/core/router.hpp"
 #include "broker/core/security.hpp"
@@ -49,19 +50,22 @@ public:
     explicit broker_core(config cfg);
     ~broker_core();
 
-    [[nodiscard]] const config& cfg() const noexcept override { return cfg_; }
+    // The config in force. A reload replaces it (reload()): what it returns
+    // stays valid as a value from live<> does (live.hpp), and the caller
+    // sees the new values from its next call on.
+    [[nodiscard]] const config& cfg() const noexcept override { return settings_.get()->cfg; }
     // cfg().broker_id, or its default (host name and persistence path).
     [[nodiscard]] const std::string& broker_id() const noexcept override { return broker_id_; }
     [[nodiscard]] router& routes() noexcept override { return router_; }
     [[nodiscard]] stats& counters() noexcept override { return stats_; }
-    [[nodiscard]] const auth::access_policy& access() const noexcept override { return access_; }
+    [[nodiscard]] const auth::access_policy& access() const noexcept override { return settings_.get()->access; }
     [[nodiscard]] steady_clock::time_point started() const noexcept { return started_; }
     [[nodiscard]] class security& security() noexcept override { return *security_; }
 
     // Audit: writes one line to audit.file and publishes it on audit.topic
     // (each when configured), unless it is a refusal over its subject's
     // rate (auth/audit.hpp). Never blocks on disk. Any thread.
-    [[nodiscard]] bool auditing() const noexcept override { return auditing_; }
+    [[nodiscard]] bool auditing() const noexcept override { return settings_.get()->auditing; }
     void audit(const auth::audit_event& e) override;
     // The "N more suppressed" lines of the subjects whose refusal lines
     // were over the rate; called once a second (and at shutdown).
@@ -80,11 +84,9 @@ public:
     // generation changes, so the publish path takes no lock and touches no
     // shared reference count (std::atomic<std::shared_ptr> in libstdc++ 12
     // takes a lock on every load).
-    [[nodiscard]] const ns::model* model() const;
+    [[nodiscard]] const ns::model* model() const { return model_.get(); }
     // Changes whenever a model is installed (a reload, or none).
-    [[nodiscard]] std::uint64_t model_generation() const noexcept {
-        return model_generation_.load(std::memory_order_acquire);
-    }
+    [[nodiscard]] std::uint64_t model_generation() const noexcept { return model_.generation(); }
     // Whether `topic` is a command: under auth.command_subtrees or in a data
     // class the model marks as commands.
     [[nodiscard]] bool is_command(std::string_view topic) const;
@@ -103,21 +105,36 @@ public:
     // model check (add_model_check) refuses it. Live
     // sessions get grants under the new model (apply_grants). Any thread.
     void set_model(std::shared_ptr<const ns::model> m);
-    // A check a model (null: none) must pass before set_model or a reload
-    // installs it: the classes bridge rules name, what the OPC UA sources
-    // publish (hosts/opcua_check.hpp). It throws config_error to refuse
-    // the model. Added before set_model().
-    void add_model_check(std::function<void(const ns::model*)> check) { model_checks_.push_back(std::move(check)); }
-    // SIGHUP: loads cfg().namespace_model again, and `roles:` and `users:`
-    // from the config file, and puts in force together what loaded (a
-    // model whose level names changed can come with roles that use the new
-    // names). A part that does not load (or a model the model check
-    // refuses) is logged and the old one stays;
-    // when the roles do not fit the model, neither changes. A new model
-    // keeps the counters, logs "namespace model reloaded" and re-checks the
-    // retained messages (recheck_retained); new or old, the sessions get
-    // their grants again (apply_grants). Returns whether anything changed.
-    bool reload_model_and_roles();
+    // A check a model (null: none) must pass, with the config that goes
+    // with it, before set_model or a reload installs it: the classes bridge
+    // rules name, what the OPC UA sources publish (hosts/opcua_check.hpp).
+    // It throws config_error to refuse the pair. Added before set_model().
+    using model_check = std::function<void(const config&, const ns::model*)>;
+    void add_model_check(model_check check) { model_checks_.push_back(std::move(check)); }
+    // SIGHUP and POST /api/v1/reload, the core's part (the server applies
+    // the rest: bridges, OPC UA sources, alerts, TLS files, the log level).
+    // `next` is the config file read again, its keys that need a restart
+    // set back to the values in force (config_diff.hpp). Loads the model
+    // from next's namespace.model, compiles next's roles and users against
+    // it, opens next's audit file; when any of this does not fit (roles
+    // naming what the model lacks, a model check, an audit file that does
+    // not open) it throws config_error and nothing has changed. A model
+    // file that does not load (or that a model check refuses) is logged,
+    // named in `failed`, and the old model stays, as does a password file
+    // that does not load. Then it puts everything in force: the model (its
+    // counters kept; the retained messages re-checked, recheck_retained),
+    // the roles (every session gets its grants again, apply_grants), the
+    // config (cfg(): the access rules, the limits read per connection or
+    // per message, the audit settings), the bounds kept elsewhere
+    // (handshakes, retained, queue limits of the client sessions, the
+    // identities' rates) and the password file. Any thread; one reload at
+    // a time.
+    void reload(std::shared_ptr<const config> next, std::vector<std::string>& failed);
+    // What a reload replaced (a config, a model) and a thread may still be
+    // reading: handed to `r`, which keeps it until no thread can (the
+    // server: until every network thread ran a handler posted after the
+    // swap). Default: released at once. Set once before serving.
+    void set_retire(std::function<void(std::shared_ptr<const void>)> r) { retire_ = std::move(r); }
     // Gives every session (live or offline) and its owner the grants of
     // its identity under the roles in force: a subscription the new grants
     // refuse is removed (audited "subscribe revoked"), one they narrow is
@@ -286,24 +303,36 @@ private:
     void write_audit(std::string line);
     [[nodiscard]] queue_limits client_queue_limits() const noexcept {
         queue_limits l;
-        l.max_messages = cfg_.limits.max_queued_messages;
-        l.max_bytes = cfg_.limits.max_queued_bytes;
+        l.max_messages = cfg().limits.max_queued_messages;
+        l.max_bytes = cfg().limits.max_queued_bytes;
         l.hold_publishers = true;
         return l;
+    }
+    // The config in force and what is made of it once per reload.
+    struct settings {
+        config cfg;
+        auth::access_policy access;  // cfg.access
+        bool auditing = false;       // an audit file or topic is configured
+    };
+    [[nodiscard]] static std::shared_ptr<const settings> make_settings(config cfg);
+    // The bounds kept outside the config (handshakes, retained, queues,
+    // audit refusal lines) set from cfg().
+    void apply_bounds();
+    void retire(std::shared_ptr<const void> old) const {
+        if (retire_ && old) retire_(std::move(old));
     }
     void end_session_locked(const session_ptr& s);
     void publish_will(const message_ptr& will);
     void arm_timer(const session_ptr& s, std::uint64_t generation, asio::io_context::executor_type ex,
                    std::chrono::seconds will_delay, bool will_pending, std::uint32_t expiry);
 
-    config cfg_;
+    live<settings> settings_;
     std::string broker_id_;
     router router_;
     stats stats_;
-    auth::access_policy access_;
     std::unique_ptr<class security> security_;
-    bool auditing_ = false;
-    std::unique_ptr<auth::audit_limiter> audit_limiter_;  // null: refusal lines unlimited
+    auth::audit_limiter audit_limiter_;  // audit.refusals_per_second (0: unlimited)
+    std::function<void(std::shared_ptr<const void>)> retire_;
     handshake_gate handshakes_;
     steady_clock::time_point started_ = steady_clock::now();
 
@@ -325,12 +354,8 @@ private:
 
     persistence::store* store_ = nullptr;
 
-    mutable std::mutex model_mutex_;
-    std::vector<std::function<void(const ns::model*)>> model_checks_;
-    std::shared_ptr<const ns::model> model_;          // guarded by model_mutex_
-    // Globally unique per set_model() (0: never set), so that a thread's
-    // cached copy can never be mistaken for another broker_core's.
-    std::atomic<std::uint64_t> model_generation_{0};
+    std::vector<model_check> model_checks_;
+    live<ns::model> model_;
 };
 
 }  // namespace strata::broker::core

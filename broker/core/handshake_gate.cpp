@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <utility>
+#include <vector>
 
 namespace strata::broker::core {
 
@@ -33,7 +34,9 @@ void handshake_gate::release() {
     queued next;
     {
         std::lock_guard lock(mutex_);
-        if (waiting_.empty()) {
+        // More in progress than the bound (lowered by a reload): the slot
+        // is freed, not passed on.
+        if (waiting_.empty() || in_progress_ > max_) {
             if (in_progress_ > 0) --in_progress_;
             return;
         }
@@ -42,6 +45,25 @@ void handshake_gate::release() {
         waiting_.erase(waiting_.begin());
     }
     asio::post(next.ex, [w = std::move(next.w)] { w(true); });
+}
+
+void handshake_gate::set_limit(std::size_t max) {
+    std::vector<queued> granted;
+    {
+        std::lock_guard lock(mutex_);
+        max_ = max;
+        while (in_progress_ < max_ && !waiting_.empty()) {
+            ++in_progress_;
+            granted.push_back(std::move(waiting_.begin()->second));
+            waiting_.erase(waiting_.begin());
+        }
+    }
+    for (auto& q : granted) asio::post(q.ex, [w = std::move(q.w)] { w(true); });
+}
+
+std::size_t handshake_gate::limit() const {
+    std::lock_guard lock(mutex_);
+    return max_;
 }
 
 void handshake_gate::clear() {

@@ -41,14 +41,18 @@ public:
 
     [[nodiscard]] std::size_t in_progress() const;
     [[nodiscard]] std::size_t waiting() const;
-    [[nodiscard]] std::size_t limit() const noexcept { return max_; }
+    [[nodiscard]] std::size_t limit() const;
+    // A new bound (a reload): raised, it gives slots to the first in line
+    // at once; lowered, handshakes in progress go on and no slot is given
+    // until fewer than `max` are.
+    void set_limit(std::size_t max);
 
 private:
     struct queued {
         asio::any_io_executor ex;
         waiter w;
     };
-    const std::size_t max_;
+    std::size_t max_;  // guarded by mutex_
     mutable std::mutex mutex_;
     std::size_t in_progress_ = 0;
     ticket next_ = 1;

@@ -54,6 +54,8 @@ bool names_model(const auth::policy_config& roles) {
 security::security(const config& cfg)
     : source_(cfg.source_file),
       command_subtrees_(auth::policy_config{.roles = {}, .users = {}, .command_subtrees = cfg.policy.command_subtrees}),
+      identities_(cfg.auth.limits),
+      identities_active_(cfg.auth.limits.connections != 0 || cfg.auth.limits.any_rate()),
       logins_(cfg.auth.login_backoff),
       allow_anonymous_(cfg.allow_anonymous),
       anonymous_loopback_only_(cfg.anonymous_loopback_only),
@@ -74,16 +76,51 @@ security::security(const config& cfg)
             throw config_error(std::string("auth.password_file: ") + e.what());
         }
     }
-    const auto& l = cfg.auth.limits;
-    if (l.connections != 0 || l.any_rate()) identities_ = std::make_unique<auth::identity_registry>(l);
-    if (!cfg.audit.file.empty()) {
-        try {
-            audit_ = std::make_unique<auth::audit_log>(
-                cfg.audit.file, auth::audit_rotation{.max_bytes = cfg.audit.max_bytes, .keep = cfg.audit.keep});
-        } catch (const auth::audit_error& e) {
-            throw config_error(std::string("audit.file: ") + e.what());
-        }
+    audit_ = open_audit(cfg.audit);
+    audit_cfg_ = cfg.audit;
+}
+
+std::shared_ptr<auth::audit_log> security::open_audit(const audit_config& audit) const {
+    {
+        std::lock_guard lock(audit_mutex_);
+        if (audit.file == audit_cfg_.file && audit.max_bytes == audit_cfg_.max_bytes && audit.keep == audit_cfg_.keep)
+            return audit_;
     }
+    if (audit.file.empty()) return nullptr;
+    try {
+        return std::make_shared<auth::audit_log>(audit.file,
+                                                 auth::audit_rotation{.max_bytes = audit.max_bytes, .keep = audit.keep});
+    } catch (const auth::audit_error& e) {
+        throw config_error(std::string("audit.file: ") + e.what());
+    }
+}
+
+std::shared_ptr<auth::audit_log> security::audit_file() const {
+    std::lock_guard lock(audit_mutex_);
+    return audit_;
+}
+
+void security::reconfigure(const config& next, std::shared_ptr<auth::audit_log> audit_file) {
+    allow_anonymous_.store(next.allow_anonymous, std::memory_order_relaxed);
+    anonymous_loopback_only_.store(next.anonymous_loopback_only, std::memory_order_relaxed);
+    filter_wide_.store(next.auth.filter_wide_subscriptions, std::memory_order_relaxed);
+    logins_.set_config(next.auth.login_backoff);
+    identities_.set_limits(next.auth.limits);
+    const auto& l = next.auth.limits;
+    identities_active_.store(l.connections != 0 || l.any_rate(), std::memory_order_relaxed);
+    {
+        std::lock_guard lock(passwords_mutex_);
+        password_path_ = next.auth.password_file;
+        if (password_path_.empty()) passwords_.reset();
+    }
+    std::shared_ptr<auth::audit_log> old;
+    {
+        std::lock_guard lock(audit_mutex_);
+        old = std::exchange(audit_, std::move(audit_file));
+        audit_cfg_ = next.audit;
+    }
+    // A log no longer used writes what it holds and closes here (old goes
+    // last: a line being written elsewhere holds its own reference).
 }
 
 security::~security() { stop(); }
@@ -102,6 +139,21 @@ bool security::is_command_subtree(std::string_view topic) const noexcept {
     return command_subtrees_.is_command_subtree(topic);
 }
 
+std::shared_ptr<const auth::policy> security::compile(const auth::policy_config& roles,
+                                                      std::shared_ptr<const ns::model> model) const {
+    auth::policy_config next = roles;
+    next.command_subtrees = command_subtrees_.config().command_subtrees;
+    if (names_model(next) && model == nullptr)
+        throw config_error(source_ + ": roles: grants with 'where' or 'class' name the namespace model's levels "
+                           "and classes; configure one (namespace.model)");
+    return make_policy(source_, std::move(next), std::move(model));
+}
+
+void security::set_policy(std::shared_ptr<const auth::policy> p) {
+    std::lock_guard lock(policy_mutex_);
+    policy_ = std::move(p);
+}
+
 void security::bind(const auth::policy_config* roles, std::shared_ptr<const ns::model> model) {
     auth::policy_config next;
     if (roles != nullptr) {
@@ -117,7 +169,8 @@ void security::bind(const auth::policy_config* roles, std::shared_ptr<const ns::
 }
 
 bool security::anonymous_allowed(bool loopback_listener) const noexcept {
-    return allow_anonymous_ && (!anonymous_loopback_only_ || loopback_listener);
+    return allow_anonymous_.load(std::memory_order_relaxed) &&
+           (!anonymous_loopback_only_.load(std::memory_order_relaxed) || loopback_listener);
 }
 
 bool security::verify_password(const std::string& address, std::string user, std::string password,
@@ -160,10 +213,15 @@ std::shared_ptr<const auth::password_file> security::passwords() const {
 }
 
 bool security::reload_passwords() {
-    if (password_path_.empty()) return false;
+    std::string path;
+    {
+        std::lock_guard lock(passwords_mutex_);
+        path = password_path_;
+    }
+    if (path.empty()) return false;
     std::shared_ptr<const auth::password_file> fresh;
     try {
-        fresh = std::make_shared<const auth::password_file>(auth::password_file::load(password_path_));
+        fresh = std::make_shared<const auth::password_file>(auth::password_file::load(path));
     } catch (const auth::password_error& e) {
         spdlog::error("password file not reloaded, the old one stays: {}", e.what());
         return false;
@@ -178,7 +236,7 @@ bool security::reload_passwords() {
         std::lock_guard lock(cache_mutex_);
         verified_.clear();
     }
-    spdlog::info("password file reloaded from {}", password_path_);
+    spdlog::info("password file reloaded from {}", path);
     return true;
 }
 

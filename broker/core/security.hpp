@@ -20,11 +20,14 @@
 // only the same password matches it, and a different one (right or wrong)
 // takes the queue and the full hash. Failed attempts are never remembered.
 //
-// SIGHUP reloads the password file (reload_passwords()) and the roles and
-// users (set_policy()): a file that does not load is logged and the old one
-// stays. Grants that name model levels or classes are compiled against the
-// model (bind_model()) at start and whenever the model is reloaded.
-// auth.command_subtrees are read at start-up only.
+// A reload (broker_core::reload) compiles the new roles and users
+// (compile()) and opens a new audit file (open_audit()) first, and puts
+// them in force with the rest of `auth:` (reconfigure(), set_policy())
+// once nothing can refuse the new config; then it reloads the password
+// file (reload_passwords()): one that does not load is logged and the old
+// one stays. Grants that name model levels or classes are compiled against
+// the model at start and whenever the model is reloaded.
+// auth.command_subtrees and auth.password_checks are read at start-up only.
 //
 // Thread-safety: every member may be called from any thread (the pieces
 // are immutable or synchronise themselves). stop() before the io_contexts
@@ -40,6 +43,7 @@
 #include "broker/config.hpp"
 #include "namespace/model.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -68,17 +72,36 @@ public:
     // when a grant names a level or class the model lacks; then nothing
     // changes.
     void bind(const auth::policy_config* roles, std::shared_ptr<const ns::model> model);
+    // `roles` compiled against `model` (null: none), with the command
+    // subtrees of start-up; throws config_error as bind() does.
+    [[nodiscard]] std::shared_ptr<const auth::policy> compile(const auth::policy_config& roles,
+                                                              std::shared_ptr<const ns::model> model) const;
+    void set_policy(std::shared_ptr<const auth::policy> p);
+    // The audit log `audit` asks for: the one open now when its file and
+    // rotation are the same, null when it names no file, else the file
+    // opened anew (throws config_error naming audit.file).
+    [[nodiscard]] std::shared_ptr<auth::audit_log> open_audit(const audit_config& audit) const;
+    // Puts the rest of a reloaded config's `auth:` and `audit:` in force:
+    // anonymous logins, wide subscriptions, the login back-off, the
+    // identities' limits, the password file's path (reload_passwords()
+    // reads it; none: password logins end), and `audit_file` (open_audit()).
+    void reconfigure(const config& next, std::shared_ptr<auth::audit_log> audit_file);
     // The current password file; null when none is configured.
     [[nodiscard]] std::shared_ptr<const auth::password_file> passwords() const;
     // Loads the password file again; on success swaps it in and forgets the
     // remembered passwords. Returns false (and logs why) when it does not
     // load or none is configured.
     bool reload_passwords();
-    // Null when no per-identity limit is configured.
-    [[nodiscard]] auth::identity_registry* identities() noexcept { return identities_.get(); }
+    // The identities' connections and rates (auth.limits); null while none
+    // is set. A connection takes its identity's state at CONNECT: limits
+    // set by a reload where there were none apply from the next connect,
+    // changed ones to the connected identities at once.
+    [[nodiscard]] auth::identity_registry* identities() noexcept {
+        return identities_active_.load(std::memory_order_relaxed) ? &identities_ : nullptr;
+    }
     [[nodiscard]] auth::login_guard& logins() noexcept { return logins_; }
     [[nodiscard]] bool anonymous_allowed(bool loopback_listener) const noexcept;
-    [[nodiscard]] bool filter_wide_subscriptions() const noexcept { return filter_wide_; }
+    [[nodiscard]] bool filter_wide_subscriptions() const noexcept { return filter_wide_.load(std::memory_order_relaxed); }
 
     enum class check_result : std::uint8_t {
         ok,       // the password is right
@@ -102,7 +125,7 @@ public:
     [[nodiscard]] std::uint64_t checks_refused() const noexcept { return checks_.refused(); }
 
     // The audit log, or null when none is configured.
-    [[nodiscard]] auth::audit_log* audit_file() noexcept { return audit_.get(); }
+    [[nodiscard]] std::shared_ptr<auth::audit_log> audit_file() const;
 
     void stop();
 
@@ -115,15 +138,18 @@ private:
     mutable std::mutex policy_mutex_;
     std::shared_ptr<const auth::policy> policy_;       // guarded by policy_mutex_
     auth::policy_config pending_roles_;  // roles naming the model, until bind_model()
-    std::string password_path_;
     mutable std::mutex passwords_mutex_;
+    std::string password_path_;  // guarded by passwords_mutex_
     std::shared_ptr<const auth::password_file> passwords_;  // guarded by passwords_mutex_
-    std::unique_ptr<auth::identity_registry> identities_;
+    auth::identity_registry identities_;
+    std::atomic<bool> identities_active_;
     auth::login_guard logins_;
-    std::unique_ptr<auth::audit_log> audit_;
-    bool allow_anonymous_;
-    bool anonymous_loopback_only_;
-    bool filter_wide_;
+    mutable std::mutex audit_mutex_;
+    audit_config audit_cfg_;                 // guarded by audit_mutex_
+    std::shared_ptr<auth::audit_log> audit_;  // guarded by audit_mutex_
+    std::atomic<bool> allow_anonymous_;
+    std::atomic<bool> anonymous_loopback_only_;
+    std::atomic<bool> filter_wide_;
     const std::string cache_key_;
     std::mutex cache_mutex_;
     std::unordered_map<std::string, std::string> verified_;  // user -> HMAC(cache_key_, password)

@@ -156,9 +156,20 @@ void bridge::subscribe_forward_filters(bool fresh) {
 void bridge::stop() {
     {
         std::lock_guard lock(mutex_);
+        stopped_ = true;
         if (link_) link_->stop();
     }
     if (outbox_) outbox_->detach(this);
+}
+
+void bridge::remove() {
+    stop();
+    if (!outbox_) return;
+    unsubscribe_all(*outbox_);
+    core_.save_session(outbox_);
+    if (const auto b = outbox_->backlog(); b.messages > 0)
+        spdlog::info("bridge '{}': removed; {} messages ({} bytes) wait for a bridge of this name", cfg_.name,
+                     b.messages, b.bytes);
 }
 
 void bridge::notify() {
@@ -173,7 +184,7 @@ void bridge::kick(mqtt::reason_code code, std::uint64_t) {
         std::unique_ptr<bridges::mqtt::link> old;
         {
             std::lock_guard lock(self->mutex_);
-            if (!self->link_) return;  // stopped
+            if (!self->link_ || self->stopped_) return;  // stopped
             old = std::move(self->link_);
         }
         old->stop();
@@ -189,6 +200,7 @@ void bridge::on_up(bool session_present) {
         // A Strata remote says who it is: what already crossed it is not
         // sent there again (two brokers with a bridge each way).
         std::lock_guard lock(mutex_);
+        if (stopped_) return;  // the outbox may be another bridge's by now
         up_ = true;
         remote_id_.clear();
         for (const auto& [k, v] : link_->connack_user_properties()) {
@@ -199,6 +211,14 @@ void bridge::on_up(bool session_present) {
                  session_present ? " (session resumed)" : "");
     // What was in flight on the previous connection goes again, with DUP.
     outbox_->attach(shared_from_this(), true);
+    // Stopped meanwhile (a reload starts another bridge on the outbox):
+    // let go of it again (the new bridge attaches when its link is up).
+    bool stopped = false;
+    {
+        std::lock_guard lock(mutex_);
+        stopped = stopped_;
+    }
+    if (stopped) outbox_->detach(this);
 }
 
 void bridge::on_down(const std::string& why) {

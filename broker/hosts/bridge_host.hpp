@@ -103,8 +103,13 @@ public:
     // recovery, on the bridge's executor or before the threads run.
     void start();
     // Disconnects from the remote (DISCONNECT) and detaches the outbox; the
-    // outbox stays in the store for the next start.
+    // outbox stays in the store for the next start (or for the bridge that
+    // a reload starts in its place). Any thread; no callback of the link
+    // reaches the bridge's outbox afterwards.
     void stop();
+    // Stops it for good (its entry left the config): the outbox leaves the
+    // forward filters, and its backlog waits for a bridge of its name.
+    void remove();
 
     [[nodiscard]] bridge_status status() const;
     [[nodiscard]] const bridge_config& cfg() const noexcept { return cfg_; }
@@ -144,6 +149,7 @@ private:
     // status() readers use it) and what on_up/on_down record.
     mutable std::mutex mutex_;
     bool up_ = false;
+    bool stopped_ = false;  // stop() was called: the link's late callbacks leave the outbox alone
     std::string remote_id_;  // the remote's broker id (a Strata remote tells it in CONNACK)
     [[nodiscard]] std::string remote_id() const;
 };

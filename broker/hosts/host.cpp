@@ -44,6 +44,13 @@ std::string source::set_last_error(std::string why) {
     return why;
 }
 
+void source::unsubscribe_all(core::session& s) {
+    for (const auto& f : s.subscription_filters()) {
+        core_.routes().unsubscribe(&s, f);
+        s.forget_subscription(f);
+    }
+}
+
 void source::fill_status(source_status& s) const {
     s.name = name_;
     s.denied = denied_.load(std::memory_order_relaxed);

@@ -13,22 +13,31 @@
 // may use, and carries the same identity.
 //
 // A kind gives host<> what source_kind below asks for: a constructor from
-// the broker, one entry of its config and an executor; start() and stop();
-// status(); and which config entries are its own and which $SYS leaves it
-// publishes.
+// the broker, one entry of its config and an executor; start(), stop() and
+// remove(); its config entry and status(); and which config entries are
+// its own and which $SYS leaves it publishes.
+//
+// A reload hands the host the new config (apply()): a source whose entry
+// is gone is removed, a new entry is started, and a source whose entry
+// changed is stopped and started anew with it. Its session in the broker
+// is keyed by its name, so a changed bridge resumes its outbox with the
+// backlog (and the store's copy of it) where the old one left off.
 //
 // Thread-safety: a source's name(), identity(), admit() and what it keeps
 // for status() (atomics, the last error under a mutex) from any thread. A
-// host is started and stopped by the server; status() and publish_sys()
-// (the $SYS timer, /metrics, the admin API) from any thread in between.
+// host is started, changed (apply()) and stopped by the server, one call
+// at a time; status() and publish_sys() (the $SYS timer, /metrics, the
+// admin API) from any thread meanwhile.
 #pragma once
 
 #include "broker/config.hpp"
+#include "broker/config_diff.hpp"
 #include "broker/core/admission.hpp"
 #include "broker/core/session.hpp"
 #include "broker/core/session_owner.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <concepts>
@@ -96,6 +105,10 @@ protected:
     // knows its own way (a bridge asks its link).
     void fill_status(source_status& s) const;
 
+    // Removes every subscription of the source's session `s` (the source
+    // left the config): nothing more is queued for it.
+    void unsubscribe_all(core::session& s);
+
     // The identity's grants in force (null: no roles configured).
     [[nodiscard]] std::shared_ptr<const auth::grants> grants() const;
 
@@ -125,7 +138,12 @@ concept source_kind =
         // Its entries of the config, each made into one Kind.
         { Kind::configured(c) } -> std::ranges::input_range;
         k.start();
+        // Stops it; its session and subscriptions stay for a restart.
         k.stop();
+        // Stops it for good (its entry left the config): its session takes
+        // no more messages; what it holds stays until its name comes back.
+        k.remove();
+        { ck.cfg() } -> std::equality_comparable;
         { ck.status() } -> std::same_as<typename Kind::status_type>;
         // Its $SYS leaves, in the order they are published.
         Kind::sys_values(s, put);
@@ -139,19 +157,56 @@ public:
     host(const host&) = delete;
     host& operator=(const host&) = delete;
 
+    using executor_pick = std::function<asio::io_context::executor_type()>;
+
     // Creates and starts a source for each of the kind's config entries;
     // `pick` gives the executor of each (spread over the network threads).
-    void start(const std::function<asio::io_context::executor_type()>& pick) {
-        for (const auto& c : Kind::configured(core_.cfg())) {
-            auto s = std::make_shared<Kind>(core_, c, pick());
-            s->start();
-            sources_.push_back(std::move(s));
+    void start(const executor_pick& pick) {
+        std::lock_guard lock(mutex_);
+        for (const auto& c : Kind::configured(core_.cfg())) sources_.push_back(launch(c, pick));
+    }
+    // The sources of `next` (a reloaded config) from now on; returns which
+    // were added, removed and changed. A source that fails to start is
+    // logged and left out (the others go on).
+    name_changes apply(const config& next, const executor_pick& pick) {
+        name_changes c;
+        std::vector<std::shared_ptr<Kind>> now;
+        std::lock_guard lock(mutex_);
+        for (const auto& s : sources_) {
+            if (find(Kind::configured(next), s->name()) == nullptr) {
+                s->remove();
+                c.removed.push_back(s->name());
+            }
         }
+        for (const auto& e : Kind::configured(next)) {
+            std::shared_ptr<Kind> old;
+            for (const auto& s : sources_)
+                if (s->name() == e.name) old = s;
+            if (old && same_settings(old->cfg(), e)) {
+                now.push_back(std::move(old));
+                continue;
+            }
+            if (old) {
+                old->stop();
+                c.changed.push_back(e.name);
+            } else {
+                c.added.push_back(e.name);
+            }
+            try {
+                now.push_back(launch(e, pick));
+            } catch (const std::exception& x) {
+                spdlog::error("{} '{}' not started: {}", Kind::sys_folder, e.name, x.what());
+            }
+        }
+        sources_ = std::move(now);
+        return c;
     }
     void stop() {
+        std::lock_guard lock(mutex_);
         for (auto& s : sources_) s->stop();
     }
     [[nodiscard]] std::vector<typename Kind::status_type> status() const {
+        std::lock_guard lock(mutex_);
         std::vector<typename Kind::status_type> out;
         out.reserve(sources_.size());
         for (const auto& s : sources_) out.push_back(s->status());
@@ -168,8 +223,22 @@ public:
     }
 
 private:
+    template <class Entries>
+    static const auto* find(const Entries& entries, const std::string& name) {
+        for (const auto& e : entries)
+            if (e.name == name) return &e;
+        return static_cast<decltype(&*std::ranges::begin(entries))>(nullptr);
+    }
+    template <class Entry>
+    std::shared_ptr<Kind> launch(const Entry& e, const executor_pick& pick) {
+        auto s = std::make_shared<Kind>(core_, e, pick());
+        s->start();
+        return s;
+    }
+
     core::broker_core& core_;
-    std::vector<std::shared_ptr<Kind>> sources_;
+    mutable std::mutex mutex_;
+    std::vector<std::shared_ptr<Kind>> sources_;  // guarded by mutex_
 };
 
 }  // namespace strata::broker::hosts

@@ -105,6 +105,12 @@ void opcua_source::stop() {
     if (inbox_) inbox_->detach(this);
 }
 
+void opcua_source::remove() {
+    stop();
+    if (!inbox_) return;
+    unsubscribe_all(*inbox_);
+}
+
 asio::awaitable<void> opcua_source::setup() {
     // Browsing needs the server: tried again until it answers. Monitored
     // items, once created, belong to the client and survive reconnections.

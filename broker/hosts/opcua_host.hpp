@@ -75,6 +75,10 @@ public:
     // Starts the client, the monitored items' setup and the write session.
     void start();
     void stop();
+    // Stops it for good (its entry left the config): the write session
+    // leaves the write topics.
+    void remove();
+    [[nodiscard]] const opcua_config& cfg() const noexcept { return cfg_; }
 
     [[nodiscard]] opcua_status status() const;
 

@@ -338,6 +338,7 @@ private:
 
     // Keep-alive: the client must send something within 1.5 x keep_alive.
     std::uint16_t keep_alive_ = 0;
+    std::uint16_t receive_maximum_ = 0;  // limits.receive_maximum as told in CONNACK
     time_point last_rx_{};
 };
 

@@ -267,6 +267,7 @@ client_protocol::negotiated client_protocol::negotiate(const mqtt::connect& c) {
         inbound_aliases_.assign(std::size_t{limits.topic_alias_maximum} + 1, std::string());
     }
     window_ = std::min<std::size_t>(client_receive_maximum_, limits.max_inflight);
+    receive_maximum_ = limits.receive_maximum;
     return n;
 }
 
@@ -345,14 +346,16 @@ bool client_protocol::open_session(mqtt::connect& c, std::uint32_t expiry, core:
 }
 
 void client_protocol::send_connack(const mqtt::connect& c, const negotiated& n, bool assigned, bool present) {
-    const auto& limits = core_.cfg().limits;
+    // What negotiate() and the decoder hold to (the config may have been
+    // reloaded meanwhile).
     mqtt::connack ack;
     ack.session_present = present;
     if (version_ == mqtt::protocol_version::v5) {
         auto& p = ack.props;
-        if (limits.receive_maximum != 65535) p.receive_maximum = limits.receive_maximum;
-        p.maximum_packet_size = limits.max_packet_size;
-        if (limits.topic_alias_maximum > 0) p.topic_alias_maximum = limits.topic_alias_maximum;
+        if (receive_maximum_ != 65535) p.receive_maximum = receive_maximum_;
+        p.maximum_packet_size = decode_limits_.max_packet_size;
+        const auto aliases = static_cast<std::uint16_t>(inbound_aliases_.empty() ? 0 : inbound_aliases_.size() - 1);
+        if (aliases > 0) p.topic_alias_maximum = aliases;
         if (assigned) p.assigned_client_identifier = client_id_;
         p.server_keep_alive = n.server_keep_alive;
         p.session_expiry_interval = n.capped_expiry;

@@ -42,7 +42,8 @@ bool client_protocol::resolve_topic(mqtt::publish& p, bool v5) {
     }
     if (v5 && p.props.topic_alias) {
         const std::uint16_t alias = *p.props.topic_alias;
-        if (alias == 0 || alias > core_.cfg().limits.topic_alias_maximum) {
+        // The maximum told in CONNACK (a reload changes it for new connections only).
+        if (alias == 0 || alias >= inbound_aliases_.size()) {
             fail(reason_code::topic_alias_invalid, "topic alias out of range");
             return false;
         }
@@ -84,7 +85,7 @@ void client_protocol::handle_publish(mqtt::publish& p) {
             send_when_durable(mqtt::pubrec{p.packet_id, reason_code::success, {}}, 0);
             return;
         }
-        if (session_->inbound_qos2_count() > core_.cfg().limits.receive_maximum) {
+        if (session_->inbound_qos2_count() > receive_maximum_) {
             fail(reason_code::receive_maximum_exceeded, "more QoS 2 messages in flight than Receive Maximum");
             return;
         }

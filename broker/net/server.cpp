@@ -29,16 +29,33 @@ struct server::listener {
 };
 
 server::server(config cfg) : core_(std::move(cfg)) {
-    // POST /api/v1/reload runs on a network thread; the reload itself takes
-    // its own locks (model, TLS contexts).
-    http_.admin().reload = [this] { return reload(); };
+    // POST /api/v1/reload: the reload runs on the first network thread, as
+    // SIGHUP's does (one at a time, in step with the alerts' tick and the
+    // $SYS timer); the request's coroutine waits for it.
+    // (Not a coroutine itself: GCC 12 destroys a coroutine lambda's
+    // by-value parameters twice once they were moved from.)
+    http_.admin().reload = [this](std::function<void()> edit, std::function<void()> undo) {
+        return asio::co_spawn(
+            ios_.front()->get_executor(),
+            [this, edit = std::move(edit), undo = std::move(undo)]() -> asio::awaitable<reload_report> {
+                co_return reload(edit, undo);
+            },
+            asio::use_awaitable);
+    };
     // A model must fit what the OPC UA sources publish (at start and on reload).
-    core_.add_model_check([this](const ns::model* m) {
-        if (m != nullptr) hosts::check_opcua_fits_model(core_.cfg(), *m);
+    core_.add_model_check([](const config& c, const ns::model* m) {
+        if (m != nullptr) hosts::check_opcua_fits_model(c, *m);
     });
     http_.admin().bridges = &bridges_;
+    http_.admin().opcua = &opcua_;
     // Bridge rules that name classes need them in every model installed.
-    core_.add_model_check([this](const ns::model* m) { hosts::check_bridge_classes(core_.cfg().bridges, m); });
+    core_.add_model_check([](const config& c, const ns::model* m) { hosts::check_bridge_classes(c.bridges, m); });
+    // What a reload replaced stays until every network thread has run a
+    // handler posted after the swap: a reference a handler took stays
+    // valid to its end (live.hpp).
+    core_.set_retire([this](std::shared_ptr<const void> old) {
+        for (auto& io : ios_) asio::post(*io, [old] {});
+    });
     if (core_.cfg().alerts.enabled) alerts_ = std::make_unique<ops::alerts>(core_, core_.cfg().alerts, metrics_.registry());
     unsigned n = core_.cfg().threads;
     // Default: one per core but one. The store's writer, RocksDB's
@@ -132,23 +149,82 @@ void server::serve(listener& l, tcp_socket socket, std::size_t thread_index) {
     asio::post(ex, [c] { c->start(); });
 }
 
-std::vector<std::string> server::reload() {
-    // Each part reloads on its own: one that fails is logged, keeps what it
-    // had, and does not keep the others from reloading. Nothing thrown here
-    // may reach the network thread that runs the reload.
-    std::vector<std::string> failed;
-    const auto step = [&failed](const char* what, auto&& f) {
+reload_report server::reload(const std::function<void()>& edit, const std::function<void()>& undo) {
+    // Nothing thrown here may reach the network thread that runs the reload.
+    reload_report r;
+    if (edit) {
+        try {
+            edit();
+        } catch (const std::exception& e) {
+            r.error = e.what();
+            spdlog::error("reload: {}", r.error);
+            return r;
+        }
+    }
+    r = reload_config();
+    if (!r.error.empty() && undo) {
+        try {
+            undo();
+        } catch (const std::exception& e) {
+            spdlog::error("reload: undoing the edit failed: {}", e.what());
+        }
+    }
+    return r;
+}
+
+reload_report server::reload_config() {
+    reload_report r;
+    const config& running = core_.cfg();  // valid to the end of this handler (live.hpp)
+    const bool alerts_were = running.alerts.enabled;
+    try {
+        // Without a config file: the built-in defaults again (the files they
+        // name, if any, are read again).
+        auto next = std::make_shared<config>(running.source_file.empty() ? running : load_config(running.source_file));
+        r.changes = reconcile(running, *next);
+        core_.reload(std::move(next), r.failed);
+    } catch (const std::exception& e) {
+        // config_error (file:line: key), or anything a library threw
+        r.error = e.what();
+        r.changes = {};
+        spdlog::error("reload: the config is not reloaded, nothing changed: {}", r.error);
+        return r;
+    }
+    const config& now = core_.cfg();
+    const auto pick = [this] { return ios_[next_io_++ % ios_.size()]->get_executor(); };
+    const auto step = [&r](const char* what, auto&& f) {
         try {
             f();
         } catch (const std::exception& e) {
-            spdlog::error("reload: {} failed, the previous one stays: {}", what, e.what());
-            failed.emplace_back(what);
+            spdlog::error("reload: {} failed: {}", what, e.what());
+            r.failed.emplace_back(what);
         }
     };
-    step("namespace model and roles", [&] { core_.reload_model_and_roles(); });
-    step("password file", [&] { core_.security().reload_passwords(); });
-    step("TLS certificates", [&] { reload_tls(); });
-    return failed;
+    step("bridges", [&] { (void)bridges_.apply(now, pick); });
+    step("opcua", [&] { (void)opcua_.apply(now, pick); });
+    step("alerts", [&] { reconfigure_alerts(alerts_were); });
+    reload_tls(r.failed);
+    spdlog::set_level(spdlog::level::from_str(now.log_level));
+    for (const auto& [section, what] : r.changes.live) spdlog::info("reload: {}: {}", section, what);
+    for (const auto& key : r.changes.needs_restart)
+        spdlog::warn("reload: needs restart: {} (left as it was)", key);
+    if (r.changes.live.empty()) spdlog::info("reload: no section of the config changed");
+    return r;
+}
+
+void server::reconfigure_alerts(bool were_enabled) {
+    const auto& a = core_.cfg().alerts;
+    if (!alerts_) {
+        if (!a.enabled) return;
+        alerts_ = std::make_unique<ops::alerts>(core_, a, metrics_.registry());
+        alerts_->activate();
+        return;
+    }
+    if (were_enabled && !a.enabled) {
+        alerts_->deactivate();
+        alerts_->clear();
+    }
+    alerts_->reconfigure(a);
+    if (!were_enabled && a.enabled) alerts_->activate();
 }
 
 void server::run_network_thread(std::size_t index) {
@@ -174,15 +250,18 @@ void server::run_network_thread(std::size_t index) {
     }
 }
 
-void server::reload_tls() {
-    for (auto& l : listeners_) {
-        if (!l->tls) continue;
+void server::reload_tls(std::vector<std::string>& failed) {
+    const auto& configured = core_.cfg().listeners;
+    for (std::size_t i = 0; i < listeners_.size() && i < configured.size(); ++i) {
+        auto& l = *listeners_[i];
+        if (!l.tls || !configured[i].tls) continue;
         try {
-            l->tls->reload();
-            spdlog::info("listener '{}': TLS certificate and key reloaded", l->cfg.name);
+            l.tls->reload(*configured[i].tls);
+            spdlog::info("listener '{}': TLS certificate and key reloaded", l.cfg.name);
         } catch (const std::exception& e) {
-            spdlog::error("listener '{}': TLS reload failed, keeping the previous certificate: {}", l->cfg.name,
+            spdlog::error("listener '{}': TLS reload failed, keeping the previous certificate: {}", l.cfg.name,
                           e.what());
+            failed.push_back("TLS certificate of listener '" + l.cfg.name + "'");
         }
     }
 }
@@ -233,7 +312,7 @@ int server::run() {
             if (ec) return;
             spdlog::info("signal {} received", sig);
             if (sig == SIGHUP) {
-                (void)reload();  // what failed is logged
+                (void)reload({}, {});  // what changed and what failed is logged
                 if (!stopping_) wait_signal();
                 return;
             }
@@ -242,22 +321,24 @@ int server::run() {
     };
     wait_signal();
 
-    // $SYS topics, refreshed every sys_interval seconds.
+    // $SYS topics, refreshed every sys_interval seconds (0: none; a reload
+    // may set it, looked at once a second).
     asio::steady_timer sys_timer(*ios_.front());
     std::function<void()> sys_tick;
-    if (core_.cfg().sys_interval > 0) {
-        sys_tick = [&] {
-            if (stopping_) return;
+    sys_tick = [&] {
+        if (stopping_) return;
+        const std::uint32_t interval = core_.cfg().sys_interval;
+        if (interval > 0) {
             core_.publish_sys();
             bridges_.publish_sys();
             opcua_.publish_sys();
-            sys_timer.expires_after(std::chrono::seconds(core_.cfg().sys_interval));
-            sys_timer.async_wait([&](boost::system::error_code ec) {
-                if (!ec) sys_tick();
-            });
-        };
-        asio::post(*ios_.front(), [&] { sys_tick(); });
-    }
+        }
+        sys_timer.expires_after(std::chrono::seconds(interval > 0 ? interval : 1));
+        sys_timer.async_wait([&](boost::system::error_code ec) {
+            if (!ec) sys_tick();
+        });
+    };
+    asio::post(*ios_.front(), [&] { sys_tick(); });
 
     // Housekeeping: expired retained messages leave memory and disk.
     asio::steady_timer housekeeping_timer(*ios_.front());
@@ -273,14 +354,14 @@ int server::run() {
     housekeeping();
 
     // Slow consumers: sessions that hold publishers are looked at four times
-    // per limits.slow_consumer.after_ms (between 50 ms and 1 s).
+    // per limits.slow_consumer.after_ms (between 50 ms and 1 s; a reload
+    // may change it).
     asio::steady_timer slow_timer(*ios_.front());
     std::function<void()> slow_tick;
-    const auto slow_every = std::clamp<std::chrono::milliseconds>(
-        std::chrono::milliseconds(core_.cfg().limits.slow_consumer.after_ms / 4), std::chrono::milliseconds(50),
-        std::chrono::milliseconds(1000));
     slow_tick = [&] {
-        slow_timer.expires_after(slow_every);
+        slow_timer.expires_after(std::clamp<std::chrono::milliseconds>(
+            std::chrono::milliseconds(core_.cfg().limits.slow_consumer.after_ms / 4), std::chrono::milliseconds(50),
+            std::chrono::milliseconds(1000)));
         slow_timer.async_wait([&](boost::system::error_code ec) {
             if (ec || stopping_) return;
             core_.check_slow_consumers(core::steady_clock::now());
@@ -289,36 +370,23 @@ int server::run() {
     };
     slow_tick();
 
-    // Alerts: counted from now on, evaluated every second.
-    asio::steady_timer alerts_timer(*ios_.front());
-    std::function<void()> alerts_tick;
-    if (alerts_) {
-        alerts_->activate();
-        alerts_tick = [&] {
-            alerts_timer.expires_after(std::chrono::seconds(1));
-            alerts_timer.async_wait([&](boost::system::error_code ec) {
-                if (ec || stopping_) return;
-                alerts_->tick(core::steady_clock::now());
-                alerts_tick();
-            });
-        };
-        alerts_tick();
-    }
-
-    // Audit: the summaries of rate-limited refusal lines, once a second.
-    asio::steady_timer audit_timer(*ios_.front());
-    std::function<void()> audit_tick;
-    if (core_.auditing()) {
-        audit_tick = [&] {
-            audit_timer.expires_after(std::chrono::seconds(1));
-            audit_timer.async_wait([&](boost::system::error_code ec) {
-                if (ec || stopping_) return;
-                core_.audit_summaries(core::steady_clock::now());
-                audit_tick();
-            });
-        };
-        audit_tick();
-    }
+    // Once a second (on this thread, as reloads): the alerts, counted from
+    // now on (a reload may enable them), and the audit's summaries of
+    // rate-limited refusal lines.
+    if (alerts_) alerts_->activate();
+    asio::steady_timer second_timer(*ios_.front());
+    std::function<void()> second_tick;
+    second_tick = [&] {
+        second_timer.expires_after(std::chrono::seconds(1));
+        second_timer.async_wait([&](boost::system::error_code ec) {
+            if (ec || stopping_) return;
+            const auto now = core::steady_clock::now();
+            if (alerts_ && core_.cfg().alerts.enabled) alerts_->tick(now);
+            if (core_.auditing()) core_.audit_summaries(now);
+            second_tick();
+        });
+    };
+    second_tick();
 
     // Bridges start after recovery (their outboxes are sessions in the
     // store), spread over the network threads.

@@ -1,7 +1,7 @@
 // The I/O runtime: one io_context per network thread, the listeners (MQTT
 // over TCP and TLS, HTTP with metrics and MQTT over WebSocket), signal
-// handling (SIGHUP reloads the namespace model and TLS certificates) and
-// graceful shutdown, the $SYS timer, the alerts' once-a-second tick.
+// handling (SIGHUP reloads the config: reload()) and graceful shutdown,
+// the $SYS timer, the alerts' once-a-second tick.
 //
 // Thread-safety: construct, listen() and run() from the main thread.
 #pragma once
@@ -10,6 +10,7 @@
 #include "broker/hosts/bridge_host.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/config.hpp"
+#include "broker/config_diff.hpp"
 #include "broker/net/http.hpp"
 #include "broker/ops/metrics.hpp"
 #include "broker/hosts/opcua_host.hpp"
@@ -17,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -57,11 +59,22 @@ private:
     void run_network_thread(std::size_t index);
     // Hands an accepted socket to what its listener serves.
     void serve(listener& l, tcp_socket socket, std::size_t thread_index);
-    // SIGHUP and POST /api/v1/reload: the namespace model (if configured)
-    // and the TLS certificates. Returns the parts that failed (logged).
-    [[nodiscard]] std::vector<std::string> reload();
-    // New TLS handshakes use the certificates on disk now.
-    void reload_tls();
+    // SIGHUP and POST /api/v1/reload, on the first network thread: the
+    // config file read again and every section that can change live put
+    // in force (broker_core::reload, then the bridges, the OPC UA sources,
+    // the alerts, the TLS files, the log level); what needs a restart is
+    // reported and left as it runs (config_diff.hpp). A config that does
+    // not load or fit changes nothing. Logs what it did and returns it.
+    // `edit` runs first (the admin API writes the sources file; what it
+    // throws is the report's error), `undo` after a reload that changed
+    // nothing (may be empty).
+    [[nodiscard]] reload_report reload(const std::function<void()>& edit, const std::function<void()>& undo);
+    [[nodiscard]] reload_report reload_config();
+    // The alerts as the config in force says (created when first enabled).
+    void reconfigure_alerts(bool were_enabled);
+    // New TLS handshakes use the certificate files the config names now;
+    // a listener whose files do not load keeps its context (named in `failed`).
+    void reload_tls(std::vector<std::string>& failed);
     void begin_shutdown();
 
     core::broker_core core_;

@@ -199,8 +199,9 @@ std::shared_ptr<ssl::context> tls_context::current() const {
     return ctx_;
 }
 
-void tls_context::reload() {
-    auto fresh = build_context(cfg_);
+void tls_context::reload(const tls_config& cfg) {
+    auto fresh = build_context(cfg);
+    cfg_ = cfg;
     std::lock_guard lock(mutex_);
     ctx_ = std::move(fresh);
 }

@@ -78,13 +78,13 @@ public:
     explicit tls_context(tls_config cfg);
 
     [[nodiscard]] std::shared_ptr<asio::ssl::context> current() const;
-    // Builds a context from the same files again. On error keeps the old
-    // one and throws std::runtime_error.
-    void reload();
-    [[nodiscard]] const tls_config& cfg() const noexcept { return cfg_; }
+    // Builds a context from `cfg` (the same files, or others a reloaded
+    // config names) and uses it from now on. On error keeps the old one
+    // and throws std::runtime_error. One reload at a time.
+    void reload(const tls_config& cfg);
 
 private:
-    tls_config cfg_;
+    tls_config cfg_;  // of the context in force; reload()'s
     mutable std::mutex mutex_;
     std::shared_ptr<asio::ssl::context> ctx_;  // guarded by mutex_
 };

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace strata::broker::ops {
 
@@ -99,6 +100,7 @@ std::string_view alerts::to_string(kind k) noexcept {
 alerts::alerts(core::broker_core& core, const alerts_config& cfg, prometheus::Registry& registry)
     : core_(core),
       cfg_(cfg),
+      levels_(cfg.levels),
       generation_(++generations),
       raised_family_(prometheus::BuildCounter()
                          .Name("strata_alerts_total")
@@ -166,7 +168,7 @@ void alerts::count_new(std::string_view topic) {
             // Full: counted under the subtree's entry (looked up again for
             // every message).
             key.assign(1, aggregate_mark);
-            key += subtree_of(topic, cfg_.levels);
+            key += subtree_of(topic, levels_.load(std::memory_order_relaxed));
             it = t.topics.find(key);
             if (it == t.topics.end() && t.topics.size() >= max_topics + max_subtrees) return;
             if (!topics_full_logged_.load(std::memory_order_relaxed) && !topics_full_logged_.exchange(true))
@@ -268,11 +270,50 @@ void alerts::check_slow_consumers(std::chrono::steady_clock::time_point now) {
     for (const auto& id : cleared) set(kind::slow_consumer, id, false, 0, limit);
 }
 
+void alerts::reconfigure(const alerts_config& next) {
+    if (next.levels != cfg_.levels) {
+        // Other subtrees: their rates start afresh, and the rate alerts of
+        // the old ones no longer mean anything.
+        std::vector<std::pair<kind, std::string>> moot;
+        for (const auto& [key, a] : active_)
+            if (key.first == kind::spike || key.first == kind::drop) moot.push_back(key);
+        for (const auto& [k, subject] : moot) set(k, subject, false, 0, 0);
+        subtree_ids_.clear();
+        subtree_names_.clear();
+        subtrees_full_logged_ = false;
+        rates_.clear();
+        resubtree_ = true;
+    }
+    if (next.stale != cfg_.stale || next.stale_factor != cfg_.stale_factor) relimit_ = true;
+    if (next.window_s != cfg_.window_s) {
+        // A longer window: the baselines are not yet as warm as it asks.
+        for (auto& r : rates_) r.samples = std::min(r.samples, next.window_s);
+    }
+    if (next.enabled && !cfg_.enabled) {
+        rates_.clear();
+        last_tick_ = {};
+        silent_from_now_ = true;
+    }
+    levels_.store(next.levels, std::memory_order_relaxed);
+    std::lock_guard lock(connects_mutex_);
+    cfg_ = next;
+}
+
+void alerts::clear() {
+    std::vector<std::pair<kind, std::string>> all;
+    for (const auto& [key, a] : active_) all.push_back(key);
+    for (const auto& [k, subject] : all) set(k, subject, false, 0, 0);
+}
+
 void alerts::scan(std::int64_t now, std::vector<std::uint64_t>& per_subtree,
                   std::map<std::string, stale_topic>& silent) {
-    // A model reload (or a model installed or removed) changes the limits.
+    // A model reload (or a model installed or removed) changes the limits,
+    // and so do new stale settings.
     const std::uint64_t generation = core_.model_generation();
-    const bool relimit = generation != model_generation_;
+    const bool relimit = generation != model_generation_ || relimit_;
+    const bool resubtree = std::exchange(resubtree_, false);
+    const bool from_now = std::exchange(silent_from_now_, false);
+    relimit_ = false;
     model_generation_ = generation;
     const ns::model* m = cfg_.stale_factor > 0 ? core_.model() : nullptr;
 
@@ -285,6 +326,8 @@ void alerts::scan(std::int64_t now, std::vector<std::uint64_t>& per_subtree,
         std::lock_guard lock(t->mutex);
         for (auto& [key, e] : t->topics) {
             const bool aggregate = is_aggregate(key);
+            if (resubtree) e.subtree = unresolved;
+            if (from_now) e.changed_ms = now;
             if (e.subtree == unresolved || (relimit && !aggregate)) {
                 const std::int64_t before = e.max_silence_ms;
                 if (e.subtree == unresolved)

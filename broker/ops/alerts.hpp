@@ -39,9 +39,18 @@
 // to max_topics topics; the messages of further topics are counted under
 // their subtree only and are not watched for staleness.
 //
-// Thread-safety: count() and connected() from any thread; tick() from one
-// thread at a time (the server's timer). One alerts object is active per
-// process (activate()); count() and connected() do nothing without one.
+// A reload changes the settings in place (reconfigure()): the baselines
+// and the alerts raised stay, but for what the change makes moot: new
+// `levels` make new subtrees (their baselines form again, their rate
+// alerts are cleared); new stale rules or factor work every topic's limit
+// out again; alerts enabled again form their baselines afresh and count
+// silence from then on. Disabled, the object stays (inactive) with its
+// alerts cleared.
+//
+// Thread-safety: count() and connected() from any thread; tick(),
+// reconfigure() and clear() from one thread at a time (the server's
+// timer's). One alerts object is active per process (activate());
+// count() and connected() do nothing without one.
 #pragma once
 
 #include "broker/config.hpp"
@@ -105,6 +114,11 @@ public:
     // Once a second: sums the counts, moves the baselines, raises and
     // clears alerts.
     void tick(std::chrono::steady_clock::time_point now);
+    // New settings (a reload; `enabled` is the caller's: activate() and
+    // deactivate()).
+    void reconfigure(const alerts_config& next);
+    // Clears every alert raised (alerts disabled).
+    void clear();
 
 private:
     struct topic_entry;
@@ -154,7 +168,10 @@ private:
     void publish(kind k, const std::string& subject, const alert_state& a, bool active);
 
     core::broker_core& core_;
-    const alerts_config cfg_;
+    // The tick thread's; connected() reads the reconnect settings under
+    // connects_mutex_, which reconfigure() holds to change it.
+    alerts_config cfg_;
+    std::atomic<std::uint32_t> levels_;  // cfg_.levels, for count()
     const std::uint64_t generation_;
     std::atomic<bool> topics_full_logged_{false};
 
@@ -183,6 +200,9 @@ private:
     bool subtrees_full_logged_ = false;
     std::vector<subtree_state> rates_;
     std::uint64_t model_generation_ = 0;  // of the model the stale limits were worked out with
+    bool relimit_ = false;                // the stale settings changed: limits worked out again
+    bool resubtree_ = false;              // `levels` changed: every topic's subtree worked out again
+    bool silent_from_now_ = false;        // enabled again: silence counts from the next tick
     std::chrono::steady_clock::time_point last_tick_{};
     std::map<std::pair<kind, std::string>, alert_state> active_;
 

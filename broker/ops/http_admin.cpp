@@ -2,6 +2,7 @@
 #include "broker/ops/http_admin.hpp"
 
 #include "broker/hosts/bridge_host.hpp"
+#include "broker/hosts/opcua_host.hpp"
 #include "broker/codec/codec.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/net/connection.hpp"
@@ -16,8 +17,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 
 namespace strata::broker::ops {
 
@@ -121,6 +127,69 @@ json bridge_json(const hosts::bridge_status& b) {
                           {"refused", b.refused}, {"superseded", b.superseded}, {"loops", b.loops},
                           {"denied", b.denied}}},
             {"last_error", b.last_error}};
+}
+
+json opcua_json(const hosts::opcua_status& o) {
+    return {{"name", o.name},          {"connected", o.connected}, {"items", o.items},
+            {"values", o.values},      {"denied", o.denied},       {"errors", o.errors},
+            {"writes", o.writes},      {"write_errors", o.write_errors},
+            {"connects", o.connects},  {"last_error", o.last_error}};
+}
+
+// The answer to a reload (POST /api/v1/reload, a change of a source).
+json reload_json(const reload_report& r) {
+    json changed = json::object();
+    for (const auto& [section, what] : r.changes.live) changed[section] = what;
+    json body{{"reloaded", r.reloaded()},
+              {"failed", r.failed},
+              {"changed", std::move(changed)},
+              {"needs_restart", r.changes.needs_restart}};
+    if (!r.error.empty()) body["error"] = r.error;
+    return body;
+}
+
+// The sources file (config.hpp, sources_file): {"bridges": [...], "opcua":
+// [...]}. Its text goes to `text` (empty when there is no file yet).
+json read_sources(const std::string& path, std::string& text) {
+    text.clear();
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        std::error_code ec;
+        if (!std::filesystem::exists(path, ec)) return json::object();
+        throw std::runtime_error("cannot read " + path);
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    json doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object())
+        throw std::runtime_error(path + " is not the JSON object the admin API writes (edited by hand?)");
+    return doc;
+}
+
+// Replaces `path` by `text` at once (a new file renamed over it).
+void write_file(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << text;
+        out.flush();
+        if (!out) throw std::runtime_error("cannot write " + tmp);
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) throw std::runtime_error("cannot replace " + path + ": " + ec.message());
+}
+
+// An entry as shown: passwords left out.
+json masked(json entry) {
+    if (entry.is_object()) {
+        for (auto& [key, value] : entry.items()) {
+            if (key == "password" && value.is_string()) value = "(set)";
+            else value = masked(std::move(value));
+        }
+    } else if (entry.is_array()) {
+        for (auto& value : entry) value = masked(std::move(value));
+    }
+    return entry;
 }
 
 }  // namespace
@@ -317,6 +386,29 @@ asio::awaitable<admin_api::response> admin_api::respond(const net::http_request&
             for (const auto& b : bridges->status()) out.push_back(bridge_json(b));
         co_return json_response(http::status::ok, out, v);
     }
+    if (path == "/api/v1/opcua") {
+        if (!get) co_return wrong_method("GET");
+        json out = json::array();
+        if (opcua != nullptr)
+            for (const auto& o : opcua->status()) out.push_back(opcua_json(o));
+        co_return json_response(http::status::ok, out, v);
+    }
+    // (An array, not an initializer list: GCC 12 cannot keep the latter's
+    // array alive across the co_await.)
+    static constexpr std::array<std::string_view, 2> source_kinds{"bridges", "opcua"};
+    for (const std::string_view kind : source_kinds) {
+        const std::string prefix = "/api/v1/" + std::string(kind) + "/";
+        if (!path.starts_with(prefix) || path.size() == prefix.size()) continue;
+        const auto name = url_decode(path.substr(prefix.size()), false);
+        if (!name || name->find('/') != std::string::npos)
+            co_return error_response(http::status::bad_request, "malformed name", v);
+        // Arguments as named values: GCC 12 destroys the temporaries of a
+        // co_await expression twice.
+        std::string kind_name(kind);
+        auto entry = source_entry(req, who, std::move(kind_name), std::move(*name));
+        auto answer = co_await std::move(entry);
+        co_return answer;
+    }
     if (path == "/api/v1/state") {
         if (!get) co_return wrong_method("GET");
         auto answer = co_await read_state(req, who);
@@ -325,12 +417,17 @@ asio::awaitable<admin_api::response> admin_api::respond(const net::http_request&
     if (path == "/api/v1/reload") {
         if (!post) co_return wrong_method("POST");
         spdlog::info("admin API: '{}' asks for a reload", who.identity);
-        std::vector<std::string> failed;
-        if (reload) failed = reload();
-        std::string reason;
-        for (const auto& part : failed) reason += (reason.empty() ? "failed to reload: " : ", ") + part;
+        reload_report r;
+        if (reload) {
+            auto reloaded = reload({}, {});
+            r = co_await std::move(reloaded);
+        }
+        std::string reason = r.error.empty() ? "" : "config not reloaded: " + r.error;
+        for (const auto& part : r.failed) reason += (reason.empty() ? "failed to reload: " : ", ") + part;
         audit(who, "admin-reload", "allowed", path, {}, reason);
-        co_return json_response(http::status::ok, {{"reloaded", failed.empty()}, {"failed", failed}}, v);
+        // A config that does not load is the request's to fix: 422.
+        co_return json_response(r.error.empty() ? http::status::ok : http::status::unprocessable_entity,
+                                reload_json(r), v);
     }
     constexpr std::string_view clients = "/api/v1/clients/";
     constexpr std::string_view disconnect = "/disconnect";
@@ -350,6 +447,100 @@ asio::awaitable<admin_api::response> admin_api::respond(const net::http_request&
         co_return json_response(http::status::not_found, {{"error", "no connected client with this id"}, {"client_id", *id}}, v);
     }
     co_return json_response(http::status::not_found, {{"error", "no such admin endpoint"}, {"path", std::string(path)}}, v);
+}
+
+asio::awaitable<admin_api::response> admin_api::source_entry(const net::http_request& req, const admin_caller& who,
+                                                            std::string kind, std::string name) const {
+    const unsigned v = req.version();
+    const auto method = req.method();
+    const std::string path(req.target().substr(0, req.target().find('?')));
+    if (method != http::verb::get && method != http::verb::put && method != http::verb::delete_)
+        co_return error_response(http::status::method_not_allowed, "use GET, PUT or DELETE", v);
+    const bool bridge = kind == "bridges";
+    // What the config in force says (copied: the coroutine outlives this handler).
+    std::string file, config_file;
+    bool configured = false;
+    {
+        const config& c = core_.cfg();
+        file = c.sources_file;
+        config_file = c.source_file;
+        if (bridge) configured = std::any_of(c.bridges.begin(), c.bridges.end(), [&](const auto& b) { return b.name == name; });
+        else configured = std::any_of(c.opcua.begin(), c.opcua.end(), [&](const auto& o) { return o.name == name; });
+    }
+    std::string before;
+    json doc = json::object();
+    if (!file.empty()) {
+        try {
+            doc = read_sources(file, before);
+        } catch (const std::exception& e) {
+            co_return error_response(http::status::conflict, e.what(), v);
+        }
+    }
+    json& list = doc[kind];
+    if (!list.is_array()) list = json::array();
+    const auto kept = std::find_if(list.begin(), list.end(), [&](const json& e) {
+        return e.is_object() && e.contains("name") && e["name"] == name;
+    });
+    const bool by_api = kept != list.end();
+
+    if (method == http::verb::get) {
+        if (!configured) co_return json_response(http::status::not_found, {{"error", "no such " + std::string(bridge ? "bridge" : "OPC UA source")}, {"name", name}}, v);
+        json out{{"name", name}, {"kept_by", by_api ? "admin API (" + file + ")" : config_file}, {"status", nullptr}};
+        if (bridge && bridges != nullptr)
+            for (const auto& b : bridges->status())
+                if (b.name == name) out["status"] = bridge_json(b);
+        if (!bridge && opcua != nullptr)
+            for (const auto& o : opcua->status())
+                if (o.name == name) out["status"] = opcua_json(o);
+        if (by_api) out["config"] = masked(*kept);
+        co_return json_response(http::status::ok, out, v);
+    }
+
+    if (file.empty())
+        co_return error_response(http::status::conflict,
+                                 "the config names no sources_file: the admin API cannot change bridges or OPC UA "
+                                 "sources (docs/operations.md)", v);
+    if (configured && !by_api)
+        co_return error_response(http::status::conflict, "'" + name + "' is defined in " + config_file + "; change it there", v);
+    std::string what;
+    if (method == http::verb::delete_) {
+        if (!by_api) co_return json_response(http::status::not_found, {{"error", "not kept by the admin API"}, {"name", name}}, v);
+        list.erase(kept);
+        what = "removed";
+    } else {
+        json entry = json::parse(req.body(), nullptr, false);
+        if (entry.is_discarded() || !entry.is_object())
+            co_return error_response(http::status::bad_request, "the body must be a JSON object: the entry as under `" + kind + ":`", v);
+        if (entry.contains("name") && entry["name"] != name)
+            co_return error_response(http::status::bad_request, "the entry's name differs from the one in the path", v);
+        entry["name"] = name;
+        if (by_api) *kept = std::move(entry);
+        else list.push_back(std::move(entry));
+        what = by_api ? "changed" : "added";
+    }
+    spdlog::info("admin API: '{}' {} {} '{}'", who.identity, what == "removed" ? "removes" : what == "added" ? "adds" : "changes",
+                 bridge ? "bridge" : "OPC UA source", name);
+    const std::string after = doc.dump(2) + "\n";
+    const bool existed = !before.empty();
+    reload_report r;
+    if (reload) {
+        // Named, not temporaries of the co_await expression (GCC 12
+        // destroys those twice).
+        std::function<void()> edit = [file, after] { write_file(file, after); };
+        std::function<void()> undo = [file, before, existed] {
+            if (existed) {
+                write_file(file, before);
+            } else {
+                std::error_code ec;
+                std::filesystem::remove(file, ec);  // it did not exist: nothing to keep
+            }
+        };
+        auto reloaded = reload(std::move(edit), std::move(undo));
+        r = co_await std::move(reloaded);
+    }
+    audit(who, bridge ? "admin-bridge" : "admin-opcua", r.error.empty() ? "allowed" : "failed", path, {},
+          r.error.empty() ? what : "not " + what + ": " + r.error);
+    co_return json_response(r.error.empty() ? http::status::ok : http::status::unprocessable_entity, reload_json(r), v);
 }
 
 }  // namespace strata::broker::ops

@@ -10,8 +10,18 @@
 //                                            the caller may receive, in pages
 //                                            (state_page.hpp)
 //   GET  /api/v1/bridges                     each bridge's state
+//   GET  /api/v1/opcua                       each OPC UA source's state
+//   GET|PUT|DELETE /api/v1/bridges/NAME      one bridge: its state and, when the
+//   GET|PUT|DELETE /api/v1/opcua/NAME        admin API keeps it, its entry; PUT
+//                                            adds or changes the entry (a JSON
+//                                            object as under `bridges:` or
+//                                            `opcua:`), DELETE removes it: kept
+//                                            in the config's sources_file and
+//                                            put in force by a reload
 //   POST /api/v1/clients/{id}/disconnect     DISCONNECT 0x98 (administrative action)
-//   POST /api/v1/reload                      what SIGHUP does
+//   POST /api/v1/reload                      what SIGHUP does: the config
+//                                            read again, what changed per
+//                                            section, what needs a restart
 //
 // Who may call it is decided by the HTTP listener before respond() runs
 // (http.hpp: a client certificate listed in the listener's
@@ -28,9 +38,10 @@
 // max_state_reads reads are queued or running (max_state_reads_per_caller
 // per identity); one more gets 503 with Retry-After.
 //
-// Disconnects and reloads are audited ("admin-disconnect",
-// "admin-reload", outcome "allowed"); a state read refused by the grants
-// is audited as "admin-state", "refused".
+// Disconnects, reloads and changes of sources are audited
+// ("admin-disconnect", "admin-reload", "admin-bridge", "admin-opcua";
+// outcome "allowed", or "failed" for a change the reload refused); a state
+// read refused by the grants is audited as "admin-state", "refused".
 //
 // Bad requests get a 4xx with {"error": ...}.
 //
@@ -38,6 +49,7 @@
 // stop() before the io_contexts are destroyed.
 #pragma once
 
+#include "broker/config_diff.hpp"
 #include "broker/net/transport.hpp"
 
 #include "auth/fair_queue.hpp"
@@ -63,6 +75,7 @@ class broker_core;
 
 namespace strata::broker::hosts {
 class bridge_host;
+class opcua_host;
 }
 
 namespace strata::broker::ops {
@@ -88,13 +101,16 @@ public:
     explicit admin_api(core::broker_core& core);
     ~admin_api();
 
-    // Run by POST /api/v1/reload (the server's SIGHUP handler); returns the
-    // parts that failed to reload (empty: all reloaded). Set once before
-    // serving.
-    std::function<std::vector<std::string>()> reload;
-    // The bridges whose state GET /api/v1/bridges shows (null: none); set
-    // once before serving.
+    // What SIGHUP does, for POST /api/v1/reload and the changes of
+    // sources: runs `edit` (may be empty; what it throws is the report's
+    // error), reloads, and runs `undo` when the reload refused the config;
+    // all on the thread of reloads, one at a time. Set once before serving.
+    std::function<boost::asio::awaitable<reload_report>(std::function<void()> edit, std::function<void()> undo)>
+        reload;
+    // The bridges and OPC UA sources whose state the API shows (null:
+    // none); set once before serving.
     const hosts::bridge_host* bridges = nullptr;
+    const hosts::opcua_host* opcua = nullptr;
 
     // The answer to `req` for `who`. Runs on the connection's thread; the
     // state is read elsewhere and awaited.
@@ -105,6 +121,10 @@ public:
 
 private:
     [[nodiscard]] boost::asio::awaitable<response> read_state(const net::http_request& req, const admin_caller& who) const;
+    // GET, PUT and DELETE of /api/v1/bridges/NAME and /api/v1/opcua/NAME
+    // (`kind`: "bridges" or "opcua").
+    [[nodiscard]] boost::asio::awaitable<response> source_entry(const net::http_request& req, const admin_caller& who,
+                                                                std::string kind, std::string name) const;
     void audit(const admin_caller& who, std::string_view action, std::string_view outcome, std::string_view target,
                std::string_view client_id, std::string_view reason) const;
 

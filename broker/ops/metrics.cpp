@@ -186,7 +186,7 @@ void add_broker(family_builder& b, core::broker_core& core) {
         b.counter("strata_audit_lines_suppressed_total",
                   "Audit refusal lines over audit.refusals_per_second (counted in summary lines)")
             .value(static_cast<double>(core.audit_suppressed()));
-        if (const auto* f = sec.audit_file()) {
+        if (const auto f = sec.audit_file()) {
             b.counter("strata_audit_lines_dropped_total", "Audit lines dropped: the writer's queue was full")
                 .value(static_cast<double>(f->dropped()));
             b.counter("strata_audit_rotations_total", "Audit file rotations (audit.max_bytes)")

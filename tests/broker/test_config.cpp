@@ -347,7 +347,7 @@ TEST_CASE("config: unknown and duplicate keys", "[config]") {
                Equals("t.yaml:3: limits: unknown key 'recieve_maximum' (did you mean 'receive_maximum'?)"));
     CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
                Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
-                      "roles, users, audit, redirect, sys, threads, shutdown, bridges, opcua, alerts, broker_id, namespace)"));
+                      "roles, users, audit, redirect, sys, threads, shutdown, bridges, opcua, alerts, broker_id, sources_file, namespace)"));
     CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    certificate: true\n"),
                StartsWith("t.yaml:4: listeners[0]: unknown key 'certificate'"));
     CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - {deny: publish, topic: a}\n"),
