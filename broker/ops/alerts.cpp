@@ -262,10 +262,12 @@ void alerts::check_slow_consumers(std::chrono::steady_clock::time_point now) {
     const double limit = core_.cfg().limits.max_queued_messages;
     for (const auto& e : events) set(kind::slow_consumer, e.client_id, true, static_cast<double>(e.queued), limit);
     std::vector<std::string> cleared;
-    for (const auto& [key, a] : active_) {
-        if (key.first != kind::slow_consumer) continue;
-        if (std::none_of(events.begin(), events.end(), [&](const auto& e) { return e.client_id == key.second; }))
-            cleared.push_back(key.second);
+    for (const auto& entry : active_) {
+        const auto& [k, subject] = entry.first;
+        if (k != kind::slow_consumer) continue;
+        const std::string& id = subject;  // (a structured binding cannot be captured with clang 14)
+        if (std::none_of(events.begin(), events.end(), [&id](const auto& e) { return e.client_id == id; }))
+            cleared.push_back(id);
     }
     for (const auto& id : cleared) set(kind::slow_consumer, id, false, 0, limit);
 }
