@@ -3,6 +3,7 @@
 // output is the cross-check vector in tests/opcua/test_crypto.cpp, so the
 // unit tests do not need node.
 "use strict";
+require("./compat");
 const { computeDerivedKeys, getCryptoFactory, SecurityPolicy } = require("node-opcua-secure-channel");
 
 const clientNonce = Buffer.from(Array.from({ length: 32 }, (_, i) => i));            // 00 01 .. 1f

@@ -42,6 +42,7 @@
 // Prints exactly one line on stdout, `ready <port>`, once it listens
 // (diagnostics go to stderr), and exits 0 on SIGTERM or SIGINT.
 "use strict";
+require("./compat");
 
 // stdout carries the ready line only: node-opcua's own messages (some
 // written with console.log) go to stderr.

@@ -10,6 +10,7 @@
 // password, untrusted client certificate, too many nodes per Read). Prints
 // the server's start-up times. Exits 0 when everything held.
 "use strict";
+require("./compat");
 
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
