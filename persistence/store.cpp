@@ -421,8 +421,8 @@ struct store::impl {
         std::uint64_t bytes = 0;       // estimate_bytes() of batch
         std::chrono::milliseconds backoff = first_backoff;
         clock_type::time_point retry_at{};
-        // durability::batch: at most one group commit per interval, and none
-        // later than an interval after its first operation. A commit an
+        // durability batch and none: at most one group commit per
+        // interval, and none later than an interval after its first operation. A commit an
         // interval after the previous one goes at once, so a lightly loaded
         // broker acknowledges after one sync, not after a fixed wait; under
         // load commits (and syncs) come once per interval with everything
@@ -1029,7 +1029,9 @@ bool store::impl::wait_for_work(std::unique_lock<std::mutex>& lk, const writer_s
         if (have_kept) {
             deadline = w.retry_at;
         } else if (have_new) {
-            bool wait_for_batch = opts_.mode == durability::batch && !stop_ &&
+            // none gathers like batch (it only skips the sync): a delivery
+            // acknowledged within the interval is then never written.
+            bool wait_for_batch = opts_.mode != durability::always && !stop_ &&
                                   pending_bytes_ < opts_.max_batch_bytes;
             deadline = wait_for_batch ? std::max(first_pending_at_, w.last_commit + opts_.batch_interval)
                                       : clock_type::time_point::min();

@@ -53,15 +53,15 @@ enum class durability : std::uint8_t {
     always,  // each group commit is fsynced (WAL sync) before acknowledging
     batch,   // group commit at most every batch_interval (at once when the last one is that
              // old), synced; acknowledged after its batch
-    none,    // written asynchronously, not synced; lossy on crash, acknowledged at once
+    none,    // group commits as with batch, not synced; lossy on crash, acknowledged at once
              // (while the backlog is below options::max_pending_bytes)
 };
 
 struct options {
     std::string path = "./data";                       // directory; created if missing
     durability mode = durability::batch;               // default: batch
-    std::chrono::milliseconds batch_interval{5};       // batch: shortest time between group commits,
-                                                       // and longest wait before one
+    std::chrono::milliseconds batch_interval{5};       // batch and none: shortest time between group
+                                                       // commits, and longest wait before one
     std::uint64_t max_batch_bytes = 4u << 20;          // a group commit closes early past this size
     std::uint64_t max_pending_bytes = 64u << 20;       // none: acknowledged at submit only while
                                                        // less than this waits to be written
