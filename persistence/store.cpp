@@ -64,6 +64,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -439,7 +440,8 @@ struct store::impl {
         double seconds = 0;
     };
 
-    ticket submit(std::vector<operation>&& ops);
+    // Moves the operations out of `ops`.
+    ticket submit(std::span<operation> ops);
     // submit()'s steps, with mutex_ held.
     void enqueue_locked(operation&& op, bool waited_for);
     void remember_put_locked(const put_delivery& p, ticket t, std::size_t pos);
@@ -847,7 +849,7 @@ void run_callbacks(std::vector<std::function<void(bool)>>& fns, bool ok) {
 }
 }  // namespace
 
-ticket store::impl::submit(std::vector<operation>&& ops) {
+ticket store::impl::submit(std::span<operation> ops) {
     std::vector<std::function<void(bool)>> fns;
     bool notify = false;
     ticket t;
@@ -1452,13 +1454,9 @@ store::~store() { close(); }
 
 load_result store::load(const recovery_visitor& v, std::int64_t now_ms) { return impl_->load(v, now_ms); }
 
-ticket store::submit(std::vector<operation> ops) { return impl_->submit(std::move(ops)); }
+ticket store::submit(std::vector<operation> ops) { return impl_->submit(ops); }
 
-ticket store::submit(operation op) {
-    std::vector<operation> ops;
-    ops.push_back(std::move(op));
-    return impl_->submit(std::move(ops));
-}
+ticket store::submit(operation op) { return impl_->submit(std::span<operation>(&op, 1)); }
 
 void store::when_durable(ticket t, std::function<void(bool ok)> fn) { impl_->when_durable(t, std::move(fn)); }
 
