@@ -161,7 +161,7 @@ struct persistence_config {
     bool enabled = true;                 // false: nothing is stored, a restart forgets everything
     std::string path = "./data";         // relative to the working directory, as given
     mode durability = mode::batch;       // when a QoS 1/2 publish may be acknowledged
-    std::uint32_t batch_interval_ms = 5; // batch: longest wait before a group commit
+    std::uint32_t batch_interval_ms = 5; // batch and none: longest wait before a group commit
 };
 
 // `bridges:`: outbound links to other brokers (docs/federation.md).

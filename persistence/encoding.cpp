@@ -303,7 +303,9 @@ constexpr std::uint8_t delivery_known = delivery_retain | delivery_awaiting_comp
 constexpr std::uint64_t max_subscription_ids = 65536;
 }  // namespace
 
-void encode_delivery(std::string& out, const stored_delivery& d) {
+void encode_delivery(std::string& out, const stored_delivery& d) { encode_delivery(out, d, d.msg); }
+
+void encode_delivery(std::string& out, const stored_delivery& d, const stored_message& msg) {
     put_u8(out, value_version);
     std::uint8_t flags = (d.retain ? delivery_retain : 0) | (d.awaiting_comp ? delivery_awaiting_comp : 0);
     put_u8(out, flags);
@@ -311,7 +313,7 @@ void encode_delivery(std::string& out, const stored_delivery& d) {
     put_varint(out, d.packet_id);
     put_varint(out, d.subscription_ids.size());
     for (auto id : d.subscription_ids) put_varint(out, id);
-    put_message(out, d.msg, /*with_topic=*/true);
+    put_message(out, msg, /*with_topic=*/true);
 }
 
 const char* decode_delivery(std::string_view v, stored_delivery& d) {

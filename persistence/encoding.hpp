@@ -68,6 +68,8 @@ void encode_subscription(std::string& out, const stored_subscription& s);  // fi
 [[nodiscard]] const char* decode_subscription(std::string_view v, stored_subscription& s);
 
 void encode_delivery(std::string& out, const stored_delivery& d);  // client id, seq: key
+// The same with `msg` in place of d.msg (a message read from a shared_message).
+void encode_delivery(std::string& out, const stored_delivery& d, const stored_message& msg);
 [[nodiscard]] const char* decode_delivery(std::string_view v, stored_delivery& d);
 
 void encode_inbound_qos2(std::string& out);

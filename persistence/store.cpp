@@ -15,6 +15,23 @@
 // the process lives; all operations are idempotent (puts, deletes, range
 // deletes), so a retried batch that had partly reached the WAL is harmless.
 //
+// Settling deliveries: most stored deliveries live for one round trip to
+// their receiver, shorter than a batch interval. Every ticket counts the
+// operations it still waits for (open_); a commit settles what it wrote,
+// and an erase_delivery settles the puts of its record that came before it
+// (unsettled_ finds them by key), so an acknowledged delivery's publisher
+// is acknowledged at once instead of after the next commit. A settled put
+// the writer has not taken is dropped from pending_ (and with it the erase,
+// when the put was the record's first): the queue pattern of put, then
+// delete a moment later, costs no disk write at all. The durable ticket is
+// the last one before the first that still waits; it moves on in submit()
+// when an erase settles the front, and in the writer after a commit.
+// Crash safety: a publisher is acknowledged once every delivery of its
+// message is written (as durable as the policy says) or acknowledged by its
+// receiver, which no longer needs the stored copy; what is dropped is only
+// ever a put whose delivery is complete, and the erase of a record that
+// never reached the writer (so none can be on disk or on its way there).
+//
 // Failure recovery: a failed write puts RocksDB into a read-only
 // "background error" state. Before the next attempt the writer closes and
 // reopens the database (see recover() for why not DB::Resume()), which
@@ -43,10 +60,13 @@
 #include <ctime>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace strata::persistence {
@@ -370,15 +390,40 @@ struct store::impl {
 
     using waiter_map = std::multimap<ticket, std::function<void(bool)>>;
 
+    // An operation waiting for the writer (pending_) or taken by it.
+    struct queued {
+        operation op;
+        std::uint64_t bytes = 0;  // estimate_bytes(op)
+        bool dropped = false;     // settled before the writer took it: not written
+    };
+    // A put_delivery not settled yet: waiting in pending_ (at `pos`) while
+    // `gen` is take_gen_, else taken by the writer and not committed yet.
+    struct put_ref {
+        ticket t = 0;
+        std::size_t pos = 0;
+        std::uint64_t gen = 0;
+    };
+    // The unsettled puts of one delivery record, in submission order.
+    struct record_puts {
+        put_ref first;
+        std::vector<put_ref> more;  // rare: sent marks, QoS 2 PUBREC marks
+        bool fresh = false;         // `first` was the record's first write
+    };
+    struct key_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view k) const noexcept { return std::hash<std::string_view>{}(k); }
+    };
+
     // What the writer thread carries from one group commit to the next.
     struct writer_state {
-        std::vector<operation> batch;  // kept across failed attempts
+        std::vector<queued> batch;     // kept across failed attempts
+        std::size_t ops = 0;           // operations in batch to write (not dropped)
         ticket through = 0;            // the last ticket whose operations are in batch
         std::uint64_t bytes = 0;       // estimate_bytes() of batch
         std::chrono::milliseconds backoff = first_backoff;
         clock_type::time_point retry_at{};
-        // durability::batch: at most one group commit per interval, and none
-        // later than an interval after its first operation. A commit an
+        // durability batch and none: at most one group commit per
+        // interval, and none later than an interval after its first operation. A commit an
         // interval after the previous one goes at once, so a lightly loaded
         // broker acknowledges after one sync, not after a fixed wait; under
         // load commits (and syncs) come once per interval with everything
@@ -395,7 +440,15 @@ struct store::impl {
         double seconds = 0;
     };
 
-    ticket submit(std::vector<operation>&& ops);
+    // Moves the operations out of `ops`.
+    ticket submit(std::span<operation> ops);
+    // submit()'s steps, with mutex_ held.
+    void enqueue_locked(operation&& op, bool waited_for);
+    void remember_put_locked(const put_delivery& p, ticket t, std::size_t pos);
+    bool settle_locked(const erase_delivery& e);
+    void settle_put_locked(const put_ref& p);
+    void forget_committed_puts_locked();
+    void advance_locked(std::vector<std::function<void(bool)>>& fns);
     void when_durable(ticket t, std::function<void(bool)>&& fn);
     void writer_loop();
     // The writer loop's steps, in order; all but attempt_commit() with
@@ -407,7 +460,7 @@ struct store::impl {
     void count_commit(std::size_t ops, const commit_attempt& a);
     bool commit_failed(writer_state& w, const rocksdb::Status& s);
     void take_waiters(waiter_map::iterator end, std::vector<std::function<void(bool)>>& fns);
-    rocksdb::Status commit(const std::vector<operation>& ops, std::uint64_t& bytes);
+    rocksdb::Status commit(const std::vector<queued>& ops, std::uint64_t& bytes);
     rocksdb::Status recover();
 
     // ---- reading -----------------------------------------------------------
@@ -435,14 +488,24 @@ struct store::impl {
     std::vector<rocksdb::ColumnFamilyHandle*> handles_;
     std::array<rocksdb::ColumnFamilyHandle*, cf_count> cf_{};
     bool needs_recovery_ = false;  // writer thread only
+    rocksdb::WriteBatch write_batch_;  // writer thread only: reused, keeps its memory
+    stored_message read_scratch_;      // writer thread only: shared messages are read into it
     std::atomic<bool> compactions_enabled_{false};
 
     // Guarded by mutex_.
     mutable std::mutex mutex_;
     std::condition_variable wake_;
-    std::vector<std::vector<operation>> pending_;
-    std::uint64_t pending_ops_ = 0;
+    std::vector<queued> pending_;
+    std::uint64_t pending_ops_ = 0;     // in pending_, not dropped
     std::uint64_t pending_bytes_ = 0;
+    // Per ticket after durable_, in order: how many of its operations are
+    // neither committed nor settled (0: it waits for nothing more).
+    std::deque<std::uint32_t> open_;
+    // Unsettled put_delivery operations by delivery key (encoding.hpp).
+    std::unordered_map<std::string, record_puts, key_hash, std::equal_to<>> unsettled_;
+    std::uint64_t take_gen_ = 0;        // how many times the writer took pending_
+    std::string key_scratch_;
+    std::uint64_t cancelled_ = 0;
     clock_type::time_point first_pending_at_{};
     std::uint64_t inflight_ops_ = 0;    // taken by the writer, not yet committed
     std::uint64_t inflight_bytes_ = 0;
@@ -679,8 +742,9 @@ std::uint64_t estimate_bytes(const operation& op) {
             if constexpr (std::is_same_v<T, put_retained>) {
                 return overhead + o.msg.topic.size() + o.msg.payload.size() + o.msg.properties.size();
             } else if constexpr (std::is_same_v<T, put_delivery>) {
-                return overhead + o.d.client_id.size() + o.d.msg.topic.size() + o.d.msg.payload.size() +
-                       o.d.msg.properties.size() + 4 * o.d.subscription_ids.size();
+                const std::uint64_t msg = o.msg ? o.msg->stored_size()
+                                                : o.d.msg.topic.size() + o.d.msg.payload.size() + o.d.msg.properties.size();
+                return overhead + o.d.client_id.size() + msg + 4 * o.d.subscription_ids.size();
             } else if constexpr (std::is_same_v<T, put_session>) {
                 std::uint64_t n = overhead + o.s.client_id.size();
                 if (o.s.will) n += o.s.will->topic.size() + o.s.will->payload.size() + o.s.will->properties.size();
@@ -702,6 +766,7 @@ std::uint64_t estimate_bytes(const operation& op) {
 struct batch_builder {
     rocksdb::WriteBatch& wb;
     const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cf;
+    stored_message& scratch;  // a shared message is read into it
     std::string key;
     std::string value;
 
@@ -744,7 +809,12 @@ struct batch_builder {
         key.clear();
         enc::delivery_key(key, o.d.client_id, o.d.seq);
         value.clear();
-        enc::encode_delivery(value, o.d);
+        if (o.msg) {
+            o.msg->read(scratch);
+            enc::encode_delivery(value, o.d, scratch);
+        } else {
+            enc::encode_delivery(value, o.d);
+        }
         return wb.Put(cf[cf_deliveries], key, value);
     }
     rocksdb::Status operator()(const erase_delivery& o) {
@@ -779,9 +849,8 @@ void run_callbacks(std::vector<std::function<void(bool)>>& fns, bool ok) {
 }
 }  // namespace
 
-ticket store::impl::submit(std::vector<operation>&& ops) {
-    std::uint64_t bytes = 0;
-    for (const auto& op : ops) bytes += estimate_bytes(op);
+ticket store::impl::submit(std::span<operation> ops) {
+    std::vector<std::function<void(bool)>> fns;
     bool notify = false;
     ticket t;
     {
@@ -790,26 +859,126 @@ ticket store::impl::submit(std::vector<operation>&& ops) {
         // becomes durable (header).
         if (stop_) return last_ticket_ + 1;
         t = ++last_ticket_;
-        bool was_empty = pending_.empty();
-        bool was_below = pending_bytes_ < opts_.max_batch_bytes;
-        pending_ops_ += ops.size();
-        pending_bytes_ += bytes;
-        pending_.push_back(std::move(ops));
+        open_.push_back(0);
+        const bool was_empty = pending_ops_ == 0;
+        const bool was_below = pending_bytes_ < opts_.max_batch_bytes;
+        for (auto& op : ops) {
+            if (const auto* e = std::get_if<erase_delivery>(&op)) {
+                if (settle_locked(*e)) {
+                    ++cancelled_;  // its record never reached the writer
+                    continue;
+                }
+                enqueue_locked(std::move(op), /*waited_for=*/false);
+            } else if (std::holds_alternative<put_delivery>(op)) {
+                const std::size_t pos = pending_.size();
+                enqueue_locked(std::move(op), /*waited_for=*/true);
+                remember_put_locked(std::get<put_delivery>(pending_.back().op), t, pos);
+            } else {
+                enqueue_locked(std::move(op), /*waited_for=*/true);
+            }
+        }
         backlog_bytes_.store(pending_bytes_ + inflight_bytes_);
-        if (was_empty) first_pending_at_ = clock_type::now();
-        notify = was_empty || (was_below && pending_bytes_ >= opts_.max_batch_bytes);
+        if (was_empty && pending_ops_ > 0) first_pending_at_ = clock_type::now();
+        notify = (was_empty && pending_ops_ > 0) || (was_below && pending_bytes_ >= opts_.max_batch_bytes);
         // none: acknowledged at submit (lossy on a crash, documented) while
         // the backlog is small and every earlier ticket was acknowledged;
         // past max_pending_bytes the ticket waits until it is written, so
         // the broker's flow control (unacknowledged publishes) bounds the
         // memory instead of a list that grows without limit.
-        if (opts_.mode == durability::none && durable_.load() == t - 1 &&
-            pending_bytes_ + inflight_bytes_ <= opts_.max_pending_bytes) {
-            durable_.store(t);
+        if (opts_.mode == durability::none && pending_bytes_ + inflight_bytes_ <= opts_.max_pending_bytes) {
+            open_.back() = 0;
         }
+        advance_locked(fns);
     }
     if (notify) wake_.notify_one();
+    run_callbacks(fns, true);
     return t;
+}
+
+// Appends one operation to pending_; `waited_for`: its ticket waits for it.
+void store::impl::enqueue_locked(operation&& op, bool waited_for) {
+    const std::uint64_t bytes = estimate_bytes(op);
+    pending_.push_back(queued{std::move(op), bytes, false});
+    ++pending_ops_;
+    pending_bytes_ += bytes;
+    if (waited_for) ++open_.back();
+}
+
+void store::impl::remember_put_locked(const put_delivery& p, ticket t, std::size_t pos) {
+    key_scratch_.clear();
+    enc::delivery_key(key_scratch_, p.d.client_id, p.d.seq);
+    const put_ref ref{t, pos, take_gen_};
+    auto it = unsettled_.find(std::string_view(key_scratch_));
+    if (it == unsettled_.end()) {
+        unsettled_.emplace(key_scratch_, record_puts{ref, {}, p.fresh});
+    } else {
+        it->second.more.push_back(ref);
+    }
+}
+
+// An erase settles the puts of its record submitted before it. True: the
+// erase itself is not needed (its record never went to the writer).
+bool store::impl::settle_locked(const erase_delivery& e) {
+    key_scratch_.clear();
+    enc::delivery_key(key_scratch_, e.client_id, e.seq);
+    auto it = unsettled_.find(std::string_view(key_scratch_));
+    if (it == unsettled_.end()) return false;
+    const record_puts& r = it->second;
+    // Puts are in submission order: if the first is still pending, all are.
+    const bool never_taken = r.fresh && r.first.gen == take_gen_;
+    settle_put_locked(r.first);
+    for (const auto& p : r.more) settle_put_locked(p);
+    unsettled_.erase(it);
+    return never_taken;
+}
+
+void store::impl::settle_put_locked(const put_ref& p) {
+    const ticket d = durable_.load();
+    if (p.t > d) {
+        // 0 already when its ticket was settled as a whole (durability none).
+        auto& n = open_[static_cast<std::size_t>(p.t - d - 1)];
+        if (n > 0) --n;
+    }
+    if (p.gen != take_gen_) return;  // the writer has it: written all the same, then erased
+    auto& q = pending_[p.pos];
+    q.dropped = true;
+    q.op = operation{};  // releases the record now: it is never written
+    --pending_ops_;
+    pending_bytes_ -= q.bytes;
+    ++cancelled_;
+}
+
+// After a commit: the puts it wrote are settled, and the next erase of
+// their records must be written.
+void store::impl::forget_committed_puts_locked() {
+    for (auto it = unsettled_.begin(); it != unsettled_.end();) {
+        auto& r = it->second;
+        if (r.first.gen == take_gen_) {  // still pending, and so are the later ones
+            ++it;
+            continue;
+        }
+        std::erase_if(r.more, [&](const put_ref& p) { return p.gen != take_gen_; });
+        if (r.more.empty()) {
+            it = unsettled_.erase(it);
+            continue;
+        }
+        r.first = r.more.front();
+        r.more.erase(r.more.begin());
+        r.fresh = false;  // an earlier put of it is written
+        ++it;
+    }
+}
+
+// Moves durable_ past the tickets at the front that wait for nothing more,
+// and takes their waiters.
+void store::impl::advance_locked(std::vector<std::function<void(bool)>>& fns) {
+    std::size_t n = 0;
+    while (n < open_.size() && open_[n] == 0) ++n;
+    if (n == 0) return;
+    open_.erase(open_.begin(), open_.begin() + static_cast<std::ptrdiff_t>(n));
+    const ticket d = durable_.load() + n;
+    durable_.store(d);
+    if (!waiting_.empty()) take_waiters(waiting_.upper_bound(d), fns);
 }
 
 void store::impl::when_durable(ticket t, std::function<void(bool)>&& fn) {
@@ -838,6 +1007,7 @@ void store::impl::writer_loop() {
             give_up = commit_failed(w, a.status);
         }
         lk.unlock();
+        if (a.status.ok()) w.batch.clear();  // frees the records outside mutex_
         run_callbacks(w.fns, a.status.ok());
         lk.lock();
         if (give_up) break;
@@ -854,14 +1024,16 @@ void store::impl::writer_loop() {
 // nothing is left to write.
 bool store::impl::wait_for_work(std::unique_lock<std::mutex>& lk, const writer_state& w) {
     for (;;) {
-        bool have_new = !pending_.empty();
+        bool have_new = pending_ops_ > 0;
         bool have_kept = !w.batch.empty();
         if (stop_ && !have_new && !have_kept) return false;
         auto deadline = clock_type::time_point::max();
         if (have_kept) {
             deadline = w.retry_at;
         } else if (have_new) {
-            bool wait_for_batch = opts_.mode == durability::batch && !stop_ &&
+            // none gathers like batch (it only skips the sync): a delivery
+            // acknowledged within the interval is then never written.
+            bool wait_for_batch = opts_.mode != durability::always && !stop_ &&
                                   pending_bytes_ < opts_.max_batch_bytes;
             deadline = wait_for_batch ? std::max(first_pending_at_, w.last_commit + opts_.batch_interval)
                                       : clock_type::time_point::min();
@@ -877,13 +1049,19 @@ bool store::impl::wait_for_work(std::unique_lock<std::mutex>& lk, const writer_s
 
 // Takes everything pending, behind what a failed attempt left.
 void store::impl::take_pending(writer_state& w) {
-    for (auto& ops : pending_) {
-        for (auto& op : ops) w.batch.push_back(std::move(op));
+    if (w.batch.empty()) {
+        w.batch.swap(pending_);  // pending_ gets the last batch's (cleared) memory
+    } else {
+        for (auto& q : pending_) {
+            if (!q.dropped) w.batch.push_back(std::move(q));
+        }
+        pending_.clear();
     }
-    pending_.clear();
+    ++take_gen_;  // what unsettled_ points into pending_ is the writer's now
+    w.ops += pending_ops_;
     w.through = last_ticket_;
     w.bytes += pending_bytes_;
-    inflight_ops_ = w.batch.size();
+    inflight_ops_ = w.ops;
     inflight_bytes_ = w.bytes;
     pending_ops_ = 0;
     pending_bytes_ = 0;
@@ -897,7 +1075,7 @@ store::impl::commit_attempt store::impl::attempt_commit(writer_state& w) {
     auto started = clock_type::now();
     w.last_commit = started;
     try {
-        a.status = w.batch.empty() ? rocksdb::Status::OK() : commit(w.batch, a.written);
+        a.status = w.ops == 0 ? rocksdb::Status::OK() : commit(w.batch, a.written);
     } catch (const std::exception& e) {
         // Out of memory while encoding the batch, or anything else
         // thrown: a failed commit like a disk error (kept, retried after
@@ -910,15 +1088,18 @@ store::impl::commit_attempt store::impl::attempt_commit(writer_state& w) {
 
 // The batch is written: its tickets are durable, their waiters are told ok.
 void store::impl::committed(writer_state& w, const commit_attempt& a) {
-    if (!w.batch.empty()) count_commit(w.batch.size(), a);
-    w.batch.clear();
+    if (w.ops > 0) count_commit(w.ops, a);
+    // w.batch is cleared by the caller, without mutex_.
+    w.ops = 0;
     w.bytes = 0;
     inflight_ops_ = inflight_bytes_ = 0;
     backlog_bytes_.store(pending_bytes_);
-    if (w.through > durable_.load()) durable_.store(w.through);
+    const ticket d = durable_.load();
+    for (ticket t = d + 1; t <= w.through; ++t) open_[static_cast<std::size_t>(t - d - 1)] = 0;
+    forget_committed_puts_locked();
     healthy_.store(true);
     w.backoff = first_backoff;
-    take_waiters(waiting_.upper_bound(w.through), w.fns);
+    advance_locked(w.fns);
 }
 
 void store::impl::count_commit(std::size_t ops, const commit_attempt& a) {
@@ -952,11 +1133,13 @@ bool store::impl::commit_failed(writer_state& w, const rocksdb::Status& s) {
         // Closing and the disk still refuses: what is left cannot be
         // written by this process (its waiters got ok = false).
         w.batch.clear();
+        w.ops = 0;
         w.bytes = 0;
         inflight_ops_ = inflight_bytes_ = 0;
-        for (auto& ops : pending_) ops.clear();
         pending_.clear();
         pending_ops_ = pending_bytes_ = 0;
+        unsettled_.clear();
+        open_.clear();
         backlog_bytes_.store(0);
     }
     return give_up;
@@ -968,7 +1151,7 @@ void store::impl::take_waiters(waiter_map::iterator end, std::vector<std::functi
     waiting_.erase(waiting_.begin(), end);
 }
 
-rocksdb::Status store::impl::commit(const std::vector<operation>& ops, std::uint64_t& bytes) {
+rocksdb::Status store::impl::commit(const std::vector<queued>& ops, std::uint64_t& bytes) {
     if (needs_recovery_ || !db_) {
         auto s = recover();
         if (!s.ok()) return s;
@@ -977,10 +1160,12 @@ rocksdb::Status store::impl::commit(const std::vector<operation>& ops, std::uint
         std::lock_guard db_lk(db_mutex_);
         enable_compactions();
     }
-    rocksdb::WriteBatch wb;
-    batch_builder b{wb, cf_, {}, {}};
-    for (const auto& op : ops) {
-        auto s = std::visit(b, op);
+    rocksdb::WriteBatch& wb = write_batch_;
+    wb.Clear();
+    batch_builder b{wb, cf_, read_scratch_, {}, {}};
+    for (const auto& q : ops) {
+        if (q.dropped) continue;
+        auto s = std::visit(b, q.op);
         if (!s.ok()) return s;
     }
     rocksdb::WriteOptions wo;
@@ -1269,13 +1454,9 @@ store::~store() { close(); }
 
 load_result store::load(const recovery_visitor& v, std::int64_t now_ms) { return impl_->load(v, now_ms); }
 
-ticket store::submit(std::vector<operation> ops) { return impl_->submit(std::move(ops)); }
+ticket store::submit(std::vector<operation> ops) { return impl_->submit(ops); }
 
-ticket store::submit(operation op) {
-    std::vector<operation> ops;
-    ops.push_back(std::move(op));
-    return impl_->submit(std::move(ops));
-}
+ticket store::submit(operation op) { return impl_->submit(std::span<operation>(&op, 1)); }
 
 void store::when_durable(ticket t, std::function<void(bool ok)> fn) { impl_->when_durable(t, std::move(fn)); }
 
@@ -1294,6 +1475,7 @@ store_stats store::stats() const {
     store_stats s;
     s.commits = impl_->commits_;
     s.operations = impl_->operations_;
+    s.cancelled = impl_->cancelled_;
     s.bytes = impl_->bytes_;
     s.pending_operations = impl_->pending_ops_ + impl_->inflight_ops_;
     s.pending_bytes = impl_->pending_bytes_ + impl_->inflight_bytes_;

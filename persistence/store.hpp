@@ -6,10 +6,13 @@
 // operations and return at once with a ticket; one writer thread gathers
 // everything submitted into one RocksDB WriteBatch per group commit and
 // makes it durable as the policy says. `when_durable(ticket, fn)` runs `fn`
-// (on the writer thread: keep it short, e.g. post to an executor) once the
+// (on the writer thread, or on a thread submitting an erase_delivery that
+// settles the ticket: keep it short, e.g. post to an executor) once the
 // batch holding that ticket is as durable as the policy promises, which is
-// when the broker may acknowledge. Nothing here knows about MQTT sessions or
-// sockets: records are plain structs, properties are opaque bytes.
+// when the broker may acknowledge. A delivery record whose erase comes
+// before the writer took its put is never written (submit()). Nothing here
+// knows about MQTT sessions or sockets: records are plain structs,
+// properties are opaque bytes, a shared message is an interface.
 //
 // Thread-safety: submit(), when_durable(), durable_ticket(), healthy(),
 // stats() and inject_write_failures() are safe from any thread and never do
@@ -50,15 +53,15 @@ enum class durability : std::uint8_t {
     always,  // each group commit is fsynced (WAL sync) before acknowledging
     batch,   // group commit at most every batch_interval (at once when the last one is that
              // old), synced; acknowledged after its batch
-    none,    // written asynchronously, not synced; lossy on crash, acknowledged at once
+    none,    // group commits as with batch, not synced; lossy on crash, acknowledged at once
              // (while the backlog is below options::max_pending_bytes)
 };
 
 struct options {
     std::string path = "./data";                       // directory; created if missing
     durability mode = durability::batch;               // default: batch
-    std::chrono::milliseconds batch_interval{5};       // batch: shortest time between group commits,
-                                                       // and longest wait before one
+    std::chrono::milliseconds batch_interval{5};       // batch and none: shortest time between group
+                                                       // commits, and longest wait before one
     std::uint64_t max_batch_bytes = 4u << 20;          // a group commit closes early past this size
     std::uint64_t max_pending_bytes = 64u << 20;       // none: acknowledged at submit only while
                                                        // less than this waits to be written
@@ -108,6 +111,28 @@ struct stored_delivery {
     bool operator==(const stored_delivery&) const = default;
 };
 
+// A message the caller keeps in memory, immutable and shared (a delivery to
+// many sessions, or one waiting in a queue): a put_delivery can refer to it
+// instead of carrying a copy, and the store reads it only when it writes
+// the record, on the writer thread, at the same time as the caller's own
+// readers. A delivery completed before its write is taken (see
+// put_delivery) is never read at all. The store keeps the shared_ptr until
+// the record is written or dropped.
+class shared_message {
+public:
+    // Fills `out` with the message as stored. `out`'s strings are reused
+    // from record to record: assign, do not allocate anew.
+    virtual void read(stored_message& out) const = 0;
+    // About the bytes it takes in a record (topic, payload, properties):
+    // for the pending-bytes estimates (max_batch_bytes, max_pending_bytes).
+    [[nodiscard]] virtual std::size_t stored_size() const noexcept = 0;
+
+protected:
+    // Owned through the caller's own type (a shared_ptr to it converted to
+    // this interface), never deleted through this one.
+    ~shared_message() = default;
+};
+
 // Operations a batch may hold. Puts replace.
 struct put_retained { stored_message msg; };
 struct erase_retained { std::string topic; };
@@ -115,7 +140,20 @@ struct put_session { stored_session s; };
 struct erase_session { std::string client_id; };  // and everything it owns (subs, deliveries, qos2 ids)
 struct put_subscription { std::string client_id; stored_subscription sub; };
 struct erase_subscription { std::string client_id; std::string filter; };
-struct put_delivery { stored_delivery d; };
+struct put_delivery {
+    stored_delivery d;
+    // Set: the record's message is read from here when it is written, and
+    // d.msg is not used (no copy per delivery). Default: d.msg.
+    std::shared_ptr<const shared_message> msg = nullptr;
+    // A new record: nothing was submitted for this client id and seq
+    // before, or an erase_session of the client came after it (a new
+    // sequence number). Then an erase_delivery that finds this put still
+    // waiting for the writer drops both: neither reaches the disk (see
+    // submit()). False (default) is always safe.
+    bool fresh = false;
+};
+// A delivery completed (acknowledged by its receiver) or given up. See
+// submit() for what it does to puts of the same record not yet written.
 struct erase_delivery { std::string client_id; std::uint64_t seq = 0; };
 struct put_inbound_qos2 { std::string client_id; std::uint16_t packet_id = 0; };
 struct erase_inbound_qos2 { std::string client_id; std::uint16_t packet_id = 0; };
@@ -158,6 +196,8 @@ struct load_result {
 struct store_stats {
     std::uint64_t commits = 0;              // group commits done
     std::uint64_t operations = 0;           // operations written
+    std::uint64_t cancelled = 0;            // delivery puts and erases dropped before the writer took
+                                            // them (they met while pending): never written
     std::uint64_t bytes = 0;                // bytes written (values + keys)
     std::uint64_t pending_operations = 0;   // submitted, not yet committed (incl. kept after a failure)
     std::uint64_t pending_bytes = 0;        // estimated size of those operations
@@ -208,18 +248,35 @@ public:
     // Operations are applied in submission order, one batch after the
     // other. After close() the operations are dropped and the returned
     // ticket never becomes durable (when_durable gives ok = false).
+    //
+    // Deliveries: a stored delivery exists so that its message survives
+    // until its receiver acknowledges it. So an erase_delivery (the
+    // delivery is complete) settles every put of that record submitted
+    // before it: their tickets no longer wait for those puts to be
+    // written, whether the writer has taken them already or not. Puts the
+    // writer has not taken yet are dropped (never written); when the first
+    // of them was `fresh`, the erase is dropped too, so a delivery
+    // acknowledged before the writer came never reaches RocksDB. An erase
+    // itself is never waited for: a lost erase (a crash before it is
+    // written) brings the delivery back after a restart, a duplicate that
+    // QoS 1 and 2 allow (it goes out with DUP), never a loss. Callbacks of
+    // tickets an erase settles run on the thread calling submit(), after
+    // the store's own lock is released.
     ticket submit(std::vector<operation> ops);
     ticket submit(operation op);
 
     // Calls fn(ok) once everything up to `t` is committed as durable as the
-    // policy says (ok = true) or its commit failed (ok = false: the caller
-    // must not acknowledge, e.g. MQTT 5 0x97 / 0x80). Runs fn at once (on
-    // the calling thread) when that already happened. fn runs on the writer
-    // thread otherwise and must not block (nor throw: exceptions are
-    // swallowed). A failed commit's operations are kept and retried with
-    // the next commit (backoff 10 ms doubling to 1 s), so a ticket that got
-    // ok = false becomes durable later; when_durable for it after the
-    // failure waits for the retry. After close(): fn(durable) at once.
+    // policy says, or settled by an erase_delivery (see submit()), (ok =
+    // true) or its commit failed (ok = false: the caller must not
+    // acknowledge, e.g. MQTT 5 0x97 / 0x80). Runs fn at once (on the
+    // calling thread) when that already happened. fn runs on the writer
+    // thread otherwise, or on a thread in submit(), and must not block nor
+    // take locks its submitters may hold (post to an executor) nor throw
+    // (exceptions are swallowed). A failed commit's operations are kept
+    // and retried with the next commit (backoff 10 ms doubling to 1 s), so
+    // a ticket that got ok = false becomes durable later; when_durable for
+    // it after the failure waits for the retry. After close(): fn(durable)
+    // at once.
     void when_durable(ticket t, std::function<void(bool ok)> fn);
     [[nodiscard]] ticket durable_ticket() const noexcept;
 

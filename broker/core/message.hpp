@@ -1,8 +1,11 @@
 // An application message as the router moves it: immutable once published,
-// shared by every session it is delivered to.
+// shared by every session it is delivered to, and by the store's records of
+// those deliveries (persistence::shared_message: written without a copy,
+// read by the store's writer thread).
 #pragma once
 
 #include "broker/codec/packet.hpp"
+#include "persistence/store.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -15,7 +18,7 @@ namespace strata::broker::core {
 
 using steady_clock = std::chrono::steady_clock;
 
-struct message {
+struct message : persistence::shared_message {
     std::string topic;
     std::string payload;
     std::uint8_t qos = 0;
@@ -37,6 +40,10 @@ struct message {
     }
     // Bytes this message accounts for in a session's queue limit.
     [[nodiscard]] std::size_t weight() const noexcept { return topic.size() + payload.size(); }
+
+    // As stored (stored.cpp; any thread: it only reads).
+    void read(persistence::stored_message& out) const override;
+    [[nodiscard]] std::size_t stored_size() const noexcept override { return weight(); }
 };
 
 using message_ptr = std::shared_ptr<const message>;

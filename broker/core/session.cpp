@@ -74,7 +74,7 @@ void session::enqueue_locked(const message_ptr& m, std::uint8_t qos, bool retain
     queued_bytes_ += m->weight();
     if (qos > 0 || outbox_) d.seq = ++last_seq_;
     // Retained messages sent on subscribe (no `ops`) are in the store already.
-    if (qos > 0 && persistent_ && ops != nullptr) ops->push_back(persistence::put_delivery{stored(d)});
+    if (qos > 0 && persistent_ && ops != nullptr) ops->push_back(stored(d, 0, /*fresh=*/true));
     if (outbox_) {
         d.queued_at = steady_clock::now();
         if (limits_.latest_only_retained && retain) outbox_->latest.insert_or_assign(m->topic, d.seq);
@@ -357,16 +357,17 @@ bool session::packet_id_free_locked(std::uint64_t seq) const {
                         [id](const inflight& f) { return f.packet_id == id; });
 }
 
-persistence::stored_delivery session::stored(const delivery& d, std::uint16_t packet_id) const {
-    persistence::stored_delivery sd;
-    sd.client_id = client_id_;
-    sd.seq = d.seq;
-    sd.packet_id = packet_id;
-    sd.msg = to_stored(*d.msg);
-    sd.qos = d.qos;
-    sd.retain = d.retain;
-    sd.subscription_ids.assign(d.sub_ids.begin(), d.sub_ids.end());
-    return sd;
+persistence::put_delivery session::stored(const delivery& d, std::uint16_t packet_id, bool fresh) const {
+    persistence::put_delivery p;
+    p.d.client_id = client_id_;
+    p.d.seq = d.seq;
+    p.d.packet_id = packet_id;
+    p.d.qos = d.qos;
+    p.d.retain = d.retain;
+    p.d.subscription_ids.assign(d.sub_ids.begin(), d.sub_ids.end());
+    p.msg = d.msg;
+    p.fresh = fresh;
+    return p;
 }
 
 void session::submit_locked(persistence::operation op) {
@@ -394,7 +395,7 @@ void session::set_persistent(bool on, bool store_existing) {
         }
         const auto store_delivery = [&](const delivery& d, std::uint16_t sent_as) {
             if (d.qos == 0 || !d.msg) return;
-            submit_locked(persistence::put_delivery{stored(d, sent_as)});
+            submit_locked(stored(d, sent_as));
         };
         for (auto& f : inflight_) {
             store_delivery(f.d, f.packet_id);
@@ -431,12 +432,12 @@ void session::store_sent_marks(bool restored) {
     // A delivery with maybe_sent has a stored copy that says so already.
     for (auto& f : inflight_) {
         if (f.awaiting_comp || !f.d.msg || f.d.maybe_sent) continue;
-        submit_locked(persistence::put_delivery{stored(f.d, f.packet_id)});
+        submit_locked(stored(f.d, f.packet_id));
         f.d.maybe_sent = true;
     }
     if (!restored) return;
     for (const auto& d : queue_) {
-        if (d.msg && d.qos > 0 && d.maybe_sent) submit_locked(persistence::put_delivery{stored(d, packet_id_of(d.seq))});
+        if (d.msg && d.qos > 0 && d.maybe_sent) submit_locked(stored(d, packet_id_of(d.seq)));
     }
 }
 

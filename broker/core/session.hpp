@@ -321,8 +321,11 @@ private:
     // Completed or dropped: removes it from the store.
     void forget_stored_locked(std::uint64_t seq);
     void submit_locked(persistence::operation op);
-    // packet_id != 0: stored as sent with that identifier.
-    [[nodiscard]] persistence::stored_delivery stored(const delivery& d, std::uint16_t packet_id = 0) const;
+    // The put of a delivery's record, sharing its message (no copy).
+    // packet_id != 0: stored as sent with that identifier. `fresh`: a new
+    // seq, never submitted before (persistence::put_delivery::fresh).
+    [[nodiscard]] persistence::put_delivery stored(const delivery& d, std::uint16_t packet_id = 0,
+                                                   bool fresh = false) const;
     // Makes room for `w` more bytes under the drop_oldest policy; false
     // when even an empty queue would not hold it.
     bool drop_oldest_locked(std::size_t w);

@@ -17,14 +17,19 @@ steady_clock::time_point from_epoch_ms(std::int64_t ms) noexcept {
     return steady_clock::now() + std::chrono::milliseconds(ms - now_ms());
 }
 
+void message::read(persistence::stored_message& out) const {
+    out.topic.assign(topic);
+    out.payload.assign(payload);
+    out.qos = qos;
+    out.retain = retain;
+    out.properties.clear();
+    mqtt::encode_message_properties(props, out.properties);
+    out.expires_at_ms = expires_at ? std::max<std::int64_t>(1, to_epoch_ms(*expires_at)) : 0;
+}
+
 persistence::stored_message to_stored(const message& m) {
     persistence::stored_message s;
-    s.topic = m.topic;
-    s.payload = m.payload;
-    s.qos = m.qos;
-    s.retain = m.retain;
-    mqtt::encode_message_properties(m.props, s.properties);
-    if (m.expires_at) s.expires_at_ms = std::max<std::int64_t>(1, to_epoch_ms(*m.expires_at));
+    m.read(s);
     return s;
 }
 

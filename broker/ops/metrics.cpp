@@ -222,6 +222,9 @@ void add_store(family_builder& b, std::vector<MetricFamily>& extra, core::broker
     b.counter("strata_store_commits_total", "Group commits written to the store").value(static_cast<double>(s.commits));
     b.counter("strata_store_operations_total", "Records written or deleted by group commits")
         .value(static_cast<double>(s.operations));
+    b.counter("strata_store_cancelled_operations_total",
+              "Delivery records put and erased before a group commit took them: never written")
+        .value(static_cast<double>(s.cancelled));
     b.counter("strata_store_written_bytes_total", "Bytes written by group commits (keys and values)")
         .value(static_cast<double>(s.bytes));
     b.counter("strata_store_write_errors_total", "Failed group commits (e.g. disk full)")
