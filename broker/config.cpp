@@ -548,6 +548,21 @@ void read_bridges(const reader& r, const value_ref& v, config& cfg) {
                           static constexpr std::array<std::string_view, 2> kinds{"all", "latest-only"};
                           b.latest_only = r.read_choice(y, kinds) == "latest-only";
                       }},
+                     {"memory",
+                      [&](const value_ref& y) {
+                          r.read_map(y, {
+                              {"messages",
+                               [&](const value_ref& z) { b.buffer_memory_messages = r.read_uint<std::uint32_t>(z, 100, 1'000'000); }},
+                              {"bytes",
+                               [&](const value_ref& z) { b.buffer_memory_bytes = r.read_size<std::uint64_t>(z, 64u << 10, 1ull << 30); }},
+                          });
+                      }},
+                     {"qos0",
+                      [&](const value_ref& y) {
+                          static constexpr std::array<std::string_view, 2> kinds{"memory", "durable"};
+                          b.buffer_qos0_durable = r.read_choice(y, kinds) == "durable";
+                      }},
+                     {"drain_rate", [&](const value_ref& y) { b.drain_rate = r.read_uint<std::uint32_t>(y, 0); }},
                  });
              }},
             {"reconnect",

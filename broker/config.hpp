@@ -200,6 +200,12 @@ struct bridge_config {
     std::uint64_t buffer_max_bytes = 256ull << 20;
     bool buffer_block = false;             // policy: drop-oldest (default) or block (refuse new publishes)
     bool latest_only = false;              // state_topics: latest-only (retained messages keep their newest value)
+    // How much of the backlog is kept in memory; the rest waits in the
+    // store only and is read back as the link drains it (buffer.memory).
+    std::uint32_t buffer_memory_messages = 10'000;
+    std::uint64_t buffer_memory_bytes = 16ull << 20;
+    bool buffer_qos0_durable = false;      // buffer.qos0: durable (stored, kept offline) or memory (default)
+    std::uint32_t drain_rate = 0;          // buffer.drain_rate: most messages/s forwarded; 0: no limit
     std::uint32_t reconnect_min_ms = 500, reconnect_max_ms = 30'000;
     std::uint16_t keep_alive = 60;         // seconds
     // Forwarded QoS 1 messages awaiting the remote's PUBACK (5.0: at most

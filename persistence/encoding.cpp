@@ -1,6 +1,7 @@
 #include "persistence/encoding.hpp"
 
 #include <cstring>
+#include <limits>
 
 namespace strata::persistence::encoding {
 namespace {
@@ -296,7 +297,8 @@ const char* decode_subscription(std::string_view v, stored_subscription& s) {
 namespace {
 constexpr std::uint8_t delivery_retain = 0x01;
 constexpr std::uint8_t delivery_awaiting_comp = 0x02;
-constexpr std::uint8_t delivery_known = delivery_retain | delivery_awaiting_comp;
+constexpr std::uint8_t delivery_queued_at = 0x04;  // followed by queued_at_ms
+constexpr std::uint8_t delivery_known = delivery_retain | delivery_awaiting_comp | delivery_queued_at;
 // A delivery carries at most this many subscription identifiers (one per
 // matching subscription of one client); guards the vector's reservation
 // against a corrupt count.
@@ -307,9 +309,11 @@ void encode_delivery(std::string& out, const stored_delivery& d) { encode_delive
 
 void encode_delivery(std::string& out, const stored_delivery& d, const stored_message& msg) {
     put_u8(out, value_version);
-    std::uint8_t flags = (d.retain ? delivery_retain : 0) | (d.awaiting_comp ? delivery_awaiting_comp : 0);
+    std::uint8_t flags = (d.retain ? delivery_retain : 0) | (d.awaiting_comp ? delivery_awaiting_comp : 0) |
+                         (d.queued_at_ms > 0 ? delivery_queued_at : 0);
     put_u8(out, flags);
     put_u8(out, d.qos);
+    if (d.queued_at_ms > 0) put_varint(out, static_cast<std::uint64_t>(d.queued_at_ms));
     put_varint(out, d.packet_id);
     put_varint(out, d.subscription_ids.size());
     for (auto id : d.subscription_ids) put_varint(out, id);
@@ -325,6 +329,12 @@ const char* decode_delivery(std::string_view v, stored_delivery& d) {
     d.awaiting_comp = (flags & delivery_awaiting_comp) != 0;
     d.qos = r.u8();
     if (d.qos > 2) r.fail("delivery QoS out of range");
+    d.queued_at_ms = 0;
+    if (flags & delivery_queued_at) {
+        const auto ms = r.varint();
+        if (ms == 0 || ms > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) r.fail("delivery queue time out of range");
+        d.queued_at_ms = static_cast<std::int64_t>(ms);
+    }
     d.packet_id = r.varint16();
     auto n = r.varint();
     if (n > max_subscription_ids) r.fail("too many subscription identifiers");

@@ -451,6 +451,21 @@ struct store::impl {
     void advance_locked(std::vector<std::function<void(bool)>>& fns);
     void when_durable(ticket t, std::function<void(bool)>&& fn);
     void writer_loop();
+
+    // ---- reading back deliveries (read_deliveries) -------------------------
+    struct read_request {
+        std::string client_id;
+        std::uint64_t from_seq = 0;
+        std::size_t max_count = 0;
+        std::uint64_t max_bytes = 0;
+        ticket after = 0;  // the last ticket submitted before the request
+        std::function<void(std::vector<stored_delivery>&&, bool)> fn;
+    };
+    void reader_loop();
+    // Whatever was submitted up to `after` is written (mutex_ held).
+    [[nodiscard]] bool written_locked(ticket after) const noexcept;
+    // Reads one request's records (db_mutex_ taken here); false: failed.
+    bool read_range(const read_request& r, std::vector<stored_delivery>& out);
     // The writer loop's steps, in order; all but attempt_commit() with
     // mutex_ held.
     bool wait_for_work(std::unique_lock<std::mutex>& lk, const writer_state& w);
@@ -527,6 +542,14 @@ struct store::impl {
     std::atomic<std::uint64_t> backlog_bytes_{0};
     std::atomic<int> inject_failures_{0};
     std::thread writer_;
+
+    // Guarded by mutex_: read_deliveries() requests in order, and the last
+    // ticket a commit wrote.
+    std::deque<read_request> reads_;
+    std::condition_variable read_wake_;
+    ticket written_ = 0;
+    bool reader_stop_ = false;
+    std::thread reader_;
 };
 
 // ---- open -------------------------------------------------------------------
@@ -645,6 +668,7 @@ void store::impl::open() {
     }
 
     writer_ = std::thread([this] { writer_loop(); });
+    reader_ = std::thread([this] { reader_loop(); });
 }
 
 void store::impl::open_rocksdb(const std::vector<std::string>& names, bool create) {
@@ -705,6 +729,12 @@ void store::impl::close() {
     }
     wake_.notify_all();
     if (writer_.joinable()) writer_.join();
+    {
+        std::lock_guard lk(mutex_);
+        reader_stop_ = true;
+    }
+    read_wake_.notify_all();
+    if (reader_.joinable()) reader_.join();
 
     std::lock_guard db_lk(db_mutex_);
     if (db_ && !needs_recovery_) {
@@ -1096,6 +1126,8 @@ void store::impl::committed(writer_state& w, const commit_attempt& a) {
     backlog_bytes_.store(pending_bytes_);
     const ticket d = durable_.load();
     for (ticket t = d + 1; t <= w.through; ++t) open_[static_cast<std::size_t>(t - d - 1)] = 0;
+    written_ = std::max(written_, w.through);
+    if (!reads_.empty()) read_wake_.notify_one();
     forget_committed_puts_locked();
     healthy_.store(true);
     w.backoff = first_backoff;
@@ -1143,6 +1175,73 @@ bool store::impl::commit_failed(writer_state& w, const rocksdb::Status& s) {
         backlog_bytes_.store(0);
     }
     return give_up;
+}
+
+bool store::impl::written_locked(ticket after) const noexcept {
+    // A ticket whose operations were all settled is never committed: with
+    // nothing waiting to be written, everything submitted is on disk.
+    return written_ >= after || (pending_ops_ == 0 && inflight_ops_ == 0);
+}
+
+void store::impl::reader_loop() {
+    std::unique_lock lk(mutex_);
+    for (;;) {
+        read_wake_.wait(lk, [&] { return reader_stop_ || (!reads_.empty() && written_locked(reads_.front().after)); });
+        if (reader_stop_) break;
+        read_request r = std::move(reads_.front());
+        reads_.pop_front();
+        lk.unlock();
+        std::vector<stored_delivery> out;
+        bool ok = false;
+        try {
+            ok = read_range(r, out);
+        } catch (const std::exception&) {
+            ok = false;  // out of memory: the caller asks again later
+        }
+        if (!ok) out.clear();
+        try {
+            r.fn(std::move(out), ok);
+        } catch (...) {
+        }
+        lk.lock();
+        // A failing disk is not asked again at once (callers retry).
+        if (!ok) read_wake_.wait_for(lk, std::chrono::milliseconds(200), [&] { return reader_stop_; });
+    }
+    // Closing: what is still asked for is not read.
+    auto left = std::move(reads_);
+    reads_.clear();
+    lk.unlock();
+    for (auto& r : left) {
+        try {
+            r.fn({}, false);
+        } catch (...) {
+        }
+    }
+}
+
+bool store::impl::read_range(const read_request& r, std::vector<stored_delivery>& out) {
+    std::lock_guard db_lk(db_mutex_);
+    if (!db_) return false;
+    const std::string end = enc::client_range_end(r.client_id);
+    const rocksdb::Slice upper(end);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    ro.readahead_size = 1u << 20;  // a backlog is read front to back
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_[cf_deliveries]));
+    std::string key;
+    enc::delivery_key(key, r.client_id, r.from_seq);
+    std::uint64_t bytes = 0;
+    for (it->Seek(key); it->Valid() && out.size() < r.max_count && (out.empty() || bytes < r.max_bytes); it->Next()) {
+        stored_delivery d;
+        const auto k = view(it->key());
+        const auto v = view(it->value());
+        // A record that does not decode is left where it is (load() and
+        // check() name it): the queue goes on after it.
+        if (enc::parse_delivery_key(k, d.client_id, d.seq) != nullptr || enc::decode_delivery(v, d) != nullptr) continue;
+        bytes += k.size() + v.size();
+        out.push_back(std::move(d));
+    }
+    return it->status().ok();
 }
 
 // Moves the callbacks of the waiters before `end` to `fns`.
@@ -1366,12 +1465,33 @@ load_result store::impl::load(const recovery_visitor& v, std::int64_t now_ms) {
               if (auto e = enc::decode_subscription(value, s)) bad_record(cf_subscriptions, key, e);
               if (v.subscription) v.subscription(client_id, std::move(s));
           });
+    // Past a client's delivery_window the records are only counted.
+    std::string window_client;
+    std::uint64_t window_left = 0;
+    delivery_range left;
+    const auto report_left = [&] {
+        if (left.count > 0 && v.deliveries_left) v.deliveries_left(window_client, left);
+        left = {};
+    };
     owned(cf_deliveries, r.loaded.deliveries, r.purged.deliveries, [&](std::string_view key, std::string_view value) {
         stored_delivery d;
         if (auto e = enc::parse_delivery_key(key, d.client_id, d.seq)) bad_record(cf_deliveries, key, e);
+        if (d.client_id != window_client) {
+            report_left();
+            window_client = d.client_id;
+            window_left = v.delivery_window ? v.delivery_window(d.client_id) : std::numeric_limits<std::uint64_t>::max();
+        }
+        if (window_left == 0) {
+            if (left.count++ == 0) left.first_seq = d.seq;
+            left.last_seq = d.seq;
+            left.bytes += key.size() + value.size();
+            return;
+        }
+        --window_left;
         if (auto e = enc::decode_delivery(value, d)) bad_record(cf_deliveries, key, e);
         if (v.delivery) v.delivery(std::move(d));
     });
+    report_left();
     owned(cf_inbound_qos2, r.loaded.inbound_qos2, r.purged.inbound_qos2,
           [&](std::string_view key, std::string_view value) {
               std::string client_id;
@@ -1459,6 +1579,20 @@ ticket store::submit(std::vector<operation> ops) { return impl_->submit(ops); }
 ticket store::submit(operation op) { return impl_->submit(std::span<operation>(&op, 1)); }
 
 void store::when_durable(ticket t, std::function<void(bool ok)> fn) { impl_->when_durable(t, std::move(fn)); }
+
+void store::read_deliveries(std::string client_id, std::uint64_t from_seq, std::size_t max_count,
+                            std::uint64_t max_bytes, std::function<void(std::vector<stored_delivery>&&, bool ok)> fn) {
+    {
+        std::lock_guard lk(impl_->mutex_);
+        if (!impl_->reader_stop_) {
+            impl_->reads_.push_back(impl::read_request{std::move(client_id), from_seq, std::max<std::size_t>(max_count, 1),
+                                                       max_bytes, impl_->last_ticket_, std::move(fn)});
+            impl_->read_wake_.notify_one();
+        }
+    }
+    // After close() the request is dropped unanswered: calling fn here
+    // could take a lock its caller holds.
+}
 
 ticket store::durable_ticket() const noexcept { return impl_->durable_.load(); }
 

@@ -108,6 +108,7 @@ struct stored_delivery {
     std::vector<std::uint32_t> subscription_ids;
     std::uint16_t packet_id = 0;      // 0: queued, not sent yet
     bool awaiting_comp = false;       // QoS 2: PUBREC received, PUBREL sent
+    std::int64_t queued_at_ms = 0;    // when it was queued (Unix epoch ms); 0: not recorded
     bool operator==(const stored_delivery&) const = default;
 };
 
@@ -164,12 +165,25 @@ using operation = std::variant<put_retained, erase_retained, put_session, erase_
 
 using ticket = std::uint64_t;  // increasing; 0 is "nothing"
 
+// The deliveries of one client that load() left in the store (past the
+// client's delivery_window): read them with store::read_deliveries().
+struct delivery_range {
+    std::uint64_t first_seq = 0, last_seq = 0;  // the first and the last left
+    std::uint64_t count = 0;                    // records left
+    std::uint64_t bytes = 0;                    // their encoded size (keys and values)
+};
+
 // Everything read back at start-up, handed over in one pass.
 struct recovery_visitor {
     std::function<void(stored_message&&)> retained;
     std::function<void(stored_session&&)> session;
     std::function<void(const std::string& client_id, stored_subscription&&)> subscription;
     std::function<void(stored_delivery&&)> delivery;  // per session in seq order
+    // Optional: how many of a client's deliveries to hand over (the first
+    // ones in seq order); the rest stay in the store, are not decoded and
+    // are described to deliveries_left once per client. Default: all.
+    std::function<std::uint64_t(const std::string& client_id)> delivery_window;
+    std::function<void(const std::string& client_id, const delivery_range&)> deliveries_left;
     std::function<void(const std::string& client_id, std::uint16_t packet_id)> inbound_qos2;
     // Optional: a session deleted at load because its expiry passed while
     // the broker was down (with the will it still held, so the broker can
@@ -279,6 +293,20 @@ public:
     // at once.
     void when_durable(ticket t, std::function<void(bool ok)> fn);
     [[nodiscard]] ticket durable_ticket() const noexcept;
+
+    // Reads back a client's stored deliveries with seq >= from_seq, in seq
+    // order, at most max_count of them and about max_bytes (at least one
+    // when any is left), on the store's reader thread, once everything
+    // submitted before this call is written (a record put just before is
+    // found, and one erased just before is not). Then fn(records, ok) runs
+    // on the reader thread (keep it short; it may take the caller's locks,
+    // the store holds none of its own then), never on the calling thread.
+    // ok = false: the read failed (records empty; the reader pauses before
+    // the next request) or the store closed while it waited. Asked after
+    // close(), fn is never called. For a queue kept mostly on disk (a
+    // bridge's backlog), read back a window at a time.
+    void read_deliveries(std::string client_id, std::uint64_t from_seq, std::size_t max_count,
+                         std::uint64_t max_bytes, std::function<void(std::vector<stored_delivery>&&, bool ok)> fn);
 
     // False after a failed commit until a commit succeeds (disk full): the
     // broker refuses new QoS 1/2 publishes meanwhile. Lock-free.

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <unordered_set>
 #include <unistd.h>
 
@@ -681,6 +682,17 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         if (!d.awaiting_comp) m = from_stored(std::move(d.msg));
         const bool maybe_sent = d.packet_id != 0 || connected_at_stop.contains(d.client_id);
         s->restore_delivery(std::move(m), d, maybe_sent);
+    };
+    // A bridge's backlog may be far larger than memory: the first window of
+    // it is loaded, the rest is read back as the bridge drains it.
+    std::uint64_t bridge_window = 0;
+    for (const auto& b : cfg().bridges) bridge_window = std::max<std::uint64_t>(bridge_window, b.buffer_memory_messages);
+    if (bridge_window == 0) bridge_window = broker::bridge_config{}.buffer_memory_messages;
+    v.delivery_window = [&](const std::string& client_id) -> std::uint64_t {
+        return client_id.starts_with(own_client_prefix) ? bridge_window : std::numeric_limits<std::uint64_t>::max();
+    };
+    v.deliveries_left = [&](const std::string& client_id, const persistence::delivery_range& r) {
+        if (session* s = find(client_id)) s->restore_paged(r);
     };
     v.inbound_qos2 = [&](const std::string& client_id, std::uint16_t packet_id) {
         if (session* s = find(client_id)) s->begin_inbound_qos2(packet_id);

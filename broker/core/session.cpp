@@ -4,6 +4,7 @@
 #include "broker/core/stored.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace strata::broker::core {
 
@@ -26,7 +27,7 @@ deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool ret
                                 std::span<const std::uint32_t> sub_ids, store_ops* ops, flow_gate* gate) {
     std::lock_guard lock(mutex_);
     auto& slot = core_.counters().local();
-    if (!conn_ && qos == 0) {
+    if (!conn_ && qos == 0 && !(outbox_ && limits_.qos0_durable)) {
         // QoS 0 is not kept for an offline client.
         bump(slot.dropped_offline_qos0);
         ++dropped_;
@@ -34,7 +35,14 @@ deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool ret
     }
     const std::size_t w = m->weight();
     if (outbox_ && limits_.latest_only_retained && retain) supersede_locked(m);
-    if (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes) {
+    if (qos == 0 && outbox_ && !limits_.qos0_durable && paging_locked()) {
+        // QoS 0 is kept in memory only, and the backlog is past its window.
+        ++outbox_->dropped;
+        bump(slot.dropped_queue_full);
+        ++dropped_;
+        return deliver_result::dropped;
+    }
+    if (queue_.size() >= limits_.max_messages || backlog_bytes_locked() + w > limits_.max_bytes) {
         if (limits_.hold_publishers && qos > 0 && conn_) {
             if (pressure_ && pressure_->dropping) {
                 // A slow consumer under action `drop`: it alone loses.
@@ -70,15 +78,138 @@ deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool ret
 
 void session::enqueue_locked(const message_ptr& m, std::uint8_t qos, bool retain,
                              std::span<const std::uint32_t> sub_ids, store_ops* ops) {
+    if (outbox_ && paging_locked()) {
+        page_out_locked(m, qos, retain, sub_ids, ops);
+        return;
+    }
     auto& d = queue_.emplace_back(delivery{m, qos, retain, false, 0, subscription_ids(sub_ids.begin(), sub_ids.end())});
     queued_bytes_ += m->weight();
     if (qos > 0 || outbox_) d.seq = ++last_seq_;
-    // Retained messages sent on subscribe (no `ops`) are in the store already.
-    if (qos > 0 && persistent_ && ops != nullptr) ops->push_back(stored(d, 0, /*fresh=*/true));
     if (outbox_) {
         d.queued_at = steady_clock::now();
         if (limits_.latest_only_retained && retain) outbox_->latest.insert_or_assign(m->topic, d.seq);
     }
+    // Retained messages sent on subscribe (no `ops`) are in the store already.
+    if (stored_qos_locked(qos) && persistent_ && ops != nullptr) ops->push_back(stored(d, 0, /*fresh=*/true));
+}
+
+// ---- Paging ------------------------------------------------------------------
+//
+// A bridge outbox holds the whole backlog of a WAN outage, which may be
+// millions of messages: more than an edge box's memory. Past its memory
+// window (queue_limits::memory_messages / memory_bytes) a new message is
+// written to the store only; from then on every new message joins that
+// tail (order is kept: the tail is seqs paged_from..paged_last), until the
+// queue has drained it. Whenever the writer collects and the queue in
+// memory is down to half its window, the next window is read back from the
+// store on its reader thread (read_deliveries waits until what was
+// submitted is written) and appended to the queue. What stays in memory per
+// paged message: nothing (counts and bytes only). A paged retained message
+// superseded under latest-only is erased in the store at once and skipped
+// when its window is read. Drop-oldest drops from the queue in memory and
+// reads the next window in when it runs low, whether the link is up or
+// not; when the queue in memory is empty (a read under way) the new message
+// is dropped instead.
+
+bool session::paging_locked() const noexcept {
+    if (!outbox_ || limits_.memory_messages == 0 || !persistent_) return false;
+    return outbox_->paged > 0 || queue_.size() >= limits_.memory_messages ||
+           (limits_.memory_bytes > 0 && queued_bytes_ >= limits_.memory_bytes);
+}
+
+std::uint64_t session::backlog_bytes_locked() const noexcept {
+    return queued_bytes_ + (outbox_ ? outbox_->paged_bytes : 0);
+}
+
+void session::page_out_locked(const message_ptr& m, std::uint8_t qos, bool retain,
+                              std::span<const std::uint32_t> sub_ids, store_ops* ops) {
+    auto& o = *outbox_;
+    delivery d{m, qos, retain, false, ++last_seq_, subscription_ids(sub_ids.begin(), sub_ids.end())};
+    d.queued_at = steady_clock::now();
+    if (o.paged == 0) {
+        o.paged_from = d.seq;
+        o.paged_oldest = d.queued_at;
+    }
+    o.paged_last = d.seq;
+    ++o.paged;
+    o.paged_bytes += m->weight();
+    if (limits_.latest_only_retained && retain) o.latest.insert_or_assign(m->topic, d.seq);
+    auto put = stored(d, 0, /*fresh=*/true);
+    if (ops != nullptr) {
+        ops->push_back(std::move(put));
+    } else {
+        submit_locked(std::move(put));
+    }
+}
+
+void session::page_in_locked(steady_clock::time_point now) {
+    auto& o = *outbox_;
+    auto* st = core_.store();
+    const std::size_t window = std::max<std::size_t>(limits_.memory_messages, 1);
+    const std::uint64_t window_bytes = limits_.memory_bytes > 0 ? limits_.memory_bytes : std::numeric_limits<std::uint64_t>::max();
+    if (o.reading || st == nullptr || now < o.read_after || queue_.size() > window / 2 ||
+        queued_bytes_ > window_bytes / 2)
+        return;
+    o.reading = true;
+    st->read_deliveries(client_id_, o.paged_from, window - queue_.size(), window_bytes - queued_bytes_,
+                        [weak = weak_from_this()](std::vector<persistence::stored_delivery>&& records, bool ok) {
+                            if (auto self = weak.lock()) self->paged_in(std::move(records), ok);
+                        });
+}
+
+void session::paged_in(std::vector<persistence::stored_delivery>&& records, bool ok) {
+    std::lock_guard lock(mutex_);
+    if (!outbox_) return;
+    auto& o = *outbox_;
+    o.reading = false;
+    const auto now = steady_clock::now();
+    if (!ok) {
+        // The store retries reads after a pause of its own.
+        notify_locked();
+        return;
+    }
+    const std::size_t before = queue_.size();
+    for (auto& r : records) {
+        if (o.paged == 0 || r.seq < o.paged_from || r.seq > o.paged_last) continue;
+        o.paged_from = r.seq + 1;
+        if (r.awaiting_comp) continue;  // outboxes forward QoS 0 and 1 only
+        message_ptr m;
+        try {
+            m = from_stored(std::move(r.msg));
+        } catch (const std::exception&) {
+            // Its properties do not decode: it can never be sent.
+            --o.paged;
+            ++o.dropped;
+            ++dropped_;
+            forget_stored_locked(r.seq);
+            continue;
+        }
+        if (limits_.latest_only_retained && r.retain) {
+            auto it = o.latest.find(m->topic);
+            if (it != o.latest.end() && it->second != r.seq) continue;  // superseded meanwhile (counted then)
+        }
+        --o.paged;
+        o.paged_bytes -= std::min(o.paged_bytes, m->weight());
+        delivery d{m, r.qos, r.retain, r.packet_id != 0, r.seq,
+                   subscription_ids(r.subscription_ids.begin(), r.subscription_ids.end())};
+        d.queued_at = r.queued_at_ms > 0 ? from_epoch_ms(r.queued_at_ms) : now;
+        queued_bytes_ += m->weight();
+        queue_.push_back(std::move(d));
+    }
+    // Nothing found where the tail should be, three times in a row: what
+    // was counted is not in the store (e.g. erased with its session).
+    o.empty_reads = records.empty() && o.paged > 0 ? o.empty_reads + 1 : 0;
+    if (o.empty_reads >= 3) {
+        o.paged = 0;
+        o.empty_reads = 0;
+    }
+    if (o.paged == 0) {
+        o.paged_bytes = 0;
+        o.paged_oldest.reset();
+    } else if (queue_.size() != before) {
+        o.paged_oldest.reset();  // the queue's front is older now
+    }
+    notify_locked();
 }
 
 void session::replay_retained(const std::string& filter, const subscription_entry& e, bool skip_dollar) {
@@ -191,17 +322,20 @@ void session::pop_front_locked() {
 bool session::drop_oldest_locked(std::size_t w) {
     if (w > limits_.max_bytes) return false;
     auto& slot = core_.counters().local();
-    while (!queue_.empty() && (queue_.size() >= limits_.max_messages || queued_bytes_ + w > limits_.max_bytes)) {
+    while (!queue_.empty() && (queue_.size() >= limits_.max_messages || backlog_bytes_locked() + w > limits_.max_bytes)) {
         const delivery& d = queue_.front();
         if (d.msg) {
             ++outbox_->dropped;
             ++dropped_;
             bump(slot.dropped_queue_full);
         }
-        if (d.qos > 0) forget_stored_locked(d.seq);
+        if (stored_qos_locked(d.qos)) forget_stored_locked(d.seq);
         pop_front_locked();
     }
-    return queue_.size() < limits_.max_messages && queued_bytes_ + w <= limits_.max_bytes;
+    // The oldest of a paged backlog are in the store: bring the next window
+    // into memory to be dropped from there (online or not).
+    if (outbox_->paged > 0) page_in_locked(steady_clock::now());
+    return queue_.size() < limits_.max_messages && backlog_bytes_locked() + w <= limits_.max_bytes;
 }
 
 void session::supersede_locked(const message_ptr& m, bool compact) {
@@ -209,6 +343,14 @@ void session::supersede_locked(const message_ptr& m, bool compact) {
     if (it == outbox_->latest.end()) return;
     const std::uint64_t seq = it->second;
     outbox_->latest.erase(it);
+    if (auto& o = *outbox_; o.paged > 0 && seq >= o.paged_from) {
+        // In the store only: erased there, skipped when read back.
+        --o.paged;
+        o.paged_bytes -= std::min<std::uint64_t>(o.paged_bytes, m->weight());
+        ++o.superseded;
+        forget_stored_locked(seq);
+        return;
+    }
     // Queued deliveries are in seq order: find the older value by its seq.
     auto pos = std::lower_bound(queue_.begin(), queue_.end(), seq,
                                 [](const delivery& d, std::uint64_t s) { return d.seq < s; });
@@ -218,7 +360,7 @@ void session::supersede_locked(const message_ptr& m, bool compact) {
     pos->msg.reset();
     ++outbox_->superseded;
     ++outbox_->tombstones;
-    if (pos->qos > 0) forget_stored_locked(seq);
+    if (stored_qos_locked(pos->qos)) forget_stored_locked(seq);
     // A state topic updated often while the link is down leaves one emptied
     // entry per update: compact once they are most of the queue, so the
     // queue stays bounded by its live messages (order and seqs are kept).
@@ -367,6 +509,7 @@ persistence::put_delivery session::stored(const delivery& d, std::uint16_t packe
     p.d.subscription_ids.assign(d.sub_ids.begin(), d.sub_ids.end());
     p.msg = d.msg;
     p.fresh = fresh;
+    if (outbox_ && d.queued_at != steady_clock::time_point{}) p.d.queued_at_ms = to_epoch_ms(d.queued_at);
     return p;
 }
 
@@ -416,6 +559,7 @@ void session::restore_delivery(message_ptr m, const persistence::stored_delivery
     last_seq_ = std::max(last_seq_, d.seq);
     delivery dl{std::move(m), d.qos, d.retain, maybe_sent, d.seq,
                 subscription_ids(d.subscription_ids.begin(), d.subscription_ids.end())};
+    if (d.queued_at_ms > 0) dl.queued_at = from_epoch_ms(d.queued_at_ms);
     if (d.awaiting_comp) {
         // PUBREC was received: only PUBREL/PUBCOMP are left.
         dl.msg.reset();
@@ -424,6 +568,18 @@ void session::restore_delivery(message_ptr m, const persistence::stored_delivery
     }
     if (dl.msg) queued_bytes_ += dl.msg->weight();
     queue_.push_back(std::move(dl));
+}
+
+void session::restore_paged(const persistence::delivery_range& r) {
+    std::lock_guard lock(mutex_);
+    if (r.count == 0) return;
+    if (!outbox_) outbox_ = std::make_unique<outbox_state>();
+    auto& o = *outbox_;
+    o.paged = r.count;
+    o.paged_bytes = r.bytes;
+    o.paged_from = r.first_seq;
+    o.paged_last = r.last_seq;
+    last_seq_ = std::max(last_seq_, r.last_seq);
 }
 
 void session::store_sent_marks(bool restored) {
@@ -497,10 +653,12 @@ void session::collect(const session_owner* c, std::vector<outgoing>& out, std::s
         if (d.msg->expired(now)) {
             bump(slot.dropped_expired);
             ++dropped_;
-            if (d.qos > 0) forget_stored_locked(d.seq);
+            if (stored_qos_locked(d.qos)) forget_stored_locked(d.seq);
             continue;
         }
         if (d.qos == 0) {
+            // Sent is done for QoS 0 (buffer.qos0: durable keeps it until here).
+            if (outbox_ && limits_.qos0_durable) forget_stored_locked(d.seq);
             out.push_back(outgoing{outgoing::kind::publish, 0, false, std::move(d)});
             continue;
         }
@@ -511,6 +669,7 @@ void session::collect(const session_owner* c, std::vector<outgoing>& out, std::s
     }
     if (pressure_ && (!pressure_->gates.empty() || pressure_->dropping) && at_resume_mark_locked())
         release_gates_locked(true);
+    if (outbox_ && outbox_->paged > 0) page_in_locked(now);
 }
 
 bool session::on_puback(std::uint16_t id) {
@@ -661,21 +820,28 @@ std::uint32_t session::will_delay() const {
 
 void session::set_queue_limits(queue_limits l) {
     std::lock_guard lock(mutex_);
+    const bool was_latest_only = outbox_ && limits_.latest_only_retained;
     limits_ = l;
-    if ((l.policy != when_full::drop_new || l.latest_only_retained) && !outbox_) {
+    if (!outbox_ && (l.policy != when_full::drop_new || l.latest_only_retained || l.memory_messages > 0)) {
         outbox_ = std::make_unique<outbox_state>();
-        // What was restored from the store: queued from now on, and under
-        // latest-only the newest value per topic supersedes older ones.
-        const auto now = steady_clock::now();
-        for (auto& d : queue_) d.queued_at = now;
-        for (auto& f : inflight_) f.d.queued_at = now;
-        if (l.latest_only_retained) {
-            for (const auto& d : queue_) {
-                if (d.retain && d.msg) supersede_locked(d.msg, false);  // no compaction while iterating
-                if (d.retain && d.msg) outbox_->latest.insert_or_assign(d.msg->topic, d.seq);
-            }
-            compact_locked();
+    }
+    if (!outbox_) return;
+    // What was restored from the store without its queue time (written
+    // by an older version): queued from now on.
+    const auto now = steady_clock::now();
+    for (auto& d : queue_) {
+        if (d.queued_at == steady_clock::time_point{}) d.queued_at = now;
+    }
+    for (auto& f : inflight_) {
+        if (f.d.queued_at == steady_clock::time_point{}) f.d.queued_at = now;
+    }
+    if (l.latest_only_retained && !was_latest_only) {
+        // The newest value per topic supersedes older ones (in memory).
+        for (const auto& d : queue_) {
+            if (d.retain && d.msg) supersede_locked(d.msg, false);  // no compaction while iterating
+            if (d.retain && d.msg) outbox_->latest.insert_or_assign(d.msg->topic, d.seq);
         }
+        compact_locked();
     }
 }
 
@@ -701,6 +867,9 @@ session::backlog_info session::backlog() const {
     }
     b.messages = inflight_.size() + queue_.size();
     if (outbox_) {
+        b.messages += outbox_->paged;
+        b.bytes += outbox_->paged_bytes;
+        if (!b.oldest && outbox_->paged > 0) b.oldest = outbox_->paged_oldest;
         b.messages -= outbox_->tombstones;
         b.dropped = outbox_->dropped;
         b.refused = outbox_->refused;
@@ -737,6 +906,11 @@ void session::clear() {
     inbound_qos2_.clear();
     subscriptions_.clear();
     replay_.reset();
+    if (outbox_) {
+        // The core erased the stored session, the backlog's tail with it.
+        outbox_->paged = outbox_->paged_bytes = 0;
+        outbox_->paged_oldest.reset();
+    }
     if (pressure_) release_gates_locked(true);
     will_.reset();
     persistent_ = false;  // the core erased the stored session

@@ -112,6 +112,16 @@ struct queue_limits {
     // message that does not fit is queued anyway and holds its publisher's
     // flow gate (flow_gate.hpp) instead of being dropped.
     bool hold_publishers = false;
+    // Bridge outboxes with a store: at most this many messages and bytes
+    // of the backlog are kept in memory (0: no bound but the limits above).
+    // Past them messages are written to the store only, and read back a
+    // window at a time as the queue drains (see "Paging" in session.cpp).
+    std::uint32_t memory_messages = 0;
+    std::uint64_t memory_bytes = 0;
+    // Bridge outboxes: QoS 0 messages are queued while offline and stored
+    // like QoS 1 ones (buffer.qos0: durable). Otherwise QoS 0 is kept in
+    // memory only, while the link is up and the backlog fits in memory.
+    bool qos0_durable = false;
 };
 
 // What the slow-consumer check (session::check_slow) did.
@@ -186,6 +196,10 @@ public:
     // order (queued, or QoS 2 awaiting PUBCOMP). `maybe_sent`: it may have
     // been sent before the restart (then it goes out with DUP).
     void restore_delivery(message_ptr m, const persistence::stored_delivery& d, bool maybe_sent);
+    // Start-up recovery: deliveries after the restored ones that stay in
+    // the store (a bridge backlog past its memory window), read back as
+    // the queue drains.
+    void restore_paged(const persistence::delivery_range& r);
     // Sending writes nothing to the store; which stored deliveries may have
     // been sent is written when the client goes away: the ones in flight
     // get their packet identifier in the store. With `restored` (start-up,
@@ -329,6 +343,21 @@ private:
     // Makes room for `w` more bytes under the drop_oldest policy; false
     // when even an empty queue would not hold it.
     bool drop_oldest_locked(std::size_t w);
+    // Whether a delivery of this QoS has a stored record (persistent sessions).
+    [[nodiscard]] bool stored_qos_locked(std::uint8_t qos) const noexcept {
+        return qos > 0 || (outbox_ && limits_.qos0_durable);
+    }
+    // Paging (bridge outboxes): whether a new message goes to the store
+    // only; the backlog's bytes, paged ones included.
+    [[nodiscard]] bool paging_locked() const noexcept;
+    [[nodiscard]] std::uint64_t backlog_bytes_locked() const noexcept;
+    // Writes a new message to the store only (the backlog's tail).
+    void page_out_locked(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids,
+                         store_ops* ops);
+    // Asks the store for the next window of the tail when the queue is low.
+    void page_in_locked(steady_clock::time_point now);
+    // The store's answer (on its reader thread).
+    void paged_in(std::vector<persistence::stored_delivery>&& records, bool ok);
     // latest_only_retained: a queued retained message of the same topic is
     // superseded by `m` (removed from the queue and the store).
     // `compact`: drop the emptied entries once they are most of the queue.
@@ -361,6 +390,14 @@ private:
         std::unordered_map<std::string, std::uint64_t> latest;
         std::uint64_t dropped = 0, refused = 0, superseded = 0;
         std::size_t tombstones = 0;  // superseded entries still in queue_
+        // Paging: the backlog's tail, seqs [paged_from, paged_last], is in
+        // the store only: `paged` messages of about `paged_bytes`.
+        std::uint64_t paged = 0, paged_bytes = 0;
+        std::uint64_t paged_from = 0, paged_last = 0;
+        std::optional<steady_clock::time_point> paged_oldest;  // when the tail's first was queued, if known
+        bool reading = false;                                  // a read_deliveries() is under way
+        std::uint8_t empty_reads = 0;                          // reads in a row that found nothing
+        steady_clock::time_point read_after{};                 // no read before (after a failure)
     };
     std::unique_ptr<outbox_state> outbox_;
 

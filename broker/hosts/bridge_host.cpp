@@ -80,7 +80,16 @@ void bridge::start() {
     l.max_bytes = cfg_.buffer_max_bytes;
     l.policy = cfg_.buffer_block ? core::when_full::refuse : core::when_full::drop_oldest;
     l.latest_only_retained = cfg_.latest_only;
+    l.memory_messages = cfg_.buffer_memory_messages;
+    l.memory_bytes = cfg_.buffer_memory_bytes;
+    l.qos0_durable = cfg_.buffer_qos0_durable;
     outbox_->set_queue_limits(l);
+    if (cfg_.drain_rate > 0) {
+        std::lock_guard lock(drain_mutex_);
+        drain_timer_ = std::make_unique<asio::steady_timer>(ex_);
+        drain_tokens_ = 1;
+        drain_refilled_ = core::steady_clock::now();
+    }
     core_.save_session(outbox_);
     subscribe_forward_filters(!opened.present);
     if (const auto b = outbox_->backlog(); b.messages > 0) {
@@ -158,6 +167,10 @@ void bridge::stop() {
         std::lock_guard lock(mutex_);
         stopped_ = true;
         if (link_) link_->stop();
+    }
+    {
+        std::lock_guard lock(drain_mutex_);
+        if (drain_timer_) drain_timer_->cancel();
     }
     if (outbox_) outbox_->detach(this);
 }
@@ -256,14 +269,50 @@ bool bridge::of_rule_classes(const bridge_route& r, std::string_view topic) cons
            std::find(r.classes.begin(), r.classes.end(), v.klass->name) != r.classes.end();
 }
 
+std::size_t bridge::drain_allowance(std::size_t want) {
+    if (cfg_.drain_rate == 0) return want;
+    std::lock_guard lock(drain_mutex_);
+    if (!drain_timer_) return want;
+    const double rate = cfg_.drain_rate;
+    const auto now = core::steady_clock::now();
+    const double burst = std::max(1.0, rate / 10);
+    drain_tokens_ = std::min(burst, drain_tokens_ + std::chrono::duration<double>(now - drain_refilled_).count() * rate);
+    drain_refilled_ = now;
+    if (drain_tokens_ >= 1) return std::min(want, static_cast<std::size_t>(drain_tokens_));
+    if (!drain_timer_armed_) {
+        drain_timer_armed_ = true;
+        drain_timer_->expires_after(std::chrono::duration_cast<core::steady_clock::duration>(
+            std::chrono::duration<double>((1 - drain_tokens_) / rate)));
+        drain_timer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+            auto self = weak.lock();
+            if (!self) return;
+            {
+                std::lock_guard lock(self->drain_mutex_);
+                self->drain_timer_armed_ = false;
+            }
+            if (!ec) self->notify();
+        });
+    }
+    return 0;
+}
+
+void bridge::drained(std::size_t n) {
+    if (cfg_.drain_rate == 0 || n == 0) return;
+    std::lock_guard lock(drain_mutex_);
+    drain_tokens_ -= static_cast<double>(n);
+}
+
 void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t window) {
     thread_local std::vector<core::outgoing> got;
     got.clear();
     // The link's window is what it can still take; the outbox's is the
     // whole number in flight. QoS 0 messages take no room in either: a
-    // turn takes a bounded batch so a long backlog drains in steps.
-    outbox_->collect(this, got, outbox_->inflight_messages() + window, core::steady_clock::now(),
-                     std::max<std::size_t>(window, 256));
+    // turn takes a bounded batch so a long backlog drains in steps, no
+    // more than buffer.drain_rate allows.
+    const std::size_t max_out = drain_allowance(std::max<std::size_t>(window, 256));
+    if (max_out == 0) return;
+    outbox_->collect(this, got, outbox_->inflight_messages() + window, core::steady_clock::now(), max_out);
+    drained(got.size());
     const bool v5 = cfg_.protocol_version == 5;
     const std::string remote = remote_id();
     for (auto& o : got) {

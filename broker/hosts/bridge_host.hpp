@@ -36,6 +36,7 @@
 #include "broker/hosts/host.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -152,6 +153,17 @@ private:
     bool stopped_ = false;  // stop() was called: the link's late callbacks leave the outbox alone
     std::string remote_id_;  // the remote's broker id (a Strata remote tells it in CONNACK)
     [[nodiscard]] std::string remote_id() const;
+
+    // buffer.drain_rate: a token bucket (100 ms of the rate at most) that
+    // bounds how many messages a collect() takes; when it is empty, a timer
+    // wakes the link once a message's worth is back.
+    [[nodiscard]] std::size_t drain_allowance(std::size_t want);
+    void drained(std::size_t n);
+    std::mutex drain_mutex_;
+    double drain_tokens_ = 0;
+    core::steady_clock::time_point drain_refilled_{};
+    std::unique_ptr<asio::steady_timer> drain_timer_;
+    bool drain_timer_armed_ = false;
 };
 
 // Every configured bridge (config `bridges:`). A class rather than an alias
