@@ -868,6 +868,7 @@ session::backlog_info session::backlog() const {
     b.messages = inflight_.size() + queue_.size();
     if (outbox_) {
         b.messages += outbox_->paged;
+        b.in_store_only = outbox_->paged;
         b.bytes += outbox_->paged_bytes;
         if (!b.oldest && outbox_->paged > 0) b.oldest = outbox_->paged_oldest;
         b.messages -= outbox_->tombstones;

@@ -291,6 +291,7 @@ public:
         std::uint64_t bytes = 0;
         std::optional<steady_clock::time_point> oldest;
         std::uint64_t dropped = 0, refused = 0, superseded = 0;
+        std::uint64_t in_store_only = 0;  // of `messages`: past the memory window, in the store only
     };
     [[nodiscard]] backlog_info backlog() const;
     [[nodiscard]] std::size_t inflight_messages() const;

@@ -483,6 +483,7 @@ bridge_status bridge::status() const {
         const auto b = outbox_->backlog();
         s.backlog_messages = b.messages;
         s.backlog_bytes = b.bytes;
+        s.backlog_in_store_only = b.in_store_only;
         if (b.oldest && b.messages > 0)
             s.oldest_backlog_seconds = std::chrono::duration<double>(core::steady_clock::now() - *b.oldest).count();
         s.dropped = b.dropped;
@@ -509,6 +510,7 @@ void bridge::sys_values(const bridge_status& s, const sys_put& put) {
     put("connected", s.connected ? "1" : "0");
     put("backlog/messages", std::to_string(s.backlog_messages));
     put("backlog/bytes", std::to_string(s.backlog_bytes));
+    put("backlog/in_store_only", std::to_string(s.backlog_in_store_only));
     put("backlog/oldest_age_seconds", std::to_string(static_cast<std::uint64_t>(s.oldest_backlog_seconds)));
     put("last_ack_ms", std::to_string(s.last_ack_ms));
     put("messages/forwarded", std::to_string(s.forwarded));

@@ -79,6 +79,7 @@ void check_bridge_classes(const std::vector<bridge_config>& bridges, const ns::m
 struct bridge_status : source_status {
     std::uint64_t backlog_messages = 0, backlog_bytes = 0;
     double oldest_backlog_seconds = 0;       // 0: empty backlog
+    std::uint64_t backlog_in_store_only = 0;  // of backlog_messages: past buffer.memory, not in memory
     std::int64_t last_ack_ms = 0;            // Unix ms of the remote's last PUBACK; 0: none yet
     std::uint64_t forwarded = 0;             // messages sent to the remote (resends not counted)
     std::uint64_t received = 0;              // messages from the remote published here

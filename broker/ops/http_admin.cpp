@@ -120,6 +120,7 @@ json bridge_json(const hosts::bridge_status& b) {
     return {{"name", b.name},
             {"connected", b.connected},
             {"backlog", {{"messages", b.backlog_messages}, {"bytes", b.backlog_bytes},
+                         {"in_store_only", b.backlog_in_store_only},
                          {"oldest_age_seconds", b.oldest_backlog_seconds}}},
             {"last_ack", time_json(b.last_ack_ms)},
             {"connects", b.connects},

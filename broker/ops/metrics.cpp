@@ -271,6 +271,9 @@ void add_bridges(family_builder& b, const std::vector<hosts::bridge_status>& all
                false, [](const hosts::bridge_status& s) { return s.backlog_messages; });
     per_bridge("strata_bridge_backlog_bytes", "Topic and payload bytes of the backlog", false,
                [](const hosts::bridge_status& s) { return s.backlog_bytes; });
+    per_bridge("strata_bridge_backlog_store_only_messages",
+               "Messages of the backlog past buffer.memory: in the store only, read back as the link drains", false,
+               [](const hosts::bridge_status& s) { return s.backlog_in_store_only; });
     per_bridge("strata_bridge_backlog_oldest_seconds", "Age of the oldest message in the backlog (0: empty)", false,
                [](const hosts::bridge_status& s) { return s.oldest_backlog_seconds; });
     per_bridge("strata_bridge_last_ack_timestamp_seconds", "Unix time of the remote's last PUBACK (0: none yet)",

@@ -433,6 +433,110 @@ def test_latest_only_keeps_the_newest_state(broker_factory, clients, proxies):
     wait_sys(clients, plant, "$SYS/broker/bridges/up/messages/superseded", lambda v: v == "49")
 
 
+# ------------------------------------------------------------------ backlogs past memory
+
+def test_backlog_past_the_memory_window_survives_a_crash_and_drains_in_order(broker_factory, clients, proxies):
+    enterprise = broker_factory()
+    proxy = proxies(enterprise.port)
+    cfg = bridge_cfg(proxy.port, buffer={"memory": {"messages": 500}})
+    plant = plant_with(broker_factory, cfg)
+    wait_connected(clients, plant)
+    up = clients(enterprise)
+    up.subscribe("acme/dresden/#", qos=1)
+    proxy.cut()
+    wait_connected(clients, plant, value="0")
+
+    started = time.monotonic()
+    pub = clients(plant)
+    expected = ["p%05d" % i for i in range(5000)]
+    for p in expected:
+        pub.publish("acme/dresden/press-7/count", p, qos=1)  # PUBACKed once stored
+    pub.close()
+    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "5000")
+    # All but the memory window wait in the store only.
+    assert int(sys_value(clients, plant, "$SYS/broker/bridges/up/backlog/in_store_only")) == 4500
+    plant.crash()
+
+    plant2 = plant_with(broker_factory, cfg, persistence={"path": plant.config["persistence"]["path"]})
+    wait_sys(clients, plant2, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "5000")
+    assert int(sys_value(clients, plant2, "$SYS/broker/bridges/up/backlog/in_store_only")) >= 4500
+    # The backlog's age counts from when its first message was queued, not
+    # from the restart.
+    age = int(sys_value(clients, plant2, "$SYS/broker/bridges/up/backlog/oldest_age_seconds"))
+    assert age >= int(time.monotonic() - started) - 1, age
+
+    proxy.restore()
+    got = receive_all(up, expected)
+    assert_in_order(got, expected)
+    wait_sys(clients, plant2, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "0")
+
+
+def test_drain_rate_paces_the_backlog_after_an_outage(broker_factory, clients, proxies):
+    enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies, buffer={"drain_rate": 1000})
+    pub = clients(plant)
+    expected = ["r%04d" % i for i in range(2500)]
+    for p in expected:
+        pub.publish("acme/dresden/press-7/count", p, qos=1)
+    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "2500")
+    proxy.restore()
+    # Timed from the first message upstairs: 2,499 more at 1,000 msg/s
+    # (a burst of 100 at most) cannot take less than 2.3 s.
+    first = up.get(timeout=DRAIN_TIMEOUT)
+    since = time.monotonic()
+    got = [first.payload.decode()] + receive_all(up, expected[1:])
+    elapsed = time.monotonic() - since
+    assert_in_order(got, expected)
+    assert elapsed >= 2.3, elapsed
+
+
+def test_qos0_durable_is_kept_offline_and_across_a_crash(broker_factory, clients, proxies):
+    enterprise = broker_factory()
+    proxy = proxies(enterprise.port)
+    cfg = bridge_cfg(proxy.port, buffer={"qos0": "durable"})
+    plant = plant_with(broker_factory, cfg, persistence={"durability": "always"})
+    wait_connected(clients, plant)
+    up = clients(enterprise)
+    up.subscribe("acme/dresden/#", qos=1)
+    proxy.cut()
+    wait_connected(clients, plant, value="0")
+    pub = clients(plant)
+    expected = ["z%03d" % i for i in range(200)]
+    for p in expected:
+        pub.publish("acme/dresden/press-7/count", p, qos=0)
+    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "200")
+    pub.close()
+    plant.stop()  # QoS 0 waits for no commit: a clean stop writes what is pending
+
+    plant2 = plant_with(broker_factory, cfg, persistence={"durability": "always", "path": plant.config["persistence"]["path"]})
+    proxy.restore()
+    got = receive_all(up, expected)
+    assert got == expected
+    wait_sys(clients, plant2, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "0")
+
+
+def test_qos0_in_memory_does_not_outlive_the_plant(broker_factory, clients, proxies):
+    enterprise = broker_factory()
+    proxy = proxies(enterprise.port)
+    cfg = bridge_cfg(proxy.port)  # buffer.qos0: memory (the default)
+    plant = plant_with(broker_factory, cfg)
+    wait_connected(clients, plant)
+    up = clients(enterprise)
+    up.subscribe("acme/dresden/#", qos=1)
+    proxy.cut()
+    wait_connected(clients, plant, value="0")
+    pub = clients(plant)
+    pub.publish("acme/dresden/press-7/count", "in memory", qos=0)
+    pub.publish("acme/dresden/press-7/count", "stored", qos=1)
+    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "2")
+    pub.close()
+    plant.stop()
+
+    plant_with(broker_factory, cfg, persistence={"path": plant.config["persistence"]["path"]})
+    proxy.restore()
+    assert up.get(timeout=DRAIN_TIMEOUT).payload.decode() == "stored"
+    up.expect_none(0.3)
+
+
 # ------------------------------------------------------------------ loops, roles
 
 @pytest.mark.parametrize("version", [5, 4])
