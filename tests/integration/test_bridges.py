@@ -198,12 +198,12 @@ def assert_in_order(got, expected):
     assert [p for p in first if p in set(expected)] == list(expected)
 
 
-def cut_off_plant(broker_factory, clients, proxies, **bridge_extra):
+def cut_off_plant(broker_factory, clients, proxies, plant_over=None, **bridge_extra):
     """An enterprise with a subscriber on acme/dresden/#, a plant bridged to it through a
     proxy, and the proxy cut (the plant saw the link go down)."""
     enterprise = broker_factory()
     proxy = proxies(enterprise.port)
-    plant = plant_with(broker_factory, bridge_cfg(proxy.port, **bridge_extra))
+    plant = plant_with(broker_factory, bridge_cfg(proxy.port, **bridge_extra), **(plant_over or {}))
     wait_connected(clients, plant)
     up = clients(enterprise)
     up.subscribe("acme/dresden/#", qos=1)
@@ -436,16 +436,8 @@ def test_latest_only_keeps_the_newest_state(broker_factory, clients, proxies):
 # ------------------------------------------------------------------ backlogs past memory
 
 def test_backlog_past_the_memory_window_survives_a_crash_and_drains_in_order(broker_factory, clients, proxies):
-    enterprise = broker_factory()
-    proxy = proxies(enterprise.port)
-    cfg = bridge_cfg(proxy.port, buffer={"memory": {"messages": 500}})
-    plant = plant_with(broker_factory, cfg)
-    wait_connected(clients, plant)
-    up = clients(enterprise)
-    up.subscribe("acme/dresden/#", qos=1)
-    proxy.cut()
-    wait_connected(clients, plant, value="0")
-
+    enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies, buffer={"memory": {"messages": 500}})
+    cfg = plant.config["bridges"][0]
     started = time.monotonic()
     pub = clients(plant)
     expected = ["p%05d" % i for i in range(5000)]
@@ -490,15 +482,9 @@ def test_drain_rate_paces_the_backlog_after_an_outage(broker_factory, clients, p
 
 
 def test_qos0_durable_is_kept_offline_and_across_a_crash(broker_factory, clients, proxies):
-    enterprise = broker_factory()
-    proxy = proxies(enterprise.port)
-    cfg = bridge_cfg(proxy.port, buffer={"qos0": "durable"})
-    plant = plant_with(broker_factory, cfg, persistence={"durability": "always"})
-    wait_connected(clients, plant)
-    up = clients(enterprise)
-    up.subscribe("acme/dresden/#", qos=1)
-    proxy.cut()
-    wait_connected(clients, plant, value="0")
+    enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies, {"persistence": {"durability": "always"}},
+                                                 buffer={"qos0": "durable"})
+    cfg = plant.config["bridges"][0]
     pub = clients(plant)
     expected = ["z%03d" % i for i in range(200)]
     for p in expected:
@@ -515,15 +501,9 @@ def test_qos0_durable_is_kept_offline_and_across_a_crash(broker_factory, clients
 
 
 def test_qos0_in_memory_does_not_outlive_the_plant(broker_factory, clients, proxies):
-    enterprise = broker_factory()
-    proxy = proxies(enterprise.port)
-    cfg = bridge_cfg(proxy.port)  # buffer.qos0: memory (the default)
-    plant = plant_with(broker_factory, cfg)
-    wait_connected(clients, plant)
-    up = clients(enterprise)
-    up.subscribe("acme/dresden/#", qos=1)
-    proxy.cut()
-    wait_connected(clients, plant, value="0")
+    # buffer.qos0: memory (the default)
+    enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies)
+    cfg = plant.config["bridges"][0]
     pub = clients(plant)
     pub.publish("acme/dresden/press-7/count", "in memory", qos=0)
     pub.publish("acme/dresden/press-7/count", "stored", qos=1)
