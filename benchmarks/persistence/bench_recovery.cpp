@@ -1,7 +1,8 @@
 // Start-up recovery of retained messages: open the store and load() every
 // record, as the broker does before it accepts connections.
 //
-//   bench_recovery [--count N] [--dir D] [--warm] [--rebuild] [--crashed]
+//   bench_recovery [--count N] [--sessions S] [--queued Q] [--dir D] [--warm] [--rebuild]
+//                  [--crashed] [--create-only]
 //
 // The store (default 1,000,000 retained messages on ISA-95-like topics with
 // ~20-byte JSON payloads) is created in D (default $TMPDIR/strata-bench-
@@ -9,6 +10,11 @@
 // store's files are dropped from the page cache (posix_fadvise DONTNEED on
 // our files only, nothing global), so the figure includes reading from
 // disk; --warm skips that. Prints one line.
+//
+// --sessions S adds S persistent sessions (never expiring, disconnected),
+// each with one subscription and Q (default 2) queued QoS 1 messages, as
+// plant devices that went offline leave them. --create-only builds the
+// store and exits (benchmarks/recovery then times the broker itself on it).
 //
 // --crashed builds the store as a kill -9 leaves it (written, synced, never
 // closed: the memtables' content only in the WAL) and exits; run again
@@ -55,7 +61,40 @@ std::string topic_of(std::uint64_t i) {
            std::to_string(cell) + "/machine-" + std::to_string(eq) + "/" + data_points[point];
 }
 
-void create(const std::string& dir, std::uint64_t count, bool crashed) {
+// Persistent sessions of offline devices with queued messages.
+void add_sessions(sp::store& s, std::uint64_t sessions, std::uint64_t queued) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    constexpr std::uint64_t chunk = 1000;
+    for (std::uint64_t i = 0; i < sessions;) {
+        std::vector<sp::operation> ops;
+        for (std::uint64_t end = std::min(sessions, i + chunk); i < end; ++i) {
+            char id[32];
+            std::snprintf(id, sizeof id, "plc-%06llu", static_cast<unsigned long long>(i));
+            sp::stored_session ss;
+            ss.client_id = id;
+            ss.expiry_interval = 0xFFFFFFFF;
+            ss.disconnected_at_ms = now_ms;
+            ops.push_back(sp::put_session{ss});
+            ops.push_back(sp::put_subscription{id, sp::stored_subscription{topic_of(i * points) + "/cmd/#", 1, 0}});
+            for (std::uint64_t q = 1; q <= queued; ++q) {
+                sp::stored_delivery d;
+                d.client_id = id;
+                d.seq = q;
+                d.msg.topic = topic_of(i * points) + "/cmd/setpoint";
+                d.msg.payload = "{\"value\":42.5}";
+                d.msg.qos = 1;
+                d.msg.properties.assign(1, '\0');
+                d.qos = 1;
+                ops.push_back(sp::put_delivery{std::move(d)});
+            }
+        }
+        s.submit(std::move(ops));
+        while (s.stats().pending_operations > 200000) usleep(1000);
+    }
+}
+
+void create(const std::string& dir, std::uint64_t count, std::uint64_t sessions, std::uint64_t queued, bool crashed) {
     std::error_code ec;
     fs::remove_all(dir, ec);
     sp::options o;
@@ -75,12 +114,14 @@ void create(const std::string& dir, std::uint64_t count, bool crashed) {
             m.payload = payload;
             m.qos = 1;
             m.retain = true;
+            m.properties.assign(1, '\0');  // an empty MQTT 5 property block, as the broker stores one
             ops.push_back(sp::put_retained{std::move(m)});
         }
         s->submit(std::move(ops));
         // Keep the pending list bounded (durability none acknowledges at once).
         while (s->stats().pending_operations > 200000) usleep(1000);
     }
+    add_sessions(*s, sessions, queued);
     if (crashed) {
         // Wait until everything is written, sync the WAL with one synced
         // write, and die without closing.
@@ -115,13 +156,19 @@ void drop_from_page_cache(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::uint64_t count = 1'000'000;
+    std::uint64_t count = 1'000'000, sessions = 0, queued = 2;
     std::string dir;
-    bool warm = false, rebuild = false, crashed = false;
+    bool warm = false, rebuild = false, crashed = false, create_only = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--count" && i + 1 < argc) {
             count = std::strtoull(argv[++i], nullptr, 10);
+        } else if (a == "--sessions" && i + 1 < argc) {
+            sessions = std::strtoull(argv[++i], nullptr, 10);
+        } else if (a == "--queued" && i + 1 < argc) {
+            queued = std::strtoull(argv[++i], nullptr, 10);
+        } else if (a == "--create-only") {
+            create_only = true;
         } else if (a == "--dir" && i + 1 < argc) {
             dir = argv[++i];
         } else if (a == "--warm") {
@@ -131,19 +178,28 @@ int main(int argc, char** argv) {
         } else if (a == "--crashed") {
             crashed = rebuild = true;
         } else {
-            std::fprintf(stderr, "usage: bench_recovery [--count N] [--dir D] [--warm] [--rebuild] [--crashed]\n");
+            std::fprintf(stderr, "usage: bench_recovery [--count N] [--sessions S] [--queued Q] [--dir D] [--warm] "
+                                 "[--rebuild] [--crashed] [--create-only]\n");
             return 64;
         }
     }
-    if (dir.empty()) dir = (fs::temp_directory_path() / ("strata-bench-recovery-" + std::to_string(count))).string();
+    if (dir.empty()) {
+        dir = (fs::temp_directory_path() / ("strata-bench-recovery-" + std::to_string(count) +
+                                            (sessions > 0 ? "-" + std::to_string(sessions) + "x" + std::to_string(queued) : "")))
+                  .string();
+    }
 
     try {
         if (rebuild || !fs::exists(fs::path(dir) / "BENCH_COMPLETE")) {
             auto t0 = clock_type::now();
-            create(dir, count, crashed);
+            create(dir, count, sessions, queued, crashed);
             std::fprintf(stderr, "bench_recovery: created %llu retained messages in %s (%.1f s)\n",
                          static_cast<unsigned long long>(count), dir.c_str(),
                          std::chrono::duration<double>(clock_type::now() - t0).count());
+        }
+        if (create_only) {
+            std::printf("%s\n", dir.c_str());
+            return 0;
         }
         if (!warm) drop_from_page_cache(dir);
 

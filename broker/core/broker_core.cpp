@@ -635,9 +635,16 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     // have been. The others' deliveries were sent when the store says so
     // (store_sent_marks at disconnect).
     std::unordered_set<std::string> connected_at_stop;
+    // A client's records come together (subscriptions, then deliveries in
+    // seq order): the last one found is asked for again most of the time.
+    std::string last_id;
+    session* last = nullptr;
     const auto find = [&](const std::string& client_id) -> session* {
+        if (last != nullptr && client_id == last_id) return last;
         auto it = sessions_.find(client_id);
-        return it == sessions_.end() ? nullptr : it->second.get();
+        last = it == sessions_.end() ? nullptr : it->second.get();
+        last_id = client_id;
+        return last;
     };
 
     std::unique_lock lock(registry_mutex_);
