@@ -18,7 +18,7 @@ namespace strata::broker::core {
 
 using steady_clock = std::chrono::steady_clock;
 
-struct message : persistence::shared_message {
+struct message final : persistence::shared_message {
     std::string topic;
     std::string payload;
     std::uint8_t qos = 0;

@@ -102,22 +102,23 @@ enum class when_full : std::uint8_t {
 
 // Per-session queue limits and policy.
 struct queue_limits {
+    // (Fields ordered by size: every session holds one.)
+    std::uint64_t max_bytes = 16u << 20;
+    // Bridge outboxes with a store: at most this many messages and bytes
+    // of the backlog are kept in memory (0: no bound but the limits). Past
+    // them messages are written to the store only, and read back a window
+    // at a time as the queue drains (see "Paging" in session.cpp).
+    std::uint64_t memory_bytes = 0;
+    std::uint32_t memory_messages = 0;
     std::uint32_t max_messages = 1000;
     when_full policy = when_full::drop_new;
     // Retained messages waiting in the queue keep only the newest value per
     // topic (a bridge's backlog of state topics).
     bool latest_only_retained = false;
-    std::uint64_t max_bytes = 16u << 20;
     // drop_new only (client sessions): while the client is online, a QoS 1/2
     // message that does not fit is queued anyway and holds its publisher's
     // flow gate (flow_gate.hpp) instead of being dropped.
     bool hold_publishers = false;
-    // Bridge outboxes with a store: at most this many messages and bytes
-    // of the backlog are kept in memory (0: no bound but the limits above).
-    // Past them messages are written to the store only, and read back a
-    // window at a time as the queue drains (see "Paging" in session.cpp).
-    std::uint32_t memory_messages = 0;
-    std::uint64_t memory_bytes = 0;
     // Bridge outboxes: QoS 0 messages are queued while offline and stored
     // like QoS 1 ones (buffer.qos0: durable). Otherwise QoS 0 is kept in
     // memory only, while the link is up and the backlog fits in memory.

@@ -124,8 +124,10 @@ private:
     executor_type executor_;
     client_protocol protocol_;
 
-    // Where the pending read lands; most packets of a quiet client fit.
-    std::array<std::uint8_t, 128> small_{};
+    // Where the pending read lands: a quiet client's PINGREQ, PUBACK or
+    // short PUBLISH fits; a busy one's reads go on in a per-thread buffer.
+    // Every idle connection holds it, so it is small.
+    std::array<std::uint8_t, 64> small_{};
     // True while one read's packets are handled: replies wait for flush().
     bool batching_ = false;
 
