@@ -537,7 +537,7 @@ def test_admin_endpoints(broker_factory, tmp_path):
     status, _, body = api("/api/v1/bridges")
     assert status == 200 and len(body) == 1
     assert body[0]["name"] == "up" and body[0]["connected"] is False
-    assert set(body[0]["backlog"]) == {"messages", "bytes", "oldest_age_seconds"}
+    assert set(body[0]["backlog"]) == {"messages", "bytes", "in_store_only", "oldest_age_seconds"}
 
     # bad requests: 4xx JSON, the broker carries on
     for path, method, expected in [
