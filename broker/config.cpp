@@ -824,7 +824,8 @@ bridges::sparkplug::device_rule read_sparkplug_mapping(const reader& r, const va
                      {"class", [&](const value_ref& z) { m.data_class = read_level(r, z); }, true},
                      {"subtopic",
                       [&](const value_ref& z) {
-                          m.subtopic = r.read_nonempty_string(z);
+                          m.subtopic = r.read_string(z);
+                          m.at_class = m.subtopic.empty();
                           if (!bridges::sparkplug::subtopic_of(m, ""))
                               r.fail(z, "expected topic levels without wildcards (got '" + m.subtopic + "')");
                       }},

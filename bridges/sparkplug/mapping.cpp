@@ -142,7 +142,18 @@ std::optional<ids> match_template(std::string_view tmpl, std::string_view prefix
     return out;
 }
 
+std::optional<std::string> metric_topic(std::string_view prefix, const metric_rule& rule, std::string_view name) {
+    const auto sub = subtopic_of(rule, name);
+    if (!sub) return std::nullopt;
+    std::string out;
+    out.reserve(prefix.size() + rule.data_class.size() + sub->size() + 2);
+    out.append(prefix).append("/").append(rule.data_class);
+    if (!sub->empty()) out.append("/").append(*sub);
+    return out;
+}
+
 std::optional<std::string> subtopic_of(const metric_rule& rule, std::string_view name) {
+    if (rule.at_class) return std::string();
     std::string_view sub = rule.subtopic;
     if (sub.empty()) {
         sub = name;

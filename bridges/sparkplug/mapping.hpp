@@ -30,6 +30,7 @@ struct metric_rule {
     std::string name = "*";   // an exact metric name, a prefix ending in '*' ("Motor/*"), or "*"
     std::string data_class;   // the model's class (telemetry, state, ...)
     std::string subtopic;     // empty: the metric's name (with its prefix, when `name` is one, removed)
+    bool at_class = false;    // `subtopic: ""`: the value goes on TOPIC/CLASS itself (a machine's state)
     std::string unit;         // published where the class's template has a unit key
 };
 
@@ -81,7 +82,10 @@ struct ids {
 
 // The subtopic of metric `name` under `rule`: the rule's own, or the name
 // without the rule's prefix; each '/'-separated part a valid level. None
-// when the name gives no valid topic.
+// when the name gives no valid topic. Empty for a rule `at_class`.
 [[nodiscard]] std::optional<std::string> subtopic_of(const metric_rule& rule, std::string_view name);
+// TOPIC/CLASS[/SUBTOPIC] of metric `name` under `rule`, its device's topic `prefix`.
+[[nodiscard]] std::optional<std::string> metric_topic(std::string_view prefix, const metric_rule& rule,
+                                                      std::string_view name);
 
 }  // namespace strata::bridges::sparkplug

@@ -239,8 +239,8 @@ const sparkplug_source::target& sparkplug_source::target_of(const sp::topic& t, 
     target tg;
     const sp::metric_rule* mr = dt.rule && !protocol_metric(metric) ? sp::find_metric(*dt.rule, metric) : nullptr;
     if (mr) {
-        if (auto sub = sp::subtopic_of(*mr, metric)) {
-            tg.topic = dt.prefix + "/" + mr->data_class + "/" + *sub;
+        if (auto topic = sp::metric_topic(dt.prefix, *mr, metric)) {
+            tg.topic = std::move(*topic);
             if (auto it = cfg_.templates.find(mr->data_class); it != cfg_.templates.end()) tg.payload = &it->second;
             tg.unit = mr->unit;
             const ns::model* model = core_.model();

@@ -30,6 +30,9 @@ TEST_CASE("device rules and metric rules", "[sparkplug][mapping]") {
     CHECK(subtopic_of(rules[0].metrics[0], "Temperature") == "temperature");
     CHECK(subtopic_of(rules[0].metrics[1], "Motor/Speed") == "Speed");
     CHECK(subtopic_of(rules[0].metrics[2], "Motor/Speed") == "Motor/Speed");
+    CHECK(metric_topic("acme/x/press-7", rules[0].metrics[0], "Temperature") == "acme/x/press-7/telemetry/temperature");
+    CHECK(metric_topic("acme/x/press-7", {.name = "State", .data_class = "state", .at_class = true}, "State") ==
+          "acme/x/press-7/state");
     CHECK_FALSE(subtopic_of(rules[0].metrics[2], "a/+/b"));
     CHECK_FALSE(subtopic_of(rules[0].metrics[2], "a//b"));
     CHECK_FALSE(subtopic_of(rules[0].metrics[2], "bad\xff"));
