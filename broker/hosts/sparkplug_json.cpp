@@ -16,7 +16,15 @@ constexpr std::int64_t max_exact = std::int64_t{1} << 53;
 }  // namespace
 
 std::string iso8601_ms(std::int64_t unix_ms) {
-    return bridges::opcua::date_time::from_unix_us(unix_ms * 1000).to_iso8601();
+    // The metrics of one payload share its time: the text of the last
+    // time asked for on this thread is kept.
+    thread_local std::int64_t last_ms = -1;
+    thread_local std::string last;
+    if (unix_ms != last_ms) {
+        last = bridges::opcua::date_time::from_unix_us(unix_ms * 1000).to_iso8601();
+        last_ms = unix_ms;
+    }
+    return last;
 }
 
 std::optional<json> sparkplug_to_json(const sp::value& v) {
