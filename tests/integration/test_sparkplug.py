@@ -474,6 +474,44 @@ def test_certificates_and_aliases_outlive_a_restart(broker_factory, clients, tmp
     assert n["bd_seq"] == 4 and n["devices"]["press-9"]["online"], n
 
 
+def test_a_reloaded_mapping_applies_with_the_aliases_known(broker_factory, clients, edge_nodes):
+    from conftest import merge, to_yaml
+    b = start(broker_factory)
+    node = edge_nodes(b)
+    uns = clients(b)
+    uns.subscribe(LINE + "/press-7/#")
+    collect(uns, [LINE + "/press-7/telemetry/temperature"])  # retained from the birth
+    # Mode (Int8) was not mapped; now it is, and Temperature goes elsewhere.
+    section = example()["sparkplug"]
+    rules = section["mappings"][0]["metrics"]
+    rules[0]["subtopic"] = "temp"
+    rules.append({"name": "Mode", "class": "telemetry", "subtopic": "mode"})
+    b.config = merge(b.config, {"sparkplug": section})
+    b.config_path.write_text(to_yaml(b.config))
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload: sparkplug: changed sparkplug" in b.stderr_text(), timeout=VALUE_TIMEOUT,
+               what="the reload")
+    # No new birth: the aliases come from the certificates the new host read back.
+    node.send(op="data", device="press-7", metrics={"Temperature": 30.5, "Mode": 2})
+    got = collect(uns, [LINE + "/press-7/telemetry/temp", LINE + "/press-7/telemetry/mode"])
+    assert json.loads(got[LINE + "/press-7/telemetry/temp"].payload)["value"] == 30.5
+    assert json.loads(got[LINE + "/press-7/telemetry/mode"].payload)["value"] == 2
+    n = node_state(clients, b, "dresden", "line-2", lambda n: n["online"] and n["devices"]["press-7"]["online"])
+    assert n["births"] == 1, n
+
+    # Without the section the host is gone: births are no longer certified.
+    del b.config["sparkplug"]
+    b.config_path.write_text(to_yaml(b.config))
+    b.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload: sparkplug: removed sparkplug" in b.stderr_text(), timeout=VALUE_TIMEOUT,
+               what="the reload")
+    clients(b).publish("spBv1.0/dresden/NBIRTH/line-9", payload([metric("bdSeq", datatype="Int64", value=0)], seq=0),
+                       qos=1)
+    late = clients(b)
+    late.subscribe("$sparkplug/certificates/spBv1.0/dresden/NBIRTH/line-9")
+    late.expect_none(1.0)
+
+
 def check_config(tmp_path, text):
     cfg = tmp_path / "strata.yaml"
     cfg.write_text(text)
