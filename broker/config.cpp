@@ -804,6 +804,7 @@ std::string read_level(const reader& r, const value_ref& v) {
 
 bridges::sparkplug::device_rule read_sparkplug_mapping(const reader& r, const value_ref& item) {
     bridges::sparkplug::device_rule d;
+    d.at = position(r, item);
     bool device = false;
     r.read_map(item, {
         {"group", [&](const value_ref& x) { d.group = read_id(r, x); }},
@@ -889,6 +890,7 @@ void read_sparkplug(const reader& r, const value_ref& v, config& cfg) {
         {"rebirth_interval_s", [&](const value_ref& x) { s.rebirth_interval_s = r.read_uint<u32>(x, 1, 86'400); }},
         {"identity", [&](const value_ref& x) { s.identity = r.read_nonempty_string(x); }},
         {"qos", [&](const value_ref& x) { s.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
+        {"retain", [&](const value_ref& x) { s.retain = r.read_bool(x); }},
         {"command_class", [&](const value_ref& x) { s.command_class = read_level(r, x); }},
         {"reply_class",
          [&](const value_ref& x) {

@@ -368,6 +368,11 @@ struct sparkplug_config {
     // NCMD/DCMD may be published (users:/roles:). Default: the name.
     std::string identity;
     std::uint8_t qos = 0;  // of the mapped values
+    // Mapped values are retained where their class requires it, never where
+    // it forbids it, and where it leaves it open (`retain: any`, or no
+    // model) as this says. Default true: the tree holds each metric's
+    // latest value.
+    bool retain = true;
     // The model's class of commands and of their replies under a mapped
     // topic (TOPIC/cmd/SUBTOPIC answered on TOPIC/reply/SUBTOPIC; reply
     // empty: no replies).

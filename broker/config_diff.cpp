@@ -128,6 +128,8 @@ bool same_settings(const sparkplug_config& a, const sparkplug_config& b) {
     sparkplug_config x = a, y = b;
     for (auto& [cls, t] : x.templates) t.at.clear();
     for (auto& [cls, t] : y.templates) t.at.clear();
+    for (auto& m : x.mappings) m.at.clear();
+    for (auto& m : y.mappings) m.at.clear();
     return x == y;
 }
 

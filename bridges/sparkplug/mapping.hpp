@@ -48,6 +48,7 @@ struct device_rule {
     std::string topic;        // the template
     std::vector<metric_rule> metrics;
     std::vector<command_rule> commands;
+    std::string at;           // where it was configured ("file:line: sparkplug.mappings[0]"), for errors
 };
 
 // Whether an id matches a rule's field ("+": any).

@@ -245,7 +245,8 @@ const sparkplug_source::target& sparkplug_source::target_of(const sp::topic& t, 
             tg.unit = mr->unit;
             const ns::model* model = core_.model();
             const ns::data_class* cls = model ? model->find_class(mr->data_class) : nullptr;
-            tg.retain = !cls || cls->retain != ns::retain_rule::forbidden;
+            tg.retain = cls && cls->retain != ns::retain_rule::any ? cls->retain == ns::retain_rule::required
+                                                                   : cfg_.retain;
         }
     }
     return dt.metrics.emplace(metric, std::move(tg)).first->second;

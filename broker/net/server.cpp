@@ -1,6 +1,7 @@
 #include "broker/net/server.hpp"
 
 #include "broker/hosts/opcua_check.hpp"
+#include "broker/hosts/sparkplug_check.hpp"
 #include "broker/net/connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -45,6 +46,10 @@ server::server(config cfg) : core_(std::move(cfg)) {
     // A model must fit what the OPC UA sources publish (at start and on reload).
     core_.add_model_check([](const config& c, const ns::model* m) {
         if (m != nullptr) hosts::check_opcua_fits_model(c, *m);
+    });
+    // And what the Sparkplug host publishes and takes as commands.
+    core_.add_model_check([](const config& c, const ns::model* m) {
+        if (m != nullptr) hosts::check_sparkplug_fits_model(c, *m);
     });
     http_.admin().bridges = &bridges_;
     http_.admin().opcua = &opcua_;

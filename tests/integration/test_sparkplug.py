@@ -536,6 +536,29 @@ def test_bad_sparkplug_config_is_refused_clearly(tmp_path):
         assert r.returncode != 0 and want in r.stderr, (text, r.stderr)
 
 
+def test_a_mapping_the_model_would_refuse_stops_the_start(tmp_path):
+    model = "namespace: {model: \"%s\"}\n" % ACME
+    base = ("sparkplug:\n  mappings:\n    - group: dresden\n      device: \"+\"\n"
+            "      topic: \"acme/dresden/press-shop/{edge_node}/{device}\"\n")
+    cases = [
+        (base.replace("device: \"+\"", "edge_node: \"+\"\n      device: \"+\"") +
+         "      metrics: [{name: \"*\", class: oee}]\n",
+         b"strata.yaml:4: sparkplug.mappings[0]: the namespace model (%s) refuses every value of class 'oee'"
+         % ACME.encode()),
+        (base + "      metrics: [{name: \"*\", class: gauges}]\n", b"has no class 'gauges'"),
+        (base + "      metrics: [{name: \"*\", class: cmd}]\n", b"class 'cmd' is a command class"),
+        ("sparkplug:\n  templates: {telemetry: {value: value}}\n  mappings:\n"
+         "    - {group: g, edge_node: e, topic: \"acme/x\", metrics: [{name: \"*\", class: telemetry}]}\n",
+         b"refuses every value of class 'telemetry'"),
+        ("sparkplug:\n  command_class: telemetry\n  mappings:\n"
+         "    - {group: g, edge_node: e, device: d, topic: \"acme/x\", commands: [{subtopic: s, metric: m}]}\n",
+         b"class 'telemetry' (command_class) is not a command class"),
+    ]
+    for text, want in cases:
+        r = check_config(tmp_path, model + text)
+        assert r.returncode != 0 and want in r.stderr, (text, r.stderr)
+
+
 def test_the_deploy_example_is_a_valid_config():
     r = subprocess.run([STRATA_BIN, "--config", str(EXAMPLE), "--check-config"], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
