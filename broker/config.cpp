@@ -891,6 +891,7 @@ void read_sparkplug(const reader& r, const value_ref& v, config& cfg) {
         {"identity", [&](const value_ref& x) { s.identity = r.read_nonempty_string(x); }},
         {"qos", [&](const value_ref& x) { s.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
         {"retain", [&](const value_ref& x) { s.retain = r.read_bool(x); }},
+        {"stale_on_death", [&](const value_ref& x) { s.stale_on_death = r.read_bool(x); }},
         {"command_class", [&](const value_ref& x) { s.command_class = read_level(r, x); }},
         {"reply_class",
          [&](const value_ref& x) {

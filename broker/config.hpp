@@ -373,6 +373,11 @@ struct sparkplug_config {
     // model) as this says. Default true: the tree holds each metric's
     // latest value.
     bool retain = true;
+    // When a node or device dies, its mapped metrics are published again
+    // with their last value and quality `uncertain` (the template's
+    // `status`; OPC UA's UncertainLastUsableValue), so the tree shows that
+    // they are no longer current. Default true.
+    bool stale_on_death = true;
     // The model's class of commands and of their replies under a mapped
     // topic (TOPIC/cmd/SUBTOPIC answered on TOPIC/reply/SUBTOPIC; reply
     // empty: no replies).

@@ -39,7 +39,7 @@ void check_metrics(const sparkplug_config& s, const bridges::sparkplug::device_r
         std::string first;
         bool fits = false;
         for (const nlohmann::json& v : {nlohmann::json(1.5), nlohmann::json(true), nlohmann::json("running")}) {
-            const std::string payload = sparkplug_payload(v, false, sample_ms, sample_ms, t, r.unit);
+            const std::string payload = sparkplug_payload(v, sparkplug_quality::good, sample_ms, sample_ms, t, r.unit);
             const std::string why = refusal(c, payload);
             if (why.empty()) {
                 fits = true;

@@ -200,6 +200,7 @@ void sparkplug_source::take_sparkplug(const core::message& m, std::int64_t now_m
         break;
     case sp::event::death:
         deaths_.fetch_add(1, std::memory_order_relaxed);
+        if (cfg_.stale_on_death) publish_stale(*t, now_ms);
         break;
     case sp::event::stale_death:
         stale_deaths_.fetch_add(1, std::memory_order_relaxed);
@@ -223,7 +224,18 @@ void sparkplug_source::take_sparkplug(const core::message& m, std::int64_t now_m
     }
 }
 
-const sparkplug_source::target& sparkplug_source::target_of(const sp::topic& t, const std::string& metric) {
+namespace {
+
+// Whether a payload says its quality (a class whose template has no status
+// key would only show the last value again, with a new time).
+bool shows_quality(const opcua_template* t) {
+    using field = opcua_template::field;
+    return !t || t->has(field::status) || t->has(field::status_name) || t->has(field::status_code);
+}
+
+}  // namespace
+
+sparkplug_source::target& sparkplug_source::target_of(const sp::topic& t, const std::string& metric) {
     std::string key = node_key(t.group, t.edge_node);
     key.append("/").append(t.device);
     device_targets& dt = targets_[key];
@@ -256,7 +268,7 @@ void sparkplug_source::map_metrics(const sp::topic& t, const sp::outcome& o, con
                                    std::int64_t now_ms) {
     if (cfg_.mappings.empty()) return;
     for (const auto& r : o.metrics) {
-        const target& tg = target_of(t, r.def->name);
+        target& tg = target_of(t, r.def->name);
         // Historical values are not the current state: not mapped.
         if (tg.topic.empty() || r.m->is_historical) {
             unmapped_.fetch_add(1, std::memory_order_relaxed);
@@ -267,15 +279,39 @@ void sparkplug_source::map_metrics(const sp::topic& t, const sp::outcome& o, con
             unmapped_.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
-        auto msg = std::make_shared<core::message>();
-        msg->topic = tg.topic;
-        msg->payload = sparkplug_payload(*j, j->is_null(), r.m->timestamp.value_or(p.timestamp.value_or(0)), now_ms,
-                                         tg.payload, tg.unit);
-        msg->qos = cfg_.qos;
-        msg->retain = tg.retain;
-        msg->origin = inbox_.get();
-        if (publish_checked(msg, "value")) mapped_.fetch_add(1, std::memory_order_relaxed);
-        else denied_.fetch_add(1, std::memory_order_relaxed);
+        publish_value(tg, *j, j->is_null() ? sparkplug_quality::bad : sparkplug_quality::good,
+                      r.m->timestamp.value_or(p.timestamp.value_or(0)), now_ms);
+    }
+}
+
+void sparkplug_source::publish_value(target& tg, const nlohmann::json& v, sparkplug_quality q,
+                                     std::uint64_t source_ms, std::int64_t now_ms) {
+    auto msg = std::make_shared<core::message>();
+    msg->topic = tg.topic;
+    msg->payload = sparkplug_payload(v, q, source_ms, now_ms, tg.payload, tg.unit);
+    msg->qos = cfg_.qos;
+    msg->retain = tg.retain;
+    msg->origin = inbox_.get();
+    if (publish_checked(msg, "value")) mapped_.fetch_add(1, std::memory_order_relaxed);
+    else denied_.fetch_add(1, std::memory_order_relaxed);
+    if (q != sparkplug_quality::uncertain) {
+        tg.last = v;
+        tg.last_ms = source_ms;
+    }
+}
+
+void sparkplug_source::publish_stale(const sp::topic& t, std::int64_t now_ms) {
+    // NDEATH: the node's own metrics and every device's; DDEATH: the device's.
+    std::string key = node_key(t.group, t.edge_node) + "/";
+    if (!t.device.empty()) key.append(t.device);
+    const bool node = t.device.empty();
+    for (auto& [k, dt] : targets_) {
+        if (node ? !k.starts_with(key) : k != key) continue;
+        for (auto& [name, tg] : dt.metrics) {
+            if (tg.topic.empty() || tg.last.is_null() || !shows_quality(tg.payload)) continue;
+            // The death's time: since then the value is no longer current.
+            publish_value(tg, tg.last, sparkplug_quality::uncertain, static_cast<std::uint64_t>(now_ms), now_ms);
+        }
     }
 }
 

@@ -36,6 +36,7 @@
 #include "broker/config.hpp"
 #include "broker/core/session.hpp"
 #include "broker/hosts/host.hpp"
+#include "broker/hosts/sparkplug_json.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
@@ -119,6 +120,8 @@ private:
         const opcua_template* payload = nullptr;
         std::string_view unit;
         bool retain = false;
+        nlohmann::json last;                  // the last value published (null: none yet)
+        std::uint64_t last_ms = 0;            // its source time
     };
     struct device_targets {
         bool resolved = false;
@@ -133,7 +136,12 @@ private:
     void take_command(const core::message& m, std::int64_t now_ms);
     void map_metrics(const bridges::sparkplug::topic& t, const bridges::sparkplug::outcome& o,
                      const bridges::sparkplug::payload& p, std::int64_t now_ms);
-    const target& target_of(const bridges::sparkplug::topic& t, const std::string& metric);
+    target& target_of(const bridges::sparkplug::topic& t, const std::string& metric);
+    // A node (device empty: and all its devices) or device died: its mapped
+    // metrics again, with their last values, quality uncertain.
+    void publish_stale(const bridges::sparkplug::topic& t, std::int64_t now_ms);
+    void publish_value(target& tg, const nlohmann::json& v, sparkplug_quality q, std::uint64_t source_ms,
+                       std::int64_t now_ms);
     void certify(const core::message& birth);
     void request_rebirth(const bridges::sparkplug::topic& t, std::int64_t now_ms);
     void restore_certificates();

@@ -50,8 +50,12 @@ std::optional<json> sparkplug_to_json(const sp::value& v) {
         v);
 }
 
-std::string sparkplug_payload(const json& v, bool bad, std::uint64_t source_ms, std::int64_t received_ms,
+std::string sparkplug_payload(const json& v, sparkplug_quality q, std::uint64_t source_ms, std::int64_t received_ms,
                               const opcua_template* t, std::string_view unit) {
+    static constexpr const char* quality_names[] = {"good", "uncertain", "bad"};
+    static constexpr const char* status_names[] = {"Good", "UncertainLastUsableValue", "Bad"};
+    static constexpr std::uint32_t status_codes[] = {0, 0x40900000u, 0x80000000u};
+    const auto qi = static_cast<std::size_t>(q);
     using field = opcua_template::field;
     const std::int64_t src = source_ms != 0 && source_ms < (std::uint64_t{1} << 52) ? static_cast<std::int64_t>(source_ms)
                                                                                    : received_ms;
@@ -59,7 +63,7 @@ std::string sparkplug_payload(const json& v, bool bad, std::uint64_t source_ms, 
     if (!t) {
         j["value"] = nlohmann::ordered_json(v);
         j["ts"] = iso8601_ms(src);
-        j["quality"] = bad ? "bad" : "good";
+        j["quality"] = quality_names[qi];
         if (!unit.empty()) j["unit"] = unit;
         return j.dump(-1, ' ', false, json::error_handler_t::replace);
     }
@@ -68,9 +72,9 @@ std::string sparkplug_payload(const json& v, bool bad, std::uint64_t source_ms, 
         case field::value: j[k.name] = nlohmann::ordered_json(v); break;
         case field::source_ts: j[k.name] = iso8601_ms(src); break;
         case field::server_ts: j[k.name] = iso8601_ms(received_ms); break;
-        case field::status: j[k.name] = k.names[bad ? 2 : 0]; break;
-        case field::status_name: j[k.name] = bad ? "Bad" : "Good"; break;
-        case field::status_code: j[k.name] = bad ? 0x80000000u : 0u; break;
+        case field::status: j[k.name] = k.names[qi]; break;
+        case field::status_name: j[k.name] = status_names[qi]; break;
+        case field::status_code: j[k.name] = status_codes[qi]; break;
         case field::unit:
             if (!unit.empty()) j[k.name] = unit;
             break;

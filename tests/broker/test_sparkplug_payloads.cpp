@@ -43,22 +43,24 @@ TEST_CASE("sparkplug values as JSON", "[sparkplug][json]") {
 }
 
 TEST_CASE("sparkplug payloads: the default shape and templates", "[sparkplug][json]") {
-    CHECK(sparkplug_payload(json(21.5), false, t0, t0 + 5, nullptr, "degC") ==
+    CHECK(sparkplug_payload(json(21.5), sparkplug_quality::good, t0, t0 + 5, nullptr, "degC") ==
           R"({"value":21.5,"ts":"2026-01-01T00:00:00.123Z","quality":"good","unit":"degC"})");
     // No source time: when it was received.
-    CHECK(sparkplug_payload(json(nullptr), true, 0, t0, nullptr, "") ==
+    CHECK(sparkplug_payload(json(nullptr), sparkplug_quality::bad, 0, t0, nullptr, "") ==
           R"({"value":null,"ts":"2026-01-01T00:00:00.123Z","quality":"bad"})");
     using f = opcua_template::field;
     const auto state = template_of({{"state", f::value}, {"ts", f::source_ts}});
-    CHECK(sparkplug_payload(json("running"), false, t0, t0, &state, "degC") ==
+    CHECK(sparkplug_payload(json("running"), sparkplug_quality::good, t0, t0, &state, "degC") ==
           R"({"state":"running","ts":"2026-01-01T00:00:00.123Z"})");
     const auto all = template_of({{"v", f::value}, {"at", f::server_ts}, {"q", f::status}, {"n", f::status_name},
                                   {"c", f::status_code}, {"u", f::unit}});
-    CHECK(sparkplug_payload(json(1), true, t0, t0 + 1000, &all, "") ==
+    CHECK(sparkplug_payload(json(1), sparkplug_quality::bad, t0, t0 + 1000, &all, "") ==
           R"({"v":1,"at":"2026-01-01T00:00:01.123Z","q":"bad","n":"Bad","c":2147483648})");
+    CHECK(sparkplug_payload(json(1), sparkplug_quality::uncertain, t0, t0, &all, "") ==
+          R"({"v":1,"at":"2026-01-01T00:00:00.123Z","q":"uncertain","n":"UncertainLastUsableValue","c":1083179008})");
     // A source time from the network that is no time: when it was received.
-    CHECK(sparkplug_payload(json(1), false, std::numeric_limits<std::uint64_t>::max(), t0, nullptr, "") ==
+    CHECK(sparkplug_payload(json(1), sparkplug_quality::good, std::numeric_limits<std::uint64_t>::max(), t0, nullptr, "") ==
           R"({"value":1,"ts":"2026-01-01T00:00:00.123Z","quality":"good"})");
     // Text that is not UTF-8 is replaced, never thrown.
-    CHECK_NOTHROW(sparkplug_payload(json(std::string("bad\xff")), false, t0, t0, nullptr, ""));
+    CHECK_NOTHROW(sparkplug_payload(json(std::string("bad\xff")), sparkplug_quality::good, t0, t0, nullptr, ""));
 }

@@ -323,6 +323,8 @@ def test_rebirth_on_ncmd_and_the_state_in_the_admin_api(broker_factory, clients,
 
 def test_a_stale_will_does_not_take_a_reborn_node_offline(broker_factory, clients, edge_nodes):
     b = start(broker_factory, sparkplug={"offline_alert_s": 1})
+    uns = clients(b)
+    uns.subscribe(LINE + "/press-7/telemetry/temperature")
     first = edge_nodes(b, bdseq=0)
     # The node comes back on a new connection (bdSeq 1) before the broker noticed the old one died.
     second = edge_nodes(b, bdseq=1)
@@ -330,9 +332,14 @@ def test_a_stale_will_does_not_take_a_reborn_node_offline(broker_factory, client
     first.kill()  # its will: NDEATH with bdSeq 0
     n = node_state(clients, b, "dresden", "line-2", lambda n: n["stale_deaths"] == 1)
     assert n["online"] and n["deaths"] == 0, n
+    assert [json.loads(m.payload)["quality"] for m in uns.get_n(2)] == ["good", "good"]  # two births
+    uns.expect_none(0.5)  # the stale will published nothing
     second.send(op="stop")  # NDEATH with bdSeq 1
     n = node_state(clients, b, "dresden", "line-2", lambda n: not n["online"])
     assert n["deaths"] == 1 and not n["devices"]["press-7"]["online"] and n["last_death"], n
+    # The mapped values stay, no longer current: quality uncertain.
+    stale = json.loads(uns.get(timeout=VALUE_TIMEOUT).payload)
+    assert stale["value"] == 20.5 and stale["quality"] == "uncertain", stale
     # Offline for more than offline_alert_s: the alert.
     alert = json.loads(wait_retained(clients, b, "$SYS/broker/alerts/sparkplug_offline/dresden/line-2",
                                      lambda t: json.loads(t)["active"], VALUE_TIMEOUT))
