@@ -17,7 +17,7 @@
 //   {"op": "ddeath", "device": "press-7"}
 //   {"op": "stop"}          NDEATH with its bdSeq, then disconnect
 // Writes events to stdout, one JSON object a line:
-//   {"event": "born"}       NBIRTH and every DBIRTH published
+//   {"event": "born"}       NBIRTH and every DBIRTH taken by the broker
 //   {"event": "rebirth"}    born again on a Rebirth command
 //   {"event": "dcmd", "device": ..., "metrics": [{"name", "alias", "type", "value"}]}
 //   {"event": "ncmd", "metrics": [...]}
@@ -100,10 +100,18 @@ function birth() {
     }
 }
 
+// "born" is told once the broker has taken the births: the SUBACK of a
+// subscription made after them (the broker handles one connection's
+// packets in order; mqtt.js may hold packets back right after CONNACK).
+// The filter is the NCMD one Tahu's client subscribed to already.
+function told(event) {
+    client.subscribeTopic("spBv1.0/" + group + "/NCMD/" + edge + "/#", { qos: 0 }, () => emit({ event }));
+}
+
 let births = 0;
 client.on("birth", () => {
     birth();
-    emit({ event: births++ === 0 ? "born" : "rebirth" });
+    told(births++ === 0 ? "born" : "rebirth");
 });
 
 function metricsOf(payload) {
@@ -120,7 +128,7 @@ client.on("ncmd", (payload) => {
     emit({ event: "ncmd", metrics });
     if (metrics.some((m) => m.name === "Node Control/Rebirth" && m.value === true)) {
         birth();
-        emit({ event: "rebirth" });
+        told("rebirth");
     }
 });
 client.on("dcmd", (device, payload) => emit({ event: "dcmd", device, metrics: metricsOf(payload) }));
