@@ -5,6 +5,7 @@
 #include "broker/core/broker_core.hpp"
 #include "broker/hosts/opcua_json.hpp"
 #include "broker/hosts/sparkplug_json.hpp"
+#include "namespace/topic.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -318,6 +319,11 @@ void sparkplug_source::publish_stale(const sp::topic& t, std::int64_t now_ms) {
 void sparkplug_source::certify(const core::message& birth) {
     auto c = std::make_shared<core::message>();
     c->topic = sp::certificate_topic(birth.topic);
+    if (!ns::valid_topic_name(c->topic)) {
+        // A birth topic within a few bytes of MQTT's limit has no certificate topic.
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     c->payload = birth.payload;
     c->qos = 1;
     c->retain = true;
@@ -545,6 +551,7 @@ void sparkplug_source::sys_values(const sparkplug_status& s, const sys_put& put)
     // One JSON document per edge node: $SYS/broker/sparkplug/NAME/node/GROUP/EDGE_NODE.
     for (const auto& n : s.nodes) {
         const std::string leaf = "node/" + n.group + "/" + n.edge_node;
+        if (!ns::valid_topic_name("$SYS/broker/sparkplug/" + s.name + "/" + leaf)) continue;  // ids near MQTT's limit
         put(leaf.c_str(), sparkplug_node_json(n).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
 }
