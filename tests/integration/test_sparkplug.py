@@ -519,6 +519,42 @@ def test_a_reloaded_mapping_applies_with_the_aliases_known(broker_factory, clien
     late.expect_none(1.0)
 
 
+def test_an_enterprise_that_comes_later_gets_the_births_over_the_bridge(broker_factory, clients, edge_nodes):
+    """The plant broker (not Sparkplug Aware) bridges spBv1.0/# up and NCMD/DCMD down; the
+    enterprise broker is started after the edge node birthed: the births wait in the
+    bridge's buffer, the enterprise certifies and maps them, and a command there reaches
+    the device through the plant."""
+    from conftest import free_port
+    port = free_port()
+    bridge = {"name": "up", "remote": "mqtt://127.0.0.1:%d" % port, "protocol_version": 5, "client_id": "plant-up",
+              "reconnect": {"min_ms": 50, "max_ms": 200},
+              "forward": [{"local": "spBv1.0/#", "remote": "spBv1.0/#", "qos": 1}],
+              "receive": [{"remote": "spBv1.0/+/NCMD/#", "local": "spBv1.0/+/NCMD/#", "qos": 1},
+                          {"remote": "spBv1.0/+/DCMD/#", "local": "spBv1.0/+/DCMD/#", "qos": 1}]}
+    plant = broker_factory(bridges=[bridge])
+    node = edge_nodes(plant)
+    node.send(op="data", device="press-7", metrics={"Temperature": 24.5})
+
+    enterprise = broker_factory(listeners=[{"name": "mqtt", "protocol": "mqtt", "bind": "127.0.0.1:%d" % port}],
+                                namespace={"model": ACME}, sparkplug=example()["sparkplug"])
+    late = clients(enterprise)
+    late.subscribe("$sparkplug/certificates/#")
+    collect(late, ["$sparkplug/certificates/spBv1.0/dresden/NBIRTH/line-2",
+                   "$sparkplug/certificates/spBv1.0/dresden/DBIRTH/line-2/press-7",
+                   "$sparkplug/certificates/spBv1.0/dresden/DBIRTH/line-2/press-8"])
+    uns = clients(enterprise)
+    uns.subscribe(LINE + "/press-7/telemetry/temperature")
+    assert json.loads(uns.get(timeout=VALUE_TIMEOUT).payload)["value"] == 24.5  # the DDATA after the births
+    op = clients(enterprise)
+    op.subscribe(LINE + "/press-7/reply/setpoint")
+    op.publish(LINE + "/press-7/cmd/setpoint", json.dumps({"command": "set", "request_id": "req-00000009",
+                                                          "ts": "2026-01-01T08:00:00Z",
+                                                          "parameters": {"value": 61.5}}), qos=1)
+    assert json.loads(op.get(timeout=VALUE_TIMEOUT).payload)["status"] == "ok"
+    e = node.expect("dcmd")
+    assert e["device"] == "press-7" and e["metrics"][0]["name"] == "Setpoint" and e["metrics"][0]["value"] == 61.5
+
+
 def check_config(tmp_path, text):
     cfg = tmp_path / "strata.yaml"
     cfg.write_text(text)
