@@ -138,7 +138,9 @@ void sparkplug_source::drain() {
             } catch (const std::exception& x) {
                 // Nothing from the network may stop the host.
                 malformed_.fetch_add(1, std::memory_order_relaxed);
-                spdlog::warn("sparkplug '{}': '{}' dropped: {}", cfg_.name, o.d.msg->topic, x.what());
+                if (refused_log_.allow())
+                    spdlog::warn("sparkplug '{}': '{}' dropped: {}{}", cfg_.name, o.d.msg->topic, x.what(),
+                                 refused_log_.suffix());
             }
         }
         // Let other work on this thread run between batches.
@@ -205,7 +207,8 @@ void sparkplug_source::take_sparkplug(const core::message& m, std::int64_t now_m
         break;
     case sp::event::stale_death:
         stale_deaths_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::info("sparkplug '{}': '{}' ignored: {}", cfg_.name, m.topic, o.reason);
+        if (ignored_log_.allow())
+            spdlog::info("sparkplug '{}': '{}' ignored: {}{}", cfg_.name, m.topic, o.reason, ignored_log_.suffix());
         break;
     case sp::event::data:
         unknown_aliases_.fetch_add(o.unresolved, std::memory_order_relaxed);
@@ -217,7 +220,8 @@ void sparkplug_source::take_sparkplug(const core::message& m, std::int64_t now_m
         break;
     case sp::event::refused:
         refused_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("sparkplug '{}': '{}' refused: {}", cfg_.name, m.topic, o.reason);
+        if (refused_log_.allow())
+            spdlog::warn("sparkplug '{}': '{}' refused: {}{}", cfg_.name, m.topic, o.reason, refused_log_.suffix());
         break;
     case sp::event::command:
     case sp::event::state:
@@ -394,7 +398,9 @@ void sparkplug_source::take_command(const core::message& m, std::int64_t now_ms)
             const opcua_command cmd = opcua_read_command(m.payload, command_shape(cfg_));
             const auto refuse = [&](const std::string& why) {
                 command_errors_.fetch_add(1, std::memory_order_relaxed);
-                spdlog::info("sparkplug '{}': command on '{}' refused: {}", cfg_.name, m.topic, why);
+                if (command_log_.allow())
+                    spdlog::info("sparkplug '{}': command on '{}' refused: {}{}", cfg_.name, m.topic, why,
+                                 command_log_.suffix());
                 reply(m, reply_topic, cmd.request_id, false, why);
             };
             if (!cmd.value) return refuse(cmd.error);

@@ -34,6 +34,7 @@
 #include "bridges/sparkplug/topic.hpp"
 #include "bridges/sparkplug/tracker.hpp"
 #include "broker/config.hpp"
+#include "broker/core/log_limit.hpp"
 #include "broker/core/session.hpp"
 #include "broker/hosts/host.hpp"
 #include "broker/hosts/sparkplug_json.hpp"
@@ -162,6 +163,8 @@ private:
     std::unordered_map<std::string, device_targets> targets_;
     std::unordered_map<std::string, std::int64_t> rebirth_asked_;  // node key -> when (ms)
     std::uint64_t model_generation_ = 0;  // of the model targets_ was worked out with
+    // What a node can repeat per message is logged at most once a second (on the strand).
+    core::log_limit refused_log_, ignored_log_, command_log_;
 
     std::atomic<std::uint64_t> messages_{0}, malformed_{0}, births_{0}, deaths_{0}, stale_deaths_{0}, seq_gaps_{0},
         no_birth_{0}, unknown_aliases_{0}, refused_{0}, mapped_{0}, unmapped_{0}, rebirths_{0}, commands_{0},
