@@ -93,7 +93,7 @@ case "${1:-}" in
         # corpora and regressions also run in ctest (fuzz_replay,
         # fuzz_session_replay).
         # shellcheck disable=SC2086
-        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}" ${STRATA_FUZZ_TARGETS:-fuzz_decoder fuzz_session}
+        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}" ${STRATA_FUZZ_TARGETS:-fuzz_decoder fuzz_session fuzz_sparkplug}
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         ctest --test-dir build-test --output-on-failure -j "$jobs" --timeout 600
