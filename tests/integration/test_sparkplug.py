@@ -320,6 +320,11 @@ def test_rebirth_on_ncmd_and_the_state_in_the_admin_api(broker_factory, clients,
     status, _, _ = request(b.web, "/api/v1/sparkplug")
     assert status == 401
 
+    # The node dies: its connection drops, the broker publishes its will (NDEATH, bdSeq 0).
+    node.kill()
+    n = node_state(clients, b, "dresden", "line-2", lambda n: not n["online"])
+    assert n["deaths"] == 1 and n["stale_deaths"] == 0 and not n["devices"]["press-8"]["online"], n
+
 
 def test_a_stale_will_does_not_take_a_reborn_node_offline(broker_factory, clients, edge_nodes):
     b = start(broker_factory, sparkplug={"offline_alert_s": 1})
