@@ -16,6 +16,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -25,6 +26,9 @@ import yaml
 from conftest import IS_MOSQUITTO, STRATA_BIN, Client, PacketTypes, mosquitto_pub, props, uid, \
     wait_retained, wait_until
 from test_http import make_passwd, basic, request, scrape, start_http_broker
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "sparkplug"))
+from sparkplug_wire import metric, payload  # noqa: E402  (hand-made payloads, shared with benchmarks/)
 
 pytestmark = pytest.mark.skipif(IS_MOSQUITTO, reason="Sparkplug Aware is Strata's")
 
@@ -132,58 +136,6 @@ def edge_nodes(tmp_path):
     yield make
     for n in made:
         n.stop()
-
-
-# ------------------------------------------------------------------ hand-made payloads
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(num, wire, data):
-    if wire == 0:
-        return varint(num << 3) + varint(data)
-    if wire == 1:
-        return varint(num << 3 | 1) + data
-    return varint(num << 3 | 2) + varint(len(data)) + data
-
-
-DATATYPE = {"Int8": 1, "Int32": 3, "Int64": 4, "UInt64": 8, "Double": 10, "Boolean": 11, "String": 12}
-
-
-def metric(name=None, alias=None, datatype=None, value=None):
-    import struct
-    out = b""
-    if name is not None:
-        out += field(1, 2, name.encode())
-    if alias is not None:
-        out += field(2, 0, alias)
-    if datatype is not None:
-        out += field(4, 0, DATATYPE[datatype])
-    if isinstance(value, bool):
-        out += field(14, 0, int(value))
-    elif isinstance(value, int):
-        out += field(11, 0, value & 0xFFFFFFFFFFFFFFFF)
-    elif isinstance(value, float):
-        out += field(13, 1, struct.pack("<d", value))
-    elif isinstance(value, str):
-        out += field(15, 2, value.encode())
-    return out
-
-
-def payload(metrics, seq=None, timestamp=None):
-    out = field(1, 0, timestamp if timestamp is not None else int(time.time() * 1000))
-    for m in metrics:
-        out += field(2, 2, m)
-    if seq is not None:
-        out += field(3, 0, seq)
-    return out
 
 
 # ------------------------------------------------------------------ the broker
