@@ -9,7 +9,6 @@ built here with a few lines of protobuf encoding.
 """
 
 import json
-import os
 import pathlib
 import queue
 import random
@@ -23,8 +22,7 @@ import time
 import pytest
 import yaml
 
-from conftest import IS_MOSQUITTO, STRATA_BIN, Client, PacketTypes, mosquitto_pub, props, uid, \
-    wait_retained, wait_until
+from conftest import IS_MOSQUITTO, STRATA_BIN, uid, wait_retained, wait_until
 from test_http import make_passwd, basic, request, scrape, start_http_broker
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "sparkplug"))
