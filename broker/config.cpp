@@ -9,6 +9,7 @@
 #include "broker/config.hpp"
 
 #include "bridges/opcua/types.hpp"
+#include "bridges/sparkplug/mapping.hpp"
 #include "bridges/mqtt/topic_map.hpp"
 #include "namespace/topic.hpp"
 #include "namespace/yaml_reader.hpp"
@@ -799,6 +800,140 @@ void read_opcua(const reader& r, const value_ref& v, config& cfg) {
     });
 }
 
+// `sparkplug:` (docs/sparkplug.md). Templates and ids are checked here;
+// whether the classes exist and the values fit them, once the model is
+// loaded (hosts/sparkplug_check.hpp).
+bool valid_id_pattern(std::string_view id) { return id == "+" || bridges::sparkplug::valid_level(id); }
+
+std::string read_id(const reader& r, const value_ref& v) {
+    std::string s = r.read_nonempty_string(v);
+    if (!valid_id_pattern(s)) r.fail(v, "expected a Sparkplug id (one topic level) or \"+\" for any (got '" + s + "')");
+    return s;
+}
+
+std::string read_level(const reader& r, const value_ref& v) {
+    std::string s = r.read_nonempty_string(v);
+    if (!bridges::sparkplug::valid_level(s)) r.fail(v, "expected one topic level (got '" + s + "')");
+    return s;
+}
+
+bridges::sparkplug::device_rule read_sparkplug_mapping(const reader& r, const value_ref& item) {
+    bridges::sparkplug::device_rule d;
+    d.at = position(r, item);
+    bool device = false;
+    r.read_map(item, {
+        {"group", [&](const value_ref& x) { d.group = read_id(r, x); }},
+        {"edge_node", [&](const value_ref& x) { d.edge_node = read_id(r, x); }},
+        {"device", [&](const value_ref& x) { d.device = read_id(r, x); device = true; }},
+        {"topic",
+         [&](const value_ref& x) {
+             d.topic = r.read_nonempty_string(x);
+             if (const auto why = bridges::sparkplug::check_template(d.topic); !why.empty()) r.fail(x, why);
+         },
+         true},
+        {"metrics",
+         [&](const value_ref& x) {
+             r.read_list(x, [&](const value_ref& y, std::size_t) {
+                 bridges::sparkplug::metric_rule m;
+                 r.read_map(y, {
+                     {"name", [&](const value_ref& z) { m.name = r.read_nonempty_string(z); }},
+                     {"class", [&](const value_ref& z) { m.data_class = read_level(r, z); }, true},
+                     {"subtopic",
+                      [&](const value_ref& z) {
+                          m.subtopic = r.read_string(z);
+                          m.at_class = m.subtopic.empty();
+                          if (!bridges::sparkplug::subtopic_of(m, ""))
+                              r.fail(z, "expected topic levels without wildcards (got '" + m.subtopic + "')");
+                      }},
+                     {"unit", [&](const value_ref& z) { m.unit = r.read_nonempty_string(z); }},
+                 });
+                 d.metrics.push_back(std::move(m));
+             });
+         }},
+        {"commands",
+         [&](const value_ref& x) {
+             r.read_list(x, [&](const value_ref& y, std::size_t) {
+                 bridges::sparkplug::command_rule c;
+                 r.read_map(y, {
+                     {"subtopic",
+                      [&](const value_ref& z) {
+                          c.subtopic = r.read_nonempty_string(z);
+                          if (!bridges::sparkplug::subtopic_of({.subtopic = c.subtopic}, ""))
+                              r.fail(z, "expected topic levels without wildcards (got '" + c.subtopic + "')");
+                      },
+                      true},
+                     {"metric", [&](const value_ref& z) { c.metric = r.read_nonempty_string(z); }, true},
+                 });
+                 d.commands.push_back(std::move(c));
+             });
+         }},
+    });
+    if (device && d.device.empty()) r.fail(item, "device must not be empty");
+    if (d.metrics.empty() && d.commands.empty()) r.fail(item, "a mapping needs metrics or commands");
+    // A command names its node and device through the topic: every id a
+    // rule leaves open ("+") must be a placeholder of the topic.
+    if (!d.commands.empty()) {
+        const auto open = [&](const std::string& id, std::string_view placeholder) {
+            return id == "+" && d.topic.find(placeholder) == std::string::npos;
+        };
+        if (open(d.group, "{group}") || open(d.edge_node, "{edge_node}") || open(d.device, "{device}"))
+            r.fail(item, "with commands, every id given as \"+\" must be a placeholder of the topic (the command's "
+                         "topic names the edge node and device it goes to)");
+    }
+    return d;
+}
+
+void read_sparkplug(const reader& r, const value_ref& v, config& cfg) {
+    sparkplug_config s;
+    using u32 = std::uint32_t;
+    r.read_map(v, {
+        {"name",
+         [&](const value_ref& x) {
+             s.name = r.read_string(x);
+             if (!valid_listener_name(s.name))
+                 r.fail(x, "must be non-empty and use only letters, digits, '-', '_' and '.' (got '" + s.name + "')");
+         }},
+        {"certificates", [&](const value_ref& x) { s.certificates = r.read_bool(x); }},
+        {"max_nodes", [&](const value_ref& x) { s.max_nodes = r.read_uint<u32>(x, 1, 10'000'000); }},
+        {"max_devices_per_node", [&](const value_ref& x) { s.max_devices_per_node = r.read_uint<u32>(x, 0, 1'000'000); }},
+        {"max_metrics_per_birth", [&](const value_ref& x) { s.max_metrics_per_birth = r.read_uint<u32>(x, 1, 10'000'000); }},
+        {"max_aliases_per_node", [&](const value_ref& x) { s.max_aliases_per_node = r.read_uint<u32>(x, 0, 100'000'000); }},
+        {"max_payload_bytes", [&](const value_ref& x) { s.max_payload_bytes = r.read_uint<u32>(x, 64, 268'435'456); }},
+        {"queue_messages", [&](const value_ref& x) { s.queue_messages = r.read_uint<u32>(x, 16, 100'000'000); }},
+        {"offline_alert_s", [&](const value_ref& x) { s.offline_alert_s = r.read_uint<u32>(x, 0, 31'536'000); }},
+        {"rebirth", [&](const value_ref& x) { s.rebirth = r.read_bool(x); }},
+        {"rebirth_interval_s", [&](const value_ref& x) { s.rebirth_interval_s = r.read_uint<u32>(x, 1, 86'400); }},
+        {"identity", [&](const value_ref& x) { s.identity = r.read_nonempty_string(x); }},
+        {"qos", [&](const value_ref& x) { s.qos = r.read_uint<std::uint8_t>(x, 0, 1); }},
+        {"retain", [&](const value_ref& x) { s.retain = r.read_bool(x); }},
+        {"stale_on_death", [&](const value_ref& x) { s.stale_on_death = r.read_bool(x); }},
+        {"command_class", [&](const value_ref& x) { s.command_class = read_level(r, x); }},
+        {"reply_class",
+         [&](const value_ref& x) {
+             s.reply_class = r.read_string(x);
+             if (!s.reply_class.empty() && !bridges::sparkplug::valid_level(s.reply_class))
+                 r.fail(x, "expected one topic level, or \"\" for no replies (got '" + s.reply_class + "')");
+         }},
+        {"value", [&](const value_ref& x) { s.value_path = read_json_path(r, x); }},
+        {"request_id", [&](const value_ref& x) { s.request_id_path = read_json_path(r, x); }},
+        {"templates",
+         [&](const value_ref& x) {
+             if (!x.node.IsMap()) r.fail(x, "expected a map of class names to payload templates, got " + describe(x.node));
+             r.read_entries(x, [&](const std::string& cls, const YAML::Mark& mark, const value_ref& y) {
+                 if (!bridges::sparkplug::valid_level(cls)) r.fail(mark, x.path, "expected a class name (got '" + cls + "')");
+                 s.templates[cls] = read_opcua_template(r, y);
+             });
+         }},
+        {"mappings",
+         [&](const value_ref& x) {
+             r.read_list(x, [&](const value_ref& y, std::size_t) { s.mappings.push_back(read_sparkplug_mapping(r, y)); });
+         }},
+    });
+    if (s.command_class == s.reply_class) r.fail(v, "command_class and reply_class must differ (replies would be read as commands)");
+    if (s.identity.empty()) s.identity = s.name;
+    cfg.sparkplug.push_back(std::move(s));
+}
+
 // `alerts:` (broker/ops/alerts.hpp).
 void read_alerts(const reader& r, const value_ref& v, alerts_config& a) {
     using u32 = std::uint32_t;
@@ -896,6 +1031,10 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
          }},
         {"bridges", [&](const value_ref& x) { read_bridges(r, x, cfg); }},
         {"opcua", [&](const value_ref& x) { read_opcua(r, x, cfg); }},
+        {"sparkplug",
+         [&](const value_ref& x) {
+             if (!x.node.IsNull()) read_sparkplug(r, x, cfg);  // `sparkplug:` with nothing: off
+         }},
         {"alerts", [&](const value_ref& x) { read_alerts(r, x, cfg.alerts); }},
         {"broker_id", [&](const value_ref& x) { cfg.broker_id = r.read_nonempty_string(x); }},
         {"sources_file", [&](const value_ref& x) { cfg.sources_file = r.read_nonempty_string(x); }},

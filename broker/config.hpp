@@ -8,10 +8,12 @@
 
 #include "auth/limits.hpp"
 #include "auth/policy.hpp"
+#include "bridges/sparkplug/mapping.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -339,6 +341,68 @@ struct opcua_config {
     std::string identity;
 };
 
+// `sparkplug:` (docs/sparkplug.md): the broker is Sparkplug Aware (3.0):
+// it follows Sparkplug B edge nodes and devices that publish on spBv1.0/#
+// (births, deaths with bdSeq, seq gaps), keeps each birth retained under
+// $sparkplug/certificates/, and maps their metrics into the namespace
+// (`mappings:`), with commands on mapped topics sent down as NCMD/DCMD.
+struct sparkplug_config {
+    bool operator==(const sparkplug_config&) const = default;
+    std::string name = "sparkplug";  // $SYS/broker/sparkplug/NAME, metrics, logs
+    // Births kept retained under $sparkplug/certificates/spBv1.0/... (the
+    // specification's Sparkplug Aware broker). Default true.
+    bool certificates = true;
+    // The bounds of what is followed (bridges/sparkplug/tracker.hpp): more
+    // is refused and counted.
+    std::uint32_t max_nodes = 10'000;
+    std::uint32_t max_devices_per_node = 1'000;
+    std::uint32_t max_metrics_per_birth = 10'000;
+    std::uint32_t max_aliases_per_node = 100'000;
+    std::uint32_t max_payload_bytes = 1'048'576;  // a larger Sparkplug payload is counted as malformed
+    // Sparkplug messages waiting for the host (its session's queue): more
+    // are dropped and counted (the node's seq shows the gap).
+    std::uint32_t queue_messages = 100'000;
+    // An edge node offline longer than this raises the `sparkplug_offline`
+    // alert (0: never). Default 300 s.
+    std::uint32_t offline_alert_s = 300;
+    // Data of an edge node whose birth the broker has not seen (it started
+    // after the node birthed) asks the node for a new birth (NCMD "Node
+    // Control/Rebirth"), at most once per rebirth_interval_s per node.
+    bool rebirth = true;
+    std::uint32_t rebirth_interval_s = 30;
+    // The identity whose roles decide where mapped values, replies and
+    // NCMD/DCMD may be published (users:/roles:). Default: the name.
+    std::string identity;
+    std::uint8_t qos = 0;  // of the mapped values
+    // Mapped values are retained where their class requires it, never where
+    // it forbids it, and where it leaves it open (`retain: any`, or no
+    // model) as this says. Default true: the tree holds each metric's
+    // latest value.
+    bool retain = true;
+    // When a node or device dies, its mapped metrics are published again
+    // with their last value and quality `uncertain` (the template's
+    // `status`; OPC UA's UncertainLastUsableValue), so the tree shows that
+    // they are no longer current. Default true.
+    bool stale_on_death = true;
+    // The model's class of commands and of their replies under a mapped
+    // topic (TOPIC/cmd/SUBTOPIC answered on TOPIC/reply/SUBTOPIC; reply
+    // empty: no replies).
+    std::string command_class = "cmd";
+    std::string reply_class = "reply";
+    // Where a command's value and request id are in its payload (the
+    // model's command shape: {"command", "request_id", "parameters": {"value"}}).
+    std::vector<std::string> value_path{"parameters", "value"};
+    std::vector<std::string> request_id_path{"request_id"};
+    // The JSON shape of a value, per class (`templates: {telemetry:
+    // {value: value, ts: source_ts, quality: status, unit: unit}}`), as
+    // an OPC UA template: source_ts is the metric's timestamp (else the
+    // payload's), server_ts when the broker received it, status good or
+    // bad (is_null, no value). A class without one: {value, ts, quality}
+    // (and unit when the rule has one).
+    std::map<std::string, opcua_template> templates;
+    std::vector<bridges::sparkplug::device_rule> mappings;
+};
+
 struct config {
     std::string source_file;  // the file this was loaded from (empty: defaults)
 
@@ -369,6 +433,9 @@ struct config {
 
     std::vector<bridge_config> bridges;
     std::vector<opcua_config> opcua;
+    // `sparkplug:`, at most one entry (a vector for the host of every kind,
+    // broker/hosts/host.hpp); empty: not Sparkplug Aware.
+    std::vector<sparkplug_config> sparkplug;
     // `sources_file: FILE`: where the admin API keeps the bridges and OPC UA
     // sources it adds or changes (PUT/DELETE /api/v1/bridges/NAME and
     // /api/v1/opcua/NAME), a JSON document {"bridges": [...], "opcua":

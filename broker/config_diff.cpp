@@ -124,6 +124,14 @@ std::string name_changes::describe() const {
 
 bool same_settings(const bridge_config& a, const bridge_config& b) { return unplaced(a) == unplaced(b); }
 bool same_settings(const opcua_config& a, const opcua_config& b) { return unplaced(a) == unplaced(b); }
+bool same_settings(const sparkplug_config& a, const sparkplug_config& b) {
+    sparkplug_config x = a, y = b;
+    for (auto& [cls, t] : x.templates) t.at.clear();
+    for (auto& [cls, t] : y.templates) t.at.clear();
+    for (auto& m : x.mappings) m.at.clear();
+    for (auto& m : y.mappings) m.at.clear();
+    return x == y;
+}
 
 config_changes reconcile(const config& running, config& next) {
     config_changes c;
@@ -245,6 +253,8 @@ config_changes reconcile(const config& running, config& next) {
     }
     if (const auto b = compare_named(running.bridges, next.bridges); !b.empty()) c.live.emplace_back("bridges", b.describe());
     if (const auto o = compare_named(running.opcua, next.opcua); !o.empty()) c.live.emplace_back("opcua", o.describe());
+    if (const auto o = compare_named(running.sparkplug, next.sparkplug); !o.empty())
+        c.live.emplace_back("sparkplug", o.describe());
     {
         section s;
         const auto& a = running.alerts;

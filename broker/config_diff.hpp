@@ -29,6 +29,7 @@ struct name_changes {
 // written does not count).
 [[nodiscard]] bool same_settings(const bridge_config& a, const bridge_config& b);
 [[nodiscard]] bool same_settings(const opcua_config& a, const opcua_config& b);
+[[nodiscard]] bool same_settings(const sparkplug_config& a, const sparkplug_config& b);
 
 template <class Entry>
 [[nodiscard]] name_changes compare_named(const std::vector<Entry>& running, const std::vector<Entry>& next) {

@@ -6,6 +6,7 @@
 #include "broker/config.hpp"
 #include "broker/hosts/bridge_host.hpp"
 #include "broker/hosts/opcua_check.hpp"
+#include "broker/hosts/sparkplug_check.hpp"
 #include "broker/net/server.hpp"
 #include "namespace/model.hpp"
 #include "persistence/store.hpp"
@@ -181,6 +182,7 @@ int check_config(const strata::broker::config& cfg, const std::string& path) {
             model = strata::ns::model::load(cfg.namespace_model);
             for (const auto& w : model->warnings()) std::printf("warning: %s\n", w.c_str());
             strata::broker::hosts::check_opcua_fits_model(cfg, *model);
+            strata::broker::hosts::check_sparkplug_fits_model(cfg, *model);
         }
         // What the broker checks against the model when it installs it:
         // grants that name levels and classes, bridge rules that name classes.

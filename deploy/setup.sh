@@ -12,7 +12,7 @@ cd "$here"
 
 build_packages=(g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev librocksdb-dev nlohmann-json3-dev catch2 prometheus-cpp-dev
-  libyaml-cpp-dev libspdlog-dev libvalijson-dev libbenchmark-dev)
+  libyaml-cpp-dev libspdlog-dev libvalijson-dev libbenchmark-dev libprotobuf-dev protobuf-compiler)
 test_packages=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3 python3-paho-mqtt
   python3-pytest python3-yaml openssl json-schema-test-suite dpkg-dev curl)
 # The Debian package's Depends come from dpkg-shlibdeps (dpkg-dev).
@@ -35,25 +35,28 @@ install_missing() {
     fi
 }
 
-# The node-opcua server the OPC UA tests run against, from the npm registry,
-# pinned by tests/opcua/peer/package-lock.json. A Node.js that brings its own
-# npm (e.g. Node.js 20 from NodeSource) is used as it is; without npm,
-# Debian's nodejs (18) and npm are installed. Installed again only when the
-# lock file changed.
-install_opcua_peer() {
-    local peer=tests/opcua/peer
-    if [[ -d $peer/node_modules && ! $peer/package-lock.json -nt $peer/node_modules/.package-lock.json ]]; then
-        return 0
-    fi
-    if ! command -v npm >/dev/null; then
-        install_missing nodejs npm
-    fi
-    echo "setup: installing the OPC UA test peer (node-opcua) in $peer" >&2
-    if [[ -f $peer/package-lock.json ]]; then
-        (cd "$peer" && npm ci --no-audit --no-fund) >&2
-    else
-        (cd "$peer" && npm install --no-audit --no-fund) >&2
-    fi
+# The npm test peers, pinned by their package-lock.json: the node-opcua
+# server the OPC UA tests run against (tests/opcua/peer) and the Eclipse Tahu
+# Sparkplug B edge node of the Sparkplug tests (tests/sparkplug/peer). A
+# Node.js that brings its own npm (e.g. Node.js 20 from NodeSource) is used as
+# it is; without npm, Debian's nodejs (18) and npm are installed. Each is
+# installed again only when its lock file changed.
+install_test_peers() {
+    local peer
+    for peer in tests/opcua/peer tests/sparkplug/peer; do
+        if [[ -d $peer/node_modules && ! $peer/package-lock.json -nt $peer/node_modules/.package-lock.json ]]; then
+            continue
+        fi
+        if ! command -v npm >/dev/null; then
+            install_missing nodejs npm
+        fi
+        echo "setup: installing the test peer in $peer" >&2
+        if [[ -f $peer/package-lock.json ]]; then
+            (cd "$peer" && npm ci --no-audit --no-fund) >&2
+        else
+            (cd "$peer" && npm install --no-audit --no-fund) >&2
+        fi
+    done
 }
 
 jobs="$(nproc)"
@@ -80,7 +83,7 @@ case "${1:-}" in
         ;;
     test)
         install_missing "${build_packages[@]}" "${test_packages[@]}"
-        install_opcua_peer
+        install_test_peers
         cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=ON \
             -DSTRATA_TESTS=ON -DSTRATA_BENCHMARKS=OFF >/dev/null
         ninja -C build-test -j "$jobs"
@@ -90,7 +93,7 @@ case "${1:-}" in
         # corpora and regressions also run in ctest (fuzz_replay,
         # fuzz_session_replay).
         # shellcheck disable=SC2086
-        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}" ${STRATA_FUZZ_TARGETS:-fuzz_decoder fuzz_session}
+        tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-60}" ${STRATA_FUZZ_TARGETS:-fuzz_decoder fuzz_session fuzz_sparkplug}
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
         export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
         ctest --test-dir build-test --output-on-failure -j "$jobs" --timeout 600

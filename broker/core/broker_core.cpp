@@ -27,6 +27,14 @@ struct session::timer_slot {
 
 namespace {
 
+// Whether a retained topic goes to the store. '$SYS' values are the
+// broker's own and made afresh after a restart; the Sparkplug birth
+// certificates under "$sparkplug/" are what edge nodes published (a
+// Sparkplug Aware broker keeps them), kept like any retained message.
+bool durable_retained(std::string_view topic) noexcept {
+    return topic.front() != '$' || topic.starts_with("$sparkplug/");
+}
+
 std::vector<auth::rule> to_rules(const std::vector<access_rule>& in) {
     std::vector<auth::rule> out;
     out.reserve(in.size());
@@ -506,8 +514,7 @@ broker_core::publish_result broker_core::publish(const message_ptr& m, const ns:
     // counted for the rate and stale alerts here.
     if (auto* o = observer_.load(std::memory_order_acquire)) o->taken(m->topic);
     if (store_ == nullptr) return r;
-    // $SYS values are the broker's own and made afresh after a restart.
-    if (m->retain && m->topic.front() != '$') {
+    if (m->retain && durable_retained(m->topic)) {
         if (m->payload.empty()) {
             ops.insert(ops.begin(), persistence::erase_retained{m->topic});
         } else {
@@ -600,7 +607,7 @@ std::size_t broker_core::purge_expired() {
         store_ops ops;
         ops.reserve(topics.size());
         for (const auto& t : topics) {
-            if (t.front() != '$') ops.push_back(persistence::erase_retained{t});
+            if (durable_retained(t)) ops.push_back(persistence::erase_retained{t});
         }
         if (!ops.empty()) store_->submit(std::move(ops));
     }

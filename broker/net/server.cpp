@@ -1,6 +1,7 @@
 #include "broker/net/server.hpp"
 
 #include "broker/hosts/opcua_check.hpp"
+#include "broker/hosts/sparkplug_check.hpp"
 #include "broker/net/connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -46,8 +47,13 @@ server::server(config cfg) : core_(std::move(cfg)) {
     core_.add_model_check([](const config& c, const ns::model* m) {
         if (m != nullptr) hosts::check_opcua_fits_model(c, *m);
     });
+    // And what the Sparkplug host publishes and takes as commands.
+    core_.add_model_check([](const config& c, const ns::model* m) {
+        if (m != nullptr) hosts::check_sparkplug_fits_model(c, *m);
+    });
     http_.admin().bridges = &bridges_;
     http_.admin().opcua = &opcua_;
+    http_.admin().sparkplug = &sparkplug_;
     // Bridge rules that name classes need them in every model installed.
     core_.add_model_check([](const config& c, const ns::model* m) { hosts::check_bridge_classes(c.bridges, m); });
     // What a reload replaced stays until every network thread has run a
@@ -57,6 +63,7 @@ server::server(config cfg) : core_(std::move(cfg)) {
         for (auto& io : ios_) asio::post(*io, [old] {});
     });
     if (core_.cfg().alerts.enabled) alerts_ = std::make_unique<ops::alerts>(core_, core_.cfg().alerts, metrics_.registry());
+    if (alerts_) alerts_->watch_sparkplug(&sparkplug_);
     unsigned n = core_.cfg().threads;
     // Default: one per core but one. The store's writer, RocksDB's
     // background work and the kernel's network processing need a core too;
@@ -201,6 +208,7 @@ reload_report server::reload_config() {
     };
     step("bridges", [&] { (void)bridges_.apply(now, pick); });
     step("opcua", [&] { (void)opcua_.apply(now, pick); });
+    step("sparkplug", [&] { (void)sparkplug_.apply(now, pick); });
     step("alerts", [&] { reconfigure_alerts(alerts_were); });
     reload_tls(r.failed);
     spdlog::set_level(spdlog::level::from_str(now.log_level));
@@ -216,6 +224,7 @@ void server::reconfigure_alerts(bool were_enabled) {
     if (!alerts_) {
         if (!a.enabled) return;
         alerts_ = std::make_unique<ops::alerts>(core_, a, metrics_.registry());
+        alerts_->watch_sparkplug(&sparkplug_);
         alerts_->activate();
         return;
     }
@@ -280,6 +289,7 @@ void server::begin_shutdown() {
     core_.kick_all(mqtt::reason_code::server_shutting_down);
     bridges_.stop();
     opcua_.stop();
+    sparkplug_.stop();
     // Bounded wait for the connections to flush and close.
     auto timer = std::make_shared<asio::steady_timer>(*ios_.front());
     const auto deadline = core::steady_clock::now() + std::chrono::milliseconds(core_.cfg().shutdown_grace_ms);
@@ -332,6 +342,7 @@ int server::run() {
             core_.publish_sys();
             bridges_.publish_sys();
             opcua_.publish_sys();
+            sparkplug_.publish_sys();
         }
         sys_timer.expires_after(std::chrono::seconds(interval > 0 ? interval : 1));
         sys_timer.async_wait([&](boost::system::error_code ec) {
@@ -395,6 +406,10 @@ int server::run() {
     // OPC UA sources likewise (their write sessions are the broker's).
     opcua_.start([this] { return ios_[next_io_++ % ios_.size()]->get_executor(); });
     metrics_.set_opcua(&opcua_);
+    // The Sparkplug host likewise (its session follows spBv1.0/#, and reads
+    // back the certificates recovered from the store).
+    sparkplug_.start([this] { return ios_[next_io_++ % ios_.size()]->get_executor(); });
+    metrics_.set_sparkplug(&sparkplug_);
     for (auto& l : listeners_) {
         start_accepting(*l);
         spdlog::info("listening on {} ({}, {})", l->cfg.host + ":" + std::to_string(l->port), l->cfg.name,

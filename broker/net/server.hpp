@@ -14,6 +14,7 @@
 #include "broker/net/http.hpp"
 #include "broker/ops/metrics.hpp"
 #include "broker/hosts/opcua_host.hpp"
+#include "broker/hosts/sparkplug_host.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -50,6 +51,7 @@ public:
     [[nodiscard]] ops::metrics& exporter() noexcept { return metrics_; }
     [[nodiscard]] const hosts::bridge_host& bridges() const noexcept { return bridges_; }
     [[nodiscard]] const hosts::opcua_host& opcua() const noexcept { return opcua_; }
+    [[nodiscard]] const hosts::sparkplug_host& sparkplug() const noexcept { return sparkplug_; }
 
 private:
     struct listener;
@@ -86,6 +88,7 @@ private:
     // to the io_contexts).
     hosts::bridge_host bridges_{core_};
     hosts::opcua_host opcua_{core_};
+    hosts::sparkplug_host sparkplug_{core_};
     std::unique_ptr<ops::alerts> alerts_;  // null: alerts.enabled false
     std::size_t next_io_ = 0;
     bool stopping_ = false;

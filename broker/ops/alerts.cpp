@@ -2,6 +2,7 @@
 #include "broker/ops/alerts.hpp"
 
 #include "broker/core/broker_core.hpp"
+#include "broker/hosts/sparkplug_host.hpp"
 #include "broker/ops/http_admin.hpp"
 #include "broker/core/stats.hpp"
 #include "broker/core/stored.hpp"
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <utility>
 
 namespace strata::broker::ops {
@@ -93,6 +95,8 @@ std::string_view alerts::to_string(kind k) noexcept {
     case kind::stale: return "stale";
     case kind::reconnect_loop: return "reconnect_loop";
     case kind::slow_consumer: return "slow_consumer";
+    case kind::sparkplug_offline: return "sparkplug_offline";
+    case kind::sparkplug_seq_gap: return "sparkplug_seq_gap";
     }
     return "?";
 }
@@ -104,7 +108,8 @@ alerts::alerts(core::broker_core& core, const alerts_config& cfg, prometheus::Re
       generation_(++generations),
       raised_family_(prometheus::BuildCounter()
                          .Name("strata_alerts_total")
-                         .Help("Alerts raised, by kind (spike, drop, stale, reconnect_loop, slow_consumer)")
+                         .Help("Alerts raised, by kind (spike, drop, stale, reconnect_loop, slow_consumer, sparkplug_offline, "
+                               "sparkplug_seq_gap)")
                          .Register(registry)),
       active_gauge_(prometheus::BuildGauge()
                         .Name("strata_alerts_active")
@@ -254,6 +259,7 @@ void alerts::tick(core::steady_clock::time_point now) {
     check_stale(ms, silent);
     check_reconnects(now);
     check_slow_consumers(now);
+    check_sparkplug(now);
 }
 
 void alerts::check_slow_consumers(std::chrono::steady_clock::time_point now) {
@@ -270,6 +276,42 @@ void alerts::check_slow_consumers(std::chrono::steady_clock::time_point now) {
             cleared.push_back(id);
     }
     for (const auto& id : cleared) set(kind::slow_consumer, id, false, 0, limit);
+}
+
+void alerts::check_sparkplug(std::chrono::steady_clock::time_point now) {
+    if (sparkplug_ == nullptr) return;
+    // Deaths are stamped with the wall clock (they are shown as times).
+    const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+    std::set<std::pair<kind, std::string>> raised;
+    std::map<std::string, gap_seen> gaps;
+    for (const auto& s : sparkplug_->status()) {
+        for (const auto& n : s.nodes) {
+            std::string subject = n.group + "/" + n.edge_node;
+            const std::int64_t down_ms = wall - n.death_ms;
+            if (s.offline_alert_ms > 0 && !n.online && n.death_ms > 0 && down_ms > s.offline_alert_ms) {
+                set(kind::sparkplug_offline, subject, true, static_cast<double>(down_ms) / 1000.0,
+                    static_cast<double>(s.offline_alert_ms) / 1000.0);
+                raised.emplace(kind::sparkplug_offline, subject);
+            }
+            gap_seen g = sparkplug_gaps_[subject];
+            if (n.seq_gaps > g.count) g = {n.seq_gaps, now};
+            if (g.count > 0 && now - g.at < sparkplug_gap_hold) {
+                set(kind::sparkplug_seq_gap, subject, true, static_cast<double>(n.seq_gaps), 0);
+                raised.emplace(kind::sparkplug_seq_gap, subject);
+            }
+            gaps.emplace(std::move(subject), g);
+        }
+    }
+    sparkplug_gaps_ = std::move(gaps);  // nodes no longer followed are forgotten
+    std::vector<std::pair<kind, std::string>> cleared;
+    for (const auto& entry : active_) {
+        const kind k = entry.first.first;
+        if ((k == kind::sparkplug_offline || k == kind::sparkplug_seq_gap) && !raised.contains(entry.first))
+            cleared.push_back(entry.first);
+    }
+    for (const auto& [k, subject] : cleared) set(k, subject, false, 0, 0);
 }
 
 void alerts::reconfigure(const alerts_config& next) {

@@ -13,6 +13,12 @@
 //   slow_consumer   a subscriber the slow-consumer policy acted on
 //                   (limits.slow_consumer): active for slow_consumer_hold
 //                   after the latest action on it
+//   sparkplug_offline  a Sparkplug edge node (subject GROUP/EDGE_NODE)
+//                   offline longer than sparkplug.offline_alert_s since its
+//                   death; cleared when it births again
+//   sparkplug_seq_gap  a Sparkplug edge node whose messages had seq gaps
+//                   (lost messages): active for sparkplug_gap_hold after
+//                   the latest gap; value: its gaps so far
 //
 // A subtree is the first `levels` levels of a topic ("acme/dresden"). Its
 // baseline is an exponentially weighted moving average of the per-second
@@ -77,13 +83,18 @@
 namespace strata::ns {
 class model;
 }
+namespace strata::broker::hosts {
+class sparkplug_host;
+}
 
 namespace strata::broker::ops {
 
 class alerts final : public core::message_observer {
 public:
-    enum class kind : std::uint8_t { spike, drop, stale, reconnect_loop, slow_consumer };
-    static constexpr std::size_t kind_count = 5;
+    enum class kind : std::uint8_t { spike, drop, stale, reconnect_loop, slow_consumer, sparkplug_offline, sparkplug_seq_gap };
+    static constexpr std::size_t kind_count = 7;
+    // How long a sparkplug_seq_gap alert stays active after the latest gap.
+    static constexpr std::chrono::seconds sparkplug_gap_hold{60};
     // How long a slow_consumer alert stays active after the latest action.
     static constexpr std::chrono::seconds slow_consumer_hold{60};
     [[nodiscard]] static std::string_view to_string(kind k) noexcept;
@@ -119,6 +130,8 @@ public:
     void reconfigure(const alerts_config& next);
     // Clears every alert raised (alerts disabled).
     void clear();
+    // The Sparkplug host whose edge nodes are watched (before the first tick).
+    void watch_sparkplug(const hosts::sparkplug_host* s) noexcept { sparkplug_ = s; }
 
 private:
     struct topic_entry;
@@ -161,6 +174,7 @@ private:
     void check_stale(std::int64_t now, std::map<std::string, stale_topic>& silent);
     void check_reconnects(std::chrono::steady_clock::time_point now);
     void check_slow_consumers(std::chrono::steady_clock::time_point now);
+    void check_sparkplug(std::chrono::steady_clock::time_point now);
     // Raises (or, with active false, clears) the alert; a no-op when it is
     // already in that state.
     void set(kind k, const std::string& subject, bool active, double value, double reference,
@@ -205,6 +219,13 @@ private:
     bool silent_from_now_ = false;        // enabled again: silence counts from the next tick
     std::chrono::steady_clock::time_point last_tick_{};
     std::map<std::pair<kind, std::string>, alert_state> active_;
+    // Tick thread only: each edge node's seq gaps at the latest change.
+    struct gap_seen {
+        std::uint64_t count = 0;
+        std::chrono::steady_clock::time_point at{};
+    };
+    const hosts::sparkplug_host* sparkplug_ = nullptr;
+    std::map<std::string, gap_seen> sparkplug_gaps_;
 
     prometheus::Family<prometheus::Counter>& raised_family_;
     std::array<prometheus::Counter*, kind_count> raised_{};

@@ -3,6 +3,7 @@
 
 #include "broker/hosts/bridge_host.hpp"
 #include "broker/hosts/opcua_host.hpp"
+#include "broker/hosts/sparkplug_host.hpp"
 #include "broker/codec/codec.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/net/connection.hpp"
@@ -135,6 +136,25 @@ json opcua_json(const hosts::opcua_status& o) {
             {"values", o.values},      {"denied", o.denied},       {"errors", o.errors},
             {"writes", o.writes},      {"write_errors", o.write_errors},
             {"connects", o.connects},  {"last_error", o.last_error}};
+}
+
+// GET /api/v1/sparkplug: the host's counters and every edge node with its devices.
+json sparkplug_json(const hosts::sparkplug_status& s) {
+    json nodes = json::array();
+    for (const auto& n : s.nodes) nodes.push_back(hosts::sparkplug_node_json(n));
+    return {{"name", s.name},
+            {"messages", {{"taken", s.messages}, {"malformed", s.malformed}, {"births", s.births},
+                          {"deaths", s.deaths}, {"stale_deaths", s.stale_deaths}, {"no_birth", s.no_birth},
+                          {"refused", s.refused}, {"dropped", s.dropped}}},
+            {"seq_gaps", s.seq_gaps},
+            {"metrics", {{"mapped", s.mapped}, {"unmapped", s.unmapped}, {"denied", s.denied},
+                         {"unknown_alias", s.unknown_aliases}}},
+            {"commands", {{"sent", s.commands}, {"refused", s.command_errors}, {"rebirths", s.rebirths}}},
+            {"nodes_online", s.nodes_online},
+            {"nodes_offline", s.nodes_offline},
+            {"devices_online", s.devices_online},
+            {"devices_offline", s.devices_offline},
+            {"nodes", std::move(nodes)}};
 }
 
 // The answer to a reload (POST /api/v1/reload, a change of a source).
@@ -392,6 +412,13 @@ asio::awaitable<admin_api::response> admin_api::respond(const net::http_request&
         json out = json::array();
         if (opcua != nullptr)
             for (const auto& o : opcua->status()) out.push_back(opcua_json(o));
+        co_return json_response(http::status::ok, out, v);
+    }
+    if (path == "/api/v1/sparkplug") {
+        if (!get) co_return wrong_method("GET");
+        json out = json::array();
+        if (sparkplug != nullptr)
+            for (const auto& s : sparkplug->status()) out.push_back(sparkplug_json(s));
         co_return json_response(http::status::ok, out, v);
     }
     // (An array, not an initializer list: GCC 12 cannot keep the latter's

@@ -76,6 +76,7 @@ class broker_core;
 namespace strata::broker::hosts {
 class bridge_host;
 class opcua_host;
+class sparkplug_host;
 }
 
 namespace strata::broker::ops {
@@ -111,6 +112,7 @@ public:
     // none); set once before serving.
     const hosts::bridge_host* bridges = nullptr;
     const hosts::opcua_host* opcua = nullptr;
+    const hosts::sparkplug_host* sparkplug = nullptr;  // GET /api/v1/sparkplug
 
     // The answer to `req` for `who`. Runs on the connection's thread; the
     // state is read elsewhere and awaited.

@@ -4,6 +4,7 @@
 #include "broker/hosts/bridge_host.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/hosts/opcua_host.hpp"
+#include "broker/hosts/sparkplug_host.hpp"
 #include "namespace/model_stats.hpp"
 
 #include <prometheus/text_serializer.h>
@@ -320,6 +321,57 @@ void add_opcua(family_builder& b, const std::vector<hosts::opcua_status>& all) {
     }
 }
 
+// The Sparkplug host: its counters, and per edge node whether it is online
+// and its seq gaps (as many series as sparkplug.max_nodes allows).
+void add_sparkplug(family_builder& b, const std::vector<hosts::sparkplug_status>& all) {
+    if (all.empty()) return;
+    b.counter("strata_sparkplug_messages_total",
+              "Sparkplug B messages: taken, malformed (payload or topic), births, deaths, stale deaths (bdSeq of "
+              "a replaced connection), data without a known birth, refused (over a limit, a birth without bdSeq), "
+              "dropped (the host's queue was full)");
+    for (const auto& s : all) {
+        const std::pair<const char*, std::uint64_t> outcomes[] = {
+            {"taken", s.messages}, {"malformed", s.malformed}, {"birth", s.births}, {"death", s.deaths},
+            {"stale_death", s.stale_deaths}, {"no_birth", s.no_birth}, {"refused", s.refused}, {"dropped", s.dropped}};
+        for (const auto& [what, n] : outcomes) b.value(static_cast<double>(n), {{"sparkplug", s.name}, {"outcome", what}});
+    }
+    b.counter("strata_sparkplug_metrics_total",
+              "Sparkplug metric values: mapped into the namespace, unmapped (no mapping, historical or not a "
+              "scalar), denied (refused by roles, rules or the model), unknown_alias (no birth declared it)");
+    for (const auto& s : all) {
+        const std::pair<const char*, std::uint64_t> outcomes[] = {
+            {"mapped", s.mapped}, {"unmapped", s.unmapped}, {"denied", s.denied}, {"unknown_alias", s.unknown_aliases}};
+        for (const auto& [what, n] : outcomes) b.value(static_cast<double>(n), {{"sparkplug", s.name}, {"outcome", what}});
+    }
+    b.counter("strata_sparkplug_seq_gaps_total", "Sparkplug messages whose seq was not the one expected (lost messages)");
+    for (const auto& s : all) b.value(static_cast<double>(s.seq_gaps), {{"sparkplug", s.name}});
+    b.counter("strata_sparkplug_commands_total",
+              "Namespace commands: sent as NCMD/DCMD, refused; rebirth requests sent");
+    for (const auto& s : all) {
+        b.value(static_cast<double>(s.commands), {{"sparkplug", s.name}, {"outcome", "sent"}});
+        b.value(static_cast<double>(s.command_errors), {{"sparkplug", s.name}, {"outcome", "refused"}});
+        b.value(static_cast<double>(s.rebirths), {{"sparkplug", s.name}, {"outcome", "rebirth"}});
+    }
+    b.gauge("strata_sparkplug_nodes", "Sparkplug edge nodes followed, online or offline");
+    for (const auto& s : all) {
+        b.value(static_cast<double>(s.nodes_online), {{"sparkplug", s.name}, {"state", "online"}});
+        b.value(static_cast<double>(s.nodes_offline), {{"sparkplug", s.name}, {"state", "offline"}});
+    }
+    b.gauge("strata_sparkplug_devices", "Sparkplug devices followed, online or offline");
+    for (const auto& s : all) {
+        b.value(static_cast<double>(s.devices_online), {{"sparkplug", s.name}, {"state", "online"}});
+        b.value(static_cast<double>(s.devices_offline), {{"sparkplug", s.name}, {"state", "offline"}});
+    }
+    b.gauge("strata_sparkplug_node_online", "1 while the Sparkplug edge node is online (its last birth not followed by its death)");
+    for (const auto& s : all)
+        for (const auto& n : s.nodes)
+            b.value(n.online ? 1 : 0, {{"sparkplug", s.name}, {"group", n.group}, {"edge_node", n.edge_node}});
+    b.counter("strata_sparkplug_node_seq_gaps_total", "Seq gaps of one Sparkplug edge node");
+    for (const auto& s : all)
+        for (const auto& n : s.nodes)
+            b.value(static_cast<double>(n.seq_gaps), {{"sparkplug", s.name}, {"group", n.group}, {"edge_node", n.edge_node}});
+}
+
 void add_process(family_builder& b) {
     b.gauge("strata_build_info", "The broker's version (label `version`; the value is always 1)");
     b.value(1, {{"version", STRATA_VERSION}});
@@ -341,6 +393,7 @@ std::string metrics::scrape() const {
     add_store(b, extra, core_);
     if (bridges_ != nullptr) add_bridges(b, bridges_->status());
     if (opcua_ != nullptr) add_opcua(b, opcua_->status());
+    if (sparkplug_ != nullptr) add_sparkplug(b, sparkplug_->status());
     add_process(b);
     auto families = b.take();
     for (auto& f : extra) families.push_back(std::move(f));

@@ -24,6 +24,7 @@ class broker_core;
 namespace strata::broker::hosts {
 class bridge_host;
 class opcua_host;
+class sparkplug_host;
 }
 
 namespace strata::broker::ops {
@@ -40,11 +41,14 @@ public:
     void set_bridges(const hosts::bridge_host* b) noexcept { bridges_ = b; }
     // Likewise the OPC UA sources.
     void set_opcua(const hosts::opcua_host* o) noexcept { opcua_ = o; }
+    // Likewise the Sparkplug host.
+    void set_sparkplug(const hosts::sparkplug_host* s) noexcept { sparkplug_ = s; }
 
 private:
     core::broker_core& core_;
     const hosts::bridge_host* bridges_ = nullptr;
     const hosts::opcua_host* opcua_ = nullptr;
+    const hosts::sparkplug_host* sparkplug_ = nullptr;
     std::shared_ptr<prometheus::Registry> registry_;
 };
 

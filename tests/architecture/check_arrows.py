@@ -20,7 +20,7 @@ import sys
 # per kind, side by side; bridges/ itself holds no code.
 LIBS = ["broker/codec", "namespace", "auth", "persistence"]
 ENGINE = ["broker", "broker/core", "broker/net", "broker/ops", "broker/hosts"]
-BRIDGES = ["bridges/mqtt", "bridges/opcua"]
+BRIDGES = ["bridges/mqtt", "bridges/opcua", "bridges/sparkplug"]
 ARROWS = [
     ("broker/codec", ["broker/codec"]),
     ("namespace", ["namespace"]),
@@ -28,6 +28,7 @@ ARROWS = [
     ("auth", ["auth", "namespace"]),
     ("bridges/mqtt", ["bridges/mqtt", "broker/codec", "namespace"]),
     ("bridges/opcua", ["bridges/opcua"]),
+    ("bridges/sparkplug", ["bridges/sparkplug"]),
     # Inside the engine: the core (sessions, router, admission) knows no
     # network, no operations and no hosts; the hosts know only the core.
     # "broker" alone is the files at the top of broker/ (config, main).

@@ -347,7 +347,8 @@ TEST_CASE("config: unknown and duplicate keys", "[config]") {
                Equals("t.yaml:3: limits: unknown key 'recieve_maximum' (did you mean 'receive_maximum'?)"));
     CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
                Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
-                      "roles, users, audit, redirect, sys, threads, shutdown, bridges, opcua, alerts, broker_id, sources_file, namespace)"));
+                      "roles, users, audit, redirect, sys, threads, shutdown, bridges, opcua, sparkplug, alerts, broker_id, "
+                      "sources_file, namespace)"));
     CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    certificate: true\n"),
                StartsWith("t.yaml:4: listeners[0]: unknown key 'certificate'"));
     CHECK_THAT(error_of("access:\n  - {deny: publish, on: a}\n  - {deny: publish, topic: a}\n"),
@@ -666,6 +667,54 @@ TEST_CASE("config: namespace model", "[config]") {
     const temp_dir dir;
     const std::string cfg = dir.write("strata.yaml", "namespace:\n  model: namespace/acme.yaml\n");
     CHECK(load_config(cfg).namespace_model == (dir.path / "namespace/acme.yaml").string());
+}
+
+TEST_CASE("config: sparkplug and its defaults", "[config][sparkplug]") {
+    const config none = parse_config("sparkplug:\n", "t.yaml");
+    CHECK(none.sparkplug.empty());
+    const config c = parse_config(
+        "sparkplug:\n"
+        "  templates: {state: {state: value, ts: source_ts}}\n"
+        "  mappings:\n"
+        "    - group: dresden\n"
+        "      edge_node: \"+\"\n"
+        "      device: \"+\"\n"
+        "      topic: \"acme/dresden/press-shop/{edge_node}/{device}\"\n"
+        "      metrics:\n"
+        "        - {name: Temperature, class: telemetry, subtopic: temperature, unit: degC}\n"
+        "        - {name: State, class: state, subtopic: \"\"}\n"
+        "      commands: [{subtopic: setpoint, metric: Setpoint}]\n",
+        "t.yaml");
+    REQUIRE(c.sparkplug.size() == 1);
+    const sparkplug_config& s = c.sparkplug[0];
+    CHECK(s.name == "sparkplug");
+    CHECK(s.identity == "sparkplug");
+    CHECK(s.certificates);
+    CHECK(s.rebirth);
+    CHECK(s.retain);
+    CHECK(s.qos == 0);
+    CHECK(s.max_nodes == 10'000);
+    CHECK(s.command_class == "cmd");
+    CHECK(s.reply_class == "reply");
+    CHECK(s.value_path == std::vector<std::string>{"parameters", "value"});
+    REQUIRE(s.templates.count("state") == 1);
+    CHECK(s.templates.at("state").keys.size() == 2);
+    REQUIRE(s.mappings.size() == 1);
+    const auto& m = s.mappings[0];
+    CHECK(m.at == "t.yaml:4: sparkplug.mappings[0]");
+    CHECK(m.device == "+");
+    REQUIRE(m.metrics.size() == 2);
+    CHECK(m.metrics[0].unit == "degC");
+    CHECK_FALSE(m.metrics[0].at_class);
+    CHECK(m.metrics[1].at_class);
+    REQUIRE(m.commands.size() == 1);
+    CHECK(m.commands[0].metric == "Setpoint");
+
+    CHECK_THAT(error_of("sparkplug:\n  max_aliases_per_node: -1\n"), StartsWith("t.yaml:2: sparkplug.max_aliases_per_node"));
+    CHECK_THAT(error_of("sparkplug:\n  mappings:\n    - {group: \"a/b\", topic: x, metrics: [{class: c}]}\n"),
+               StartsWith("t.yaml:3: sparkplug.mappings[0].group: expected a Sparkplug id"));
+    CHECK_THAT(error_of("sparkplug:\n  mappings:\n    - {topic: x}\n"),
+               StartsWith("t.yaml:3: sparkplug.mappings[0]: a mapping needs metrics or commands"));
 }
 
 TEST_CASE("config: opcua sources and their defaults", "[config]") {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fuzz with libFuzzer for SECONDS (default 60) per target.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
-#   tests/fuzz/run.sh 60                     both targets, 60 s each (CI)
+#   tests/fuzz/run.sh 60                     every target, 60 s each (CI)
 #   tests/fuzz/run.sh 3600 fuzz_session      a one-hour session campaign
 #   tests/fuzz/run.sh merge fuzz_session     keep what the runs found (below)
-# Targets: fuzz_decoder (the MQTT codec) and fuzz_session (client sessions
-# against the engine, tests/fuzz/fuzz_session.cpp).
+# Targets: fuzz_decoder (the MQTT codec), fuzz_session (client sessions
+# against the engine, tests/fuzz/fuzz_session.cpp) and fuzz_sparkplug
+# (Sparkplug B payloads through the node state and the mapping).
 #
 # Configures and builds build-fuzz/ with clang (every library instrumented,
 # only the fuzz targets built), then runs each target on its corpus in
@@ -35,19 +36,21 @@ elif [[ ${1:-} =~ ^[0-9]+$ ]]; then
     shift
 fi
 targets=("$@")
-if ((${#targets[@]} == 0)); then targets=(fuzz_decoder fuzz_session); fi
+if ((${#targets[@]} == 0)); then targets=(fuzz_decoder fuzz_session fuzz_sparkplug); fi
 
 seeds_of() {
     case "$1" in
         fuzz_decoder) echo "${root}/tests/fuzz/corpus" ;;
         fuzz_session) echo "${root}/tests/fuzz/corpus-session" ;;
-        *) echo "run.sh: unknown target '$1' (fuzz_decoder, fuzz_session)" >&2; exit 2 ;;
+        fuzz_sparkplug) echo "${root}/tests/fuzz/corpus-sparkplug" ;;
+        *) echo "run.sh: unknown target '$1' (fuzz_decoder, fuzz_session, fuzz_sparkplug)" >&2; exit 2 ;;
     esac
 }
 regressions_of() {
     case "$1" in
         fuzz_decoder) echo "${root}/tests/fuzz/regressions" ;;
         fuzz_session) echo "${root}/tests/fuzz/regressions-session" ;;
+        fuzz_sparkplug) echo "${root}/tests/fuzz/regressions-sparkplug" ;;
     esac
 }
 # Inputs longer than this are cut: a session script of 48 steps fits.
@@ -55,6 +58,7 @@ max_len_of() {
     case "$1" in
         fuzz_decoder) echo 4096 ;;
         fuzz_session) echo 2048 ;;
+        fuzz_sparkplug) echo 4096 ;;
     esac
 }
 for t in "${targets[@]}"; do seeds_of "$t" >/dev/null; done

@@ -76,7 +76,7 @@ TEST_CASE("the example model loads without warnings", "[model]") {
     CHECK(m->default_mode() == enforcement::reject);
     CHECK(m->dead_letter_prefix() == "uns/quarantine");
     CHECK(m->metrics_level() == 1);
-    CHECK(m->free_filters() == std::vector<std::string>{"$SYS/#", "sandbox/#", "uns/quarantine/#"});
+    CHECK(m->free_filters() == std::vector<std::string>{"$SYS/#", "sandbox/#", "spBv1.0/#", "uns/quarantine/#"});
 }
 
 TEST_CASE("valid topics: every class, with and without the optional cell", "[model]") {
