@@ -858,7 +858,9 @@ bridges::sparkplug::device_rule read_sparkplug_mapping(const reader& r, const va
                      {"subtopic",
                       [&](const value_ref& z) {
                           c.subtopic = r.read_nonempty_string(z);
-                          if (!bridges::sparkplug::subtopic_of({.subtopic = c.subtopic}, ""))
+                          bridges::sparkplug::metric_rule as_metric;
+                          as_metric.subtopic = c.subtopic;
+                          if (!bridges::sparkplug::subtopic_of(as_metric, ""))
                               r.fail(z, "expected topic levels without wildcards (got '" + c.subtopic + "')");
                       },
                       true},

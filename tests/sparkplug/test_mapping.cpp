@@ -4,15 +4,28 @@
 
 using namespace strata::bridges::sparkplug;
 
+namespace {
+
+metric_rule rule(std::string name, std::string cls, std::string subtopic = {}, std::string unit = {}) {
+    metric_rule r;
+    r.name = std::move(name);
+    r.data_class = std::move(cls);
+    r.subtopic = std::move(subtopic);
+    r.unit = std::move(unit);
+    r.at_class = false;
+    return r;
+}
+
+}  // namespace
+
 TEST_CASE("device rules and metric rules", "[sparkplug][mapping]") {
     std::vector<device_rule> rules(3);
     rules[0].group = "dresden";
     rules[0].edge_node = "+";
     rules[0].device = "press-7";
     rules[0].topic = "acme/dresden/press-shop/{edge_node}/{device}";
-    rules[0].metrics = {{.name = "Temperature", .data_class = "telemetry", .subtopic = "temperature", .unit = "degC"},
-                        {.name = "Motor/*", .data_class = "telemetry"},
-                        {.name = "*", .data_class = "telemetry"}};
+    rules[0].metrics = {rule("Temperature", "telemetry", "temperature", "degC"), rule("Motor/*", "telemetry"),
+                        rule("*", "telemetry")};
     rules[1].group = "dresden";
     rules[1].device = "+";
     rules[1].topic = "acme/dresden/assembly/line-1/{device}";
@@ -31,8 +44,9 @@ TEST_CASE("device rules and metric rules", "[sparkplug][mapping]") {
     CHECK(subtopic_of(rules[0].metrics[1], "Motor/Speed") == "Speed");
     CHECK(subtopic_of(rules[0].metrics[2], "Motor/Speed") == "Motor/Speed");
     CHECK(metric_topic("acme/x/press-7", rules[0].metrics[0], "Temperature") == "acme/x/press-7/telemetry/temperature");
-    CHECK(metric_topic("acme/x/press-7", {.name = "State", .data_class = "state", .at_class = true}, "State") ==
-          "acme/x/press-7/state");
+    metric_rule state = rule("State", "state");
+    state.at_class = true;
+    CHECK(metric_topic("acme/x/press-7", state, "State") == "acme/x/press-7/state");
     CHECK_FALSE(subtopic_of(rules[0].metrics[2], "a/+/b"));
     CHECK_FALSE(subtopic_of(rules[0].metrics[2], "a//b"));
     CHECK_FALSE(subtopic_of(rules[0].metrics[2], "bad\xff"));

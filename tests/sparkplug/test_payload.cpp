@@ -48,7 +48,9 @@ TEST_CASE("a payload survives the wire form", "[sparkplug][payload]") {
 }
 
 TEST_CASE("a value that does not go with its type reads as none", "[sparkplug][payload]") {
-    const auto d = decode(encode(payload{.metrics = {named("x", data_type::uint8, std::uint64_t{300})}}));
+    payload p;
+    p.metrics.push_back(named("x", data_type::uint8, std::uint64_t{300}));
+    const auto d = decode(encode(p));
     REQUIRE(d.error == decode_error::none);
     CHECK(std::holds_alternative<std::monostate>(typed(d.p.metrics[0], data_type::uint8)));
     CHECK(std::holds_alternative<std::monostate>(typed(d.p.metrics[0], data_type::boolean)));
