@@ -67,7 +67,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const auto& [name, dev] : n.devices) aliases += dev.metrics.by_alias.size();
         check(aliases <= limits.max_aliases_per_node);
     }
-    static const sp::metric_rule any{.name = "*", .data_class = "telemetry"};
+    static const sp::metric_rule any = [] {
+        sp::metric_rule r;
+        r.data_class = "telemetry";
+        return r;
+    }();
     for (const auto& r : o.metrics) {
         (void)sp::typed(*r.m, r.def->type);
         if (const auto topic = sp::metric_topic("acme/x", any, r.def->name)) {
