@@ -18,6 +18,9 @@ namespace {
 std::atomic<std::size_t> allocations{0};
 }  // namespace
 
+// The replacement pair below is malloc/free on both sides; GCC cannot see
+// that operator new here is ours and warns about the free().
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t n) {
     allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n ? n : 1)) return p;

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,9 +22,9 @@ inline bytes operator+(bytes a, const bytes& b) {
 // Little-endian Int32 length followed by the characters.
 inline bytes str(std::string_view s) {
     const auto n = static_cast<std::uint32_t>(s.size());
-    bytes b{static_cast<std::uint8_t>(n), static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n >> 16),
-            static_cast<std::uint8_t>(n >> 24)};
-    b.insert(b.end(), s.begin(), s.end());
+    bytes b(4 + s.size());
+    for (std::size_t i = 0; i < 4; ++i) b[i] = static_cast<std::uint8_t>(n >> (8 * i));
+    std::copy(s.begin(), s.end(), b.begin() + 4);
     return b;
 }
 
