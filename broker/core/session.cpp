@@ -79,7 +79,7 @@ deliver_result session::deliver(const message_ptr& m, std::uint8_t qos, bool ret
 void session::enqueue_locked(const message_ptr& m, std::uint8_t qos, bool retain,
                              std::span<const std::uint32_t> sub_ids, store_ops* ops) {
     if (outbox_ && paging_locked()) {
-        page_out_locked(m, qos, retain, sub_ids, ops);
+        page_out_locked(m, qos, retain, sub_ids);
         return;
     }
     auto& d = queue_.emplace_back(delivery{m, qos, retain, false, 0, subscription_ids(sub_ids.begin(), sub_ids.end())});
@@ -122,7 +122,7 @@ std::uint64_t session::backlog_bytes_locked() const noexcept {
 }
 
 void session::page_out_locked(const message_ptr& m, std::uint8_t qos, bool retain,
-                              std::span<const std::uint32_t> sub_ids, store_ops* ops) {
+                              std::span<const std::uint32_t> sub_ids) {
     auto& o = *outbox_;
     delivery d{m, qos, retain, false, ++last_seq_, subscription_ids(sub_ids.begin(), sub_ids.end())};
     d.queued_at = steady_clock::now();
@@ -134,20 +134,20 @@ void session::page_out_locked(const message_ptr& m, std::uint8_t qos, bool retai
     ++o.paged;
     o.paged_bytes += m->weight();
     if (limits_.latest_only_retained && retain) o.latest.insert_or_assign(m->topic, d.seq);
-    auto put = stored(d, 0, /*fresh=*/true);
-    if (ops != nullptr) {
-        ops->push_back(std::move(put));
-    } else {
-        submit_locked(std::move(put));
-    }
+    // Submitted here, not with the router's operations for this message:
+    // a read asked for once the count includes it finds it (read_deliveries
+    // reads what was submitted before the request). The publisher's
+    // acknowledgement still covers it: its ticket comes later, and tickets
+    // become durable in order.
+    submit_locked(stored(d, 0, /*fresh=*/true));
 }
 
-void session::page_in_locked(steady_clock::time_point now) {
+void session::page_in_locked() {
     auto& o = *outbox_;
     auto* st = core_.store();
     const std::size_t window = std::max<std::size_t>(limits_.memory_messages, 1);
     const std::uint64_t window_bytes = limits_.memory_bytes > 0 ? limits_.memory_bytes : std::numeric_limits<std::uint64_t>::max();
-    if (o.reading || st == nullptr || now < o.read_after || queue_.size() > window / 2 ||
+    if (o.reading || st == nullptr || queue_.size() > window / 2 ||
         queued_bytes_ > window_bytes / 2)
         return;
     o.reading = true;
@@ -197,7 +197,8 @@ void session::paged_in(std::vector<persistence::stored_delivery>&& records, bool
         queue_.push_back(std::move(d));
     }
     // Nothing found where the tail should be, three times in a row: what
-    // was counted is not in the store (e.g. erased with its session).
+    // was counted is not in the store (records that do not decode are
+    // skipped by the read), so the count starts over.
     o.empty_reads = records.empty() && o.paged > 0 ? o.empty_reads + 1 : 0;
     if (o.empty_reads >= 3) {
         o.paged = 0;
@@ -334,7 +335,7 @@ bool session::drop_oldest_locked(std::size_t w) {
     }
     // The oldest of a paged backlog are in the store: bring the next window
     // into memory to be dropped from there (online or not).
-    if (outbox_->paged > 0) page_in_locked(steady_clock::now());
+    if (outbox_->paged > 0) page_in_locked();
     return queue_.size() < limits_.max_messages && backlog_bytes_locked() + w <= limits_.max_bytes;
 }
 
@@ -669,7 +670,7 @@ void session::collect(const session_owner* c, std::vector<outgoing>& out, std::s
     }
     if (pressure_ && (!pressure_->gates.empty() || pressure_->dropping) && at_resume_mark_locked())
         release_gates_locked(true);
-    if (outbox_ && outbox_->paged > 0) page_in_locked(now);
+    if (outbox_ && outbox_->paged > 0) page_in_locked();
 }
 
 bool session::on_puback(std::uint16_t id) {

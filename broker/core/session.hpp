@@ -354,10 +354,9 @@ private:
     [[nodiscard]] bool paging_locked() const noexcept;
     [[nodiscard]] std::uint64_t backlog_bytes_locked() const noexcept;
     // Writes a new message to the store only (the backlog's tail).
-    void page_out_locked(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids,
-                         store_ops* ops);
+    void page_out_locked(const message_ptr& m, std::uint8_t qos, bool retain, std::span<const std::uint32_t> sub_ids);
     // Asks the store for the next window of the tail when the queue is low.
-    void page_in_locked(steady_clock::time_point now);
+    void page_in_locked();
     // The store's answer (on its reader thread).
     void paged_in(std::vector<persistence::stored_delivery>&& records, bool ok);
     // latest_only_retained: a queued retained message of the same topic is
@@ -399,7 +398,6 @@ private:
         std::optional<steady_clock::time_point> paged_oldest;  // when the tail's first was queued, if known
         bool reading = false;                                  // a read_deliveries() is under way
         std::uint8_t empty_reads = 0;                          // reads in a row that found nothing
-        steady_clock::time_point read_after{};                 // no read before (after a failure)
     };
     std::unique_ptr<outbox_state> outbox_;
 

@@ -198,6 +198,16 @@ def assert_in_order(got, expected):
     assert [p for p in first if p in set(expected)] == list(expected)
 
 
+def fill_backlog(clients, plant, payloads, qos=1):
+    """Publishes each payload on the plant (QoS 1: acknowledged once stored) and waits
+    until the bridge's backlog holds them all."""
+    pub = clients(plant)
+    for p in payloads:
+        pub.publish("acme/dresden/press-7/count", p, qos=qos)
+    pub.close()
+    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == str(len(payloads)))
+
+
 def cut_off_plant(broker_factory, clients, proxies, plant_over=None, **bridge_extra):
     """An enterprise with a subscriber on acme/dresden/#, a plant bridged to it through a
     proxy, and the proxy cut (the plant saw the link go down)."""
@@ -439,12 +449,8 @@ def test_backlog_past_the_memory_window_survives_a_crash_and_drains_in_order(bro
     enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies, buffer={"memory": {"messages": 500}})
     cfg = plant.config["bridges"][0]
     started = time.monotonic()
-    pub = clients(plant)
     expected = ["p%05d" % i for i in range(5000)]
-    for p in expected:
-        pub.publish("acme/dresden/press-7/count", p, qos=1)  # PUBACKed once stored
-    pub.close()
-    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "5000")
+    fill_backlog(clients, plant, expected)
     # All but the memory window wait in the store only.
     assert int(sys_value(clients, plant, "$SYS/broker/bridges/up/backlog/in_store_only")) == 4500
     plant.crash()
@@ -465,11 +471,8 @@ def test_backlog_past_the_memory_window_survives_a_crash_and_drains_in_order(bro
 
 def test_drain_rate_paces_the_backlog_after_an_outage(broker_factory, clients, proxies):
     enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies, buffer={"drain_rate": 1000})
-    pub = clients(plant)
     expected = ["r%04d" % i for i in range(2500)]
-    for p in expected:
-        pub.publish("acme/dresden/press-7/count", p, qos=1)
-    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "2500")
+    fill_backlog(clients, plant, expected)
     proxy.restore()
     # Timed from the first message upstairs: 2,499 more at 1,000 msg/s
     # (a burst of 100 at most) cannot take less than 2.3 s.
@@ -481,16 +484,12 @@ def test_drain_rate_paces_the_backlog_after_an_outage(broker_factory, clients, p
     assert elapsed >= 2.3, elapsed
 
 
-def test_qos0_durable_is_kept_offline_and_across_a_crash(broker_factory, clients, proxies):
+def test_qos0_durable_is_kept_offline_and_across_a_restart(broker_factory, clients, proxies):
     enterprise, proxy, plant, up = cut_off_plant(broker_factory, clients, proxies, {"persistence": {"durability": "always"}},
                                                  buffer={"qos0": "durable"})
     cfg = plant.config["bridges"][0]
-    pub = clients(plant)
     expected = ["z%03d" % i for i in range(200)]
-    for p in expected:
-        pub.publish("acme/dresden/press-7/count", p, qos=0)
-    wait_sys(clients, plant, "$SYS/broker/bridges/up/backlog/messages", lambda v: v == "200")
-    pub.close()
+    fill_backlog(clients, plant, expected, qos=0)
     plant.stop()  # QoS 0 waits for no commit: a clean stop writes what is pending
 
     plant2 = plant_with(broker_factory, cfg, persistence={"durability": "always", "path": plant.config["persistence"]["path"]})
