@@ -882,6 +882,7 @@ void run_callbacks(std::vector<std::function<void(bool)>>& fns, bool ok) {
 ticket store::impl::submit(std::span<operation> ops) {
     std::vector<std::function<void(bool)>> fns;
     bool notify = false;
+    bool read_ready = false;
     ticket t;
     {
         std::lock_guard lk(mutex_);
@@ -919,8 +920,12 @@ ticket store::impl::submit(std::span<operation> ops) {
             open_.back() = 0;
         }
         advance_locked(fns);
+        // A read waiting for puts this submit dropped (settled) has nothing
+        // left to wait for, and no commit may come to tell it.
+        read_ready = !reads_.empty() && written_locked(reads_.front().after);
     }
     if (notify) wake_.notify_one();
+    if (read_ready) read_wake_.notify_one();
     run_callbacks(fns, true);
     return t;
 }

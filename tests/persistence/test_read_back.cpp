@@ -131,3 +131,23 @@ TEST_CASE("read_deliveries after close: the callback is not left waiting", "[sto
     REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
     (void)f.get();  // read before the close, or refused by it: either way answered
 }
+
+TEST_CASE("a read waiting for a put that an erase settles before it is written is answered at once", "[store][paging]") {
+    temp_dir dir;
+    auto o = make_options(dir.data(), durability::batch);
+    o.batch_interval = std::chrono::minutes(10);  // the writer would not come on its own
+    auto s = store::open(o);
+    // Many rounds: in some the reader is already waiting when the erase
+    // comes, which is the case that needs telling.
+    for (std::uint64_t seq = 1; seq <= 300; ++seq) {
+        s->submit(put_delivery{delivery(outbox, seq), nullptr, /*fresh=*/true});
+        auto done = std::make_shared<std::promise<std::size_t>>();
+        auto f = done->get_future();
+        s->read_deliveries(outbox, seq, 10, UINT64_MAX, [done](std::vector<stored_delivery>&& r, bool) {
+            done->set_value(r.size());
+        });
+        s->submit(erase_delivery{outbox, seq});  // both dropped: nothing is left to write
+        REQUIRE(f.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+        CHECK(f.get() == 0);
+    }
+}
