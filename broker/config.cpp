@@ -1038,6 +1038,17 @@ void read_root(const reader& r, const value_ref& root, config& cfg) {
              if (!x.node.IsNull()) read_sparkplug(r, x, cfg);  // `sparkplug:` with nothing: off
          }},
         {"alerts", [&](const value_ref& x) { read_alerts(r, x, cfg.alerts); }},
+        {"web",
+         [&](const value_ref& x) {
+             auto& w = cfg.web;
+             r.read_map(x, {
+                 {"enabled", [&](const value_ref& y) { w.enabled = r.read_bool(y); }},
+                 {"root", [&](const value_ref& y) { w.root = r.read_nonempty_string(y); }},
+                 {"max_logins", [&](const value_ref& y) { w.max_logins = r.read_uint<std::uint32_t>(y, 1, 1'000'000); }},
+                 {"login_idle_s",
+                  [&](const value_ref& y) { w.login_idle_s = r.read_uint<std::uint32_t>(y, 60, 7 * 86'400); }},
+             });
+         }},
         {"broker_id", [&](const value_ref& x) { cfg.broker_id = r.read_nonempty_string(x); }},
         {"sources_file", [&](const value_ref& x) { cfg.sources_file = r.read_nonempty_string(x); }},
         {"namespace",
@@ -1113,6 +1124,7 @@ config parse_config(const std::string& text, const std::string& name) {
     resolve(cfg.namespace_model);
     resolve(cfg.auth.password_file);
     resolve(cfg.audit.file);
+    resolve(cfg.web.root);
     for (auto& b : cfg.bridges) {
         resolve(b.ca);
         resolve(b.cert);

@@ -403,6 +403,19 @@ struct sparkplug_config {
     std::vector<bridges::sparkplug::device_rule> mappings;
 };
 
+// `web:`: the namespace explorer, the page an http(s) listener serves at
+// `/` (broker/ops/explorer.hpp), and its logins.
+struct web_config {
+    bool operator==(const web_config&) const = default;
+    bool enabled = true;   // false: `/` and the explorer's endpoints answer 404
+    // A directory to serve the page from instead of the copy built into
+    // the binary (a customised page); resolved against the config file's
+    // directory. Empty (default): the built-in page.
+    std::string root;
+    std::uint32_t max_logins = 1024;      // explorer logins (tokens) at once; a login beyond is refused (503)
+    std::uint32_t login_idle_s = 1800;    // a login unused this long ends
+};
+
 struct config {
     std::string source_file;  // the file this was loaded from (empty: defaults)
 
@@ -446,6 +459,7 @@ struct config {
     // admin API cannot change them.
     std::string sources_file;
     alerts_config alerts;
+    web_config web;
     // This broker's name among federated brokers (loop prevention: bridges
     // mark the messages they forward with it). Default (empty): the host
     // name and the absolute persistence path, stable across restarts.

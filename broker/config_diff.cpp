@@ -154,6 +154,8 @@ config_changes reconcile(const config& running, config& next) {
     next.broker_id = running.broker_id;
     if (!(running.auth.password_checks == next.auth.password_checks)) restart.emplace_back("auth.password_checks");
     next.auth.password_checks = running.auth.password_checks;
+    if (!(running.web == next.web)) restart.emplace_back("web");
+    next.web = running.web;
     if (running.policy.command_subtrees != next.policy.command_subtrees) restart.emplace_back("auth.command_subtrees");
     next.policy.command_subtrees = running.policy.command_subtrees;
 

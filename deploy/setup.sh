@@ -4,6 +4,8 @@
 #   deploy/setup.sh test     install what is missing, build the test build (ASan+UBSan), run every test
 #   deploy/setup.sh build    install what is missing and build the release binary only
 #   deploy/setup.sh package  build the release binary, then build/strata_VERSION_amd64.deb
+#   deploy/setup.sh demo     build, then run the demo plant (deploy/demo/run.sh): an OPC UA
+#                            PLC, an edge and an enterprise broker, the explorer at :8080
 # Idempotent; incremental builds (and ccache) keep repeated runs fast.
 set -euo pipefail
 
@@ -76,6 +78,11 @@ case "${1:-}" in
         build_release
         deploy/package/build-deb.sh --binary build/broker/strata --out build
         ;;
+    demo)
+        build_release
+        install_test_peers
+        exec deploy/demo/run.sh
+        ;;
     run)
         build_release
         mkdir -p data
@@ -99,7 +106,7 @@ case "${1:-}" in
         ctest --test-dir build-test --output-on-failure -j "$jobs" --timeout 600
         ;;
     *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

@@ -178,15 +178,17 @@ std::size_t broker_core::apply_grants() {
         const std::string identity = s->identity();
         auto g = policy->compile(identity, s->client_id());
         s->set_identity(identity, g);
-        if (auto owner = s->owner()) owner->regrant(g);
+        const auto owner = s->owner();
+        if (owner) owner->regrant(g);
         if (s->client_id().starts_with(own_client_prefix)) continue;  // configured, not granted
+        const bool filter_wide = security_->filter_wide_subscriptions() || (owner && owner->filters_wide_subscriptions());
         for (auto [filter, entry] : s->subscriptions()) {
             ns::shared_filter shared;
             const bool is_shared = ns::parse_shared(filter, shared) == ns::share_parse::shared;
             const std::string_view plain = is_shared ? shared.filter : std::string_view(filter);
             const auto v = g ? g->may_subscribe(plain) : auth::subscribe_verdict::full;
             const bool filtered = v == auth::subscribe_verdict::checked ||
-                                  (v == auth::subscribe_verdict::partial && security_->filter_wide_subscriptions());
+                                  (v == auth::subscribe_verdict::partial && filter_wide);
             const bool keep = v == auth::subscribe_verdict::full || filtered;
             if (keep && filtered == entry.filtered) continue;
             if (!keep) {

@@ -25,6 +25,10 @@ public:
     // Any thread: the roles or the model were reloaded; what the owner
     // publishes from now on is checked against `g` (null: no roles).
     virtual void regrant(std::shared_ptr<const auth::grants> g) = 0;
+    // Whether the client asked for its subscriptions wider than its grants
+    // to be filtered rather than refused (the CONNECT user property
+    // strata-wide-subscriptions: filter); fixed once connected.
+    [[nodiscard]] virtual bool filters_wide_subscriptions() const noexcept { return false; }
 
 protected:
     ~session_owner() = default;

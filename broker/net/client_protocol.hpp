@@ -116,6 +116,8 @@ public:
     // grants its next publishes and subscriptions are checked against
     // (remembered decisions are forgotten).
     void regrant(std::shared_ptr<const auth::grants> g);
+    // The client asked for wide subscriptions to be filtered (CONNECT).
+    [[nodiscard]] bool filters_wide() const noexcept { return filter_wide_; }
     // An exception from handling this client's input: it is closed.
     void internal_error(const std::exception& e);
     // The connection is going away (closed or lingering): the session and
@@ -283,6 +285,12 @@ private:
     // subscriptions get No Local and Retain As Published, as 5.0 bridges
     // ask for them, so what it forwarded here does not go back.
     bool bridge_client_ = false;
+    // A 5.0 client that sent the CONNECT user property
+    // strata-wide-subscriptions: filter (the explorer does): a subscription
+    // wider than its grants is accepted and filtered per message, as
+    // auth.wide_subscriptions: filter does for every client. Safe to grant
+    // on request: nothing outside the grants is delivered either way.
+    bool filter_wide_ = false;
     bool loopback_ = false;
     bool waiting_for_room_ = false;  // a subscriber's full queue holds this publisher
     bool request_problem_info_ = true;

@@ -69,6 +69,7 @@ public:
     void kick(mqtt::reason_code code, std::uint64_t generation = 0) override;
     // Any thread: new grants for the client's publishes (on its thread).
     void regrant(std::shared_ptr<const auth::grants> g) override;
+    [[nodiscard]] bool filters_wide_subscriptions() const noexcept override { return protocol_.filters_wide(); }
 
     [[nodiscard]] executor_type executor() const override { return executor_; }
     [[nodiscard]] const std::string& client_id() const noexcept { return protocol_.client_id(); }

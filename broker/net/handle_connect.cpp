@@ -19,6 +19,7 @@
 #include "auth/identity.hpp"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 namespace strata::broker::net {
@@ -26,6 +27,7 @@ namespace strata::broker::net {
 namespace {
 
 constexpr std::uint32_t never_expires = 0xFFFFFFFF;
+constexpr std::string_view wide_subscriptions_property = "strata-wide-subscriptions";
 
 }  // namespace
 
@@ -35,6 +37,9 @@ void client_protocol::handle_connect(mqtt::connect& c) {
     const bool v5 = version_ == mqtt::protocol_version::v5;
     client_id_ = c.client_id;
     bridge_client_ = c.bridge;
+    filter_wide_ = v5 && std::any_of(c.props.user_properties.begin(), c.props.user_properties.end(), [](const auto& p) {
+                       return p.first == wide_subscriptions_property && p.second == "filter";
+                   });
     if (v5 && c.props.request_problem_information) {
         request_problem_info_ = *c.props.request_problem_information != 0;
     }

@@ -79,7 +79,7 @@ void client_protocol::handle_subscribe(mqtt::subscribe& s) {
         if (grants_) {
             const auto verdict = grants_->may_subscribe(filter);
             filtered = verdict == auth::subscribe_verdict::checked ||
-                       (verdict == auth::subscribe_verdict::partial && core_.security().filter_wide_subscriptions());
+                       (verdict == auth::subscribe_verdict::partial && (core_.security().filter_wide_subscriptions() || filter_wide_));
             if (verdict == auth::subscribe_verdict::refused || (verdict == auth::subscribe_verdict::partial && !filtered)) {
                 spdlog::debug("{} '{}': subscription to '{}' not granted", remote_, client_id_, req.filter);
                 audit("subscribe", "refused", req.filter, "not authorized");

@@ -3,6 +3,7 @@
 
 #include "broker/core/broker_core.hpp"
 #include "broker/net/connection.hpp"
+#include "broker/ops/explorer.hpp"
 #include "broker/ops/metrics.hpp"
 #include "broker/core/security.hpp"
 
@@ -205,7 +206,11 @@ asio::awaitable<void> serve_tls(const http_server& srv, tcp_socket socket, std::
 
 }  // namespace
 
-http_server::http_server(core::broker_core& core, const ops::metrics& m) : core_(core), metrics_(m), admin_(core) {}
+http_server::http_server(core::broker_core& core, const ops::metrics& m)
+    : core_(core),
+      metrics_(m),
+      admin_(core),
+      logins_(core.cfg().web.max_logins, std::chrono::seconds(core.cfg().web.login_idle_s)) {}
 
 void http_server::serve(tcp_socket socket, std::shared_ptr<ssl::context> ctx, const listener_config& l,
                         std::size_t thread_index) {
@@ -257,18 +262,25 @@ http_server::response http_server::respond(const http_request& req) const {
     if (path == "/mqtt") {
         return ops::error_response(http::status::upgrade_required, "MQTT over WebSocket: send a WebSocket upgrade", v);
     }
+    if (core_.cfg().web.enabled) {
+        if (auto page = ops::page_file(path, core_.cfg().web.root, v)) {
+            if (!get && req.method() != http::verb::head) return only_get();
+            if (req.method() == http::verb::head) page->body().clear();
+            return std::move(*page);
+        }
+    }
     return ops::json_response(http::status::not_found, {{"error", "not found"}, {"path", std::string(path)}}, v);
 }
 
 namespace {
 
-// "Basic BASE64(user:password)" -> user and password; nullopt when the
-// header is absent or not Basic, or its value is malformed.
-std::optional<std::pair<std::string, std::string>> basic_credentials(const http_request& req) {
+// The Authorization header's credentials after `scheme` (lower case, with
+// its space: "basic "), trimmed; nullopt when the header is absent or of
+// another scheme.
+std::optional<std::string_view> authorization(const http_request& req, std::string_view scheme) {
     const auto it = req.find(http::field::authorization);
     if (it == req.end()) return std::nullopt;
     std::string_view value = it->value();
-    constexpr std::string_view scheme = "basic ";
     if (value.size() <= scheme.size() ||
         !std::equal(scheme.begin(), scheme.end(), value.begin(),
                     [](char a, char b) { return a == (b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b); }))
@@ -276,7 +288,15 @@ std::optional<std::pair<std::string, std::string>> basic_credentials(const http_
     value.remove_prefix(scheme.size());
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-    auto decoded = auth::base64_decode(value);
+    return value;
+}
+
+// "Basic BASE64(user:password)" -> user and password; nullopt when the
+// header is absent or not Basic, or its value is malformed.
+std::optional<std::pair<std::string, std::string>> basic_credentials(const http_request& req) {
+    const auto value = authorization(req, "basic ");
+    if (!value) return std::nullopt;
+    auto decoded = auth::base64_decode(*value);
     if (!decoded) return std::nullopt;
     const auto colon = decoded->find(':');
     if (colon == std::string::npos || colon == 0) {
@@ -320,16 +340,37 @@ http_server::response unauthorized(std::string_view why, unsigned version) {
 
 }  // namespace
 
+namespace {
+
+// Endpoints any identity may call, answered by its subscribe grants.
+bool for_any_identity(std::string_view path) {
+    return path == "/api/v1/state" || path == "/api/v1/alerts" || path == "/api/v1/me" || path == "/api/v1/topic" ||
+           path == "/api/v1/login" || path == "/api/v1/logout";
+}
+
+// Endpoints of the explorer (off with web.enabled: false).
+bool explorer_endpoint(std::string_view path) {
+    return path == "/api/v1/me" || path == "/api/v1/topic" || path == "/api/v1/login" || path == "/api/v1/logout";
+}
+
+// "Bearer TOKEN" -> TOKEN; nullopt when the header is not Bearer.
+std::optional<std::string_view> bearer_token(const http_request& req) { return authorization(req, "bearer "); }
+
+}  // namespace
+
 asio::awaitable<http_server::response> http_server::admin_request(const http_request& req, const listener_config& l,
                                                                   const caller& who) const {
     const unsigned v = req.version();
     auto& sec = core_.security();
-    // GET /api/v1/state answers by subscribe grants (http_admin.hpp): with
-    // roles configured any authenticated identity may ask.
-    const bool state = path_of(req) == "/api/v1/state";
-    auto caller_of = [&](std::string identity) {
+    const std::string_view path = path_of(req);
+    // The state, the alerts and the explorer's endpoints answer by
+    // subscribe grants (http_admin.hpp, explorer.hpp): any identity may ask.
+    const bool any_identity = for_any_identity(path);
+    if (explorer_endpoint(path) && !core_.cfg().web.enabled)
+        co_return ops::error_response(http::status::not_found, "the explorer is off (web.enabled: false)", v);
+    auto caller_of = [&](std::string identity, std::string login) {
         auto grants = sec.policy()->compile(identity, "");
-        return ops::admin_caller{std::move(identity), who.address, std::move(grants)};
+        return ops::admin_caller{std::move(identity), who.address, std::move(grants), std::move(login)};
     };
     auto audit_refusal = [&](std::string_view identity, std::string_view outcome, std::string_view why) {
         if (!core_.auditing()) return;
@@ -338,42 +379,101 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
         e.outcome = outcome;
         e.identity = identity;
         e.address = who.address;
-        e.topic = path_of(req);
+        e.topic = path;
         e.reason = why;
         core_.audit(e);
     };
+    // The explorer's requests get a Bearer challenge: a browser shows no
+    // login dialog of its own for it.
+    auto unauthorized_here = [&](std::string_view why) {
+        auto res = unauthorized(why, v);
+        if (explorer_endpoint(path) || path == "/api/v1/alerts")
+            res.set(http::field::www_authenticate, "Bearer realm=\"strata\"");
+        return res;
+    };
+
+    std::optional<ops::admin_caller> caller;
     for (const auto& id : who.identities) {
         if (std::find(l.admin_identities.begin(), l.admin_identities.end(), id) != l.admin_identities.end()) {
-            auto answer = co_await admin_.respond(req, caller_of(id));
-            co_return answer;
+            caller = caller_of(id, "admin-certificate");
+            break;
         }
     }
     const bool has_authorization = req.find(http::field::authorization) != req.end();
-    if (state && !has_authorization && !who.identities.empty() && sec.roles_active()) {
-        auto answer = co_await admin_.respond(req, caller_of(who.identities.front()));
-        co_return answer;
+    if (!caller && has_authorization) {
+        if (const auto token = bearer_token(req)) {
+            auto identity = logins_.find(*token, core::steady_clock::now());
+            if (!identity) co_return unauthorized_here("this login has ended (logged out, or unused too long): log in again");
+            caller = caller_of(std::move(*identity), "token");
+        } else {
+            auto answer = co_await basic_login(req, l, who);
+            if (std::holds_alternative<response>(answer)) {
+                auto res = std::move(std::get<response>(answer));
+                if (res.result() == http::status::unauthorized && (explorer_endpoint(path) || path == "/api/v1/alerts"))
+                    res.set(http::field::www_authenticate, "Bearer realm=\"strata\"");
+                co_return res;
+            }
+            caller = caller_of(std::move(std::get<std::string>(answer)), "basic");
+        }
     }
-    auto creds = basic_credentials(req);
-    if (!creds) {
-        if (has_authorization)
-            co_return unauthorized("malformed Authorization header: expected Basic with base64 of user:password", v);
+    if (!caller && any_identity) {
+        if (!who.identities.empty()) caller = caller_of(who.identities.front(), "certificate");
+        else if (sec.anonymous_allowed(who.over_loopback)) caller = caller_of("", "anonymous");
+    }
+    if (!caller) {
         if (!who.identities.empty()) {
             spdlog::info("admin API refused to '{}' on listener '{}'", who.identities.front(), l.name);
             audit_refusal(who.identities.front(), "refused", "client certificate not an admin identity");
             co_return ops::error_response(http::status::forbidden, "this client certificate is not an admin identity", v);
         }
-        co_return unauthorized("the admin API needs credentials (HTTP Basic or a client certificate)", v);
+        co_return unauthorized_here(any_identity ? "credentials needed (log in, HTTP Basic or a client certificate)"
+                                                 : "the admin API needs credentials (HTTP Basic or a client certificate)");
     }
+
+    if (path == "/api/v1/login" || path == "/api/v1/logout") co_return web_login(req, *caller);
+    if (any_identity || caller->login == "admin-certificate") {
+        auto answer = co_await admin_.respond(req, *caller);
+        co_return answer;
+    }
+    const std::string resource(path.substr(1));  // "api/v1/sessions"
+    if (caller->grants == nullptr || !caller->grants->may_admin(resource)) {
+        const std::string shown = caller->identity.empty() ? std::string(auth::anonymous_identity) : caller->identity;
+        spdlog::info("admin API refused to '{}' on listener '{}': no admin grant for {}", shown, l.name, resource);
+        audit_refusal(caller->identity, "refused", "no admin grant");
+        co_return ops::json_response(http::status::forbidden,
+                                     {{"error", "this identity has no admin grant for " + resource}, {"identity", shown}}, v);
+    }
+    auto answer = co_await admin_.respond(req, *caller);
+    co_return answer;
+}
+
+asio::awaitable<std::variant<std::string, http_server::response>> http_server::basic_login(const http_request& req,
+                                                                                           const listener_config& l,
+                                                                                           const caller& who) const {
+    const unsigned v = req.version();
+    auto& sec = core_.security();
+    auto creds = basic_credentials(req);
+    if (!creds) co_return unauthorized("malformed Authorization header: expected Basic with base64 of user:password, or Bearer", v);
     std::string user = std::move(creds->first);
     std::string password = std::move(creds->second);
-    auto refuse = [&](std::string_view outcome, std::string_view why) { audit_refusal(user, outcome, why); };
+    auto refuse = [&](std::string_view outcome, std::string_view why) {
+        if (!core_.auditing()) return;
+        auth::audit_event e;
+        e.action = "admin-login";
+        e.outcome = outcome;
+        e.identity = user;
+        e.address = who.address;
+        e.topic = path_of(req);
+        e.reason = why;
+        core_.audit(e);
+    };
     if (!l.tls && !l.admin_over_plain_http && !who.over_loopback) {
         auth::cleanse(password);
         refuse("refused", "HTTP Basic over plain http from a remote address");
         co_return ops::error_response(http::status::forbidden,
-                                 "HTTP Basic over plain http is accepted on loopback listeners only; use https "
-                                 "(or set admin_over_plain_http: true on this listener)",
-                                 v);
+                                      "HTTP Basic over plain http is accepted on loopback listeners only; use https "
+                                      "(or set admin_over_plain_http: true on this listener)",
+                                      v);
     }
     if (sec.passwords() == nullptr) {
         auth::cleanse(password);
@@ -403,20 +503,32 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
         co_return unauthorized("bad user name or password", v);
     }
     sec.logins().succeeded(who.address);
-    std::string resource(path_of(req).substr(1));  // "api/v1/sessions"
-    auto caller = caller_of(user);
-    if (state && caller.grants != nullptr) {
-        auto answer = co_await admin_.respond(req, caller);
-        co_return answer;
+    co_return user;
+}
+
+http_server::response http_server::web_login(const http_request& req, const ops::admin_caller& caller) const {
+    const unsigned v = req.version();
+    if (req.method() != http::verb::post) return ops::error_response(http::status::method_not_allowed, "use POST", v);
+    const std::string_view path = path_of(req);
+    if (path == "/api/v1/logout") {
+        if (const auto token = bearer_token(req)) logins_.close(*token);
+        return ops::json_response(http::status::ok, {{"logged_out", true}}, v);
     }
-    if (caller.grants == nullptr || !caller.grants->may_admin(resource)) {
-        spdlog::info("admin API refused to '{}' on listener '{}': no admin grant for {}", user, l.name, resource);
-        refuse("refused", "no admin grant");
-        co_return ops::json_response(http::status::forbidden,
-                                {{"error", "this identity has no admin grant for " + resource}, {"identity", user}}, v);
+    if (caller.login == "token" || caller.login == "anonymous")
+        return ops::error_response(http::status::bad_request, "log in with HTTP Basic (user and password) or a client certificate", v);
+    auto token = logins_.open(caller.identity, core::steady_clock::now());
+    if (!token) {
+        spdlog::warn("explorer: login of '{}' refused: web.max_logins ({}) logins are open", caller.identity,
+                     core_.cfg().web.max_logins);
+        auto res = ops::error_response(http::status::service_unavailable, "too many logins are open; retry later", v);
+        res.set(http::field::retry_after, "60");
+        return res;
     }
-    auto answer = co_await admin_.respond(req, caller);
-    co_return answer;
+    return ops::json_response(http::status::ok,
+                              {{"token", std::move(*token)},
+                               {"identity", caller.identity},
+                               {"expires_in_s", logins_.idle().count()}},
+                              v);
 }
 
 }  // namespace strata::broker::net

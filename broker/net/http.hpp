@@ -16,12 +16,18 @@
 //                  has its share of password checks queued. On
 //                  a plain `http` listener Basic is accepted only over
 //                  loopback unless admin_over_plain_http is set.
-//                  GET /api/v1/state is answered by the caller's subscribe
-//                  grants instead (http_admin.hpp): with roles configured
-//                  any authenticated identity (Basic, or the first name of
-//                  a verified client certificate) may ask, no admin grant
-//                  needed; without roles it needs admin access as above.
-//                  Refusals are audited as "admin-login".
+//                  GET /api/v1/state and /api/v1/alerts, and the
+//                  explorer's /api/v1/login, /logout, /me and /topic
+//                  (explorer.hpp) are answered by the caller's subscribe
+//                  grants instead (http_admin.hpp): any identity may ask,
+//                  no admin grant needed: `Authorization: Bearer TOKEN`
+//                  of an explorer login, HTTP Basic, the first name of a
+//                  verified client certificate, or without credentials the
+//                  anonymous identity where the listener admits anonymous
+//                  MQTT clients (auth.allow_anonymous), as an MQTT client
+//                  would be. Without roles every identity sees everything,
+//                  as over MQTT. Refusals are audited as "admin-login".
+//   /, /web/NAME   the explorer's page (explorer.hpp; web.enabled)
 // Anything else gets a JSON error (404, 405, 426). Bad input (oversized
 // headers or body, a malformed request, a bad upgrade, a stalled client)
 // closes that HTTP connection only.
@@ -30,6 +36,7 @@
 // socket; the http_server itself is immutable after construction.
 #pragma once
 
+#include "broker/ops/explorer.hpp"
 #include "broker/ops/http_admin.hpp"
 #include "broker/net/transport.hpp"
 
@@ -39,6 +46,8 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
+#include <variant>
 
 namespace strata::broker::core {
 class broker_core;
@@ -78,6 +87,7 @@ public:
                                                           const caller& who) const;
 
     [[nodiscard]] ops::admin_api& admin() noexcept { return admin_; }
+    [[nodiscard]] ops::web_logins& logins() const noexcept { return logins_; }
 
     // Limits, per HTTP connection.
     static constexpr std::size_t header_limit = 8 * 1024;
@@ -86,9 +96,18 @@ public:
     [[nodiscard]] core::broker_core& core() const noexcept { return core_; }
 
 private:
+    // HTTP Basic: the user name once the password checked out, else the
+    // response that says why not.
+    [[nodiscard]] asio::awaitable<std::variant<std::string, response>> basic_login(const http_request& req,
+                                                                                   const listener_config& l,
+                                                                                   const caller& who) const;
+    // POST /api/v1/login and /api/v1/logout (explorer.hpp) for `caller`.
+    [[nodiscard]] response web_login(const http_request& req, const ops::admin_caller& caller) const;
+
     core::broker_core& core_;
     const ops::metrics& metrics_;
     ops::admin_api admin_;
+    mutable ops::web_logins logins_;
 };
 
 }  // namespace strata::broker::net

@@ -7,6 +7,7 @@
 #include "broker/codec/codec.hpp"
 #include "broker/core/broker_core.hpp"
 #include "broker/net/connection.hpp"
+#include "broker/ops/explorer.hpp"
 #include "broker/ops/state_page.hpp"
 #include "namespace/topic.hpp"
 
@@ -60,24 +61,6 @@ std::optional<std::string> url_decode(std::string_view in, bool query) {
         }
     }
     return out;
-}
-
-// The value of `key` in the query string of `target`.
-std::optional<std::string> query_param(std::string_view target, std::string_view key) {
-    const auto q = target.find('?');
-    if (q == std::string_view::npos) return std::nullopt;
-    std::string_view rest = target.substr(q + 1);
-    while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const std::string_view pair = rest.substr(0, amp);
-        const auto eq = pair.find('=');
-        if (pair.substr(0, eq) == key) {
-            return eq == std::string_view::npos ? std::optional<std::string>("") : url_decode(pair.substr(eq + 1), true);
-        }
-        if (amp == std::string_view::npos) break;
-        rest.remove_prefix(amp + 1);
-    }
-    return std::nullopt;
 }
 
 json session_json(const core::session& s) {
@@ -215,6 +198,24 @@ json masked(json entry) {
 
 }  // namespace
 
+std::optional<std::string> query_param(std::string_view target, std::string_view key) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return std::nullopt;
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (pair.substr(0, eq) == key) {
+            return eq == std::string_view::npos ? std::optional<std::string>("") : url_decode(pair.substr(eq + 1), true);
+        }
+        if (amp == std::string_view::npos) break;
+        rest.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
+
 admin_api::response json_response(http::status status, const json& body, unsigned version) {
     admin_api::response res{status, version};
     res.set(http::field::server, "strata");
@@ -298,6 +299,71 @@ void admin_api::audit(const admin_caller& who, std::string_view action, std::str
     core_.audit(e);
 }
 
+namespace {
+
+// limit= and cursor= of a paged read; an error message when malformed.
+struct page_query {
+    std::size_t limit = default_limit;
+    std::optional<std::string> after;
+    std::string error;
+};
+
+page_query read_page_query(std::string_view target) {
+    page_query q;
+    if (const auto text = query_param(target, "limit")) {
+        const auto n = parse_limit(*text);
+        if (!n) q.error = "limit must be a whole number from 1 to " + std::to_string(max_limit);
+        else q.limit = *n;
+    }
+    if (const auto text = query_param(target, "cursor")) {
+        q.after = decode_cursor(*text);
+        if (!q.after) q.error = "not a cursor of this API: pass next_cursor of the previous page as it is";
+    }
+    return q;
+}
+
+// An alert's subject, from its topic $SYS/broker/alerts/KIND/SUBJECT.
+constexpr std::string_view alerts_prefix = "$SYS/broker/alerts/";
+
+}  // namespace
+
+asio::awaitable<admin_api::response> admin_api::read_page(const admin_caller& who, std::string filter,
+                                                          std::optional<std::string> after, std::size_t limit,
+                                                          std::function<bool(std::string_view)> visible,
+                                                          std::function<json(const core::message&)> show,
+                                                          std::string_view key, unsigned v) const {
+    // On a state thread: the walk under the retained store's read lock
+    // (bounded by the page), then the JSON.
+    const core::router& routes = core_.routes();
+    std::function<response()> work = [&routes, filter = std::move(filter), after = std::move(after), limit,
+                                       visible = std::move(visible), show = std::move(show), key = std::string(key), v] {
+        try {
+            const auto page = routes.read_retained_page(filter, after ? &*after : nullptr, limit, page_scan_limit,
+                                                        page_bytes, visible);
+            json items = json::array();
+            for (const auto& m : page.messages) {
+                json item = show(*m);
+                if (!item.is_null()) items.push_back(std::move(item));
+            }
+            return json_response(http::status::ok,
+                                 {{key, std::move(items)},
+                                  {"next_cursor", page.next ? json(encode_cursor(*page.next)) : json(nullptr)}},
+                                 v);
+        } catch (const std::bad_alloc&) {
+            spdlog::error("admin API: out of memory reading the retained messages of '{}'", filter);
+            return error_response(http::status::internal_server_error, "out of memory reading the state", v);
+        }
+    };
+    auto answer = co_await run_on(*reads_, who.identity, std::move(work));
+    if (!answer) {
+        auto res = error_response(http::status::service_unavailable,
+                                  "too many state reads in progress; retry in 1 s", v);
+        res.set(http::field::retry_after, "1");
+        co_return res;
+    }
+    co_return std::move(*answer);
+}
+
 asio::awaitable<admin_api::response> admin_api::read_state(const net::http_request& req, const admin_caller& who) const {
     const std::string_view target = req.target();
     const unsigned v = req.version();
@@ -306,16 +372,19 @@ asio::awaitable<admin_api::response> admin_api::read_state(const net::http_reque
     if (!filter || filter->empty()) co_return bad("missing ?filter=TOPIC-FILTER");
     if (!ns::valid_topic_filter(*filter) || !mqtt::valid_utf8(*filter))
         co_return bad("not a valid MQTT topic filter: " + *filter);
-    std::size_t limit = default_limit;
-    if (const auto text = query_param(target, "limit")) {
-        const auto n = parse_limit(*text);
-        if (!n) co_return bad("limit must be a whole number from 1 to " + std::to_string(max_limit));
-        limit = *n;
+    auto q = read_page_query(target);
+    if (!q.error.empty()) co_return bad(q.error);
+    // class=C: only topics the model reads as data class C.
+    std::optional<std::string> klass = query_param(target, "class");
+    if (klass) {
+        const ns::model* m = core_.model();
+        if (m == nullptr || m->find_class(*klass) == nullptr) co_return bad("no data class '" + *klass + "' in the namespace model");
     }
-    std::optional<std::string> after;
-    if (const auto text = query_param(target, "cursor")) {
-        after = decode_cursor(*text);
-        if (!after) co_return bad("not a cursor of this API: pass next_cursor of the previous page as it is");
+    // fields=topic: the topics without their messages.
+    bool topics_only = false;
+    if (const auto fields = query_param(target, "fields")) {
+        if (*fields != "topic" && *fields != "all") co_return bad("fields must be topic or all");
+        topics_only = *fields == "topic";
     }
     auto grants = who.grants;
     if (grants) {
@@ -332,33 +401,52 @@ asio::awaitable<admin_api::response> admin_api::read_state(const net::http_reque
         // Granted in full: every topic of the filter may be received.
         if (verdict == auth::subscribe_verdict::full) grants = nullptr;
     }
-    // On a state thread: the walk under the retained store's read lock
-    // (bounded by the page), then the JSON.
-    const core::router& routes = core_.routes();
-    std::function<response()> work = [&routes, filter = *filter, after = std::move(after), limit, grants, v] {
-        try {
-            const auto visible = [&grants](std::string_view topic) { return !grants || grants->may_receive(topic); };
-            const auto page = routes.read_retained_page(filter, after ? &*after : nullptr, limit, page_scan_limit,
-                                                        page_bytes, visible);
-            json messages = json::array();
-            for (const auto& m : page.messages) messages.push_back(state_json(*m));
-            return json_response(http::status::ok,
-                                 {{"messages", std::move(messages)},
-                                  {"next_cursor", page.next ? json(encode_cursor(*page.next)) : json(nullptr)}},
-                                 v);
-        } catch (const std::bad_alloc&) {
-            spdlog::error("admin API: out of memory reading the state of '{}'", filter);
-            return error_response(http::status::internal_server_error, "out of memory reading the state", v);
-        }
+    const core::broker_core& core = core_;
+    std::function<bool(std::string_view)> visible = [grants, klass, &core](std::string_view topic) {
+        if (grants && !grants->may_receive(topic)) return false;
+        if (!klass) return true;
+        const ns::model* m = core.model();  // this state thread's copy
+        if (m == nullptr) return false;
+        const auto reading = m->read(topic);
+        return reading.klass != nullptr && reading.klass->name == *klass;
     };
-    auto answer = co_await run_on(*reads_, who.identity, std::move(work));
-    if (!answer) {
-        auto res = error_response(http::status::service_unavailable,
-                                  "too many state reads in progress; retry in 1 s", v);
-        res.set(http::field::retry_after, "1");
-        co_return res;
-    }
-    co_return std::move(*answer);
+    std::function<json(const core::message&)> show = [topics_only](const core::message& m) {
+        return topics_only ? json{{"topic", m.topic}} : state_json(m);
+    };
+    auto answer = co_await read_page(who, *filter, std::move(q.after), q.limit, std::move(visible), std::move(show),
+                                     "messages", v);
+    co_return answer;
+}
+
+asio::awaitable<admin_api::response> admin_api::read_alerts(const net::http_request& req, const admin_caller& who) const {
+    const unsigned v = req.version();
+    auto q = read_page_query(req.target());
+    if (!q.error.empty()) co_return error_response(http::status::bad_request, q.error, v);
+    auto grants = who.grants;
+    const bool admin = who.login == "admin-certificate" || !grants || grants->may_admin("api/v1/alerts");
+    // Who sees an alert: a stale topic's, whoever may receive the topic; a
+    // subtree's rate, whoever may subscribe to some of it; the rest (client
+    // ids, Sparkplug edge nodes) are for administrators.
+    std::function<bool(std::string_view)> visible = [grants, admin](std::string_view topic) {
+        if (!topic.starts_with(alerts_prefix)) return false;
+        const std::string_view rest = topic.substr(alerts_prefix.size());
+        const auto slash = rest.find('/');
+        if (slash == std::string_view::npos) return false;
+        const std::string_view kind = rest.substr(0, slash);
+        const std::string subject(rest.substr(slash + 1));
+        if (!grants) return true;
+        if (kind == "stale") return grants->may_receive(subject);
+        if (kind == "spike" || kind == "drop") return grants->may_subscribe(subject + "/#") != auth::subscribe_verdict::refused;
+        return admin;
+    };
+    std::function<json(const core::message&)> show = [](const core::message& m) {
+        json alert = json::parse(m.payload, nullptr, false);
+        if (!alert.is_object() || !alert.value("active", false)) return json(nullptr);
+        return alert;
+    };
+    auto answer = co_await read_page(who, std::string(alerts_prefix) + "#", std::move(q.after), q.limit, std::move(visible),
+                                     std::move(show), "alerts", v);
+    co_return answer;
 }
 
 asio::awaitable<admin_api::response> admin_api::respond(const net::http_request& req, const admin_caller& who) const {
@@ -441,6 +529,19 @@ asio::awaitable<admin_api::response> admin_api::respond(const net::http_request&
         if (!get) co_return wrong_method("GET");
         auto answer = co_await read_state(req, who);
         co_return answer;
+    }
+    if (path == "/api/v1/alerts") {
+        if (!get) co_return wrong_method("GET");
+        auto answer = co_await read_alerts(req, who);
+        co_return answer;
+    }
+    if (path == "/api/v1/me") {
+        if (!get) co_return wrong_method("GET");
+        co_return me_response(core_, who, v);
+    }
+    if (path == "/api/v1/topic") {
+        if (!get) co_return wrong_method("GET");
+        co_return topic_response(core_, who, target, v);
     }
     if (path == "/api/v1/reload") {
         if (!post) co_return wrong_method("POST");

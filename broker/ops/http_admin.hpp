@@ -5,10 +5,20 @@
 //   GET  /api/v1/subscriptions[?client_id=C] every session's subscriptions (or
 //                                            C's): filter, options, identifier,
 //                                            shared group
-//   GET  /api/v1/state?filter=F[&limit=N][&cursor=C]
+//   GET  /api/v1/state?filter=F[&limit=N][&cursor=C][&class=C][&fields=topic]
 //                                            retained messages matching F that
 //                                            the caller may receive, in pages
-//                                            (state_page.hpp)
+//                                            (state_page.hpp); class=C: those
+//                                            the model reads as data class C;
+//                                            fields=topic: {"topic"} only
+//   GET  /api/v1/alerts[?limit=N][&cursor=C] the active alerts (their retained
+//                                            $SYS/broker/alerts messages) the
+//                                            caller may see: a stale topic's to
+//                                            whoever may receive it, a
+//                                            subtree's rate to whoever may
+//                                            subscribe to some of it, the rest
+//                                            to admin identities
+//   GET  /api/v1/me, /api/v1/topic?topic=T   the explorer's (explorer.hpp)
 //   GET  /api/v1/bridges                     each bridge's state
 //   GET  /api/v1/opcua                       each OPC UA source's state
 //   GET|PUT|DELETE /api/v1/bridges/NAME      one bridge: its state and, when the
@@ -65,12 +75,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace strata::broker::core {
 class broker_core;
+struct message;
 }
 
 namespace strata::broker::hosts {
@@ -83,9 +95,12 @@ namespace strata::broker::ops {
 
 // Who calls, once authenticated.
 struct admin_caller {
-    std::string identity;                        // certificate identity or user name
+    std::string identity;                        // certificate identity or user name; "" anonymous
     std::string address;                         // the client's IP
     std::shared_ptr<const auth::grants> grants;  // null: no roles configured
+    // How: "admin-certificate" (listed in admin_identities), "certificate",
+    // "basic", "token" (an explorer login) or "anonymous".
+    std::string login;
 };
 
 class admin_api {
@@ -123,6 +138,15 @@ public:
 
 private:
     [[nodiscard]] boost::asio::awaitable<response> read_state(const net::http_request& req, const admin_caller& who) const;
+    [[nodiscard]] boost::asio::awaitable<response> read_alerts(const net::http_request& req, const admin_caller& who) const;
+    // A page of the retained messages of `filter` that `visible` lets
+    // through, each shown by `show` (null: left out), under `key` with the
+    // next cursor; read on a state thread.
+    [[nodiscard]] boost::asio::awaitable<response> read_page(const admin_caller& who, std::string filter,
+                                                             std::optional<std::string> after, std::size_t limit,
+                                                             std::function<bool(std::string_view)> visible,
+                                                             std::function<nlohmann::json(const core::message&)> show,
+                                                             std::string_view key, unsigned version) const;
     // GET, PUT and DELETE of /api/v1/bridges/NAME and /api/v1/opcua/NAME
     // (`kind`: "bridges" or "opcua").
     [[nodiscard]] boost::asio::awaitable<response> source_entry(const net::http_request& req, const admin_caller& who,
@@ -138,6 +162,10 @@ private:
 // is replaced, never thrown.
 [[nodiscard]] admin_api::response json_response(boost::beast::http::status status, const nlohmann::json& body,
                                                 unsigned version);
+// The value of `key` in the query string of `target`, percent-decoded;
+// nullopt when absent or malformed.
+[[nodiscard]] std::optional<std::string> query_param(std::string_view target, std::string_view key);
+
 // Unix ms -> "2026-11-25T21:30:00.123Z" (UTC).
 [[nodiscard]] std::string iso_time(std::int64_t unix_ms);
 

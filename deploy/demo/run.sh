@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The end-to-end demo on one machine (docs/end-to-end.md):
 # the OPC UA test PLC (opc.tcp://127.0.0.1:4840), the enterprise broker
-# (enterprise.yaml, port 1893) and the Dresden edge broker (edge.yaml, port
-# 1883) with its OPC UA source and its bridge to the enterprise.
+# (enterprise.yaml, port 1893, the explorer at http://127.0.0.1:8080/) and the
+# Dresden edge broker (edge.yaml, port 1883) with its OPC UA source and its
+# bridge to the enterprise.
 #
 #   deploy/setup.sh build              # the broker (build/broker/strata)
 #   (cd tests/opcua/peer && npm ci)    # once: the test PLC (node-opcua); deploy/setup.sh test does it too
@@ -69,7 +70,12 @@ start edge "strata ready" "$strata" --config "$here/edge.yaml"
 cmd='{"command": "set", "request_id": "req-00000001", "ts": "2026-12-07T10:00:00Z", "parameters": {"value": 55.5}}'
 cat <<TRY
 demo: the PLC, the enterprise (1893) and the Dresden edge (1883) are running; logs in $work.
-Try, in another terminal:
+Open the namespace explorer at http://127.0.0.1:8080/ and log in as olga
+(password olga-demo-pw): line 2 with the PLC's values, live, and the setpoint
+command form on press-7. ana (ana-demo-pw) sees OEE only, erik (erik-demo-pw)
+all of Dresden.
+
+Or, in another terminal:
 
   # the operator at the enterprise sees line 2, PLC values included
   mosquitto_sub -p 1893 -u olga -P olga-demo-pw -t 'acme/dresden/press-shop/line-2/#' -v

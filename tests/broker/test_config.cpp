@@ -83,6 +83,10 @@ void check_defaults(const config& c) {
     CHECK(c.threads == 0);
     CHECK(c.shutdown_grace_ms == 2000);
     CHECK(c.namespace_model.empty());
+    CHECK(c.web.enabled);
+    CHECK(c.web.root.empty());
+    CHECK(c.web.max_logins == 1024);
+    CHECK(c.web.login_idle_s == 1800);
     CHECK(c.alerts.enabled);
     CHECK(c.alerts.stale.empty());
     CHECK(c.alerts.stale_factor == 3.0);
@@ -347,7 +351,7 @@ TEST_CASE("config: unknown and duplicate keys", "[config]") {
                Equals("t.yaml:3: limits: unknown key 'recieve_maximum' (did you mean 'receive_maximum'?)"));
     CHECK_THAT(error_of("threads: 1\nfoo: 1\n"),
                Equals("t.yaml:2: unknown key 'foo' (expected listeners, limits, log, persistence, auth, access, "
-                      "roles, users, audit, redirect, sys, threads, shutdown, bridges, opcua, sparkplug, alerts, broker_id, "
+                      "roles, users, audit, redirect, sys, threads, shutdown, bridges, opcua, sparkplug, alerts, web, broker_id, "
                       "sources_file, namespace)"));
     CHECK_THAT(error_of("listeners:\n  - name: a\n    bind: \"h:1\"\n    certificate: true\n"),
                StartsWith("t.yaml:4: listeners[0]: unknown key 'certificate'"));
@@ -793,4 +797,16 @@ TEST_CASE("config: deploy/strata.yaml loads and gives the documented defaults", 
     REQUIRE_NOTHROW(c = load_config(path));
     check_defaults(c);
     CHECK(c.source_file == path);
+}
+
+TEST_CASE("config: web (the explorer)", "[config]") {
+    const config c = parse("web: {enabled: false, root: page, max_logins: 5, login_idle_s: 600}\n");
+    CHECK_FALSE(c.web.enabled);
+    CHECK(c.web.root == "page");
+    CHECK(c.web.max_logins == 5);
+    CHECK(c.web.login_idle_s == 600);
+    CHECK_THAT(error_of("web: {max_logins: 0}\n"), Contains("web.max_logins"));
+    CHECK_THAT(error_of("web: {login_idle_s: 5}\n"), Contains("web.login_idle_s"));
+    CHECK_THAT(error_of("web: {root: \"\"}\n"), Contains("web.root"));
+    CHECK_THAT(error_of("web: {colour: blue}\n"), Contains("unknown key 'colour'"));
 }
