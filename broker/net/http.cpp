@@ -373,15 +373,7 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
         return ops::admin_caller{std::move(identity), who.address, std::move(grants), std::move(login)};
     };
     auto audit_refusal = [&](std::string_view identity, std::string_view outcome, std::string_view why) {
-        if (!core_.auditing()) return;
-        auth::audit_event e;
-        e.action = "admin-login";
-        e.outcome = outcome;
-        e.identity = identity;
-        e.address = who.address;
-        e.topic = path;
-        e.reason = why;
-        core_.audit(e);
+        audit_login(identity, outcome, why, who, path);
     };
     // The explorer's requests get a Bearer challenge: a browser shows no
     // login dialog of its own for it.
@@ -456,17 +448,7 @@ asio::awaitable<std::variant<std::string, http_server::response>> http_server::b
     if (!creds) co_return unauthorized("malformed Authorization header: expected Basic with base64 of user:password, or Bearer", v);
     std::string user = std::move(creds->first);
     std::string password = std::move(creds->second);
-    auto refuse = [&](std::string_view outcome, std::string_view why) {
-        if (!core_.auditing()) return;
-        auth::audit_event e;
-        e.action = "admin-login";
-        e.outcome = outcome;
-        e.identity = user;
-        e.address = who.address;
-        e.topic = path_of(req);
-        e.reason = why;
-        core_.audit(e);
-    };
+    auto refuse = [&](std::string_view outcome, std::string_view why) { audit_login(user, outcome, why, who, path_of(req)); };
     if (!l.tls && !l.admin_over_plain_http && !who.over_loopback) {
         auth::cleanse(password);
         refuse("refused", "HTTP Basic over plain http from a remote address");
@@ -504,6 +486,19 @@ asio::awaitable<std::variant<std::string, http_server::response>> http_server::b
     }
     sec.logins().succeeded(who.address);
     co_return user;
+}
+
+void http_server::audit_login(std::string_view identity, std::string_view outcome, std::string_view why,
+                              const caller& who, std::string_view path) const {
+    if (!core_.auditing()) return;
+    auth::audit_event e;
+    e.action = "admin-login";
+    e.outcome = outcome;
+    e.identity = identity;
+    e.address = who.address;
+    e.topic = path;
+    e.reason = why;
+    core_.audit(e);
 }
 
 http_server::response http_server::web_login(const http_request& req, const ops::admin_caller& caller) const {

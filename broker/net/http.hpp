@@ -47,6 +47,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace strata::broker::core {
@@ -101,6 +102,9 @@ private:
     [[nodiscard]] asio::awaitable<std::variant<std::string, response>> basic_login(const http_request& req,
                                                                                    const listener_config& l,
                                                                                    const caller& who) const;
+    // An "admin-login" audit line (refused or failed).
+    void audit_login(std::string_view identity, std::string_view outcome, std::string_view why, const caller& who,
+                     std::string_view path) const;
     // POST /api/v1/login and /api/v1/logout (explorer.hpp) for `caller`.
     [[nodiscard]] response web_login(const http_request& req, const ops::admin_caller& caller) const;
 
