@@ -6,7 +6,7 @@
 // reply_prefix, class, schema}). The command topic is topic_prefix + a name:
 // the value of the `command` field when the schema has one, else typed in.
 
-import { el, randomId, readPayload } from './format.js';
+import { el, fill, randomId, readPayload } from './format.js';
 import { reasonText } from './mqtt.js';
 
 // One input per schema property: enum -> select, boolean -> checkbox,
@@ -112,7 +112,7 @@ export function commandForm(box, command, { client, replies }) {
         return;
       }
       const nobody = ack.reasonCode === 0x10 ? ' No one subscribes to the command topic.' : '';
-      status.replaceChildren(el('p', { class: 'ok', text: `Sent ${name} (request ${correlation}).${nobody}` }),
+      fill(status, el('p', { class: 'ok', text: `Sent ${name} (request ${correlation}).${nobody}` }),
         replyTopic ? el('p', { class: 'waiting', text: `Waiting for the reply on ${replyTopic}…` }) : null);
       // Later fields keep the values typed; a new request gets a new id and time.
       if (byName.request_id) byName.request_id.input.value = randomId();

@@ -3,7 +3,7 @@
 // from GET /api/v1/topic), a sparkline of its numeric value and, where the
 // identity may command below it, the command form.
 
-import { el, readPayload, age, rate, count, bytesText, base64 } from './format.js';
+import { el, fill, readPayload, age, rate, count, bytesText, base64 } from './format.js';
 import { commandForm } from './command.js';
 
 const PAYLOAD_FORMAT = { 0: '0 (bytes)', 1: '1 (UTF-8 text)' };
@@ -111,7 +111,7 @@ export class Detail {
     else payload = el('div', {}, el('h4', { text: 'hex' }), el('pre', { class: 'payload', text: p.hex }),
       el('h4', { text: 'base64' }), el('pre', { class: 'payload', text: base64(m.payload) }));
     const quarantine = this.quarantineReason(m, p);
-    this.message.replaceChildren(
+    fill(this.message,
       quarantine ? el('p', { class: 'bad quarantine-reason', text: `Quarantined: ${quarantine}` }) : null,
       el('h3', { text: 'Last message' }), facts, payload, this.properties(m.properties || {}));
   }
@@ -141,7 +141,7 @@ export class Detail {
     if (!r.verdict) verdict = el('dd', { class: 'muted', text: r.retained ? '—' : 'no retained message to check' });
     else if (r.verdict.ok) verdict = el('dd', { class: 'ok', text: 'fits the model' });
     else verdict = el('dd', { class: 'bad', text: r.verdict.reason || 'does not fit' });
-    this.model.replaceChildren(el('h3', { text: 'Model' }),
+    fill(this.model, el('h3', { text: 'Model' }),
       levels.length ? el('ol', { class: 'levels' }, ...levels) : null,
       el('dl', { class: 'facts' },
         el('dt', { text: 'Class' }), el('dd', { text: r.class || (r.free ? 'none (free subtree)' : 'none') }),

@@ -215,7 +215,7 @@ async function runQuery() {
   }
   listVersion++;
   if (view !== 'tree') setView('tree');
-  invalidate(true);
+  render();
 }
 
 let searchTimer = null;
@@ -241,7 +241,7 @@ for (const b of document.querySelectorAll('[data-view]')) b.addEventListener('cl
 function setView(v) {
   view = v;
   for (const b of document.querySelectorAll('[data-view]')) b.setAttribute('aria-selected', String(b.dataset.view === v));
-  invalidate(true);
+  render();
 }
 
 // ---- the tree and the lists on screen ---------------------------------------------
@@ -329,8 +329,7 @@ function toggle(node, open) {
   if (!node.children || node.children.size === 0 || node.expanded === open) return;
   node.expanded = open;
   tree.shape++;
-  showTreeRows();   // now: the keys that follow move over the new rows
-  invalidate(true);
+  render();
 }
 
 function showTreeRows() {
@@ -341,7 +340,7 @@ function showTreeRows() {
 function select(node) {
   selected = node;
   detail.show(node);
-  invalidate(true);
+  render();
 }
 
 function openItem(item) {
@@ -373,12 +372,12 @@ function openPath(path) {
 
 let renderQueued = false, lastRender = 0;
 
-// Asks for a render: soon when urgent (the user did something), else at most
-// every RENDER_MS.
-function invalidate(urgent = false) {
+// Asks for a render, at most every RENDER_MS. What the user does renders at once
+// (render() directly), so that the keys that follow act on what is shown.
+function invalidate() {
   if (renderQueued) return;
   renderQueued = true;
-  const wait = urgent ? 0 : Math.max(0, RENDER_MS - (performance.now() - lastRender));
+  const wait = Math.max(0, RENDER_MS - (performance.now() - lastRender));
   setTimeout(() => requestAnimationFrame(render), wait);
 }
 

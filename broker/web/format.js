@@ -101,6 +101,12 @@ export function randomId() {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
+// Replaces the children of `parent`, leaving out null and false ones.
+export function fill(parent, ...children) {
+  parent.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return parent;
+}
+
 // Makes an element: el('div', {class: 'x', text: 'y'}, child, ...). No HTML strings.
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

@@ -46,6 +46,7 @@ export class RowList {
     this.items = items;
     const at = keep === undefined ? -1 : items.indexOf(keep);
     this.active = at >= 0 ? at : Math.min(this.active, items.length - 1);
+    if (this.active < 0 && items.length && document.activeElement === this.container) this.active = 0;
     this.render();
   }
 
