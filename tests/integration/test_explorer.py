@@ -257,6 +257,17 @@ def specs():
 
 # ---------------------------------------------------------------- the tests
 
+def test_mqtt_client_stream_and_packets():
+    """broker/web/mqtt.js in Node.js with a fake WebSocket: packets split across and
+    packed into WebSocket messages, properties, and the packets the client sends."""
+    node = shutil.which("node")
+    assert node, "node is not installed: deploy/setup.sh test installs Node.js and npm"
+    p = subprocess.run([node, str(SPEC.parent / "mqtt.spec.mjs")], capture_output=True, timeout=60)
+    out = p.stdout.decode() + p.stderr.decode()
+    assert p.returncode == 0, out
+    assert "5 passed, 0 failed" in out, out
+
+
 def test_tree_with_level_names_and_a_live_update(broker_factory, tmp_path, artifacts, specs):
     b = start_broker(broker_factory, tmp_path)
     pub = load(b, demo_data())
