@@ -29,6 +29,10 @@ export function preview(message, max = 60) {
   if (p.kind === 'binary') s = `${message.payload.length} bytes binary`;
   else if (p.kind === 'json' && p.value && typeof p.value === 'object' && 'value' in p.value) {
     s = String(p.value.value) + (p.value.unit ? ' ' + p.value.unit : '');
+  } else if (p.kind === 'json' && p.value && typeof p.value.state === 'string') {
+    s = p.value.state;                                   // a machine state
+  } else if (p.kind === 'json' && p.value && typeof p.value.oee === 'number') {
+    s = `OEE ${(p.value.oee * 100).toFixed(1)} %`;
   } else s = p.text.replace(/\s+/g, ' ');
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }

@@ -270,7 +270,8 @@ const scenarios = {
     await login(page);
     await openNode(page, params.node);
     await waitText(page, '#detail .detail-model', 'telemetry');
-    await page.waitForSelector('#detail .sparkline', { timeout: 30000 });
+    await page.waitForFunction(() => parseInt(document.querySelector('#detail .sparkline')?.getAttribute('aria-label'), 10) >= 6,
+      null, { timeout: 60000 });
     await page.screenshot({ path: params.out || path.join(artifacts, 'wall.png') });
   },
 };
