@@ -428,8 +428,8 @@ function listHead(n) {
 
 function emptyTreeText() {
   const me = session.me;
-  if (subscribeRefused) return subscribeRefused;
   if (me.roles_active && (me.roles || []).length === 0) return `${me.identity} holds no roles, so there is nothing it may see.`;
+  if (subscribeRefused) return subscribeRefused;
   return `No topics yet. ${me.identity} sees only what its subscribe grants allow; retained topics show as they arrive, others when they are next published.`;
 }
 
