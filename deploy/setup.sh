@@ -16,7 +16,7 @@ build_packages=(g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev librocksdb-dev nlohmann-json3-dev catch2 prometheus-cpp-dev
   libyaml-cpp-dev libspdlog-dev libvalijson-dev libbenchmark-dev libprotobuf-dev protobuf-compiler)
 test_packages=(clang libclang-rt-14-dev mosquitto mosquitto-clients python3 python3-paho-mqtt
-  python3-pytest python3-yaml openssl json-schema-test-suite dpkg-dev curl)
+  python3-pytest python3-yaml openssl json-schema-test-suite dpkg-dev curl chromium)
 # The Debian package's Depends come from dpkg-shlibdeps (dpkg-dev).
 package_packages=(dpkg-dev)
 
@@ -38,14 +38,16 @@ install_missing() {
 }
 
 # The npm test peers, pinned by their package-lock.json: the node-opcua
-# server the OPC UA tests run against (tests/opcua/peer) and the Eclipse Tahu
-# Sparkplug B edge node of the Sparkplug tests (tests/sparkplug/peer). A
+# server the OPC UA tests run against (tests/opcua/peer), the Eclipse Tahu
+# Sparkplug B edge node of the Sparkplug tests (tests/sparkplug/peer), and
+# playwright-core (tests/browser/peer), which drives Debian's chromium in the
+# explorer's browser tests (it downloads no browser). A
 # Node.js that brings its own npm (e.g. Node.js 20 from NodeSource) is used as
 # it is; without npm, Debian's nodejs (18) and npm are installed. Each is
 # installed again only when its lock file changed.
 install_test_peers() {
     local peer
-    for peer in tests/opcua/peer tests/sparkplug/peer; do
+    for peer in tests/opcua/peer tests/sparkplug/peer tests/browser/peer; do
         if [[ -d $peer/node_modules && ! $peer/package-lock.json -nt $peer/node_modules/.package-lock.json ]]; then
             continue
         fi

@@ -276,6 +276,7 @@ admin_api::response topic_response(core::broker_core& core, const admin_caller& 
             if (const auto* r = m->find_class("reply"); r != nullptr && !r->command && class_after(*m, t, *r) != nullptr)
                 reply = t + "/reply/";
             out["command"] = {{"topic_prefix", prefix}, {"reply_prefix", reply}, {"class", c.name}, {"schema", schema_of(&c)}};
+            out["may_command"] = true;
             break;
         }
     }

@@ -22,6 +22,9 @@
 //                               retained message and that message's
 //                               verdict, and the command T's subtree takes
 //                               when the caller holds the command grant
+//                               (`may_command`: T is a command topic, or
+//                               such a subtree, that the caller may
+//                               command)
 //   GET  /api/v1/alerts         the active alerts the caller may see
 //                               (http_admin.hpp)
 // These and GET /api/v1/state answer any identity by its subscribe grants

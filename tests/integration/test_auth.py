@@ -66,8 +66,9 @@ def make_passwd(tmp_path, users=PASSWORDS):
     return path
 
 
-def example_overrides(tmp_path, **auth):
-    """deploy/auth/strata.yaml's auth, roles, users, audit and model, with paths into tmp_path."""
+def example_overrides(tmp_path, passwords=PASSWORDS, **auth):
+    """deploy/auth/strata.yaml's auth, roles, users, audit and model, with paths into
+    tmp_path and a password file of `passwords`."""
     with open(EXAMPLE) as f:
         ex = yaml.safe_load(f)
     # PyYAML reads the key `on` as YAML 1.1's boolean true (yaml-cpp, like YAML 1.2, as a string).
@@ -76,7 +77,7 @@ def example_overrides(tmp_path, **auth):
             if True in g:
                 g["on"] = g.pop(True)
     a = dict(ex["auth"])
-    a["password_file"] = str(make_passwd(tmp_path))
+    a["password_file"] = str(make_passwd(tmp_path, passwords))
     a.update(auth)
     return {
         "auth": a,

@@ -69,6 +69,17 @@ def test_the_page_is_served_with_a_strict_policy(broker_factory, tmp_path):
     b.assert_alive()
 
 
+def test_the_built_in_page_is_broker_web_as_built(broker_factory, tmp_path):
+    """Every file of broker/web is built into the binary as it is in the tree."""
+    b = start_http_broker(broker_factory)
+    files = sorted(p for p in (REPO / "broker/web").iterdir() if p.is_file())
+    assert any(p.name == "index.html" for p in files) and any(p.suffix == ".js" for p in files)
+    for p in files:
+        status, _, body = get(b.web, "/web/" + p.name)
+        assert (status, body) == (200, p.read_bytes()), p.name
+    assert get(b.web, "/")[2] == (REPO / "broker/web/index.html").read_bytes()
+
+
 def test_a_page_directory_replaces_the_built_in_page(broker_factory, tmp_path):
     root = tmp_path / "page"
     root.mkdir()
@@ -157,7 +168,7 @@ def test_topic_shows_reading_class_verdict_and_command(broker_factory, tmp_path)
     status, _, node = topic_info(b, PRESS, olga)
     assert status == 200 and node["class"] is None and node["retained"] is None
     assert node["command"]["topic_prefix"] == PRESS + "/cmd/" and node["command"]["class"] == "cmd"
-    assert node["command"]["reply_prefix"] == PRESS + "/reply/"
+    assert node["command"]["reply_prefix"] == PRESS + "/reply/" and node["may_command"] is True
     assert "command" in node["command"]["schema"]["properties"]
     status, _, cmd = topic_info(b, PRESS + "/cmd/start", olga)
     assert status == 200 and cmd["may_command"] is True and cmd["class"] == "cmd"
