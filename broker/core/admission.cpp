@@ -53,7 +53,7 @@ admission admit(broker_core& core, const publisher& who, const message_ptr& m) {
         return a;
     }
     if (a.command && who.stamp != nullptr)
-        stamp_origin(who.stamp->props, who.identity != nullptr ? *who.identity : std::string(), core.broker_id());
+        stamp_origin(who.stamp->props.edit(), who.identity != nullptr ? *who.identity : std::string(), core.broker_id());
     if (m->qos > 0 && !core.store_healthy()) {
         refuse(a, outcome::store_down, reason_code::quota_exceeded, "the broker cannot store messages now");
         return a;

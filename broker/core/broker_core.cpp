@@ -144,8 +144,9 @@ void broker_core::write_audit(std::string line) {
         auto m = std::make_shared<message>();
         m->topic = topic;
         m->payload = line;
-        m->props.payload_format_indicator = 1;
-        m->props.content_type = "application/json";
+        auto& props = m->props.edit();
+        props.payload_format_indicator = 1;
+        props.content_type = "application/json";
         publish(m);
     }
     if (const auto f = security_->audit_file()) f->write(std::move(line));
@@ -486,10 +487,10 @@ void broker_core::arm_timer(const session_ptr& s, std::uint64_t generation,
 void broker_core::publish_will(const message_ptr& will) {
     if (!will) return;
     spdlog::debug("publishing will on '{}'", will->topic);
-    if (will->props.message_expiry_interval) {
+    if (will->props->message_expiry_interval) {
         // A will's lifetime starts when it is published.
         auto m = std::make_shared<message>(*will);
-        m->expires_at = steady_clock::now() + std::chrono::seconds(*will->props.message_expiry_interval);
+        m->expires_at = steady_clock::now() + std::chrono::seconds(*will->props->message_expiry_interval);
         publish(m);
         return;
     }

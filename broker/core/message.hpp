@@ -18,6 +18,48 @@ namespace strata::broker::core {
 
 using steady_clock = std::chrono::steady_clock;
 
+// A message's PUBLISH properties, allocated only when it has any: most
+// messages have none, and a message is kept once per retained topic (an
+// mqtt::properties is 488 bytes; this is 8). Reads go through -> and see
+// an empty set when there is none; edit() allocates.
+class message_properties {
+public:
+    message_properties() = default;
+    message_properties(const message_properties& o) : p_(o.p_ ? std::make_unique<mqtt::properties>(*o.p_) : nullptr) {}
+    message_properties& operator=(const message_properties& o) {
+        if (this != &o) p_ = o.p_ ? std::make_unique<mqtt::properties>(*o.p_) : nullptr;
+        return *this;
+    }
+    message_properties(message_properties&&) noexcept = default;
+    message_properties& operator=(message_properties&&) noexcept = default;
+    // Takes `p` (allocates only when it holds a property).
+    message_properties& operator=(mqtt::properties&& p) {
+        p_ = p == empty() ? nullptr : std::make_unique<mqtt::properties>(std::move(p));
+        return *this;
+    }
+    message_properties& operator=(const mqtt::properties& p) {
+        p_ = p == empty() ? nullptr : std::make_unique<mqtt::properties>(p);
+        return *this;
+    }
+
+    [[nodiscard]] const mqtt::properties* operator->() const noexcept { return p_ ? p_.get() : &empty(); }
+    [[nodiscard]] const mqtt::properties& operator*() const noexcept { return p_ ? *p_ : empty(); }
+    // The properties to change (allocated on first use).
+    [[nodiscard]] mqtt::properties& edit() {
+        if (!p_) p_ = std::make_unique<mqtt::properties>();
+        return *p_;
+    }
+    // Whether the message carries any property.
+    [[nodiscard]] bool any() const noexcept { return p_ != nullptr; }
+
+private:
+    [[nodiscard]] static const mqtt::properties& empty() noexcept {
+        static const mqtt::properties none{};
+        return none;
+    }
+    std::unique_ptr<mqtt::properties> p_;
+};
+
 struct message final : persistence::shared_message {
     std::string topic;
     std::string payload;
@@ -25,7 +67,7 @@ struct message final : persistence::shared_message {
     bool retain = false;
     // PUBLISH properties as received, without Topic Alias and Subscription
     // Identifiers (those are per connection / per subscriber).
-    mqtt::properties props;
+    message_properties props;
     // Absolute deadline from Message Expiry Interval; absent: never expires.
     std::optional<steady_clock::time_point> expires_at;
     // The session that published it (for No Local); never dereferenced.

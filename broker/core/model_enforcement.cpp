@@ -28,9 +28,10 @@ std::shared_ptr<message> quarantine_copy(const ns::model& model, std::string_vie
     q->qos = qos;
     q->retain = false;
     q->origin = origin;
-    q->props.payload_format_indicator = 1;
-    q->props.content_type = "application/json";
-    q->props.user_properties.emplace_back("strata-quarantine-reason", v.reason);
+    auto& props = q->props.edit();
+    props.payload_format_indicator = 1;
+    props.content_type = "application/json";
+    props.user_properties.emplace_back("strata-quarantine-reason", v.reason);
     return q;
 }
 

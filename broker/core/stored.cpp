@@ -23,7 +23,7 @@ void message::read(persistence::stored_message& out) const {
     out.qos = qos;
     out.retain = retain;
     out.properties.clear();
-    mqtt::encode_message_properties(props, out.properties);
+    mqtt::encode_message_properties(*props, out.properties);
     out.expires_at_ms = expires_at ? std::max<std::int64_t>(1, to_epoch_ms(*expires_at)) : 0;
 }
 
@@ -35,9 +35,11 @@ persistence::stored_message to_stored(const message& m) {
 
 message_ptr from_stored(persistence::stored_message&& s) {
     auto m = std::make_shared<message>();
-    if (!mqtt::decode_message_properties(s.properties, m->props)) {
+    mqtt::properties props;
+    if (!mqtt::decode_message_properties(s.properties, props)) {
         throw persistence::store_error("stored message on '" + s.topic + "': its properties do not decode");
     }
+    m->props = std::move(props);
     m->topic = std::move(s.topic);
     m->payload = std::move(s.payload);
     m->qos = s.qos;

@@ -318,7 +318,7 @@ void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t wind
     for (auto& o : got) {
         if (o.what != core::outgoing::kind::publish || !o.d.msg) continue;  // forwarded with QoS 0 or 1 only
         const core::message& m = *o.d.msg;
-        if (!remote.empty() && crossed(m.props, remote)) {
+        if (!remote.empty() && crossed(*m.props, remote)) {
             // It came from the remote (over its own bridge): not back there.
             loops_.fetch_add(1, std::memory_order_relaxed);
             if (o.d.qos > 0) outbox_->on_puback(o.packet_id);
@@ -341,7 +341,7 @@ void bridge::collect(std::vector<bridges::mqtt::outbound>& out, std::size_t wind
         b.qos = o.d.qos;
         b.retain = o.d.retain;
         if (v5) {
-            b.props = m.props;
+            b.props = *m.props;
             b.props.subscription_identifiers.clear();
             b.props.topic_alias.reset();
             if (m.expires_at) {
@@ -409,11 +409,11 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
     m->qos = p.qos;
     m->retain = p.retain;
     m->origin = outbox_.get();
+    p.props.topic_alias.reset();
+    p.props.subscription_identifiers.clear();
     m->props = std::move(p.props);
-    m->props.topic_alias.reset();
-    m->props.subscription_identifiers.clear();
-    if (m->props.message_expiry_interval) {
-        m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
+    if (m->props->message_expiry_interval) {
+        m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props->message_expiry_interval);
     }
     // The checks a client's PUBLISH gets, with the bridge's identity.
     const core::admission r = admit(m);
@@ -453,7 +453,7 @@ std::pair<mqtt::reason_code, persistence::ticket> bridge::publish_here(mqtt::pub
     if (r.command) {
         // Both identities: the bridge's, whose grants decided here, and the
         // sender's at the broker the command came from.
-        const auto origin = core::origin_of(m->props);
+        const auto origin = core::origin_of(*m->props);
         const auto g = grants();
         const bool denied = r.what == outcome::denied;
         core_.audit({.action = "command",

@@ -340,10 +340,10 @@ asio::awaitable<void> opcua_source::write(core::message_ptr m) {
 void opcua_source::reply(const core::message& cmd, const opcua_write& w, const std::optional<std::string>& request_id,
                          write_result r, const std::string& status, const std::string& detail) {
     auto m = std::make_shared<core::message>();
-    m->topic = cmd.props.response_topic ? *cmd.props.response_topic : w.reply_topic;
+    m->topic = cmd.props->response_topic ? *cmd.props->response_topic : w.reply_topic;
     m->payload = opcua_reply(w, request_id, r, status, detail);
     m->qos = 1;
-    m->props.correlation_data = cmd.props.correlation_data;
+    if (cmd.props->correlation_data) m->props.edit().correlation_data = cmd.props->correlation_data;
     m->origin = inbox_.get();
     if (!publish_checked(m)) {
         spdlog::warn("opcua '{}': the reply to '{}' could not be published on '{}'", cfg_.name, cmd.topic, m->topic);

@@ -441,14 +441,14 @@ void sparkplug_source::take_command(const core::message& m, std::int64_t now_ms)
 
 void sparkplug_source::reply(const core::message& cmd, const std::string& topic,
                              const std::optional<std::string>& request_id, bool sent, const std::string& detail) {
-    const std::string& to = cmd.props.response_topic ? *cmd.props.response_topic : topic;
+    const std::string& to = cmd.props->response_topic ? *cmd.props->response_topic : topic;
     if (to.empty()) return;
     auto m = std::make_shared<core::message>();
     m->topic = to;
     m->payload = opcua_reply(command_shape(cfg_), request_id, sent ? write_result::ok : write_result::refused, "",
                              detail.substr(0, max_detail));
     m->qos = 1;
-    m->props.correlation_data = cmd.props.correlation_data;
+    if (cmd.props->correlation_data) m->props.edit().correlation_data = cmd.props->correlation_data;
     m->origin = inbox_.get();
     (void)publish_checked(m, "reply");
 }

@@ -326,7 +326,7 @@ void client_protocol::encode_delivery(core::outgoing& o, time_point now, std::ve
     v.dup = o.dup;
     v.packet_id = o.packet_id;
     if (version_ == mqtt::protocol_version::v5) {
-        v.props = &m.props;
+        v.props = &*m.props;
         v.subscription_identifiers = {o.d.sub_ids.data(), o.d.sub_ids.size()};
         if (m.expires_at) {
             // The remaining lifetime travels on, rounded up so it never reads 0.

@@ -289,8 +289,8 @@ bool client_protocol::take_will(mqtt::connect& c, core::message_ptr& will, std::
         m->qos = c.will->qos;
         m->retain = c.will->retain;
         delay = c.will->props.will_delay_interval.value_or(0);
+        c.will->props.will_delay_interval.reset();
         m->props = std::move(c.will->props);
-        m->props.will_delay_interval.reset();
         will = std::move(m);
     }
 

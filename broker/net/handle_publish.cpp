@@ -257,13 +257,13 @@ std::shared_ptr<core::message> client_protocol::to_message(mqtt::publish& p, boo
     // the clock is not read for the rest.
     if (m->retain) m->received_ms = core::now_ms();
     if (v5) {
-        m->props = std::move(p.props);
-        m->props.topic_alias.reset();
-        m->props.subscription_identifiers.clear();
+        p.props.topic_alias.reset();
+        p.props.subscription_identifiers.clear();
         // Only a broker says where a command came from (admit() stamps it).
-        core::strip_origin(m->props);
-        if (m->props.message_expiry_interval) {
-            m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props.message_expiry_interval);
+        core::strip_origin(p.props);
+        m->props = std::move(p.props);
+        if (m->props->message_expiry_interval) {
+            m->expires_at = core::steady_clock::now() + std::chrono::seconds(*m->props->message_expiry_interval);
         }
     }
     return m;

@@ -523,8 +523,9 @@ void alerts::publish(kind k, const std::string& subject, const alert_state& a, b
     m->topic = "$SYS/broker/alerts/" + std::string(to_string(k)) + "/" + subject;
     m->payload = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     m->retain = true;
-    m->props.payload_format_indicator = 1;
-    m->props.content_type = "application/json";
+    auto& props = m->props.edit();
+    props.payload_format_indicator = 1;
+    props.content_type = "application/json";
     m->received_ms = core::now_ms();
     core_.publish(m);
 }

@@ -71,7 +71,7 @@ json state_json(const core::message& m) {
                 {"retain", m.retain},
                 {"received", m.received_ms <= 0 ? json(nullptr) : json(iso_time(m.received_ms))},
                 {"received_ms", m.received_ms <= 0 ? json(nullptr) : json(m.received_ms)}};
-    const auto& p = m.props;
+    const auto& p = *m.props;
     json props = json::object();
     if (p.payload_format_indicator) props["payload_format_indicator"] = *p.payload_format_indicator;
     if (p.content_type) props["content_type"] = *p.content_type;

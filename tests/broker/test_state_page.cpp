@@ -75,10 +75,10 @@ TEST_CASE("state message: text as is, anything else base64, properties when pres
 
     m.payload = std::string("\xff\x00\x01", 3);
     m.received_ms = 1'700'000'000'123;
-    m.props.content_type = "application/octet-stream";
-    m.props.payload_format_indicator = 0;
-    m.props.user_properties = {{"k", "1"}, {"k", "2"}};
-    m.props.correlation_data = std::string("\x00\x01", 2);
+    m.props.edit().content_type = "application/octet-stream";
+    m.props.edit().payload_format_indicator = 0;
+    m.props.edit().user_properties = {{"k", "1"}, {"k", "2"}};
+    m.props.edit().correlation_data = std::string("\x00\x01", 2);
     j = ops::state_json(m);
     CHECK(j["payload"] == "/wAB");
     CHECK(j["payload_encoding"] == "base64");
