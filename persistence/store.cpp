@@ -65,6 +65,7 @@
 #include <map>
 #include <mutex>
 #include <span>
+#include <future>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -1381,7 +1382,9 @@ load_result store::impl::load(const recovery_visitor& v, std::int64_t now_ms) {
     load_result r;
     purger purge(db_, opts_.path);
 
-    {
+    // The retained messages: counted into `loaded` and `purged`, expired
+    // ones deleted through `to_purge`.
+    const auto load_retained = [&](purger& to_purge, std::uint64_t& loaded, std::uint64_t& purged) {
         auto it = scan(cf_retained);
         for (it->SeekToFirst(); it->Valid(); it->Next()) {
             auto key = view(it->key());
@@ -1389,17 +1392,30 @@ load_result store::impl::load(const recovery_visitor& v, std::int64_t now_ms) {
             if (auto e = enc::decode_retained(view(it->value()), m)) bad_record(cf_retained, key, e);
             if (key.empty()) bad_record(cf_retained, key, "empty topic");
             if (m.expires_at_ms != 0 && m.expires_at_ms <= now_ms) {
-                purge.erase(cf_[cf_retained], key);
-                ++r.purged.retained;
+                to_purge.erase(cf_[cf_retained], key);
+                ++purged;
                 continue;
             }
-            ++r.loaded.retained;
+            ++loaded;
             if (v.retained) {
                 m.topic.assign(key);
                 v.retained(std::move(m));
             }
         }
         check_iterator(*it, opts_.path, cf_retained);
+        to_purge.flush();
+    };
+    // Concurrently with the rest, on a thread of its own, when the visitor
+    // allows it (its own deletions, its own counts; joined below, or by the
+    // future's destructor when the rest throws).
+    purger retained_purge(db_, opts_.path);
+    std::uint64_t retained_loaded = 0, retained_purged = 0;
+    std::future<void> retained;
+    if (v.retained_concurrently && v.retained) {
+        retained = std::async(std::launch::async,
+                              [&] { load_retained(retained_purge, retained_loaded, retained_purged); });
+    } else {
+        load_retained(purge, retained_loaded, retained_purged);
     }
 
     // Live sessions, by escaped key prefix: their records are visited, the
@@ -1506,6 +1522,9 @@ load_result store::impl::load(const recovery_visitor& v, std::int64_t now_ms) {
               if (v.inbound_qos2) v.inbound_qos2(client_id, packet_id);
           });
 
+    if (retained.valid()) retained.get();  // rethrows what the retained scan threw
+    r.loaded.retained = retained_loaded;
+    r.purged.retained = retained_purged;
     purge.flush();
     enable_compactions();
     return r;

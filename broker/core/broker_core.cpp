@@ -649,11 +649,13 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     // seq order): the last one found is asked for again most of the time.
     std::string last_id;
     session* last = nullptr;
+    bool last_connected_at_stop = false;
     const auto find = [&](const std::string& client_id) -> session* {
         if (last != nullptr && client_id == last_id) return last;
         auto it = sessions_.find(client_id);
         last = it == sessions_.end() ? nullptr : it->second.get();
         last_id = client_id;
+        last_connected_at_stop = last != nullptr && connected_at_stop.contains(client_id);
         return last;
     };
 
@@ -661,8 +663,12 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
     persistence::recovery_visitor v;
     // Everything stored is loaded, limits or not (they may have been
     // lowered since): what is over them is reported below, and new
-    // retained topics are refused until enough are cleared.
-    v.retained = [&](persistence::stored_message&& m) { (void)router_.retain(from_stored(std::move(m)), nullptr, false); };
+    // retained topics are refused until enough are cleared. The retained
+    // tree is filled on a thread of its own while the sessions load here:
+    // it takes only the retained store's lock, and the sessions never
+    // touch that store.
+    v.retained_concurrently = true;
+    v.retained = [this](persistence::stored_message&& m) { (void)router_.retain(from_stored(std::move(m)), nullptr, false); };
     v.session = [&](persistence::stored_session&& r) {
         auto s = std::make_shared<session>(*this, r.client_id);
         s->set_queue_limits(client_queue_limits());
@@ -697,7 +703,7 @@ broker_core::recovery_counts broker_core::recover(asio::io_context::executor_typ
         if (s == nullptr) return;
         message_ptr m;
         if (!d.awaiting_comp) m = from_stored(std::move(d.msg));
-        const bool maybe_sent = d.packet_id != 0 || connected_at_stop.contains(d.client_id);
+        const bool maybe_sent = d.packet_id != 0 || last_connected_at_stop;
         s->restore_delivery(std::move(m), d, maybe_sent);
     };
     // A bridge's backlog may be far larger than memory: the first window of

@@ -69,9 +69,12 @@ struct collected {
     load_result result;
 };
 
-inline collected load_all(store& s, std::int64_t now = now_ms()) {
+// retained_concurrently: the retained messages are handed over on a thread
+// of their own (recovery_visitor::retained_concurrently), as the broker loads.
+inline collected load_all(store& s, std::int64_t now = now_ms(), bool retained_concurrently = false) {
     collected c;
     recovery_visitor v;
+    v.retained_concurrently = retained_concurrently;
     v.retained = [&](stored_message&& m) { c.retained.push_back(std::move(m)); };
     v.session = [&](stored_session&& x) { c.sessions.push_back(std::move(x)); };
     v.subscription = [&](const std::string& id, stored_subscription&& x) {
@@ -85,9 +88,10 @@ inline collected load_all(store& s, std::int64_t now = now_ms()) {
 }
 
 // Reopens the store at `path` and loads everything.
-inline collected reopen_and_load(const std::string& path, std::int64_t now = now_ms()) {
+inline collected reopen_and_load(const std::string& path, std::int64_t now = now_ms(),
+                                 bool retained_concurrently = false) {
     auto s = store::open(make_options(path));
-    return load_all(*s, now);
+    return load_all(*s, now, retained_concurrently);
 }
 
 // Submits and waits (bounded) for the durability callback; returns ok.

@@ -202,6 +202,20 @@ TEST_CASE("a corrupt value: check() and load() report it, naming path and record
     REQUIRE_THROWS_WITH(load_all(*s), Contains(dir.data()) && Contains("client-9"));
 }
 
+TEST_CASE("a corrupt retained value loaded concurrently: load() reports it, the sessions' scan waits", "[faults]") {
+    temp_dir dir;
+    {
+        auto st = store::open(make_options(dir.data()));
+        REQUIRE(submit_and_wait(*st, {put_session{stored_session{"client-9", 60, 0, {}, 0, {}}},
+                                      put_retained{message("ok/topic", "x")}}));
+    }
+    { raw_db(dir.data()).put("retained", "bad/topic", "\x01\x00"); }
+    auto s = store::open(make_options(dir.data()));
+    REQUIRE_THROWS_WITH(load_all(*s, now_ms(), true), Contains(dir.data()) && Contains("retained") && Contains("bad/topic"));
+    // The store is still usable: nothing was half-changed.
+    REQUIRE_THROWS_AS(s->check(), store_error);
+}
+
 TEST_CASE("a malformed key: check() reports it", "[faults]") {
     temp_dir dir;
     make_store(dir.data());

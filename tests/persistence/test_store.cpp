@@ -227,6 +227,10 @@ TEST_CASE("erase_session removes everything of that client only", "[store]") {
 }
 
 TEST_CASE("load deletes expired retained messages and sessions, with what they own", "[store]") {
+    // The same whether the retained messages load on the caller's thread or
+    // on their own, concurrently with the sessions.
+    const bool concurrently = GENERATE(false, true);
+    INFO("retained_concurrently " << concurrently);
     temp_dir dir;
     const std::int64_t now = 1'700'000'000'000;
     stored_message gone = message("t/expired", "x");
@@ -262,7 +266,7 @@ TEST_CASE("load deletes expired retained messages and sessions, with what they o
     }
 
     {
-        auto c = reopen_and_load(dir.data(), now);
+        auto c = reopen_and_load(dir.data(), now, concurrently);
         std::set<std::string> topics;
         for (auto& m : c.retained) topics.insert(m.topic);
         CHECK(topics == std::set<std::string>{"t/later", "t/never"});
