@@ -6,6 +6,11 @@
 // it holds) and exits.
 //
 //   node benchmarks/explorer_watchers.mjs http://127.0.0.1:PORT/ 5
+//
+// With --expect T instead: one page, and the time from the click on the login
+// button until the page counts T topics, printed as {"load_ms": ...}.
+//
+//   node benchmarks/explorer_watchers.mjs http://127.0.0.1:PORT/ --expect 100000
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -14,9 +19,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, '..', 'tests', 'browser', 'peer', 'package.json'));
 const { chromium } = require('playwright-core');
 
-const [url, n = '5'] = process.argv.slice(2);
-if (!url) {
-  console.error('usage: explorer_watchers.mjs URL [PAGES]');
+const [url, n = '5', expected] = process.argv.slice(2);
+if (!url || (n === '--expect' && !(Number(expected) > 0))) {
+  console.error('usage: explorer_watchers.mjs URL [PAGES | --expect TOPICS]');
   process.exit(2);
 }
 const browser = await chromium.launch({
@@ -25,6 +30,18 @@ const browser = await chromium.launch({
 });
 const pages = [];
 try {
+  if (n === '--expect') {
+    const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    await page.goto(url);
+    const login = page.locator('#login-as');
+    await login.waitFor({ timeout: 30000 });
+    const t0 = Date.now();
+    await login.click();
+    await page.waitForFunction((want) => Number(document.getElementById('topic-count').dataset.count) >= want,
+      Number(expected), { timeout: 120000, polling: 10 });
+    console.log(JSON.stringify({ load_ms: Date.now() - t0 }));
+    process.exit(0);
+  }
   for (let i = 0; i < Number(n); i++) {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();

@@ -4,10 +4,12 @@ class and fields, and the CONNECT property that filters wide subscriptions.
 The page itself is driven in a browser by test_explorer.py."""
 import json
 import signal
+import types
 import urllib.parse
 
 import pytest
 
+from certs import Pki
 from conftest import IS_MOSQUITTO, Client, PacketTypes, props, wait_until
 from test_http import REPO, basic, get, make_passwd, request, start_http_broker, state_pages
 
@@ -132,6 +134,31 @@ def test_login_me_and_logout(broker_factory, tmp_path):
     olga = login(b, "olga")
     status, _, body = request(b.web, "/api/v1/bridges", headers=olga)
     assert status == 403 and "admin grant" in body["error"]
+    b.assert_alive()
+
+
+def test_a_client_certificate_is_the_identity_on_https(broker_factory, tmp_path):
+    """On https a verified client certificate logs in without a password: /me
+    names it, the topic detail follows its grants, and a login gives it a token."""
+    pki = Pki(tmp_path / "pki")
+    olga_cert, olga_key = pki.ca.issue("olga-cert", "olga", client=True)
+    b = explorer_broker(broker_factory, tmp_path, more_listeners=[
+        {"name": "webs", "protocol": "https", "bind": "127.0.0.1:0", "tls": pki.tls_config(require_client_cert=False)}])
+    feed(b, {PRESS + "/state": {"state": "running", "ts": TS}})
+    host, port = b.listeners["webs"]
+    webs = types.SimpleNamespace(host=host, port=port)
+    by_cert = pki.client_context(olga_cert, olga_key)
+    status, _, me = request(webs, "/api/v1/me", context=by_cert)
+    assert status == 200 and (me["identity"], me["login"], me["roles"]) == ("olga", "certificate", ["operator"])
+    status, _, t = request(webs, "/api/v1/topic?topic=" + urllib.parse.quote(PRESS + "/state", safe=""), context=by_cert)
+    assert status == 200 and t["class"] == "state" and t["retained"] is not None
+    status, _, body = request(webs, "/api/v1/login", "POST", context=by_cert)
+    assert status == 200 and body["identity"] == "olga"
+    status, _, me = request(webs, "/api/v1/me", headers={"Authorization": "Bearer " + body["token"]}, context=by_cert)
+    assert status == 200 and me["login"] == "token"
+    # without a certificate on https: the anonymous identity (admitted on loopback here)
+    status, _, me = request(webs, "/api/v1/me", context=pki.client_context())
+    assert status == 200 and me["identity"] == "anonymous"
     b.assert_alive()
 
 
