@@ -379,7 +379,7 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
     // login dialog of its own for it.
     auto unauthorized_here = [&](std::string_view why) {
         auto res = unauthorized(why, v);
-        if (explorer_endpoint(path) || path == "/api/v1/alerts")
+        if (explorer_endpoint(path) || path == "/api/v1/alerts" || bearer_token(req))
             res.set(http::field::www_authenticate, "Bearer realm=\"strata\"");
         return res;
     };

@@ -23,7 +23,8 @@ export class Api {
     const headers = { Accept: 'application/json' };
     if (auth) headers.Authorization = auth;
     else if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    const r = await fetch(path, { method, headers, credentials: 'omit', cache: 'no-store' });
+    // same-origin: on https the browser presents the user's client certificate.
+    const r = await fetch(path, { method, headers, credentials: 'same-origin', cache: 'no-store' });
     let body = null;
     try { body = await r.json(); } catch { /* not JSON */ }
     if (r.ok) return body;

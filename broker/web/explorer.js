@@ -47,7 +47,11 @@ const detail = new Detail($('detail'), {
   deadLetter: () => session && session.me.model && session.me.model.dead_letter,
   onselect: (path) => openPath(path),
 });
-const health = new Health($('health'), api, { onalerts: setAlerts, onopen: (topic) => openPath(topic) });
+const health = new Health($('health'), api, {
+  onalerts: setAlerts,
+  onopen: (topic) => openPath(topic),
+  mayAdmin: () => Boolean(session && session.me.may_admin),
+});
 
 // ---- login -----------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 // Alerts, bridges and OPC UA sources at a glance, polled every 5 s.
 // Alerts are filtered by the identity's grants; bridges and OPC UA need the
-// admin grant (403 otherwise).
+// admin grant: they are asked for only when /api/v1/me says the identity
+// holds it (403 otherwise).
 
 import { el, age } from './format.js';
 
@@ -8,12 +9,14 @@ const POLL_MS = 5000;
 
 export class Health {
   // box: the panel; onalerts(alerts) is called after every poll of the alerts;
-  // onopen(topic) when an alert's topic is clicked.
-  constructor(box, api, { onalerts, onopen }) {
+  // onopen(topic) when an alert's topic is clicked; mayAdmin() whether the
+  // identity holds the admin grant.
+  constructor(box, api, { onalerts, onopen, mayAdmin }) {
     this.box = box;
     this.api = api;
     this.onalerts = onalerts;
     this.onopen = onopen;
+    this.mayAdmin = mayAdmin;
     this.timer = null;
   }
 
@@ -21,7 +24,10 @@ export class Health {
   stop() { this.stopped = true; clearInterval(this.timer); }
 
   async poll() {
-    const [alerts, bridges, opcua] = await Promise.allSettled([this.api.alerts(), this.api.bridges(), this.api.opcua()]);
+    const needsAdmin = () => Promise.reject(Object.assign(new Error('needs the admin grant'), { status: 403 }));
+    const admin = this.mayAdmin();
+    const [alerts, bridges, opcua] = await Promise.allSettled([
+      this.api.alerts(), admin ? this.api.bridges() : needsAdmin(), admin ? this.api.opcua() : needsAdmin()]);
     if (this.stopped) return;
     const list = alerts.status === 'fulfilled' ? alerts.value.alerts || [] : null;
     this.onalerts(list || []);

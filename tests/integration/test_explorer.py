@@ -23,6 +23,7 @@ import time
 import pytest
 
 import mqtt_raw
+from certs import Pki
 from conftest import IS_MOSQUITTO, Client, PacketTypes, props, uid
 from test_auth import example_overrides
 
@@ -315,6 +316,26 @@ def test_command_form_for_the_operator_and_its_reply(broker_factory, tmp_path, a
     plc.publish(m.properties.ResponseTopic, reply, qos=1,
                 properties=props(PacketTypes.PUBLISH, CorrelationData=m.properties.CorrelationData))
     spec.say("replied")
+    spec.finish()
+
+
+def test_a_client_certificate_logs_in_on_https(broker_factory, tmp_path, artifacts, specs):
+    """On https the page offers to continue as the certificate's identity (olga,
+    the operator) and shows her part of the tree over wss: line 2 of the press
+    shop, nothing else."""
+    pki = Pki(tmp_path / "pki")
+    cert, key = pki.ca.issue("olga-cert", "olga", client=True)
+    cfg = explorer_config(tmp_path)
+    cfg["listeners"].append({"name": "webs", "protocol": "https", "bind": "127.0.0.1:0",
+                             "tls": pki.tls_config(require_client_cert=False)})
+    b = broker_factory(**cfg)
+    data = demo_data()
+    load(b, data)
+    host, port = b.listeners["webs"]
+    b.url = "https://%s:%d/" % (host, port)
+    olga_sees = [t for t, _ in data if t.startswith(LINE2 + "/")]
+    assert 0 < len(olga_sees) < len(data)
+    spec = specs("certificate", b, "", artifacts, identity="olga", topics=len(olga_sees), cert=str(cert), key=str(key))
     spec.finish()
 
 

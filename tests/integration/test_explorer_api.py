@@ -130,6 +130,8 @@ def test_login_me_and_logout(broker_factory, tmp_path):
     assert request(b.web, "/api/v1/logout", "POST", headers=olga)[0] == 200
     status, _, body = request(b.web, "/api/v1/me", headers=olga)
     assert status == 401 and "log in again" in body["error"]
+    status, r, _ = request(b.web, "/api/v1/bridges", headers=olga)  # an admin endpoint: the same challenge
+    assert status == 401 and r.getheader("WWW-Authenticate").startswith("Bearer")
     # the admin endpoints take a token too, and still need the admin grant
     olga = login(b, "olga")
     status, _, body = request(b.web, "/api/v1/bridges", headers=olga)
