@@ -84,11 +84,26 @@ export class Detail {
     return out;
   }
 
+  // The broker's record of the retained value `m` is (GET /api/v1/topic), or null.
+  retainedRecord(m) {
+    const r = this.reading && this.reading.retained;
+    if (!m.retain || !r) return null;
+    const same = r.payload_encoding === 'base64' ? base64(m.payload) === r.payload : readPayload(m).text === r.payload;
+    return same ? r : null;
+  }
+
   receivedAt(m) {
     // A retained value the page got on subscribing: the broker knows when it arrived.
-    const r = this.reading && this.reading.retained;
-    if (m.retain && r && r.received_ms && r.payload_encoding !== 'base64' && readPayload(m).text === r.payload) return r.received_ms;
-    return m.receivedAt;
+    const r = this.retainedRecord(m);
+    return r && r.received_ms ? r.received_ms : m.receivedAt;
+  }
+
+  // The page subscribes at QoS 0: the QoS a message was published with is
+  // known from the broker's record of a retained value only.
+  qosText(m) {
+    const r = this.retainedRecord(m);
+    if (r) return String(r.qos);
+    return m.qos > 0 ? String(m.qos) : 'as published: not shown (the explorer receives at QoS 0)';
   }
 
   showMessage(m) {
@@ -102,7 +117,7 @@ export class Detail {
     this.ageText = el('span', { text: age(Date.now() - at) });
     const facts = el('dl', { class: 'facts' },
       el('dt', { text: 'Retained' }), el('dd', { text: m.retain ? 'yes' : 'no' }),
-      el('dt', { text: 'QoS' }), el('dd', { text: String(m.qos) }),
+      el('dt', { text: 'QoS' }), el('dd', { text: this.qosText(m) }),
       el('dt', { text: 'Received' }), el('dd', {}, new Date(at).toLocaleString(), ' (', this.ageText, ' ago)'),
       el('dt', { text: 'Size' }), el('dd', { text: `${m.payload.length} bytes` }));
     let payload;

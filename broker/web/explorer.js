@@ -149,7 +149,10 @@ async function connect(attempt) {
       keepAlive: 30,
       userProperties: [['strata-wide-subscriptions', 'filter']],
     });
-    const [code] = await c.subscribe([{ filter: '#', qos: 1, retainAsPublished: true }]);
+    // QoS 0: a viewer needs no acknowledgements, and the broker then sends the
+    // retained state without waiting for any (at QoS 1 its in-flight window of
+    // 64 would pace 100,000 retained topics by round trips).
+    const [code] = await c.subscribe([{ filter: '#', qos: 0, retainAsPublished: true }]);
     if (code >= 0x80) {
       subscribeRefused = `The broker refused the subscription (${reasonText(code)}): ${me.identity} may see nothing.`;
       setConnection('bad', 'subscription refused');
