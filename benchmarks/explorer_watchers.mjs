@@ -40,8 +40,15 @@ try {
     await page.waitForFunction((want) => Number(document.getElementById('topic-count').dataset.count) >= want,
       Number(expected), { timeout: 120000, polling: 10 });
     console.log(JSON.stringify({ load_ms: Date.now() - t0 }));
-    process.exit(0);
+  } else {
+    await watch();
   }
+} finally {
+  await browser.close();
+}
+
+// N pages, live; their topic counts once stdin closes.
+async function watch() {
   for (let i = 0; i < Number(n); i++) {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
@@ -57,6 +64,4 @@ try {
     const topics = await page.evaluate(() => Number(document.getElementById('topic-count').dataset.count));
     console.log(JSON.stringify({ topics }));
   }
-} finally {
-  await browser.close();
 }

@@ -353,6 +353,17 @@ bool explorer_endpoint(std::string_view path) {
     return path == "/api/v1/me" || path == "/api/v1/topic" || path == "/api/v1/login" || path == "/api/v1/logout";
 }
 
+// Credentials (a password or a login's token) would cross the network in
+// clear text: a plain http listener, reached from another address, that
+// does not allow it (admin_over_plain_http).
+bool in_clear(const listener_config& l, const http_server::caller& who) {
+    return !l.tls && !l.admin_over_plain_http && !who.over_loopback;
+}
+
+constexpr std::string_view in_clear_refusal =
+    "credentials over plain http are accepted on loopback listeners only; use https "
+    "(or set admin_over_plain_http: true on this listener)";
+
 // "Bearer TOKEN" -> TOKEN; nullopt when the header is not Bearer.
 std::optional<std::string_view> bearer_token(const http_request& req) { return authorization(req, "bearer "); }
 
@@ -394,6 +405,10 @@ asio::awaitable<http_server::response> http_server::admin_request(const http_req
     const bool has_authorization = req.find(http::field::authorization) != req.end();
     if (!caller && has_authorization) {
         if (const auto token = bearer_token(req)) {
+            if (in_clear(l, who)) {
+                audit_refusal("", "refused", "a login's token over plain http from a remote address");
+                co_return ops::error_response(http::status::forbidden, in_clear_refusal, v);
+            }
             auto identity = logins_.find(*token, core::steady_clock::now());
             if (!identity) co_return unauthorized_here("this login has ended (logged out, or unused too long): log in again");
             caller = caller_of(std::move(*identity), "token");
@@ -449,13 +464,10 @@ asio::awaitable<std::variant<std::string, http_server::response>> http_server::b
     std::string user = std::move(creds->first);
     std::string password = std::move(creds->second);
     auto refuse = [&](std::string_view outcome, std::string_view why) { audit_login(user, outcome, why, who, path_of(req)); };
-    if (!l.tls && !l.admin_over_plain_http && !who.over_loopback) {
+    if (in_clear(l, who)) {
         auth::cleanse(password);
         refuse("refused", "HTTP Basic over plain http from a remote address");
-        co_return ops::error_response(http::status::forbidden,
-                                      "HTTP Basic over plain http is accepted on loopback listeners only; use https "
-                                      "(or set admin_over_plain_http: true on this listener)",
-                                      v);
+        co_return ops::error_response(http::status::forbidden, in_clear_refusal, v);
     }
     if (sec.passwords() == nullptr) {
         auth::cleanse(password);

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -45,26 +46,44 @@ std::string base64url(std::string_view bytes) {
 
 web_logins::web_logins(std::size_t max, std::chrono::seconds idle) : max_(max), idle_(idle) {}
 
+void web_logins::erase_locked(table::iterator it) {
+    const auto own = by_identity_.find(it->second.identity);
+    if (own != by_identity_.end()) {
+        std::erase(own->second, it->first);
+        if (own->second.empty()) by_identity_.erase(own);
+    }
+    by_hash_.erase(it);
+}
+
 void web_logins::expire_locked(clock::time_point now) {
-    std::erase_if(by_hash_, [&](const auto& kv) { return now - kv.second.used >= idle_; });
+    if (now - swept_ < std::chrono::seconds(1)) return;
+    swept_ = now;
+    for (auto it = by_hash_.begin(); it != by_hash_.end();) {
+        const auto next = std::next(it);
+        if (now - it->second.used >= idle_) erase_locked(it);
+        it = next;
+    }
 }
 
 std::optional<std::string> web_logins::open(std::string identity, clock::time_point now) {
     const std::string token = base64url(auth::random_bytes(16));
+    std::string hash = auth::sha256(token);
     std::lock_guard lock(mutex_);
     // The identity's own logins first: beyond its share, its least recently
     // used one ends.
-    std::vector<std::unordered_map<std::string, entry>::iterator> own;
-    for (auto it = by_hash_.begin(); it != by_hash_.end(); ++it)
-        if (it->second.identity == identity) own.push_back(it);
-    if (own.size() >= max_per_identity) {
-        const auto oldest = *std::min_element(own.begin(), own.end(),
-                                              [](const auto& a, const auto& b) { return a->second.used < b->second.used; });
-        by_hash_.erase(oldest);
+    if (const auto own = by_identity_.find(identity);
+        own != by_identity_.end() && own->second.size() >= max_per_identity) {
+        auto oldest = by_hash_.end();
+        for (const auto& h : own->second) {
+            const auto it = by_hash_.find(h);
+            if (it != by_hash_.end() && (oldest == by_hash_.end() || it->second.used < oldest->second.used)) oldest = it;
+        }
+        if (oldest != by_hash_.end()) erase_locked(oldest);
     }
     if (by_hash_.size() >= max_) expire_locked(now);
     if (by_hash_.size() >= max_) return std::nullopt;
-    by_hash_.emplace(auth::sha256(token), entry{std::move(identity), now});
+    by_identity_[identity].push_back(hash);
+    by_hash_.emplace(std::move(hash), entry{std::move(identity), now});
     return token;
 }
 
@@ -74,7 +93,7 @@ std::optional<std::string> web_logins::find(std::string_view token, clock::time_
     const auto it = by_hash_.find(hash);
     if (it == by_hash_.end()) return std::nullopt;
     if (now - it->second.used >= idle_) {
-        by_hash_.erase(it);
+        erase_locked(it);
         return std::nullopt;
     }
     it->second.used = now;
@@ -84,7 +103,7 @@ std::optional<std::string> web_logins::find(std::string_view token, clock::time_
 void web_logins::close(std::string_view token) {
     const std::string hash = auth::sha256(token);
     std::lock_guard lock(mutex_);
-    by_hash_.erase(hash);
+    if (const auto it = by_hash_.find(hash); it != by_hash_.end()) erase_locked(it);
 }
 
 std::size_t web_logins::size() const {

@@ -47,6 +47,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace strata::broker::ops {
 
@@ -54,7 +55,10 @@ namespace strata::broker::ops {
 // as its SHA-256 so that a lookup's timing says nothing about a token.
 // A login ends after `idle` without use, on logout, or when the same
 // identity opens more than max_per_identity (its least recently used
-// ends). At most `max` are open; one more is refused.
+// ends). At most `max` are open; one more is refused. Every operation
+// costs a lookup (and at most max_per_identity for a login), but for the
+// sweep of ended logins that a login into a full table makes, at most
+// once a second.
 class web_logins {
 public:
     using clock = std::chrono::steady_clock;
@@ -76,12 +80,17 @@ private:
         std::string identity;
         clock::time_point used;
     };
+    using table = std::unordered_map<std::string, entry>;
+    void erase_locked(table::iterator it);
     void expire_locked(clock::time_point now);
 
     const std::size_t max_;
     const std::chrono::seconds idle_;
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, entry> by_hash_;
+    table by_hash_;
+    // Each identity's logins (their hashes), at most max_per_identity.
+    std::unordered_map<std::string, std::vector<std::string>> by_identity_;
+    clock::time_point swept_{};
 };
 
 // The answer to GET / and GET /web/NAME (nullopt for another path): a file

@@ -74,3 +74,14 @@ TEST_CASE("web logins: bounded per identity and in total", "[explorer]") {
     // Logins past their idle time make room.
     CHECK(logins.open("zoe", t0 + 200s));
 }
+
+TEST_CASE("web logins: a full table is swept at most once a second", "[explorer]") {
+    ops::web_logins logins(2, 60s);
+    const auto t0 = ops::web_logins::clock::time_point{} + 1h;
+    REQUIRE(logins.open("olga", t0));
+    REQUIRE(logins.open("ana", t0 + 30s));
+    CHECK_FALSE(logins.open("erik", t0 + 59s + 500ms));   // swept: nothing ended yet
+    CHECK_FALSE(logins.open("erik", t0 + 60s + 200ms));   // olga's ended at 60 s, but no sweep within the second
+    CHECK(logins.open("erik", t0 + 60s + 500ms));         // swept again: olga's made room
+    CHECK(logins.size() == 2);
+}

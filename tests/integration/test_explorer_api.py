@@ -126,7 +126,7 @@ def test_login_me_and_logout(broker_factory, tmp_path):
 
     for token in ("Bearer nonsense", "Bearer ", "Bearer " + "A" * 5000):
         status, r, body = request(b.web, "/api/v1/me", headers={"Authorization": token})
-        assert status in (400, 401, 431), (token[:20], status)
+        assert status == 401 and "error" in body, (token[:20], status)
     assert request(b.web, "/api/v1/logout", "POST", headers=olga)[0] == 200
     status, _, body = request(b.web, "/api/v1/me", headers=olga)
     assert status == 401 and "log in again" in body["error"]
